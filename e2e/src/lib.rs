@@ -1,0 +1,23 @@
+//! mirror-e2e's library: everything between "here are the manifests" and "here is the report".
+//!
+//! It reads manifests ([`manifest`], [`topology`], [`istio`]), analyzes them offline
+//! ([`lint`]), and runs the mirroring [`suite`] against a [`mesh::Mesh`]: local mode
+//! ([`local`]) drives a real Envoy configured by [`envoy::config`]. It never provisions
+//! clusters: that is xtask's job.
+
+pub mod backend;
+pub mod envoy;
+pub mod istio;
+pub mod lint;
+pub mod local;
+pub mod manifest;
+pub mod mesh;
+pub mod mirror_log;
+pub mod progress;
+pub mod report;
+pub mod retry;
+pub mod run;
+pub mod suite;
+pub mod topology;
+pub mod version;
+pub mod wait;

@@ -1,0 +1,230 @@
+//! Offline analysis of manifests: catches broken routing before a cluster exists.
+//!
+//! Each rule reads the [`Topology`] (and the raw documents for positions) and reports
+//! [`Finding`]s that name the file, the line and the YAML path of the field.
+
+mod routing;
+mod unknown_fields;
+mod workloads;
+
+use std::fmt;
+use std::path::PathBuf;
+
+use crate::manifest::{Document, ManifestError, ManifestSet, YamlPath};
+use crate::topology::Topology;
+
+pub use unknown_fields::unknown_fields;
+
+/// How bad a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    /// Works, but should change.
+    Warning,
+    /// Breaks the routing or the deployment.
+    Error,
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        })
+    }
+}
+
+/// One problem, at one place.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Finding {
+    /// The file.
+    pub file: PathBuf,
+    /// 1-based line.
+    pub line: usize,
+    /// Error or warning.
+    pub severity: Severity,
+    /// Stable rule code, e.g. `unknown-field`.
+    pub code: &'static str,
+    /// What is wrong, naming the object and the YAML path.
+    pub message: String,
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}: {}[{}]: {}",
+            self.file.display(),
+            self.line,
+            self.severity,
+            self.code,
+            self.message
+        )
+    }
+}
+
+/// Collects findings for one manifest set.
+pub(crate) struct Report<'a> {
+    set: &'a ManifestSet,
+    findings: Vec<Finding>,
+}
+
+impl Report<'_> {
+    /// Adds a finding about the field at `path` of document `doc` (an index into the set).
+    pub(crate) fn at(
+        &mut self,
+        doc: usize,
+        path: &YamlPath,
+        severity: Severity,
+        code: &'static str,
+        message: impl fmt::Display,
+    ) {
+        let d: &Document = &self.set.documents[doc];
+        self.findings.push(Finding {
+            file: d.file.clone(),
+            line: d.line_of(path),
+            severity,
+            code,
+            message: format!("{} {}: {path}: {message}", d.kind(), d.name()),
+        });
+    }
+}
+
+/// Analyzes a manifest set; findings come sorted by file and line.
+pub fn lint(set: &ManifestSet) -> Vec<Finding> {
+    let mut report = Report {
+        set,
+        findings: Vec::new(),
+    };
+    for err in &set.syntax_errors {
+        if let ManifestError::Syntax {
+            path,
+            line,
+            message,
+        } = err
+        {
+            report.findings.push(Finding {
+                file: path.clone(),
+                line: *line,
+                severity: Severity::Error,
+                code: "syntax",
+                message: message.clone(),
+            });
+        }
+    }
+    for (index, doc) in set.documents.iter().enumerate() {
+        for path in unknown_fields(doc.kind(), &doc.value).unwrap_or_default() {
+            report.at(
+                index,
+                &path,
+                Severity::Error,
+                "unknown-field",
+                "unknown field (the API server would prune it silently)",
+            );
+        }
+    }
+    let (topology, type_errors) = Topology::from_manifests(set);
+    for err in type_errors {
+        report.at(
+            err.document,
+            &YamlPath::default(),
+            Severity::Error,
+            "invalid-value",
+            err.message,
+        );
+    }
+    routing::check(&topology, &mut report);
+    workloads::check(&topology, &mut report);
+    let mut findings = report.findings;
+    findings.sort();
+    findings.dedup();
+    findings
+}
+
+/// Loads the paths and analyzes them.
+pub fn lint_paths(paths: &[PathBuf]) -> Result<Vec<Finding>, ManifestError> {
+    Ok(lint(&ManifestSet::load(paths)?))
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::*;
+
+    /// Findings of a rule code for inline YAML.
+    pub fn findings(yaml: &str, code: &str) -> Vec<String> {
+        lint(&ManifestSet::from_str("t.yaml", yaml))
+            .into_iter()
+            .filter(|f| f.code == code)
+            .map(|f| f.to_string())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::findings;
+    use super::*;
+
+    #[test]
+    fn syntax_errors_are_findings_with_a_line() {
+        let found = findings("kind: Service\nmetadata: {name: [x\n", "syntax");
+        assert_eq!(found.len(), 1);
+        assert!(found[0].starts_with("t.yaml:"), "{found:?}");
+    }
+
+    #[test]
+    fn unknown_field_finding_names_line_and_path() {
+        let found = findings(
+            "kind: VirtualService\nmetadata: {name: r}\nspec:\n  hosts: [r]\n  htp: []\n",
+            "unknown-field",
+        );
+        assert_eq!(
+            found,
+            [
+                "t.yaml:5: error[unknown-field]: VirtualService r: spec.htp: unknown field (the API server would prune it silently)"
+            ]
+        );
+    }
+
+    #[test]
+    fn wrongly_typed_value_is_an_error() {
+        let found = findings(
+            "kind: Service\nmetadata: {name: s}\nspec: {ports: [{port: high}]}\n",
+            "invalid-value",
+        );
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].contains("Service s"), "{found:?}");
+    }
+
+    #[test]
+    fn the_projects_manifests_have_no_errors() {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../manifests");
+        let start = std::time::Instant::now();
+        let found = lint_paths(&[dir]).expect("manifests load");
+        let errors: Vec<_> = found
+            .iter()
+            .filter(|f| f.severity == Severity::Error)
+            .collect();
+        assert!(errors.is_empty(), "{errors:#?}");
+        assert!(start.elapsed() < std::time::Duration::from_secs(1));
+    }
+
+    #[test]
+    fn the_tutorial_manifests_show_its_known_defects() {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/tutorial-mirroring.yaml");
+        let found: Vec<String> = lint_paths(&[path])
+            .expect("fixture loads")
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        let has = |needle: &str| found.iter().any(|f| f.contains(needle));
+        assert!(
+            has("warning[deprecated-field]: VirtualService reviews: spec.http[0].mirror_percent"),
+            "{found:#?}"
+        );
+        assert!(
+            has("[unpinned-image]: Deployment mirror: spec.template.spec.containers[0].image"),
+            "{found:#?}"
+        );
+    }
+}

@@ -1,0 +1,94 @@
+//! What the suite needs from a mode: send a request as someone, read the mirror's log,
+//! change the routing, stop and start the mirror. Local mode and cluster mode implement it;
+//! the checks are written once against this trait.
+
+use std::time::Duration;
+
+use crate::istio::VirtualService;
+use crate::topology::Topology;
+use crate::version::IstioVersion;
+
+/// Who sends a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Identity {
+    /// Not logged in: no `end-user`.
+    Anonymous,
+    /// Logged in; productpage sets `end-user` to this name.
+    User(String),
+}
+
+/// One request of the suite. The tag travels end to end in `user-agent`.
+#[derive(Debug, Clone)]
+pub struct Call {
+    /// Who sends it.
+    pub identity: Identity,
+    /// A unique tag.
+    pub tag: String,
+}
+
+/// What came back.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    /// HTTP status.
+    pub status: u16,
+    /// The workload (Deployment) that served the reviews call, if known.
+    pub workload: Option<String>,
+    /// Round-trip time.
+    pub latency: Duration,
+}
+
+/// Errors of a mode.
+#[derive(Debug, thiserror::Error)]
+pub enum MeshError {
+    /// A request could not be sent or answered.
+    #[error("request {tag}: {message}")]
+    Request {
+        /// The request's tag.
+        tag: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The mirror's log could not be read.
+    #[error("mirror log: {0}")]
+    Log(String),
+    /// Routing could not be applied.
+    #[error("apply VirtualService {name}: {message}")]
+    Apply {
+        /// The VirtualService.
+        name: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The mirror could not be stopped or started.
+    #[error("mirror workload: {0}")]
+    Mirror(String),
+}
+
+/// A mesh the suite can drive.
+#[allow(async_fn_in_trait)] // Driven from one thread; callers need no Send bound.
+pub trait Mesh {
+    /// "local" or "cluster", for reports.
+    fn mode(&self) -> &'static str;
+
+    /// The Istio version the mesh runs (or emulates).
+    fn istio_version(&self) -> IstioVersion;
+
+    /// The manifests' topology (Services, workloads, subsets, the routing under test).
+    fn topology(&self) -> &Topology;
+
+    /// Sends one request to the reviews hop.
+    async fn send(&self, call: &Call) -> Result<Reply, MeshError>;
+
+    /// The mirror's log since the run started.
+    async fn mirror_log(&self) -> Result<String, MeshError>;
+
+    /// Returns when the mirror's log is longer than `seen` bytes, or after `limit`.
+    async fn mirror_log_grown(&self, seen: usize, limit: Duration) -> Result<(), MeshError>;
+
+    /// Applies a VirtualService (replacing the one of the same name); returns without
+    /// waiting for it to reach the proxies, as `kubectl apply` does.
+    async fn apply_virtual_service(&self, vs: &VirtualService) -> Result<(), MeshError>;
+
+    /// Stops (`false`) or starts (`true`) the mirror workload.
+    async fn set_mirror_running(&self, running: bool) -> Result<(), MeshError>;
+}

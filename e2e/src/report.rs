@@ -1,0 +1,204 @@
+//! The run's report: per-check outcomes with timings and attempts, phase timings, a JUnit
+//! file for CI, and a short summary a person reads first.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use quick_junit::{NonSuccessKind, Property, TestCase, TestCaseStatus, TestSuite};
+
+/// Errors writing the report.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write report {path}: {message}")]
+pub struct ReportError {
+    /// The file.
+    pub path: PathBuf,
+    /// Why.
+    pub message: String,
+}
+
+/// One check's outcome.
+#[derive(Debug, Clone)]
+pub struct CheckResult {
+    /// Full trial name, e.g. `mirror::tester_requests_mirrored_with_end_user`.
+    pub name: String,
+    /// Whether it passed.
+    pub passed: bool,
+    /// Wall time.
+    pub duration: Duration,
+    /// Attempts the retry made (0 when the check failed before its first attempt).
+    pub attempts: u32,
+    /// What it verified, or why it failed.
+    pub message: String,
+}
+
+/// Everything the run reports.
+#[derive(Debug, Clone, Default)]
+pub struct RunReport {
+    /// Run id.
+    pub run_id: String,
+    /// "local" or "cluster".
+    pub mode: String,
+    /// Istio version run or emulated.
+    pub istio: String,
+    /// Phases and how long each took, in order.
+    pub phases: Vec<(String, Duration)>,
+    /// Checks in the order they ran.
+    pub checks: Vec<CheckResult>,
+    /// Notes worth reading (e.g. lint findings on the manifests under test).
+    pub notes: Vec<String>,
+}
+
+impl RunReport {
+    /// Whether every check that ran passed.
+    pub fn passed(&self) -> bool {
+        self.checks.iter().all(|c| c.passed)
+    }
+
+    /// The text of `summary.txt`.
+    pub fn summary(&self) -> String {
+        let mut s = String::new();
+        let failed = self.checks.iter().filter(|c| !c.passed).count();
+        let _ = writeln!(
+            s,
+            "mirror-e2e run {} ({} mode, Istio {})",
+            self.run_id, self.mode, self.istio
+        );
+        let _ = writeln!(s, "\nphases:");
+        for (name, d) in &self.phases {
+            let _ = writeln!(s, "  {name:<28} {:>9.3}s", d.as_secs_f64());
+        }
+        let _ = writeln!(s, "\nchecks:");
+        for c in &self.checks {
+            let verdict = if c.passed { "PASS" } else { "FAIL" };
+            let retried = if c.attempts > 1 {
+                format!(", {} attempts", c.attempts)
+            } else {
+                String::new()
+            };
+            let _ = writeln!(
+                s,
+                "  {verdict} {} ({:.3}s{retried})",
+                c.name,
+                c.duration.as_secs_f64()
+            );
+            let _ = writeln!(s, "       {}", c.message);
+        }
+        for note in &self.notes {
+            let _ = writeln!(s, "\nnote: {note}");
+        }
+        let _ = writeln!(
+            s,
+            "\n{} passed, {failed} failed",
+            self.checks.len() - failed
+        );
+        s
+    }
+
+    /// The JUnit XML report.
+    pub fn junit(&self) -> String {
+        let mut report = quick_junit::Report::new("mirror-e2e");
+        let mut suite = TestSuite::new(format!("mirror-e2e-{}", self.mode));
+        suite.add_property(Property::new("run-id", self.run_id.as_str()));
+        suite.add_property(Property::new("istio", self.istio.as_str()));
+        for (name, d) in &self.phases {
+            suite.add_property(Property::new(
+                format!("phase.{name}"),
+                format!("{:.3}s", d.as_secs_f64()),
+            ));
+        }
+        for c in &self.checks {
+            let status = if c.passed {
+                TestCaseStatus::success()
+            } else {
+                let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                s.set_message(c.message.as_str());
+                s
+            };
+            let (class, name) = c.name.rsplit_once("::").unwrap_or(("", &c.name));
+            let mut case = TestCase::new(name, status);
+            case.set_classname(class).set_time(c.duration);
+            case.add_property(Property::new("attempts", c.attempts.to_string()));
+            if c.passed {
+                case.set_system_out(c.message.as_str());
+            }
+            suite.add_test_case(case);
+        }
+        report.add_test_suite(suite);
+        report.to_string().unwrap_or_default()
+    }
+
+    /// Writes `summary.txt` and `junit.xml` into `dir`.
+    pub fn write(&self, dir: &Path) -> Result<(), ReportError> {
+        for (file, text) in [("summary.txt", self.summary()), ("junit.xml", self.junit())] {
+            let path = dir.join(file);
+            std::fs::write(&path, text).map_err(|e| ReportError {
+                path,
+                message: e.to_string(),
+            })?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report() -> RunReport {
+        RunReport {
+            run_id: "r1".into(),
+            mode: "local".into(),
+            istio: "1.31.1".into(),
+            phases: vec![("start envoy".into(), Duration::from_millis(70))],
+            checks: vec![
+                CheckResult {
+                    name: "routing::tester_served_by_v2".into(),
+                    passed: true,
+                    duration: Duration::from_millis(12),
+                    attempts: 4,
+                    message: "ok".into(),
+                },
+                CheckResult {
+                    name: "mirror::tester_requests_mirrored_with_end_user".into(),
+                    passed: false,
+                    duration: Duration::from_secs(2),
+                    attempts: 9,
+                    message: "3 of 10 tester requests never reached the mirror".into(),
+                },
+            ],
+            notes: vec![],
+        }
+    }
+
+    #[test]
+    fn summary_names_checks_attempts_phases_and_the_count_line() {
+        let s = report().summary();
+        assert!(
+            s.contains("PASS routing::tester_served_by_v2 (0.012s, 4 attempts)"),
+            "{s}"
+        );
+        assert!(
+            s.contains("FAIL mirror::tester_requests_mirrored_with_end_user"),
+            "{s}"
+        );
+        assert!(s.contains("start envoy"), "{s}");
+        assert!(s.trim_end().ends_with("1 passed, 1 failed"), "{s}");
+        assert!(!report().passed());
+    }
+
+    #[test]
+    fn junit_has_one_case_per_check_with_the_failure_message() {
+        let xml = report().junit();
+        assert!(
+            xml.contains("tests=\"2\"") && xml.contains("failures=\"1\""),
+            "{xml}"
+        );
+        assert!(xml.contains("classname=\"mirror\""), "{xml}");
+        assert!(
+            xml.contains("3 of 10 tester requests never reached the mirror"),
+            "{xml}"
+        );
+        assert!(xml.contains("name=\"attempts\" value=\"4\""), "{xml}");
+    }
+}

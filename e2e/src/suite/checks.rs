@@ -1,0 +1,627 @@
+//! The named checks. Each is one send-and-verify step retried until stable (see `retry`),
+//! and each failure says what was expected and what was seen.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::{Suite, sampling};
+use crate::istio::{HttpMatchRequest, Percent, StringMatch, VirtualService};
+use crate::mesh::{Call, Identity, Mesh, Reply};
+use crate::mirror_log::MirroredRequest;
+use crate::retry::{Attempt, RetryError, Stable, until_stable};
+
+/// Requests per batch of the routing and mirror checks.
+const BATCH: usize = 10;
+
+/// The latency bound with the mirror down: the median may grow to this multiple of the
+/// baseline median plus [`LATENCY_SLACK`]. Mirroring is fire-and-forget, so a correct proxy
+/// stays near 1x; the slack absorbs scheduler noise on a busy 2-core runner.
+const LATENCY_FACTOR: u32 = 3;
+const LATENCY_SLACK: Duration = Duration::from_millis(20);
+
+/// How a check went when it passed.
+pub type Passed = (Stable, String);
+
+/// Why a check failed, and how many attempts it made first.
+#[derive(Debug, Clone)]
+pub struct CheckFailure {
+    /// Attempts made (0 when it failed before the first).
+    pub attempts: u32,
+    /// What was expected and what was seen.
+    pub message: String,
+}
+
+impl From<String> for CheckFailure {
+    fn from(message: String) -> Self {
+        CheckFailure {
+            attempts: 0,
+            message,
+        }
+    }
+}
+
+impl From<RetryError> for CheckFailure {
+    fn from(e: RetryError) -> Self {
+        CheckFailure {
+            attempts: e.attempts,
+            message: e.to_string(),
+        }
+    }
+}
+
+impl<M: Mesh> Suite<M> {
+    /// `routing::anonymous_served_by_v1` and `routing::tester_served_by_v2`.
+    pub async fn served_by(
+        &self,
+        identity: Identity,
+        subset: &str,
+        name: &str,
+    ) -> Result<Passed, CheckFailure> {
+        let expected = &self.workloads_of(subset)?;
+        let identity = &identity;
+        let stable = self
+            .retry(|a| async move {
+                for i in 0..BATCH {
+                    let reply = self
+                        .send(identity, &self.tag(name, a, &i.to_string()))
+                        .await?;
+                    self.expect_served(&reply, expected)?;
+                }
+                Ok(())
+            })
+            .await?;
+        Ok((
+            stable,
+            format!(
+                "{BATCH} requests per attempt served by {}",
+                expected.join(" or ")
+            ),
+        ))
+    }
+
+    /// `mirror::tester_requests_mirrored_with_end_user`.
+    pub async fn tester_mirrored(&self, name: &str) -> Result<Passed, CheckFailure> {
+        let user = self.spec.user.clone();
+        let stable = self
+            .retry(|a| {
+                let user = user.clone();
+                async move {
+                    let tags: Vec<String> = (0..BATCH)
+                        .map(|i| self.tag(name, a, &i.to_string()))
+                        .collect();
+                    for tag in &tags {
+                        self.send(&Identity::User(user.clone()), tag).await?;
+                    }
+                    let (records, complete) = self.wait_for_tags(&tags, a).await?;
+                    let missing: Vec<&String> = tags
+                        .iter()
+                        .filter(|t| !complete.contains(t.as_str()))
+                        .collect();
+                    if !missing.is_empty() {
+                        return Err(format!(
+                            "{} of {} tester requests never reached the mirror: {missing:?}; {}",
+                            missing.len(),
+                            tags.len(),
+                            describe_log(&records)
+                        ));
+                    }
+                    let wrong: Vec<String> = records
+                        .iter()
+                        .filter(|r| {
+                            r.header("user-agent")
+                                .is_some_and(|ua| tags.iter().any(|t| t == ua))
+                        })
+                        .filter(|r| r.header("end-user") != Some(user.as_str()))
+                        .map(|r| {
+                            format!(
+                                "{} had end-user {:?}",
+                                r.header("user-agent").unwrap_or("?"),
+                                r.header("end-user")
+                            )
+                        })
+                        .collect();
+                    if !wrong.is_empty() {
+                        return Err(format!(
+                            "mirrored requests without `end-user: {user}`: {wrong:?}"
+                        ));
+                    }
+                    Ok(())
+                }
+            })
+            .await?;
+        Ok((
+            stable,
+            format!(
+                "{BATCH} tagged tester requests per attempt, each logged by the mirror with end-user: {user}"
+            ),
+        ))
+    }
+
+    /// `mirror::anonymous_requests_not_mirrored`: absence, proved with a barrier. After the
+    /// anonymous batch one tester request is sent; once the mirror has logged it, anything
+    /// the anonymous batch caused would have been logged too.
+    pub async fn anonymous_not_mirrored(&self, name: &str) -> Result<Passed, CheckFailure> {
+        let stable = self
+            .retry(|a| async move {
+                let tags: Vec<String> = (0..BATCH).map(|i| self.tag(name, a, &i.to_string())).collect();
+                for tag in &tags {
+                    self.send(&Identity::Anonymous, tag).await?;
+                }
+                let barrier = self.tag(name, a, "barrier");
+                self.send(&Identity::User(self.spec.user.clone()), &barrier).await?;
+                let (records, seen) = self.wait_for_tags(std::slice::from_ref(&barrier), a).await?;
+                if !seen.contains(barrier.as_str()) {
+                    return Err(format!(
+                        "the barrier request {barrier} (as {}) never reached the mirror, so absence cannot be proved; {}",
+                        self.spec.user,
+                        describe_log(&records)
+                    ));
+                }
+                let leaked: Vec<&String> = tags.iter().filter(|t| seen_tag(&records, t)).collect();
+                if !leaked.is_empty() {
+                    return Err(format!("{} anonymous requests were mirrored: {leaked:?}", leaked.len()));
+                }
+                Ok(())
+            })
+            .await?;
+        Ok((
+            stable,
+            format!(
+                "{BATCH} anonymous requests per attempt, none mirrored before the barrier arrived"
+            ),
+        ))
+    }
+
+    /// `mirror::shadow_host_matches_istio_version`.
+    pub async fn shadow_host(&self, name: &str) -> Result<Passed, CheckFailure> {
+        let version = self.mesh.istio_version();
+        let expected = version.shadow_hostname(&self.spec.host);
+        let expected = &expected;
+        let stable = self
+            .retry(|a| async move {
+                let tag = self.tag(name, a, "0");
+                self.send(&Identity::User(self.spec.user.clone()), &tag).await?;
+                let (records, seen) = self.wait_for_tags(std::slice::from_ref(&tag), a).await?;
+                if !seen.contains(tag.as_str()) {
+                    return Err(format!("request {tag} never reached the mirror; {}", describe_log(&records)));
+                }
+                let got = records
+                    .iter()
+                    .find(|r| r.header("user-agent") == Some(tag.as_str()))
+                    .map(|r| r.hostname.clone())
+                    .unwrap_or_default();
+                if &got != expected {
+                    return Err(format!(
+                        "the mirror saw host `{got}`, expected `{expected}` for Istio {version} (the -shadow suffix is appended up to 1.27 and not from 1.28)"
+                    ));
+                }
+                Ok(())
+            })
+            .await?;
+        Ok((
+            stable,
+            format!("mirror saw host `{expected}` (Istio {version})"),
+        ))
+    }
+
+    /// `mirror::primary_unaffected_when_mirror_down`.
+    pub async fn primary_unaffected(&self, name: &str) -> Result<Passed, CheckFailure> {
+        let expected = self.workloads_of(&self.spec.user_subset)?;
+        let user = Identity::User(self.spec.user.clone());
+        let baseline = self.median_latency(&user, name, "base", &expected).await?;
+        self.mesh
+            .set_mirror_running(false)
+            .await
+            .map_err(|e| e.to_string())?;
+        let down = self
+            .retry(|a| {
+                let (user, expected) = (user.clone(), expected.clone());
+                async move {
+                    let median = self.median_latency(&user, name, &format!("down{}", a.number), &expected).await?;
+                    let bound = baseline * LATENCY_FACTOR + LATENCY_SLACK;
+                    if median > bound {
+                        return Err(format!(
+                            "median latency {median:?} with the mirror down exceeds {bound:?} ({LATENCY_FACTOR}x the baseline {baseline:?} + {LATENCY_SLACK:?})"
+                        ));
+                    }
+                    Ok(())
+                }
+            })
+            .await;
+        let restored = self.restore_mirror(name).await;
+        let stable = down?;
+        restored?;
+        Ok((
+            stable,
+            format!(
+                "with the mirror stopped: 200 from {}; baseline median {baseline:?}",
+                expected.join(" or ")
+            ),
+        ))
+    }
+
+    /// `mirror::percentage_within_tolerance`: a 50% variant of the routing, sampled in
+    /// batches of [`sampling::BATCH`]; the original routing is restored afterwards.
+    pub async fn percentage(&self, name: &str) -> Result<Passed, CheckFailure> {
+        let original = self.routing_under_test()?;
+        let barrier_prefix = format!("mirror-e2e/{}/barrier/", self.run_id);
+        let variant = percentage_variant(&original, sampling::PERCENT, &barrier_prefix)?;
+        self.apply(&variant).await?;
+        let user = Identity::User(self.spec.user.clone());
+        let sampled = self
+            .retry(|a| {
+                let (user, barrier_prefix) = (user.clone(), barrier_prefix.clone());
+                async move {
+                    let tags: Vec<String> = (0..sampling::BATCH)
+                        .map(|i| self.tag(name, a, &i.to_string()))
+                        .collect();
+                    for tag in &tags {
+                        self.send(&user, tag).await?;
+                    }
+                    let barrier = format!("{barrier_prefix}{}", a.number);
+                    self.send(&user, &barrier).await?;
+                    let (records, seen) = self
+                        .wait_for_tags(std::slice::from_ref(&barrier), a)
+                        .await?;
+                    if !seen.contains(barrier.as_str()) {
+                        return Err(format!(
+                            "the barrier request {barrier} never reached the mirror; {}",
+                            describe_log(&records)
+                        ));
+                    }
+                    let tagset: BTreeSet<&str> = tags.iter().map(String::as_str).collect();
+                    let mirrored = records
+                        .iter()
+                        .filter(|r| r.header("user-agent").is_some_and(|ua| tagset.contains(ua)))
+                        .count() as u32;
+                    if !sampling::within_tolerance(
+                        mirrored,
+                        sampling::BATCH,
+                        sampling::PERCENT,
+                        sampling::TOLERANCE,
+                    ) {
+                        return Err(format!(
+                            "{mirrored} of {} requests mirrored ({:.1}%), expected {}% ± {} points",
+                            sampling::BATCH,
+                            f64::from(mirrored) * 100.0 / f64::from(sampling::BATCH),
+                            sampling::PERCENT,
+                            sampling::TOLERANCE
+                        ));
+                    }
+                    Ok(())
+                }
+            })
+            .await;
+        let restored: Result<(), String> = async {
+            self.apply(&original).await?;
+            self.restore_mirror(name).await
+        }
+        .await;
+        let stable = sampled?;
+        restored?;
+        Ok((
+            stable,
+            format!(
+                "{} requests per batch at {}%, within ±{} points; original routing restored",
+                sampling::BATCH,
+                sampling::PERCENT,
+                sampling::TOLERANCE
+            ),
+        ))
+    }
+
+    // --- helpers -------------------------------------------------------------------------
+
+    async fn retry<'a, F, Fut>(&'a self, step: F) -> Result<Stable, RetryError>
+    where
+        F: FnMut(Attempt) -> Fut,
+        Fut: std::future::Future<Output = Result<(), String>> + 'a,
+    {
+        until_stable(self.policy, step).await
+    }
+
+    /// The tag of one request: unique across runs, checks, attempts and requests.
+    fn tag(&self, check: &str, attempt: Attempt, request: &str) -> String {
+        let short = check.rsplit("::").next().unwrap_or(check);
+        format!(
+            "mirror-e2e/{}/{short}/{}/{request}",
+            self.run_id, attempt.number
+        )
+    }
+
+    async fn send(&self, identity: &Identity, tag: &str) -> Result<Reply, String> {
+        let reply = self
+            .mesh
+            .send(&Call {
+                identity: identity.clone(),
+                tag: tag.to_owned(),
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        if reply.status != 200 {
+            return Err(format!(
+                "request {tag}: status {} (expected 200)",
+                reply.status
+            ));
+        }
+        Ok(reply)
+    }
+
+    fn expect_served(&self, reply: &Reply, expected: &[String]) -> Result<(), String> {
+        match &reply.workload {
+            Some(w) if expected.contains(w) => Ok(()),
+            other => Err(format!(
+                "served by {}, expected {}",
+                other.as_deref().unwrap_or("an unknown workload"),
+                expected.join(" or ")
+            )),
+        }
+    }
+
+    /// The Deployments behind a subset of the host under test.
+    fn workloads_of(&self, subset: &str) -> Result<Vec<String>, String> {
+        let topo = self.mesh.topology();
+        let names: Vec<String> = topo
+            .destination_workloads(&self.spec.host, Some(subset))
+            .iter()
+            .filter_map(|d| d.metadata.name.clone())
+            .collect();
+        if names.is_empty() {
+            return Err(format!(
+                "the manifests define no workload for subset `{subset}` of `{}` (a DestinationRule subset and a Deployment with its labels)",
+                self.spec.host
+            ));
+        }
+        Ok(names)
+    }
+
+    /// The mesh VirtualService for the host under test, as the manifests define it.
+    fn routing_under_test(&self) -> Result<VirtualService, String> {
+        let topo = self.mesh.topology();
+        topo.virtual_services
+            .iter()
+            .map(|t| &t.object)
+            .find(|vs| {
+                crate::envoy::config::applies_to_mesh(vs)
+                    && vs
+                        .spec
+                        .hosts
+                        .iter()
+                        .any(|h| topo.fqdn(h) == topo.fqdn(&self.spec.host))
+            })
+            .cloned()
+            .ok_or_else(|| {
+                format!(
+                    "the manifests have no VirtualService for host `{}`",
+                    self.spec.host
+                )
+            })
+    }
+
+    async fn apply(&self, vs: &VirtualService) -> Result<(), String> {
+        self.mesh
+            .apply_virtual_service(vs)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// Waits (until the attempt's share of the deadline) for the tags to appear in the
+    /// mirror's log, waking on log growth. Returns all records and the tags seen.
+    async fn wait_for_tags(
+        &self,
+        tags: &[String],
+        attempt: Attempt,
+    ) -> Result<(Vec<MirroredRequest>, BTreeSet<String>), String> {
+        // One attempt may use a sixth of the patience, so a slow-to-propagate config still
+        // leaves room for further attempts.
+        let until = attempt.deadline.min(Instant::now() + self.policy.limit / 6);
+        loop {
+            let text = self.mesh.mirror_log().await.map_err(|e| e.to_string())?;
+            let (records, seen) = {
+                let mut view = self.log_view.lock().unwrap_or_else(|e| e.into_inner());
+                let records = view.update(&text).to_vec();
+                let seen: BTreeSet<String> = tags
+                    .iter()
+                    .filter(|t| seen_tag(&records, t))
+                    .cloned()
+                    .collect();
+                (records, seen)
+            };
+            let now = Instant::now();
+            if seen.len() == tags.len() || now >= until {
+                return Ok((records, seen));
+            }
+            self.mesh
+                .mirror_log_grown(text.len(), until - now)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+    }
+
+    async fn median_latency(
+        &self,
+        who: &Identity,
+        check: &str,
+        phase: &str,
+        expected: &[String],
+    ) -> Result<Duration, String> {
+        let mut latencies = Vec::with_capacity(BATCH * 2);
+        for i in 0..BATCH * 2 {
+            let tag = format!(
+                "mirror-e2e/{}/{}/{phase}/{i}",
+                self.run_id,
+                check.rsplit("::").next().unwrap_or(check)
+            );
+            let reply = self.send(who, &tag).await?;
+            self.expect_served(&reply, expected)?;
+            latencies.push(reply.latency);
+        }
+        latencies.sort();
+        Ok(latencies[latencies.len() / 2])
+    }
+
+    /// Starts the mirror again and waits until tester traffic reaches it, so later checks
+    /// start from the state the manifests describe.
+    async fn restore_mirror(&self, check: &str) -> Result<(), String> {
+        self.mesh
+            .set_mirror_running(true)
+            .await
+            .map_err(|e| e.to_string())?;
+        let user = Identity::User(self.spec.user.clone());
+        self.retry(|a| {
+            let user = user.clone();
+            async move {
+                let tag = self.tag(check, a, "restore");
+                self.send(&user, &tag).await?;
+                let (records, seen) = self.wait_for_tags(std::slice::from_ref(&tag), a).await?;
+                if seen.is_empty() {
+                    return Err(format!(
+                        "after restoring, request {tag} did not reach the mirror; {}",
+                        describe_log(&records)
+                    ));
+                }
+                Ok(())
+            }
+        })
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("restore: {e}"))
+    }
+}
+
+fn seen_tag(records: &[MirroredRequest], tag: &str) -> bool {
+    records.iter().any(|r| r.header("user-agent") == Some(tag))
+}
+
+/// What the mirror log held, briefly: the count and the last few requests.
+fn describe_log(records: &[MirroredRequest]) -> String {
+    let last: Vec<String> = records
+        .iter()
+        .rev()
+        .take(3)
+        .map(|r| {
+            format!(
+                "{} host={} user-agent={} end-user={}",
+                r.path,
+                r.hostname,
+                r.header("user-agent").unwrap_or("-"),
+                r.header("end-user").unwrap_or("-")
+            )
+        })
+        .collect();
+    if records.is_empty() {
+        "the mirror log holds no requests".to_owned()
+    } else {
+        format!(
+            "the mirror log holds {} requests, the last: [{}]",
+            records.len(),
+            last.join("; ")
+        )
+    }
+}
+
+/// The original routing with every mirror at `percent`, and a first route that sends
+/// requests whose user-agent starts with `barrier_prefix` like the first mirrored route but
+/// mirrors all of them: the barrier that tells when a batch's shadows have arrived.
+pub fn percentage_variant(
+    original: &VirtualService,
+    percent: f64,
+    barrier_prefix: &str,
+) -> Result<VirtualService, String> {
+    let mut variant = original.clone();
+    let mut barrier = None;
+    for route in &mut variant.spec.http {
+        if route.mirror.is_none() && route.mirrors.is_none() {
+            continue;
+        }
+        if barrier.is_none() {
+            let mut b = route.clone();
+            b.name = Some("mirror-e2e-barrier".into());
+            b.matches = vec![HttpMatchRequest {
+                headers: Some(
+                    [(
+                        "user-agent".to_owned(),
+                        StringMatch {
+                            prefix: Some(barrier_prefix.to_owned()),
+                            ..Default::default()
+                        },
+                    )]
+                    .into(),
+                ),
+                ..Default::default()
+            }];
+            b.mirror_percentage = Some(Percent { value: 100.0 });
+            b.mirror_percent = None;
+            b.mirror_percent_snake = None;
+            for m in b.mirrors.iter_mut().flatten() {
+                m.percentage = Some(Percent { value: 100.0 });
+            }
+            barrier = Some(b);
+        }
+        if route.mirror.is_some() {
+            route.mirror_percentage = Some(Percent { value: percent });
+            route.mirror_percent = None;
+            route.mirror_percent_snake = None;
+        }
+        for m in route.mirrors.iter_mut().flatten() {
+            m.percentage = Some(Percent { value: percent });
+        }
+    }
+    let barrier = barrier
+        .ok_or("the routing under test mirrors nothing, so there is no percentage to vary")?;
+    variant.spec.http.insert(0, barrier);
+    Ok(variant)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn variant_sets_percentages_and_prepends_a_full_barrier() {
+        let original: VirtualService = serde_yaml::from_str(
+            "
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  http:
+    - match: [{headers: {end-user: {exact: tester}}}]
+      route: [{destination: {host: reviews, subset: v2}}]
+      mirror: {host: mirror}
+      mirror_percent: 100
+    - route: [{destination: {host: reviews, subset: v1}}]
+",
+        )
+        .expect("fixture parses");
+        let v = percentage_variant(&original, 50.0, "bar/").expect("has a mirror");
+        assert_eq!(v.spec.http.len(), 3);
+        let barrier = &v.spec.http[0];
+        assert_eq!(barrier.mirror_percentage, Some(Percent { value: 100.0 }));
+        assert_eq!(
+            barrier.matches[0]
+                .headers
+                .as_ref()
+                .and_then(|h| h.get("user-agent"))
+                .and_then(|m| m.prefix.as_deref()),
+            Some("bar/")
+        );
+        assert_eq!(barrier.route, original.spec.http[0].route);
+        let sampled = &v.spec.http[1];
+        assert_eq!(sampled.mirror_percentage, Some(Percent { value: 50.0 }));
+        assert_eq!(
+            sampled.mirror_percent_snake, None,
+            "the deprecated field would be overridden anyway; drop it"
+        );
+        assert_eq!(v.spec.http[2], original.spec.http[1]);
+    }
+
+    #[test]
+    fn variant_of_routing_without_mirror_is_an_error() {
+        let original: VirtualService =
+            serde_yaml::from_str("spec: {http: [{route: [{destination: {host: reviews}}]}]}")
+                .expect("fixture parses");
+        assert!(percentage_variant(&original, 50.0, "b/").is_err());
+    }
+}

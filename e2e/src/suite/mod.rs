@@ -1,0 +1,160 @@
+//! The mirroring suite: one implementation of the named checks for every mode, run as a
+//! libtest-mimic harness so filters, `--list` and `--exact` work as with `cargo test`.
+
+mod checks;
+pub mod sampling;
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use libtest_mimic::{Arguments, Failed, Trial};
+use tokio::runtime::Handle;
+
+pub use checks::{CheckFailure, percentage_variant};
+
+use crate::mesh::{Identity, Mesh};
+use crate::mirror_log::LogView;
+use crate::report::CheckResult;
+use crate::retry::RetryPolicy;
+
+/// The behaviour under test, in the product's words: requests from `user` go to
+/// `user_subset` of `host` and are mirrored; everyone else goes to `anonymous_subset`.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    /// The service whose routing is tested.
+    pub host: String,
+    /// The logged-in user whose traffic is mirrored.
+    pub user: String,
+    /// Subset that serves anonymous traffic.
+    pub anonymous_subset: String,
+    /// Subset that serves the user's traffic.
+    pub user_subset: String,
+}
+
+impl Default for Spec {
+    fn default() -> Self {
+        Spec {
+            host: "reviews".into(),
+            user: "tester".into(),
+            anonymous_subset: "v1".into(),
+            user_subset: "v2".into(),
+        }
+    }
+}
+
+/// The checks, by trial name, in the order they run. Checks that change the mesh (stopping
+/// the mirror, a routing variant) come last and restore what they changed.
+pub const CHECKS: &[&str] = &[
+    "routing::anonymous_served_by_v1",
+    "routing::tester_served_by_v2",
+    "mirror::tester_requests_mirrored_with_end_user",
+    "mirror::anonymous_requests_not_mirrored",
+    "mirror::shadow_host_matches_istio_version",
+    "mirror::primary_unaffected_when_mirror_down",
+    "mirror::percentage_within_tolerance",
+];
+
+/// A mesh, the behaviour expected of it, and how patient to be.
+pub struct Suite<M> {
+    /// The mode's mesh.
+    pub mesh: M,
+    /// The behaviour under test.
+    pub spec: Spec,
+    /// Retry policy for every check.
+    pub policy: RetryPolicy,
+    /// The run id, part of every request tag.
+    pub run_id: String,
+    log_view: Mutex<LogView>,
+}
+
+impl<M: Mesh> Suite<M> {
+    /// A suite over `mesh`.
+    pub fn new(mesh: M, spec: Spec, policy: RetryPolicy, run_id: &str) -> Suite<M> {
+        Suite {
+            mesh,
+            spec,
+            policy,
+            run_id: run_id.to_owned(),
+            log_view: Mutex::default(),
+        }
+    }
+
+    /// Runs one check by name.
+    pub async fn run_check(&self, name: &str) -> Result<checks::Passed, CheckFailure> {
+        let user = Identity::User(self.spec.user.clone());
+        match name {
+            "routing::anonymous_served_by_v1" => {
+                self.served_by(
+                    Identity::Anonymous,
+                    &self.spec.anonymous_subset.clone(),
+                    name,
+                )
+                .await
+            }
+            "routing::tester_served_by_v2" => {
+                self.served_by(user, &self.spec.user_subset.clone(), name)
+                    .await
+            }
+            "mirror::tester_requests_mirrored_with_end_user" => self.tester_mirrored(name).await,
+            "mirror::anonymous_requests_not_mirrored" => self.anonymous_not_mirrored(name).await,
+            "mirror::shadow_host_matches_istio_version" => self.shadow_host(name).await,
+            "mirror::primary_unaffected_when_mirror_down" => self.primary_unaffected(name).await,
+            "mirror::percentage_within_tolerance" => self.percentage(name).await,
+            other => Err(format!("no check named {other}").into()),
+        }
+    }
+}
+
+/// The harness arguments a run gets: the user's, but always one thread, because the checks
+/// share one mesh and some of them change it.
+pub fn harness_arguments(args: &[String]) -> Arguments {
+    let mut args =
+        Arguments::from_iter(std::iter::once("mirror-e2e".to_owned()).chain(args.iter().cloned()));
+    args.test_threads = Some(1);
+    args
+}
+
+/// The trials, without a mesh: enough for `--list`.
+pub fn listing() -> Vec<Trial> {
+    CHECKS
+        .iter()
+        .map(|name| Trial::test(*name, || Ok(())))
+        .collect()
+}
+
+/// The trials over a running suite; each records its [`CheckResult`] into `results`.
+pub fn trials<M: Mesh + Send + Sync + 'static>(
+    suite: Arc<Suite<M>>,
+    runtime: Handle,
+    results: Arc<Mutex<Vec<CheckResult>>>,
+) -> Vec<Trial> {
+    CHECKS
+        .iter()
+        .map(|name| {
+            let (suite, runtime, results) = (suite.clone(), runtime.clone(), results.clone());
+            Trial::test(*name, move || {
+                let start = Instant::now();
+                let outcome = runtime.block_on(suite.run_check(name));
+                let (passed, attempts, message) = match &outcome {
+                    Ok((stable, note)) => (true, stable.attempts, note.clone()),
+                    Err(e) => (false, e.attempts, e.message.clone()),
+                };
+                results
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(CheckResult {
+                        name: (*name).to_owned(),
+                        passed,
+                        duration: start.elapsed(),
+                        attempts,
+                        message: message.clone(),
+                    });
+                if passed {
+                    Ok(())
+                } else {
+                    Err(Failed::from(message))
+                }
+            })
+        })
+        .collect()
+}

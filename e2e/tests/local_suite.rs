@@ -1,0 +1,234 @@
+//! The suite on a real Envoy: it passes on the project's manifests, and each broken variant
+//! of the routing makes the check that guards against it fail.
+//!
+//! Needs Envoy: `cargo xtask test` provides it through ENVOY_BIN; a plain `cargo test` without
+//! it fails here with the instructions.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use e2e::envoy::process::{ENVOY_BIN_ENV, HOW_TO_GET_ENVOY};
+use e2e::local::LocalOptions;
+use e2e::report::RunReport;
+use e2e::run::{RunOutcome, new_run_id, run_local};
+use e2e::suite::{Spec, harness_arguments};
+
+fn envoy() -> PathBuf {
+    match std::env::var_os(ENVOY_BIN_ENV) {
+        Some(path) => PathBuf::from(path),
+        None => panic!("{ENVOY_BIN_ENV} is not set: {HOW_TO_GET_ENVOY}"),
+    }
+}
+
+fn project_manifests() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests")
+}
+
+/// Runs the suite (or the checks `harness` selects) with a short patience.
+fn run(
+    manifests: &Path,
+    istio: &str,
+    harness: &[&str],
+    patience: Duration,
+) -> (RunOutcome, tempfile::TempDir) {
+    let artifacts = tempfile::tempdir().expect("tempdir");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let opts = LocalOptions {
+        manifests: manifests.to_owned(),
+        istio: istio.parse().expect("version"),
+        envoy: envoy(),
+        artifacts: artifacts.path().join("run"),
+        patience,
+        mirror_host: "mirror".into(),
+        host: "reviews".into(),
+    };
+    let args: Vec<String> = harness.iter().map(|s| (*s).to_owned()).collect();
+    let mut args = harness_arguments(&args);
+    // The inner harness writes straight to stdout, past cargo's capture; keep it as evidence.
+    std::fs::create_dir_all(&opts.artifacts).expect("artifacts dir");
+    args.logfile = Some(opts.artifacts.join("harness.log").display().to_string());
+    let outcome =
+        run_local(&runtime, &opts, Spec::default(), &new_run_id(), &args).expect("mesh starts");
+    (outcome, artifacts)
+}
+
+fn failed(report: &RunReport) -> Vec<&str> {
+    report
+        .checks
+        .iter()
+        .filter(|c| !c.passed)
+        .map(|c| c.name.as_str())
+        .collect()
+}
+
+#[test]
+fn project_manifests_pass_every_check() {
+    let (outcome, _dir) = run(&project_manifests(), "1.31.1", &[], Duration::from_secs(30));
+    let report = &outcome.report;
+    assert!(report.passed(), "{}", report.summary());
+    assert_eq!(report.checks.len(), 7, "{}", report.summary());
+    for file in [
+        "summary.txt",
+        "junit.xml",
+        "envoy-bootstrap.json",
+        "envoy-config-dump.json",
+        "envoy-access.log",
+        "workloads/mirror.log",
+    ] {
+        assert!(
+            outcome.artifacts.join(file).is_file(),
+            "missing artifact {file}"
+        );
+    }
+}
+
+#[test]
+fn shadow_suffix_is_seen_when_emulating_istio_1_27() {
+    let (outcome, _dir) = run(
+        &project_manifests(),
+        "1.27.3",
+        &["--exact", "mirror::shadow_host_matches_istio_version"],
+        Duration::from_secs(30),
+    );
+    assert!(outcome.report.passed(), "{}", outcome.report.summary());
+    let log = std::fs::read_to_string(outcome.artifacts.join("workloads/mirror.log"))
+        .expect("mirror log");
+    assert!(
+        log.contains("\"hostname\": \"reviews-shadow\""),
+        "Envoy appended no -shadow: {log}"
+    );
+}
+
+/// A copy of the project's manifests with one edit to the VirtualService under test.
+fn mutated(from: &str, to: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    copy_dir(&project_manifests(), dir.path());
+    let vs = dir.path().join("routing/virtual-service.yaml");
+    let text = std::fs::read_to_string(&vs).expect("virtual service");
+    assert!(
+        text.contains(from),
+        "the mutation must change something: `{from}` not in {}",
+        vs.display()
+    );
+    std::fs::write(&vs, text.replace(from, to)).expect("write mutation");
+    dir
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            std::fs::create_dir_all(&target).expect("mkdir");
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).expect("copy");
+        }
+    }
+}
+
+/// Runs one check on mutated manifests and asserts that it, and the run, fail.
+fn assert_mutation_fails(from: &str, to: &str, check: &str, reason: &str) {
+    let manifests = mutated(from, to);
+    let (outcome, _dir) = run(
+        manifests.path(),
+        "1.31.1",
+        &["--exact", check],
+        Duration::from_secs(2),
+    );
+    assert_eq!(
+        failed(&outcome.report),
+        [check],
+        "{}",
+        outcome.report.summary()
+    );
+    assert!(
+        outcome.conclusion.has_failed(),
+        "the run must exit non-zero"
+    );
+    let message = &outcome.report.checks[0].message;
+    assert!(
+        message.contains(reason),
+        "failure should say `{reason}`: {message}"
+    );
+}
+
+#[test]
+fn routing_tester_to_v1_fails_the_v2_check() {
+    assert_mutation_fails(
+        "subset: v2",
+        "subset: v1",
+        "routing::tester_served_by_v2",
+        "served by reviews-v1, expected reviews-v2",
+    );
+}
+
+#[test]
+fn dropping_the_mirror_fails_the_mirror_check() {
+    assert_mutation_fails(
+        "      mirror:\n        host: mirror\n      mirrorPercentage:\n        value: 100.0\n",
+        "",
+        "mirror::tester_requests_mirrored_with_end_user",
+        "never reached the mirror",
+    );
+}
+
+#[test]
+fn matching_capitalised_tester_fails_routing() {
+    assert_mutation_fails(
+        "exact: tester",
+        "exact: Tester",
+        "routing::tester_served_by_v2",
+        "expected reviews-v2",
+    );
+}
+
+#[test]
+fn mirroring_to_a_host_without_workload_fails_the_mirror_check() {
+    assert_mutation_fails(
+        "host: mirror",
+        "host: ghost",
+        "mirror::tester_requests_mirrored_with_end_user",
+        "never reached the mirror",
+    );
+}
+
+#[test]
+fn mirror_percentage_zero_fails_the_mirror_check() {
+    assert_mutation_fails(
+        "value: 100.0",
+        "value: 0",
+        "mirror::tester_requests_mirrored_with_end_user",
+        "never reached the mirror",
+    );
+}
+
+#[test]
+fn two_runs_side_by_side_do_not_interfere_and_leave_no_envoy() {
+    let runs: Vec<_> = (0..2)
+        .map(|_| {
+            std::thread::spawn(|| {
+                run(
+                    &project_manifests(),
+                    "1.31.1",
+                    &["mirror::"],
+                    Duration::from_secs(30),
+                )
+            })
+        })
+        .collect();
+    for handle in runs {
+        let (outcome, _dir) = handle.join().expect("run thread");
+        assert!(outcome.report.passed(), "{}", outcome.report.summary());
+        let admin = std::fs::read_to_string(outcome.artifacts.join("envoy-admin-address.txt"))
+            .expect("admin address");
+        assert!(
+            std::net::TcpStream::connect(admin.trim()).is_err(),
+            "Envoy's admin port {admin} still accepts connections after the run"
+        );
+    }
+}

