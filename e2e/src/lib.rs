@@ -6,6 +6,7 @@
 //! clusters: that is xtask's job.
 
 pub mod backend;
+pub mod cluster;
 pub mod envoy;
 pub mod istio;
 pub mod lint;
