@@ -368,7 +368,7 @@ fn access_line(parts: &hyper::http::request::Parts, peer: SocketAddr, length: us
             .unwrap_or("-")
             .to_owned()
     };
-    let now = jiff::Timestamp::now().strftime("%d/%b/%Y:%H:%M:%S +0000");
+    let now = k8s_openapi::jiff::Timestamp::now().strftime("%d/%b/%Y:%H:%M:%S +0000");
     let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     format!(
         "::ffff:{} - - [{now}] \"{} {target} HTTP/1.1\" 200 {length} \"{}\" \"{}\"\n",

@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use e2e::cluster::{ClusterOptions, installed_istio};
 use e2e::envoy::process::{ENVOY_BIN_ENV, HOW_TO_GET_ENVOY};
 use e2e::lint::{Severity, lint_paths};
 use e2e::local::LocalOptions;
-use e2e::run::{new_run_id, run_local};
+use e2e::run::{ClusterRun, RunOutcome, new_run_id, run_cluster, run_local};
 use e2e::suite::{self, Spec, harness_arguments};
 use e2e::version::{DEFAULT_ISTIO, IstioVersion};
 use e2e::wait::{PATIENCE_ENV, parse_patience};
@@ -33,6 +34,51 @@ enum Command {
     },
     /// Run the suite on a real Envoy configured from the manifests (no Docker).
     Local(LocalArgs),
+    /// Deploy the manifests to a cluster with Istio and run the suite there.
+    Cluster(ClusterArgs),
+}
+
+#[derive(Args)]
+struct ClusterArgs {
+    /// Kubeconfig file (default: KUBECONFIG or ~/.kube/config, read only).
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context (default: the file's current context, which is never changed).
+    #[arg(long)]
+    context: Option<String>,
+    /// Namespace to deploy into.
+    #[arg(long, default_value = "test")]
+    namespace: String,
+    /// Delete the namespace at the end (only for a namespace this run created).
+    #[arg(long)]
+    delete_namespace: bool,
+    /// Base URL of the ingress gateway on this host.
+    #[arg(long, default_value = "http://127.0.0.1:30080")]
+    ingress: String,
+    /// Registry path to move Bookinfo images to (from the version table).
+    #[arg(long)]
+    bookinfo_hub: Option<String>,
+    /// Istio version expected; the run fails if istiod reports another. Default: what istiod reports.
+    #[arg(long, value_parser = parse_version)]
+    istio: Option<IstioVersion>,
+    /// Manifests directory.
+    #[arg(long, default_value = "manifests")]
+    manifests: PathBuf,
+    /// Where runs keep their evidence; each run gets `<dir>/<run-id>/`.
+    #[arg(long, env = "MIRROR_E2E_ARTIFACTS_ROOT", default_value = "target/e2e")]
+    artifacts_root: PathBuf,
+    /// Run id (xtask passes its own so both write to one directory).
+    #[arg(long)]
+    run_id: Option<String>,
+    /// Keep the namespace and artifacts.
+    #[arg(long)]
+    keep: bool,
+    /// Seconds every wait and retry may take.
+    #[arg(long, env = PATIENCE_ENV, default_value = "300", value_parser = parse_patience)]
+    patience: Duration,
+    /// Arguments for the test harness (filters, --list, --exact, ...), after `--`.
+    #[arg(last = true)]
+    harness: Vec<String>,
 }
 
 #[derive(Args)]
@@ -69,6 +115,7 @@ fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Lint { paths } => lint(&paths),
         Command::Local(args) => local(args),
+        Command::Cluster(args) => cluster(args),
     }
 }
 
@@ -106,16 +153,8 @@ fn local(args: LocalArgs) -> ExitCode {
         eprintln!("error: --envoy: no Envoy binary given: {HOW_TO_GET_ENVOY}");
         return ExitCode::from(2);
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: start async runtime: {e}");
-            return ExitCode::from(2);
-        }
+    let Some(runtime) = runtime() else {
+        return ExitCode::from(2);
     };
     let run_id = new_run_id();
     let artifacts = args.artifacts_root.join(&run_id);
@@ -131,19 +170,137 @@ fn local(args: LocalArgs) -> ExitCode {
     };
     // Ctrl-C: Envoy dies with us (PR_SET_PDEATHSIG) and the workloads live in this process;
     // what is left is to say where the evidence is and exit non-zero.
-    let interrupted_artifacts = artifacts.clone();
+    exit_on_ctrl_c(&runtime, artifacts.clone());
+    finish(
+        run_local(&runtime, &opts, spec, &run_id, &harness),
+        &artifacts,
+        args.keep,
+    )
+}
+
+fn cluster(args: ClusterArgs) -> ExitCode {
+    let harness = harness_arguments(&args.harness);
+    if harness.list {
+        return libtest_mimic::run(&harness, suite::listing()).exit_code();
+    }
+    let Some(runtime) = runtime() else {
+        return ExitCode::from(2);
+    };
+    let run_id = args.run_id.clone().unwrap_or_else(new_run_id);
+    let artifacts = args.artifacts_root.join(&run_id);
+    let context = format!(
+        "kubeconfig {}, context {}",
+        args.kubeconfig
+            .as_ref()
+            .map_or("(default)".to_owned(), |p| p.display().to_string()),
+        args.context.as_deref().unwrap_or("(current)")
+    );
+    let client = match runtime.block_on(client(args.kubeconfig.as_deref(), args.context.clone())) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: connect to the cluster ({context}): {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let found = match runtime.block_on(installed_istio(&client)) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    eprintln!(
+        "cluster: {context}; Istio {found}; namespace {}",
+        args.namespace
+    );
+    if let Some(expected) = args.istio
+        && expected != found
+    {
+        eprintln!("error: --istio {expected}: the cluster runs Istio {found}");
+        return ExitCode::FAILURE;
+    }
+    let run = ClusterRun {
+        cluster: ClusterOptions {
+            namespace: args.namespace,
+            ingress: args.ingress,
+            bookinfo_hub: args.bookinfo_hub,
+            istio: found,
+            patience: args.patience,
+            mirror: "mirror".into(),
+        },
+        manifests: args.manifests,
+        artifacts: artifacts.clone(),
+        delete_namespace: args.delete_namespace,
+        keep: args.keep,
+    };
+    exit_on_ctrl_c(&runtime, artifacts.clone());
+    finish(
+        run_cluster(&runtime, client, &run, Spec::default(), &run_id, &harness),
+        &artifacts,
+        args.keep,
+    )
+}
+
+/// A client for the kubeconfig and context given, or the defaults; nothing is written to
+/// any kubeconfig.
+async fn client(
+    kubeconfig: Option<&std::path::Path>,
+    context: Option<String>,
+) -> Result<kube::Client, String> {
+    let options = kube::config::KubeConfigOptions {
+        context,
+        ..Default::default()
+    };
+    let config = match kubeconfig {
+        Some(path) => {
+            let file = kube::config::Kubeconfig::read_from(path).map_err(|e| e.to_string())?;
+            kube::Config::from_custom_kubeconfig(file, &options)
+                .await
+                .map_err(|e| e.to_string())?
+        }
+        None => kube::Config::from_kubeconfig(&options)
+            .await
+            .map_err(|e| e.to_string())?,
+    };
+    kube::Client::try_from(config).map_err(|e| e.to_string())
+}
+
+fn runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => Some(rt),
+        Err(e) => {
+            eprintln!("error: start async runtime: {e}");
+            None
+        }
+    }
+}
+
+/// On Ctrl-C: say where the evidence is and exit non-zero. Child processes die with us;
+/// what a cluster run created is cleaned up by xtask, which outlives this process.
+fn exit_on_ctrl_c(runtime: &tokio::runtime::Runtime, artifacts: PathBuf) {
     runtime.spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
             eprintln!(
                 "\ninterrupted: partial evidence kept in {}",
-                interrupted_artifacts.display()
+                artifacts.display()
             );
             std::process::exit(130);
         }
     });
-    match run_local(&runtime, &opts, spec, &run_id, &harness) {
+}
+
+fn finish(
+    outcome: Result<RunOutcome, e2e::run::RunError>,
+    artifacts: &std::path::Path,
+    keep: bool,
+) -> ExitCode {
+    match outcome {
         Ok(outcome) => {
-            if outcome.report.passed() && !args.keep {
+            if outcome.report.passed() && !keep {
                 let _ = std::fs::remove_dir_all(&outcome.artifacts);
                 println!("\nartifacts: removed (all checks passed; --keep keeps them)");
             } else {

@@ -127,7 +127,7 @@ fn split_timestamp(line: &str) -> (Option<&str>, &str) {
         && first.len() >= 20
         && first.as_bytes()[4] == b'-'
         && first.as_bytes()[10] == b'T'
-        && first.parse::<jiff::Timestamp>().is_ok()
+        && first.parse::<k8s_openapi::jiff::Timestamp>().is_ok()
     {
         return (Some(first), rest);
     }

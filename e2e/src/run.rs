@@ -6,13 +6,38 @@ use std::sync::{Arc, Mutex};
 use libtest_mimic::{Arguments, Conclusion};
 use tokio::runtime::Runtime;
 
+use crate::cluster::{self, ClusterError, ClusterMesh, ClusterOptions};
 use crate::lint;
 use crate::local::{LocalError, LocalMesh, LocalOptions};
 use crate::manifest::ManifestSet;
+use crate::mesh::Mesh;
 use crate::progress::Progress;
-use crate::report::RunReport;
+use crate::report::{CheckResult, ReportError, RunReport};
 use crate::retry::RetryPolicy;
 use crate::suite::{self, Spec, Suite};
+
+/// Errors that stop a run before or around its checks (a failing check is not one).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Local mode could not start.
+    #[error(transparent)]
+    Local(#[from] LocalError),
+    /// The cluster could not be prepared or cleaned up.
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    /// The report could not be written.
+    #[error(transparent)]
+    Report(#[from] ReportError),
+    /// Deploying or waiting failed before any check ran.
+    #[error("{source} (evidence in {})", evidence.display())]
+    Deploy {
+        /// Why.
+        #[source]
+        source: ClusterError,
+        /// Where the evidence is.
+        evidence: PathBuf,
+    },
+}
 
 /// What a finished run produced.
 pub struct RunOutcome {
@@ -26,10 +51,33 @@ pub struct RunOutcome {
 
 /// A fresh run id: the UTC time and a few random hex digits, e.g. `20261125-193314-a3f0`.
 pub fn new_run_id() -> String {
-    let now = jiff::Timestamp::now();
+    let now = k8s_openapi::jiff::Timestamp::now();
     let noise =
         (u64::from(std::process::id()) << 20) ^ u64::from(now.subsec_nanosecond().unsigned_abs());
     format!("{}-{:04x}", now.strftime("%Y%m%d-%H%M%S"), noise & 0xffff)
+}
+
+/// Runs the trials over a mesh; gives the mesh back for evidence and shutdown.
+fn run_trials<M: Mesh + Send + Sync + 'static>(
+    runtime: &Runtime,
+    mesh: M,
+    spec: Spec,
+    policy: RetryPolicy,
+    run_id: &str,
+    args: &Arguments,
+    progress: &mut Progress,
+) -> (Conclusion, Vec<CheckResult>, Option<M>) {
+    let suite = Arc::new(Suite::new(mesh, spec, policy, run_id));
+    let results = Arc::new(Mutex::new(Vec::new()));
+    progress.phase("checks");
+    let trials = suite::trials(suite.clone(), runtime.handle().clone(), results.clone());
+    let conclusion = progress.suspend(|| libtest_mimic::run(args, trials));
+    let checks = std::mem::take(&mut *results.lock().unwrap_or_else(|e| e.into_inner()));
+    (
+        conclusion,
+        checks,
+        Arc::try_unwrap(suite).ok().map(|s| s.mesh),
+    )
 }
 
 /// Runs the suite in local mode. Returns an error only when the mesh could not start; a
@@ -40,44 +88,143 @@ pub fn run_local(
     spec: Spec,
     run_id: &str,
     args: &Arguments,
-) -> Result<RunOutcome, LocalError> {
+) -> Result<RunOutcome, RunError> {
     let mut progress = Progress::new();
     let mesh = runtime.block_on(LocalMesh::start(opts, &mut progress))?;
-    let mut report = RunReport {
-        run_id: run_id.to_owned(),
-        mode: "local".into(),
-        istio: opts.istio.to_string(),
-        notes: lint_notes(&opts.manifests),
-        ..RunReport::default()
-    };
-    let suite = Arc::new(Suite::new(
+    let (conclusion, checks, mesh) = run_trials(
+        runtime,
         mesh,
         spec,
         RetryPolicy::istio(opts.patience),
         run_id,
-    ));
-    let results = Arc::new(Mutex::new(Vec::new()));
-    progress.phase("checks");
-    let trials = suite::trials(suite.clone(), runtime.handle().clone(), results.clone());
-    let conclusion = progress.suspend(|| libtest_mimic::run(args, trials));
+        args,
+        &mut progress,
+    );
     progress.phase("collect evidence");
-    let stopped = match Arc::try_unwrap(suite) {
-        Ok(suite) => runtime.block_on(suite.mesh.shutdown()),
-        Err(_) => Ok(()),
+    let stopped = mesh.map_or(Ok(()), |m| runtime.block_on(m.shutdown()));
+    let report = RunReport {
+        run_id: run_id.to_owned(),
+        mode: "local".into(),
+        istio: opts.istio.to_string(),
+        notes: lint_notes(&opts.manifests),
+        phases: progress.finish(),
+        checks,
     };
-    report.phases = progress.finish();
-    report.checks = std::mem::take(&mut *results.lock().unwrap_or_else(|e| e.into_inner()));
-    report
-        .write(&opts.artifacts)
-        .map_err(|e| LocalError::Write {
-            path: e.path.clone(),
-            source: std::io::Error::other(e.message),
-        })?;
+    report.write(&opts.artifacts)?;
     stopped?;
     Ok(RunOutcome {
         report,
         conclusion,
         artifacts: opts.artifacts.clone(),
+    })
+}
+
+/// What a cluster run needs besides [`ClusterOptions`].
+#[derive(Debug, Clone)]
+pub struct ClusterRun {
+    /// Mesh options.
+    pub cluster: ClusterOptions,
+    /// Manifests directory.
+    pub manifests: PathBuf,
+    /// Where the evidence goes.
+    pub artifacts: PathBuf,
+    /// Delete the namespace at the end (it was created for this run); kept when `keep`.
+    pub delete_namespace: bool,
+    /// Keep what the run created.
+    pub keep: bool,
+}
+
+/// Runs the suite against a cluster whose API `client` reaches.
+pub fn run_cluster(
+    runtime: &Runtime,
+    client: kube::Client,
+    run: &ClusterRun,
+    spec: Spec,
+    run_id: &str,
+    args: &Arguments,
+) -> Result<RunOutcome, RunError> {
+    let mut progress = Progress::new();
+    let set = ManifestSet::load(std::slice::from_ref(&run.manifests)).map_err(|e| {
+        ClusterError::Manifests {
+            path: run.manifests.display().to_string(),
+            message: e.to_string(),
+        }
+    })?;
+    if let Some(e) = set.syntax_errors.first() {
+        return Err(ClusterError::Manifests {
+            path: run.manifests.display().to_string(),
+            message: e.to_string(),
+        }
+        .into());
+    }
+    std::fs::create_dir_all(&run.artifacts).map_err(|e| ReportError {
+        path: run.artifacts.clone(),
+        message: e.to_string(),
+    })?;
+    let mut report = RunReport {
+        run_id: run_id.to_owned(),
+        mode: "cluster".into(),
+        istio: run.cluster.istio.to_string(),
+        notes: lint_notes(&run.manifests),
+        ..RunReport::default()
+    };
+    let deployed = runtime.block_on(ClusterMesh::deploy(
+        client.clone(),
+        &set,
+        run.cluster.clone(),
+        &mut progress,
+    ));
+    let (conclusion, passed) = match deployed {
+        Ok(mesh) => {
+            let (conclusion, checks, _mesh) = run_trials(
+                runtime,
+                mesh,
+                spec,
+                RetryPolicy::istio(run.cluster.patience),
+                run_id,
+                args,
+                &mut progress,
+            );
+            report.checks = checks;
+            let passed = report.passed();
+            (Ok(conclusion), passed)
+        }
+        Err(e) => {
+            report.notes.push(format!("deploy failed: {e}"));
+            (Err(e), false)
+        }
+    };
+    if !passed {
+        progress.phase("collect evidence");
+        let notes = runtime.block_on(cluster::evidence::collect(
+            &client,
+            &run.cluster.namespace,
+            &run.artifacts.join("evidence"),
+        ));
+        report.notes.extend(notes);
+    }
+    let cleanup = if run.delete_namespace && !run.keep {
+        progress.phase("delete namespace");
+        runtime.block_on(cluster::delete_namespace(
+            &client,
+            &run.cluster.namespace,
+            run.cluster.patience,
+        ))
+    } else {
+        Ok(())
+    };
+    report.phases = progress.finish();
+    report.write(&run.artifacts)?;
+    let conclusion = conclusion.map_err(|source| RunError::Deploy {
+        source,
+        evidence: run.artifacts.clone(),
+    })?;
+    // A cleanup failure is a failure of the run, reported after the checks' outcome.
+    cleanup?;
+    Ok(RunOutcome {
+        report,
+        conclusion,
+        artifacts: run.artifacts.clone(),
     })
 }
 
