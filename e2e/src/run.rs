@@ -24,7 +24,7 @@ pub enum RunError {
     Local(#[from] LocalError),
     /// The cluster could not be prepared or cleaned up.
     #[error(transparent)]
-    Cluster(#[from] ClusterError),
+    Cluster(Box<ClusterError>),
     /// The report could not be written.
     #[error(transparent)]
     Report(#[from] ReportError),
@@ -33,10 +33,16 @@ pub enum RunError {
     Deploy {
         /// Why.
         #[source]
-        source: ClusterError,
+        source: Box<ClusterError>,
         /// Where the evidence is.
         evidence: PathBuf,
     },
+}
+
+impl From<ClusterError> for RunError {
+    fn from(e: ClusterError) -> Self {
+        RunError::Cluster(Box::new(e))
+    }
 }
 
 /// What a finished run produced.
@@ -216,7 +222,7 @@ pub fn run_cluster(
     report.phases = progress.finish();
     report.write(&run.artifacts)?;
     let conclusion = conclusion.map_err(|source| RunError::Deploy {
-        source,
+        source: Box::new(source),
         evidence: run.artifacts.clone(),
     })?;
     // A cleanup failure is a failure of the run, reported after the checks' outcome.

@@ -1,17 +1,42 @@
 //! `cargo xtask e2e`: provisions what the suite needs and runs it.
+//!
+//! Local mode: Envoy from the tool cache, then `mirror-e2e local`. Cluster mode on kind:
+//! Docker check, pinned tools, `kind create cluster` (retried), `istioctl install`, then
+//! `mirror-e2e cluster`; on failure kind's logs and productpage's sidecar routes join the
+//! run's evidence; the cluster is deleted unless kept. On an existing cluster: a namespace of
+//! the run's own, deleted at the end; nothing else is created or changed.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, bail};
 use xshell::{Shell, cmd};
 
-use crate::{flags, paths, tools};
+use crate::cluster::{Istioctl, Kind, docker_is_running};
+use crate::flags::{ClusterKind, OnFailure};
+use crate::{flags, paths, tools, versions};
+
+/// The kind cluster's name.
+const CLUSTER_NAME: &str = "mirror-e2e";
 
 impl flags::E2e {
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
         if self.local {
-            self.run_local(sh)
-        } else {
-            self.run_cluster(sh)
+            return self.run_local(sh);
         }
+        let interrupted = Arc::new(AtomicBool::new(false));
+        let flag = interrupted.clone();
+        // Ctrl-C reaches the child too and ends it; xtask stays to clean up what it created.
+        let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
+        let result = match self.cluster {
+            ClusterKind::Kind => self.run_kind(sh),
+            ClusterKind::Existing => self.run_existing(sh),
+        };
+        if interrupted.load(Ordering::SeqCst) {
+            bail!("interrupted; cleaned up what the run created (unless kept)");
+        }
+        result
     }
 
     fn run_local(self, sh: &Shell) -> anyhow::Result<()> {
@@ -37,37 +62,346 @@ impl flags::E2e {
         .context("local e2e run failed (see the report above)")
     }
 
-    fn run_cluster(self, sh: &Shell) -> anyhow::Result<()> {
+    fn run_kind(&self, sh: &Shell) -> anyhow::Result<()> {
+        let release = versions::istio_release(self.istio.as_deref())?;
         docker_is_running(sh)?;
-        bail!(
-            "cluster mode is not built yet; `cargo xtask e2e --local` runs the same checks on a real Envoy"
-        )
+        let kind_bin = tools::ensure(sh, &tools::kind_asset()?)?;
+        let istioctl_bin = tools::ensure(sh, &tools::istioctl_asset(release.version)?)?;
+        let root = paths::project_root();
+        let run_id = run_id();
+        let kubeconfig = root
+            .join("target/kind")
+            .join(format!("{CLUSTER_NAME}.kubeconfig"));
+        let kind = Kind {
+            sh,
+            bin: kind_bin,
+            name: CLUSTER_NAME.into(),
+            kubeconfig: kubeconfig.clone(),
+        };
+        let istioctl = Istioctl {
+            sh,
+            bin: istioctl_bin,
+            kubeconfig: Some(kubeconfig.clone()),
+            context: None,
+        };
+        let plan = KindPlan {
+            config: root.join("manifests/kind/cluster.yaml"),
+            operator: root.join("manifests/istio/operator.yaml"),
+            node_image: release.node_image,
+            reuse: self.reuse,
+            keep: self.keep,
+            keep_on_failure: self
+                .on_failure
+                .map_or(std::env::var_os("CI").is_none(), |p| p == OnFailure::Keep),
+            artifacts: root.join("target/e2e").join(&run_id),
+            namespace: "test".into(),
+        };
+        let suite = || {
+            let mut args = vec![
+                "--kubeconfig".to_owned(),
+                kubeconfig.display().to_string(),
+                "--namespace".into(),
+                "test".into(),
+                "--ingress".into(),
+                "http://127.0.0.1:30080".into(),
+                "--bookinfo-hub".into(),
+                release.bookinfo_hub.into(),
+                "--istio".into(),
+                release.version.into(),
+            ];
+            args.extend(self.common_suite_args(&run_id));
+            run_suite(sh, &args, &self.harness)
+        };
+        run_on_kind(&kind, &istioctl, &plan, suite)
+    }
+
+    fn run_existing(&self, sh: &Shell) -> anyhow::Result<()> {
+        let release = versions::istio_release(self.istio.as_deref())?;
+        if self.install_istio {
+            let istioctl = Istioctl {
+                sh,
+                bin: tools::ensure(sh, &tools::istioctl_asset(release.version)?)?,
+                kubeconfig: self.kubeconfig.as_deref().map(paths::from_invocation),
+                context: self.context.clone(),
+            };
+            istioctl.install(&paths::project_root().join("manifests/istio/operator.yaml"))?;
+        }
+        let run_id = run_id();
+        let mut args = vec![
+            "--namespace".to_owned(),
+            format!("test-{run_id}"),
+            "--delete-namespace".into(),
+            "--ingress".into(),
+            self.ingress.clone(),
+        ];
+        if let Some(k) = &self.kubeconfig {
+            args.extend([
+                "--kubeconfig".to_owned(),
+                paths::from_invocation(k).display().to_string(),
+            ]);
+        }
+        if let Some(c) = &self.context {
+            args.extend(["--context".to_owned(), c.clone()]);
+        }
+        if self.istio.is_some() {
+            args.extend(["--istio".to_owned(), release.version.to_owned()]);
+        }
+        args.extend(self.common_suite_args(&run_id));
+        run_suite(sh, &args, &self.harness)
+    }
+
+    fn common_suite_args(&self, run_id: &str) -> Vec<String> {
+        let mut args = vec![
+            "--manifests".to_owned(),
+            paths::from_invocation(&self.manifests)
+                .display()
+                .to_string(),
+            "--run-id".into(),
+            run_id.to_owned(),
+        ];
+        if self.keep {
+            args.push("--keep".into());
+        }
+        if let Some(p) = &self.patience {
+            args.extend(["--patience".to_owned(), p.clone()]);
+        }
+        args
     }
 }
 
-/// kind needs a running Docker engine: say so before anything is created.
-fn docker_is_running(sh: &Shell) -> anyhow::Result<()> {
-    if cmd!(sh, "docker --version")
-        .quiet()
-        .ignore_stdout()
-        .ignore_stderr()
-        .run()
-        .is_err()
+/// A run id for both xtask's and the suite's artifacts: seconds since the epoch and the pid.
+fn run_id() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    format!("{secs}-{:x}", std::process::id())
+}
+
+fn run_suite(sh: &Shell, args: &[String], harness: &[String]) -> anyhow::Result<()> {
+    cmd!(
+        sh,
+        "cargo run --quiet --package e2e --bin mirror-e2e -- cluster {args...} -- {harness...}"
+    )
+    .run()
+    .context("cluster e2e run failed (see the report above)")
+}
+
+/// What a kind run does besides running the suite.
+pub struct KindPlan {
+    pub config: PathBuf,
+    pub operator: PathBuf,
+    pub node_image: &'static str,
+    pub reuse: bool,
+    pub keep: bool,
+    pub keep_on_failure: bool,
+    pub artifacts: PathBuf,
+    pub namespace: String,
+}
+
+/// Creates (or reuses) the cluster, installs Istio on a new one, runs `suite`, collects
+/// diagnostics on failure, and deletes a cluster it created unless it is to be kept.
+pub fn run_on_kind(
+    kind: &Kind<'_>,
+    istioctl: &Istioctl<'_>,
+    plan: &KindPlan,
+    suite: impl FnOnce() -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let reused = plan.reuse && kind.exists()?;
+    if reused {
+        eprintln!(
+            "reusing kind cluster {} (Istio as installed there)",
+            kind.name
+        );
+        kind.write_kubeconfig()?;
+    } else {
+        let attempts = kind.create(&plan.config, plan.node_image)?;
+        if attempts > 1 {
+            eprintln!("kind cluster created after {attempts} attempts");
+        }
+    }
+    let outcome = if reused {
+        suite()
+    } else {
+        istioctl.install(&plan.operator).and_then(|()| suite())
+    };
+    if outcome.is_err() {
+        collect_diagnostics(kind, istioctl, plan);
+    }
+    let keep = plan.keep || (outcome.is_err() && plan.keep_on_failure);
+    let cleanup = if reused || keep {
+        if keep {
+            eprintln!(
+                "kept kind cluster {}; kubeconfig {}; delete it with `kind delete cluster --name {}`",
+                kind.name,
+                kind.kubeconfig.display(),
+                kind.name
+            );
+        }
+        Ok(())
+    } else {
+        kind.delete()
+    };
+    match (outcome, cleanup) {
+        (Ok(()), cleanup) => cleanup,
+        (Err(e), Ok(())) => Err(e),
+        (Err(e), Err(c)) => Err(e.context(format!("and the cleanup failed too: {c:#}"))),
+    }
+}
+
+fn collect_diagnostics(kind: &Kind<'_>, istioctl: &Istioctl<'_>, plan: &KindPlan) {
+    let dir = plan.artifacts.join("diagnostics");
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        eprintln!("diagnostics: create {}: {e}", dir.display());
+        return;
+    }
+    if let Err(e) = kind.export_logs(&dir.join("kind-logs")) {
+        eprintln!("diagnostics: {e:#}");
+    }
+    if let Err(e) =
+        istioctl.productpage_routes(&plan.namespace, &dir.join("productpage-routes.json"))
     {
-        bail!(
-            "cluster mode needs Docker for kind, and no `docker` command was found; install Docker, or run `cargo xtask e2e --local`"
+        eprintln!("diagnostics: {e:#}");
+    }
+    eprintln!("diagnostics: {}", dir.display());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::fakes::Fakes;
+
+    fn setup(f: &Fakes) -> (Kind<'_>, Istioctl<'_>, KindPlan) {
+        let kubeconfig = f.dir.path().join("kubeconfig");
+        (
+            Kind {
+                sh: &f.sh,
+                bin: f.bin("kind"),
+                name: "mirror-e2e".into(),
+                kubeconfig: kubeconfig.clone(),
+            },
+            Istioctl {
+                sh: &f.sh,
+                bin: f.bin("istioctl"),
+                kubeconfig: Some(kubeconfig),
+                context: None,
+            },
+            KindPlan {
+                config: "cluster.yaml".into(),
+                operator: "operator.yaml".into(),
+                node_image: "kindest/node:v1.36.1@sha256:ab",
+                reuse: false,
+                keep: false,
+                keep_on_failure: false,
+                artifacts: f.dir.path().join("artifacts"),
+                namespace: "test".into(),
+            },
+        )
+    }
+
+    fn short(calls: Vec<String>) -> Vec<String> {
+        calls
+            .iter()
+            .map(|c| {
+                c.split(" --")
+                    .next()
+                    .unwrap_or("")
+                    .split(" -f")
+                    .next()
+                    .unwrap_or("")
+                    .to_owned()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_passing_run_creates_installs_runs_and_deletes_in_that_order() {
+        let f = Fakes::new();
+        let (kind, istioctl, plan) = setup(&f);
+        let mut ran = false;
+        run_on_kind(&kind, &istioctl, &plan, || {
+            ran = true;
+            Ok(())
+        })
+        .expect("passes");
+        assert!(ran);
+        assert_eq!(
+            short(f.calls()),
+            [
+                "kind create cluster",
+                "istioctl install -y",
+                "kind delete cluster"
+            ]
         );
     }
-    // `docker info` exits non-zero when no engine answers; a client alone is not enough.
-    match cmd!(sh, "docker info")
-        .quiet()
-        .ignore_stdout()
-        .ignore_stderr()
-        .run()
-    {
-        Ok(()) => Ok(()),
-        Err(_) => bail!(
-            "cluster mode needs a running Docker engine for kind, and `docker info` reached none; start Docker (or check DOCKER_HOST), or run `cargo xtask e2e --local`"
-        ),
+
+    #[test]
+    fn istioctl_failing_collects_diagnostics_and_deletes_in_ci() {
+        let f = Fakes::new();
+        f.sh.set_var("FAKE_ISTIOCTL_FAILS", "1");
+        let (kind, istioctl, plan) = setup(&f);
+        let err = format!(
+            "{:#}",
+            run_on_kind(&kind, &istioctl, &plan, || panic!("the suite must not run"))
+                .expect_err("fails")
+        );
+        assert!(err.contains("install istio"), "{err}");
+        assert_eq!(
+            short(f.calls()),
+            [
+                "kind create cluster",
+                "istioctl install -y",
+                "kind export logs <dir>/artifacts/diagnostics/kind-logs",
+                "istioctl proxy-config routes deploy/productpage-v1 -n test -o json",
+                "kind delete cluster"
+            ]
+        );
+        assert!(
+            plan.artifacts
+                .join("diagnostics/productpage-routes.json")
+                .is_file()
+        );
+    }
+
+    #[test]
+    fn a_failed_run_keeps_the_cluster_when_asked() {
+        let f = Fakes::new();
+        let (kind, istioctl, mut plan) = setup(&f);
+        plan.keep_on_failure = true;
+        run_on_kind(&kind, &istioctl, &plan, || bail!("2 checks failed")).expect_err("fails");
+        assert!(
+            !f.calls().iter().any(|c| c.starts_with("kind delete")),
+            "{:?}",
+            f.calls()
+        );
+    }
+
+    #[test]
+    fn reuse_skips_creation_installation_and_deletion() {
+        let f = Fakes::new();
+        f.sh.set_var("FAKE_KIND_CLUSTERS", "mirror-e2e");
+        let (kind, istioctl, mut plan) = setup(&f);
+        plan.reuse = true;
+        run_on_kind(&kind, &istioctl, &plan, || Ok(())).expect("passes");
+        assert_eq!(
+            short(f.calls()),
+            ["kind get clusters", "kind get kubeconfig"]
+        );
+    }
+
+    #[test]
+    fn reuse_without_a_cluster_creates_one() {
+        let f = Fakes::new();
+        let (kind, istioctl, mut plan) = setup(&f);
+        plan.reuse = true;
+        run_on_kind(&kind, &istioctl, &plan, || Ok(())).expect("passes");
+        assert_eq!(
+            short(f.calls()),
+            [
+                "kind get clusters",
+                "kind create cluster",
+                "istioctl install -y",
+                "kind delete cluster"
+            ]
+        );
     }
 }

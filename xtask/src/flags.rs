@@ -46,15 +46,54 @@ pub struct E2e {
     /// Istio version to run (or, with --local, to emulate), e.g. 1.31.1.
     #[arg(long)]
     pub istio: Option<String>,
-    /// Keep the run's artifacts even when every check passes.
+    /// Keep the run's artifacts, and in cluster mode the cluster or namespace, even on success.
     #[arg(long)]
     pub keep: bool,
-    /// Seconds every wait and retry may take (also MIRROR_E2E_PATIENCE; default 30).
+    /// Which cluster: a new kind cluster, or the current (or --kubeconfig/--context) one.
+    #[arg(long, value_enum, default_value = "kind")]
+    pub cluster: ClusterKind,
+    /// kind: use an existing cluster of the same name instead of creating one.
+    #[arg(long)]
+    pub reuse: bool,
+    /// kind: what to do with the cluster when the run fails (default: keep on a laptop,
+    /// delete in CI, i.e. when CI is set).
+    #[arg(long, value_enum)]
+    pub on_failure: Option<OnFailure>,
+    /// existing: kubeconfig to use (read only).
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// existing: kubeconfig context to use (the current context is never changed).
+    #[arg(long)]
+    pub context: Option<String>,
+    /// existing: install the pinned Istio when the cluster has none.
+    #[arg(long)]
+    pub install_istio: bool,
+    /// existing: base URL of the cluster's ingress gateway reachable from here.
+    #[arg(long, default_value = "http://127.0.0.1:30080")]
+    pub ingress: String,
+    /// Seconds every wait and retry may take (also MIRROR_E2E_PATIENCE; default 30 local,
+    /// 300 cluster).
     #[arg(long)]
     pub patience: Option<String>,
     /// Test-harness arguments after `--`: filters such as `mirror::`, `--list`, `--exact`.
     #[arg(last = true)]
     pub harness: Vec<String>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ClusterKind {
+    /// Create (or with --reuse, use) a kind cluster and install the pinned Istio.
+    Kind,
+    /// Use a cluster that already runs Istio, in a namespace of the run's own.
+    Existing,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnFailure {
+    /// Keep the cluster for inspection.
+    Keep,
+    /// Delete it (after exporting its logs).
+    Delete,
 }
 
 #[derive(Args)]

@@ -42,6 +42,13 @@ impl flags::Test {
             keep: false,
             patience: None,
             harness: Vec::new(),
+            cluster: flags::ClusterKind::Kind,
+            reuse: false,
+            on_failure: None,
+            kubeconfig: None,
+            context: None,
+            install_istio: false,
+            ingress: String::new(),
         }
         .run(sh)
         .context("local e2e")?;
