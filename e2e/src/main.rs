@@ -73,6 +73,10 @@ struct ClusterArgs {
     /// Keep the namespace and artifacts.
     #[arg(long)]
     keep: bool,
+    /// A phase timed before this run, `NAME=SECONDS` (xtask passes cluster creation and
+    /// Istio installation), shown first in the report.
+    #[arg(long = "phase", value_parser = parse_phase)]
+    phases: Vec<(String, Duration)>,
     /// Seconds every wait and retry may take.
     #[arg(long, env = PATIENCE_ENV, default_value = "300", value_parser = parse_patience)]
     patience: Duration,
@@ -104,6 +108,11 @@ struct LocalArgs {
     /// Arguments for the test harness (filters, --list, --exact, ...), after `--`.
     #[arg(last = true)]
     harness: Vec<String>,
+}
+
+fn parse_phase(text: &str) -> Result<(String, Duration), String> {
+    let (name, secs) = text.split_once('=').ok_or("expected NAME=SECONDS")?;
+    Ok((name.to_owned(), parse_patience(secs)?))
 }
 
 fn parse_version(text: &str) -> Result<IstioVersion, String> {
@@ -232,12 +241,32 @@ fn cluster(args: ClusterArgs) -> ExitCode {
         artifacts: artifacts.clone(),
         delete_namespace: args.delete_namespace,
         keep: args.keep,
+        earlier_phases: args.phases,
     };
-    exit_on_ctrl_c(&runtime, artifacts.clone());
+    // Ctrl-C: a namespace this run created goes too (unless kept), then exit non-zero.
+    if run.delete_namespace && !run.keep {
+        let client = client.clone();
+        let (namespace, patience) = (run.cluster.namespace.clone(), run.cluster.patience);
+        let artifacts = artifacts.clone();
+        runtime.spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("\ninterrupted: deleting namespace {namespace}");
+                if let Err(e) = e2e::cluster::delete_namespace(&client, &namespace, patience).await
+                {
+                    eprintln!("error: {e}");
+                }
+                eprintln!("partial evidence kept in {}", artifacts.display());
+                std::process::exit(130);
+            }
+        });
+    } else {
+        exit_on_ctrl_c(&runtime, artifacts.clone());
+    }
+    let keep = args.keep;
     finish(
         run_cluster(&runtime, client, &run, Spec::default(), &run_id, &harness),
         &artifacts,
-        args.keep,
+        keep,
     )
 }
 

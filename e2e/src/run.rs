@@ -138,6 +138,8 @@ pub struct ClusterRun {
     pub delete_namespace: bool,
     /// Keep what the run created.
     pub keep: bool,
+    /// Phases timed before this process (cluster creation, Istio installation).
+    pub earlier_phases: Vec<(String, std::time::Duration)>,
 }
 
 /// Runs the suite against a cluster whose API `client` reaches.
@@ -219,7 +221,12 @@ pub fn run_cluster(
     } else {
         Ok(())
     };
-    report.phases = progress.finish();
+    report.phases = run
+        .earlier_phases
+        .iter()
+        .cloned()
+        .chain(progress.finish())
+        .collect();
     report.write(&run.artifacts)?;
     let conclusion = conclusion.map_err(|source| RunError::Deploy {
         source: Box::new(source),

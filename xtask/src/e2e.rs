@@ -9,6 +9,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 use anyhow::{Context, bail};
 use xshell::{Shell, cmd};
@@ -96,7 +97,7 @@ impl flags::E2e {
             artifacts: root.join("target/e2e").join(&run_id),
             namespace: "test".into(),
         };
-        let suite = || {
+        let suite = |phases: &[(String, f64)]| {
             let mut args = vec![
                 "--kubeconfig".to_owned(),
                 kubeconfig.display().to_string(),
@@ -110,6 +111,9 @@ impl flags::E2e {
                 release.version.into(),
             ];
             args.extend(self.common_suite_args(&run_id));
+            for (name, secs) in phases {
+                args.extend(["--phase".to_owned(), format!("{name}={secs:.3}")]);
+            }
             run_suite(sh, &args, &self.harness)
         };
         run_on_kind(&kind, &istioctl, &plan, suite)
@@ -204,8 +208,10 @@ pub fn run_on_kind(
     kind: &Kind<'_>,
     istioctl: &Istioctl<'_>,
     plan: &KindPlan,
-    suite: impl FnOnce() -> anyhow::Result<()>,
+    suite: impl FnOnce(&[(String, f64)]) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
+    let mut phases = Vec::new();
+    let started = Instant::now();
     let reused = plan.reuse && kind.exists()?;
     if reused {
         eprintln!(
@@ -214,15 +220,26 @@ pub fn run_on_kind(
         );
         kind.write_kubeconfig()?;
     } else {
+        eprintln!(
+            "[{:>7.1}s] create kind cluster {}",
+            started.elapsed().as_secs_f64(),
+            kind.name
+        );
         let attempts = kind.create(&plan.config, plan.node_image)?;
         if attempts > 1 {
             eprintln!("kind cluster created after {attempts} attempts");
         }
+        phases.push(("create cluster".to_owned(), started.elapsed().as_secs_f64()));
     }
     let outcome = if reused {
-        suite()
+        suite(&phases)
     } else {
-        istioctl.install(&plan.operator).and_then(|()| suite())
+        let install = Instant::now();
+        eprintln!("[{:>7.1}s] install istio", started.elapsed().as_secs_f64());
+        istioctl.install(&plan.operator).and_then(|()| {
+            phases.push(("install istio".to_owned(), install.elapsed().as_secs_f64()));
+            suite(&phases)
+        })
     };
     if outcome.is_err() {
         collect_diagnostics(kind, istioctl, plan);
@@ -318,12 +335,15 @@ mod tests {
         let f = Fakes::new();
         let (kind, istioctl, plan) = setup(&f);
         let mut ran = false;
-        run_on_kind(&kind, &istioctl, &plan, || {
-            ran = true;
+        run_on_kind(&kind, &istioctl, &plan, |phases| {
+            ran = phases
+                .iter()
+                .map(|(n, _)| n.as_str())
+                .eq(["create cluster", "install istio"]);
             Ok(())
         })
         .expect("passes");
-        assert!(ran);
+        assert!(ran, "the suite gets the create and install timings");
         assert_eq!(
             short(f.calls()),
             [
@@ -341,8 +361,10 @@ mod tests {
         let (kind, istioctl, plan) = setup(&f);
         let err = format!(
             "{:#}",
-            run_on_kind(&kind, &istioctl, &plan, || panic!("the suite must not run"))
-                .expect_err("fails")
+            run_on_kind(&kind, &istioctl, &plan, |_| panic!(
+                "the suite must not run"
+            ))
+            .expect_err("fails")
         );
         assert!(err.contains("install istio"), "{err}");
         assert_eq!(
@@ -367,7 +389,7 @@ mod tests {
         let f = Fakes::new();
         let (kind, istioctl, mut plan) = setup(&f);
         plan.keep_on_failure = true;
-        run_on_kind(&kind, &istioctl, &plan, || bail!("2 checks failed")).expect_err("fails");
+        run_on_kind(&kind, &istioctl, &plan, |_| bail!("2 checks failed")).expect_err("fails");
         assert!(
             !f.calls().iter().any(|c| c.starts_with("kind delete")),
             "{:?}",
@@ -381,7 +403,7 @@ mod tests {
         f.sh.set_var("FAKE_KIND_CLUSTERS", "mirror-e2e");
         let (kind, istioctl, mut plan) = setup(&f);
         plan.reuse = true;
-        run_on_kind(&kind, &istioctl, &plan, || Ok(())).expect("passes");
+        run_on_kind(&kind, &istioctl, &plan, |_| Ok(())).expect("passes");
         assert_eq!(
             short(f.calls()),
             ["kind get clusters", "kind get kubeconfig"]
@@ -393,7 +415,7 @@ mod tests {
         let f = Fakes::new();
         let (kind, istioctl, mut plan) = setup(&f);
         plan.reuse = true;
-        run_on_kind(&kind, &istioctl, &plan, || Ok(())).expect("passes");
+        run_on_kind(&kind, &istioctl, &plan, |_| Ok(())).expect("passes");
         assert_eq!(
             short(f.calls()),
             [
