@@ -378,10 +378,14 @@ mod tests {
     #[tokio::test]
     async fn sidecar_wait_lists_the_namespace_then_watches_each_pod() {
         let (client, mut server) = ApiServer::start();
-        let task = tokio::spawn(async move { sidecars_ready(&client, "test", Duration::from_secs(5)).await });
+        let task =
+            tokio::spawn(
+                async move { sidecars_ready(&client, "test", Duration::from_secs(5)).await },
+            );
         let ready_pod = {
             let mut p = serde_json::to_value(pod(json!({"phase": "Running",
-                "containerStatuses": [status("reviews", true), status("istio-proxy", true)]}))).expect("pod");
+                "containerStatuses": [status("reviews", true), status("istio-proxy", true)]})))
+            .expect("pod");
             p["metadata"]["resourceVersion"] = "5".into();
             p
         };
@@ -390,7 +394,15 @@ mod tests {
         assert_eq!(list.uri().path(), "/api/v1/namespaces/test/pods");
         server.respond(200, pods(vec![ready_pod.clone()])).await;
         let (watch, _) = server.next().await;
-        assert!(watch.uri().query().unwrap_or_default().contains("fieldSelector=metadata.name%3Dreviews-v2-abc-xyz"), "{}", watch.uri());
+        assert!(
+            watch
+                .uri()
+                .query()
+                .unwrap_or_default()
+                .contains("fieldSelector=metadata.name%3Dreviews-v2-abc-xyz"),
+            "{}",
+            watch.uri()
+        );
         server.respond(200, pods(vec![ready_pod])).await;
         task.await.expect("task").expect("ready");
     }
