@@ -7,6 +7,7 @@
 
 pub mod backend;
 pub mod cluster;
+pub mod compare;
 pub mod envoy;
 pub mod istio;
 pub mod lint;

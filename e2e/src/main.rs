@@ -11,6 +11,7 @@ use e2e::cluster::{ClusterOptions, installed_istio};
 use e2e::envoy::process::{ENVOY_BIN_ENV, HOW_TO_GET_ENVOY};
 use e2e::lint::{Severity, lint_paths};
 use e2e::local::LocalOptions;
+use e2e::report::RunReport;
 use e2e::run::{ClusterRun, RunOutcome, new_run_id, run_cluster, run_local};
 use e2e::suite::{self, Spec, harness_arguments};
 use e2e::version::{DEFAULT_ISTIO, IstioVersion};
@@ -36,6 +37,17 @@ enum Command {
     Local(LocalArgs),
     /// Deploy the manifests to a cluster with Istio and run the suite there.
     Cluster(ClusterArgs),
+    /// Compare two runs check by check (the Istio upgrade check); exit 1 on any change
+    /// that is not a known, intended behaviour change.
+    Compare {
+        /// The run before the upgrade (its directory, or the directory holding it).
+        before: PathBuf,
+        /// The run after the upgrade.
+        after: PathBuf,
+        /// Also write the comparison to this file.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Args)]
@@ -58,6 +70,13 @@ struct ClusterArgs {
     /// Registry path to move Bookinfo images to (from the version table).
     #[arg(long)]
     bookinfo_hub: Option<String>,
+    /// Tag to give Bookinfo images (from the version table).
+    #[arg(long)]
+    bookinfo_tag: Option<String>,
+    /// After deploying, restart every Deployment and verify each sidecar runs the Istio
+    /// version expected (after a control-plane upgrade).
+    #[arg(long, requires = "istio")]
+    restart_workloads: bool,
     /// Istio version expected; the run fails if istiod reports another. Default: what istiod reports.
     #[arg(long, value_parser = parse_version)]
     istio: Option<IstioVersion>,
@@ -125,6 +144,36 @@ fn main() -> ExitCode {
         Command::Lint { paths } => lint(&paths),
         Command::Local(args) => local(args),
         Command::Cluster(args) => cluster(args),
+        Command::Compare { before, after, out } => compare(&before, &after, out.as_deref()),
+    }
+}
+
+fn compare(
+    before: &std::path::Path,
+    after: &std::path::Path,
+    out: Option<&std::path::Path>,
+) -> ExitCode {
+    let reports = RunReport::read(before).and_then(|b| Ok((b, RunReport::read(after)?)));
+    let (before, after) = match reports {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let comparison = e2e::compare::compare(&before, &after);
+    let text = comparison.render();
+    print!("{text}");
+    if let Some(out) = out
+        && let Err(e) = std::fs::write(out, &text)
+    {
+        eprintln!("error: write {}: {e}", out.display());
+        return ExitCode::from(2);
+    }
+    if comparison.failed() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     }
 }
 
@@ -233,6 +282,8 @@ fn cluster(args: ClusterArgs) -> ExitCode {
             namespace: args.namespace,
             ingress: args.ingress,
             bookinfo_hub: args.bookinfo_hub,
+            bookinfo_tag: args.bookinfo_tag,
+            restart_workloads: args.restart_workloads,
             istio: found,
             patience: args.patience,
             mirror: "mirror".into(),

@@ -5,7 +5,10 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use std::collections::BTreeMap;
+
 use quick_junit::{NonSuccessKind, Property, TestCase, TestCaseStatus, TestSuite};
+use serde::{Deserialize, Serialize};
 
 /// Errors writing the report.
 #[derive(Debug, thiserror::Error)]
@@ -18,7 +21,7 @@ pub struct ReportError {
 }
 
 /// One check's outcome.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct CheckResult {
     /// Full trial name, e.g. `mirror::tester_requests_mirrored_with_end_user`.
     pub name: String,
@@ -30,10 +33,14 @@ pub struct CheckResult {
     pub attempts: u32,
     /// What it verified, or why it failed.
     pub message: String,
+    /// Behaviour it observed when it passed (e.g. `shadow host` -> `reviews`), compared
+    /// across an upgrade.
+    #[serde(default)]
+    pub observed: BTreeMap<String, String>,
 }
 
 /// Everything the run reports.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct RunReport {
     /// Run id.
     pub run_id: String,
@@ -128,9 +135,50 @@ impl RunReport {
         report.to_string().unwrap_or_default()
     }
 
-    /// Writes `summary.txt` and `junit.xml` into `dir`.
+    /// Reads the `report.json` a run wrote into `dir` (or into the one run directory below it).
+    pub fn read(dir: &Path) -> Result<RunReport, ReportError> {
+        let direct = dir.join("report.json");
+        let path = if direct.is_file() {
+            direct
+        } else {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+                .map_err(|e| ReportError {
+                    path: dir.to_owned(),
+                    message: e.to_string(),
+                })?
+                .filter_map(|e| e.ok().map(|e| e.path().join("report.json")))
+                .filter(|p| p.is_file())
+                .collect();
+            match found.len() {
+                1 => found.remove(0),
+                n => {
+                    return Err(ReportError {
+                        path: dir.to_owned(),
+                        message: format!(
+                            "expected one report.json here or one level down, found {n}"
+                        ),
+                    });
+                }
+            }
+        };
+        let text = std::fs::read_to_string(&path).map_err(|e| ReportError {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        serde_json::from_str(&text).map_err(|e| ReportError {
+            path,
+            message: e.to_string(),
+        })
+    }
+
+    /// Writes `summary.txt`, `junit.xml` and `report.json` into `dir`.
     pub fn write(&self, dir: &Path) -> Result<(), ReportError> {
-        for (file, text) in [("summary.txt", self.summary()), ("junit.xml", self.junit())] {
+        let json = serde_json::to_string_pretty(self).unwrap_or_default();
+        for (file, text) in [
+            ("summary.txt", self.summary()),
+            ("junit.xml", self.junit()),
+            ("report.json", json),
+        ] {
             let path = dir.join(file);
             std::fs::write(&path, text).map_err(|e| ReportError {
                 path,
@@ -158,6 +206,7 @@ mod tests {
                     duration: Duration::from_millis(12),
                     attempts: 4,
                     message: "ok".into(),
+                    ..CheckResult::default()
                 },
                 CheckResult {
                     name: "mirror::tester_requests_mirrored_with_end_user".into(),
@@ -165,6 +214,7 @@ mod tests {
                     duration: Duration::from_secs(2),
                     attempts: 9,
                     message: "3 of 10 tester requests never reached the mirror".into(),
+                    ..CheckResult::default()
                 },
             ],
             notes: vec![],
@@ -185,6 +235,21 @@ mod tests {
         assert!(s.contains("start envoy"), "{s}");
         assert!(s.trim_end().ends_with("1 passed, 1 failed"), "{s}");
         assert!(!report().passed());
+    }
+
+    #[test]
+    fn report_json_round_trips_through_a_run_directory() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let run = dir.path().join("20261125-1");
+        std::fs::create_dir_all(&run).expect("mkdir");
+        let mut r = report();
+        r.checks[0]
+            .observed
+            .insert("served by".into(), "reviews-v2".into());
+        r.write(&run).expect("written");
+        let back = RunReport::read(dir.path()).expect("found one level down");
+        assert_eq!(back.checks[0].observed["served by"], "reviews-v2");
+        assert_eq!(back.phases, r.phases);
     }
 
     #[test]

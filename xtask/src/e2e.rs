@@ -6,7 +6,7 @@
 //! run's evidence; the cluster is deleted unless kept. On an existing cluster: a namespace of
 //! the run's own, deleted at the end; nothing else is created or changed.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -24,15 +24,24 @@ const CLUSTER_NAME: &str = "mirror-e2e";
 impl flags::E2e {
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
         if self.local {
-            return self.run_local(sh);
+            return match &self.istio_upgrade {
+                Some(spec) => self.run_local_upgrade(sh, spec),
+                None => self.run_local(sh),
+            };
         }
         let interrupted = Arc::new(AtomicBool::new(false));
         let flag = interrupted.clone();
         // Ctrl-C reaches the child too and ends it; xtask stays to clean up what it created.
         let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
-        let result = match self.cluster {
-            ClusterKind::Kind => self.run_kind(sh),
-            ClusterKind::Existing => self.run_existing(sh),
+        let result = match (self.cluster, &self.istio_upgrade) {
+            (ClusterKind::Kind, Some(spec)) => self.run_kind_upgrade(sh, spec),
+            (ClusterKind::Kind, None) => self.run_kind(sh),
+            (ClusterKind::Existing, None) => self.run_existing(sh),
+            (ClusterKind::Existing, Some(_)) => {
+                bail!(
+                    "--istio-upgrade needs a cluster of the run's own: use it with --local or --cluster kind"
+                )
+            }
         };
         if interrupted.load(Ordering::SeqCst) {
             bail!("interrupted; cleaned up what the run created (unless kept)");
@@ -41,26 +50,53 @@ impl flags::E2e {
     }
 
     fn run_local(self, sh: &Shell) -> anyhow::Result<()> {
+        let release = versions::istio_release(self.istio.as_deref())?;
+        self.local_suite(sh, release.version, None)
+            .context("local e2e run failed (see the report above)")
+    }
+
+    /// One local run of the suite emulating `istio`; with `artifacts_root`, kept there.
+    fn local_suite(
+        &self,
+        sh: &Shell,
+        istio: &str,
+        artifacts_root: Option<&Path>,
+    ) -> anyhow::Result<()> {
         let envoy = tools::envoy(sh).context("provision envoy")?;
         let manifests = paths::from_invocation(&self.manifests);
-        let istio: Vec<String> = self
-            .istio
-            .iter()
-            .flat_map(|v| ["--istio".to_owned(), v.clone()])
-            .collect();
         let patience: Vec<String> = self
             .patience
             .iter()
             .flat_map(|p| ["--patience".to_owned(), p.clone()])
             .collect();
-        let keep = self.keep.then_some("--keep");
+        let keep = (self.keep || artifacts_root.is_some()).then_some("--keep");
+        let root: Vec<String> = artifacts_root
+            .iter()
+            .flat_map(|r| ["--artifacts-root".to_owned(), r.display().to_string()])
+            .collect();
         let harness = &self.harness;
         cmd!(
             sh,
-            "cargo run --quiet --package e2e --bin mirror-e2e -- local --envoy {envoy} --manifests {manifests} {istio...} {patience...} {keep...} -- {harness...}"
+            "cargo run --quiet --package e2e --bin mirror-e2e -- local --envoy {envoy} --manifests {manifests} --istio {istio} {patience...} {keep...} {root...} -- {harness...}"
         )
         .run()
-        .context("local e2e run failed (see the report above)")
+        .map_err(Into::into)
+    }
+
+    fn run_local_upgrade(&self, sh: &Shell, spec: &str) -> anyhow::Result<()> {
+        let (from, to) = versions::istio_upgrade(spec)?;
+        let root = paths::project_root()
+            .join("target/e2e")
+            .join(format!("upgrade-{}", run_id()));
+        let (before, after) = (root.join("before"), root.join("after"));
+        upgrade_steps(
+            |side| match side {
+                Side::Before => self.local_suite(sh, from.version, Some(&before)),
+                Side::After => self.local_suite(sh, to.version, Some(&after)),
+            },
+            || Ok(()),
+            || compare_runs(sh, &root),
+        )
     }
 
     fn run_kind(&self, sh: &Shell) -> anyhow::Result<()> {
@@ -117,6 +153,86 @@ impl flags::E2e {
             run_suite(sh, &args, &self.harness)
         };
         run_on_kind(&kind, &istioctl, &plan, suite)
+    }
+
+    fn run_kind_upgrade(&self, sh: &Shell, spec: &str) -> anyhow::Result<()> {
+        let (from, to) = versions::istio_upgrade(spec)?;
+        let node_image = versions::shared_node_image(from, to)?;
+        docker_is_running(sh)?;
+        let kind_bin = tools::ensure(sh, &tools::kind_asset()?)?;
+        let from_bin = tools::ensure(sh, &tools::istioctl_asset(from.version)?)?;
+        let to_bin = tools::ensure(sh, &tools::istioctl_asset(to.version)?)?;
+        let root = paths::project_root();
+        let run_id = run_id();
+        let kubeconfig = root
+            .join("target/kind")
+            .join(format!("{CLUSTER_NAME}.kubeconfig"));
+        let kind = Kind {
+            sh,
+            bin: kind_bin,
+            name: CLUSTER_NAME.into(),
+            kubeconfig: kubeconfig.clone(),
+        };
+        let istioctl = |bin| Istioctl {
+            sh,
+            bin,
+            kubeconfig: Some(kubeconfig.clone()),
+            context: None,
+        };
+        let (istioctl_from, istioctl_to) = (istioctl(from_bin), istioctl(to_bin));
+        let runs = root.join("target/e2e").join(format!("upgrade-{run_id}"));
+        let plan = KindPlan {
+            config: root.join("manifests/kind/cluster.yaml"),
+            operator: root.join("manifests/istio/operator.yaml"),
+            node_image,
+            reuse: false,
+            keep: self.keep,
+            keep_on_failure: self
+                .on_failure
+                .map_or(std::env::var_os("CI").is_none(), |p| p == OnFailure::Keep),
+            artifacts: runs.clone(),
+            namespace: "test".into(),
+        };
+        let suite = |phases: &[(String, f64)], side: Side| {
+            let (release, dir) = match side {
+                Side::Before => (from, runs.join("before")),
+                Side::After => (to, runs.join("after")),
+            };
+            let mut args = vec![
+                "--kubeconfig".to_owned(),
+                kubeconfig.display().to_string(),
+                "--namespace".into(),
+                "test".into(),
+                "--bookinfo-hub".into(),
+                release.bookinfo_hub.into(),
+                "--bookinfo-tag".into(),
+                release.bookinfo_tag.into(),
+                "--istio".into(),
+                release.version.into(),
+                "--artifacts-root".into(),
+                dir.display().to_string(),
+                "--keep".into(),
+            ];
+            if side == Side::After {
+                args.push("--restart-workloads".into());
+            }
+            args.extend(self.common_suite_args(&run_id));
+            for (name, secs) in phases {
+                args.extend(["--phase".to_owned(), format!("{name}={secs:.3}")]);
+            }
+            run_suite(sh, &args, &self.harness)
+        };
+        run_on_kind(&kind, &istioctl_from, &plan, |phases| {
+            upgrade_steps(
+                |side| suite(if side == Side::Before { phases } else { &[] }, side),
+                || {
+                    istioctl_to
+                        .install(&plan.operator)
+                        .context("upgrade istio in place")
+                },
+                || compare_runs(sh, &runs),
+            )
+        })
     }
 
     fn run_existing(&self, sh: &Shell) -> anyhow::Result<()> {
@@ -179,6 +295,48 @@ fn run_id() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     format!("{secs}-{:x}", std::process::id())
+}
+
+/// Which run of an upgrade check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Before,
+    After,
+}
+
+/// The upgrade check: run, upgrade, run again, compare. Both runs and the comparison happen
+/// even when the first run fails, so the report shows everything; any failure fails it.
+pub fn upgrade_steps(
+    mut run: impl FnMut(Side) -> anyhow::Result<()>,
+    upgrade: impl FnOnce() -> anyhow::Result<()>,
+    compare: impl FnOnce() -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let before = run(Side::Before);
+    upgrade()?;
+    let after = run(Side::After);
+    let compared = compare();
+    before.context("the suite failed before the upgrade")?;
+    after.context("the suite failed after the upgrade")?;
+    compared
+}
+
+fn compare_runs(sh: &Shell, root: &Path) -> anyhow::Result<()> {
+    let (before, after, out) = (
+        root.join("before"),
+        root.join("after"),
+        root.join("comparison.txt"),
+    );
+    cmd!(
+        sh,
+        "cargo run --quiet --package e2e --bin mirror-e2e -- compare {before} {after} --out {out}"
+    )
+    .run()
+    .with_context(|| {
+        format!(
+            "the runs differ beyond intended behaviour changes (see {})",
+            out.display()
+        )
+    })
 }
 
 fn run_suite(sh: &Shell, args: &[String], harness: &[String]) -> anyhow::Result<()> {
@@ -408,6 +566,83 @@ mod tests {
             short(f.calls()),
             ["kind get clusters", "kind get kubeconfig"]
         );
+    }
+
+    #[test]
+    fn the_upgrade_check_runs_installs_upgrades_restarts_and_compares_in_order() {
+        let f = Fakes::new();
+        std::fs::copy(f.bin("istioctl"), f.dir.path().join("istioctl-1.31.1")).expect("copy fake");
+        let (kind, istioctl_from, plan) = setup(&f);
+        let istioctl_to = Istioctl {
+            sh: &f.sh,
+            bin: f.dir.path().join("istioctl-1.31.1"),
+            kubeconfig: None,
+            context: None,
+        };
+        let log = |line: &str| {
+            use std::io::Write;
+            let mut file = std::fs::OpenOptions::new()
+                .append(true)
+                .open(f.dir.path().join("calls.log"))
+                .expect("log");
+            writeln!(file, "{line}").expect("write log");
+        };
+        run_on_kind(&kind, &istioctl_from, &plan, |_| {
+            upgrade_steps(
+                |side| {
+                    log(&format!("suite {side:?}"));
+                    Ok(())
+                },
+                || istioctl_to.install(&plan.operator),
+                || {
+                    log("compare");
+                    Ok(())
+                },
+            )
+        })
+        .expect("passes");
+        assert_eq!(
+            short(f.calls()),
+            [
+                "kind create cluster",
+                "istioctl install -y",
+                "suite Before",
+                "istioctl-1.31.1 install -y",
+                "suite After",
+                "compare",
+                "kind delete cluster"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_failing_first_run_still_upgrades_runs_again_compares_and_fails() {
+        let mut steps = Vec::new();
+        let steps_ref = std::cell::RefCell::new(&mut steps);
+        let err = upgrade_steps(
+            |side| {
+                steps_ref.borrow_mut().push(format!("{side:?}"));
+                if side == Side::Before {
+                    bail!("1 check failed")
+                } else {
+                    Ok(())
+                }
+            },
+            || {
+                steps_ref.borrow_mut().push("upgrade".into());
+                Ok(())
+            },
+            || {
+                steps_ref.borrow_mut().push("compare".into());
+                Ok(())
+            },
+        )
+        .expect_err("fails");
+        assert!(
+            format!("{err:#}").starts_with("the suite failed before the upgrade"),
+            "{err:#}"
+        );
+        assert_eq!(steps, ["Before", "upgrade", "After", "compare"]);
     }
 
     #[test]

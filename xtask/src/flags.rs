@@ -44,8 +44,12 @@ pub struct E2e {
     #[arg(long, default_value = "manifests")]
     pub manifests: PathBuf,
     /// Istio version to run (or, with --local, to emulate), e.g. 1.31.1.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "istio_upgrade")]
     pub istio: Option<String>,
+    /// Upgrade check: run the suite on FROM, upgrade Istio in place to TO, restart the
+    /// workloads, run it again, and compare the two runs check by check (`FROM..TO`).
+    #[arg(long, value_name = "FROM..TO")]
+    pub istio_upgrade: Option<String>,
     /// Keep the run's artifacts, and in cluster mode the cluster or namespace, even on success.
     #[arg(long)]
     pub keep: bool,

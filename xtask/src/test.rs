@@ -39,6 +39,7 @@ impl flags::Test {
             local: true,
             manifests: "manifests".into(),
             istio: None,
+            istio_upgrade: None,
             keep: false,
             patience: None,
             harness: Vec::new(),

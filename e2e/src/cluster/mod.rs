@@ -9,6 +9,7 @@ pub mod evidence;
 pub mod logs;
 pub mod productpage;
 pub mod ready;
+pub mod rollout;
 #[cfg(test)]
 mod test_api;
 
@@ -61,6 +62,9 @@ pub enum ClusterError {
     /// Waiting failed.
     #[error(transparent)]
     Ready(#[from] ready::ReadyError),
+    /// Restarting workloads or verifying their proxies failed.
+    #[error(transparent)]
+    Rollout(#[from] rollout::RolloutError),
     /// Deleting the run's namespace failed.
     #[error("delete namespace {namespace}: {source}")]
     Cleanup {
@@ -90,6 +94,11 @@ pub struct ClusterOptions {
     pub ingress: String,
     /// Registry path of Bookinfo images, to replace the manifests' (version table).
     pub bookinfo_hub: Option<String>,
+    /// Tag of Bookinfo images, to replace the manifests' (version table).
+    pub bookinfo_tag: Option<String>,
+    /// Restart every Deployment after deploying and verify its proxy runs `istio` (after a
+    /// control-plane upgrade).
+    pub restart_workloads: bool,
     /// The Istio version expected (or found).
     pub istio: IstioVersion,
     /// Patience for waits.
@@ -179,6 +188,20 @@ impl ClusterMesh {
             ready::deployment_complete(&client, &opts.namespace, &name, opts.patience).await?;
         }
         ready::sidecars_ready(&client, &opts.namespace, opts.patience).await?;
+        if opts.restart_workloads {
+            progress.phase("restart workloads");
+            let at = k8s_openapi::jiff::Timestamp::now().to_string();
+            for deployment in &topology.deployments {
+                let name = deployment.object.metadata.name.clone().unwrap_or_default();
+                rollout::restart(&client, &opts.namespace, &name, &at).await?;
+            }
+            for deployment in &topology.deployments {
+                let name = deployment.object.metadata.name.clone().unwrap_or_default();
+                ready::deployment_complete(&client, &opts.namespace, &name, opts.patience).await?;
+            }
+            ready::sidecars_ready(&client, &opts.namespace, opts.patience).await?;
+            rollout::verify_proxies(&client, &opts.namespace, &opts.istio).await?;
+        }
         let since = k8s_openapi::jiff::Timestamp::now();
         Ok(ClusterMesh {
             mirror_logs: PodLogs::new(
@@ -208,23 +231,28 @@ impl ClusterMesh {
 }
 
 /// A document as applied: the Namespace renamed to the run's namespace, and Bookinfo images
-/// moved to the version's registry.
+/// moved to the version's registry and tag.
 pub fn for_cluster(doc: &Value, opts: &ClusterOptions) -> Value {
     let mut doc = doc.clone();
     if doc.get("kind").and_then(Value::as_str) == Some("Namespace") {
         doc["metadata"]["name"] = opts.namespace.clone().into();
     }
-    if let Some(hub) = &opts.bookinfo_hub
-        && let Some(containers) = doc
-            .pointer_mut("/spec/template/spec/containers")
-            .and_then(Value::as_array_mut)
+    if let Some(containers) = doc
+        .pointer_mut("/spec/template/spec/containers")
+        .and_then(Value::as_array_mut)
     {
         for c in containers {
-            if let Some(image) = c.get("image").and_then(Value::as_str)
-                && let Some(pos) = image.find("/examples-bookinfo-")
-            {
-                c["image"] = format!("{hub}{}", &image[pos..]).into();
-            }
+            let Some(image) = c.get("image").and_then(Value::as_str) else {
+                continue;
+            };
+            let Some(pos) = image.find("/examples-bookinfo-") else {
+                continue;
+            };
+            let (hub, rest) = image.split_at(pos);
+            let (name, tag) = rest.rsplit_once(':').unwrap_or((rest, ""));
+            let hub = opts.bookinfo_hub.as_deref().unwrap_or(hub);
+            let tag = opts.bookinfo_tag.as_deref().unwrap_or(tag);
+            c["image"] = format!("{hub}{name}:{tag}").into();
         }
     }
     doc
@@ -361,6 +389,8 @@ mod tests {
             namespace: "test-20261125-1a2b".into(),
             ingress: "http://127.0.0.1:30080".into(),
             bookinfo_hub: Some("docker.io/istio".into()),
+            bookinfo_tag: Some("1.20.2".into()),
+            restart_workloads: false,
             istio: "1.29.8".parse().expect("version"),
             patience: Duration::from_secs(5),
             mirror: "mirror".into(),
@@ -383,7 +413,7 @@ mod tests {
         );
         assert_eq!(
             d["spec"]["template"]["spec"]["containers"][0]["image"],
-            "docker.io/istio/examples-bookinfo-reviews-v2:1.20.3"
+            "docker.io/istio/examples-bookinfo-reviews-v2:1.20.2"
         );
         assert_eq!(
             d["spec"]["template"]["spec"]["containers"][1]["image"],

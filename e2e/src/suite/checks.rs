@@ -22,7 +22,23 @@ const LATENCY_FACTOR: u32 = 3;
 const LATENCY_SLACK: Duration = Duration::from_millis(20);
 
 /// How a check went when it passed.
-pub type Passed = (Stable, String);
+#[derive(Debug, Clone)]
+pub struct Passed {
+    /// Attempts it took.
+    pub stable: Stable,
+    /// What it verified.
+    pub note: String,
+    /// Behaviour observed, compared across upgrades.
+    pub observed: Vec<(String, String)>,
+}
+
+fn passed(stable: Stable, note: String) -> Passed {
+    Passed {
+        stable,
+        note,
+        observed: Vec::new(),
+    }
+}
 
 /// Why a check failed, and how many attempts it made first.
 #[derive(Debug, Clone)]
@@ -72,7 +88,7 @@ impl<M: Mesh> Suite<M> {
                 Ok(())
             })
             .await?;
-        Ok((
+        Ok(passed(
             stable,
             format!(
                 "{BATCH} requests per attempt served by {}",
@@ -131,7 +147,7 @@ impl<M: Mesh> Suite<M> {
                 }
             })
             .await?;
-        Ok((
+        Ok(passed(
             stable,
             format!(
                 "{BATCH} tagged tester requests per attempt, each logged by the mirror with end-user: {user}"
@@ -166,7 +182,7 @@ impl<M: Mesh> Suite<M> {
                 Ok(())
             })
             .await?;
-        Ok((
+        Ok(passed(
             stable,
             format!(
                 "{BATCH} anonymous requests per attempt, none mirrored before the barrier arrived"
@@ -200,7 +216,7 @@ impl<M: Mesh> Suite<M> {
                 Ok(())
             })
             .await?;
-        Ok((
+        Ok(passed(
             stable,
             format!("mirror saw host `{expected}` (Istio {version})"),
         ))
@@ -233,7 +249,7 @@ impl<M: Mesh> Suite<M> {
         let restored = self.restore_mirror(name).await;
         let stable = down?;
         restored?;
-        Ok((
+        Ok(passed(
             stable,
             format!(
                 "with the mirror stopped: 200 from {}; baseline median {baseline:?}",
@@ -301,7 +317,7 @@ impl<M: Mesh> Suite<M> {
         .await;
         let stable = sampled?;
         restored?;
-        Ok((
+        Ok(passed(
             stable,
             format!(
                 "{} requests per batch at {}%, within ±{} points; original routing restored",

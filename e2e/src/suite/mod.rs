@@ -135,9 +135,14 @@ pub fn trials<M: Mesh + Send + Sync + 'static>(
             Trial::test(*name, move || {
                 let start = Instant::now();
                 let outcome = runtime.block_on(suite.run_check(name));
-                let (passed, attempts, message) = match &outcome {
-                    Ok((stable, note)) => (true, stable.attempts, note.clone()),
-                    Err(e) => (false, e.attempts, e.message.clone()),
+                let (passed, attempts, message, observed) = match &outcome {
+                    Ok(p) => (
+                        true,
+                        p.stable.attempts,
+                        p.note.clone(),
+                        p.observed.iter().cloned().collect(),
+                    ),
+                    Err(e) => (false, e.attempts, e.message.clone(), Default::default()),
                 };
                 results
                     .lock()
@@ -148,6 +153,7 @@ pub fn trials<M: Mesh + Send + Sync + 'static>(
                         duration: start.elapsed(),
                         attempts,
                         message: message.clone(),
+                        observed,
                     });
                 if passed {
                     Ok(())
