@@ -232,3 +232,35 @@ fn two_runs_side_by_side_do_not_interfere_and_leave_no_envoy() {
         );
     }
 }
+
+#[test]
+fn upgrading_across_1_28_reports_the_shadow_host_as_an_intended_behaviour_change() {
+    use e2e::compare::{Verdict, compare};
+    let (before, _d1) = run(&project_manifests(), "1.27.7", &[], Duration::from_secs(30));
+    let (after, _d2) = run(&project_manifests(), "1.28.4", &[], Duration::from_secs(30));
+    assert!(before.report.passed(), "{}", before.report.summary());
+    assert!(after.report.passed(), "{}", after.report.summary());
+    let comparison = compare(&before.report, &after.report);
+    assert!(!comparison.failed(), "{}", comparison.render());
+    let shadow = comparison
+        .checks
+        .iter()
+        .find(|(name, _)| name == "mirror::shadow_host_matches_istio_version")
+        .map(|(_, v)| v.clone());
+    match shadow {
+        Some(Verdict::Intended(why)) => assert!(
+            why.contains("shadow host `reviews-shadow` -> `reviews`"),
+            "{why}"
+        ),
+        other => panic!(
+            "expected an intended behaviour change, got {other:?}\n{}",
+            comparison.render()
+        ),
+    }
+    let same = comparison
+        .checks
+        .iter()
+        .filter(|(_, v)| *v == Verdict::Same)
+        .count();
+    assert_eq!(same, 6, "{}", comparison.render());
+}

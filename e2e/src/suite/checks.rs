@@ -32,6 +32,14 @@ pub struct Passed {
     pub observed: Vec<(String, String)>,
 }
 
+impl Passed {
+    /// Records a behaviour the check observed.
+    fn observing(mut self, what: &str, value: impl Into<String>) -> Passed {
+        self.observed.push((what.to_owned(), value.into()));
+        self
+    }
+}
+
 fn passed(stable: Stable, note: String) -> Passed {
     Passed {
         stable,
@@ -94,7 +102,8 @@ impl<M: Mesh> Suite<M> {
                 "{BATCH} requests per attempt served by {}",
                 expected.join(" or ")
             ),
-        ))
+        )
+        .observing("served by", expected.join(",")))
     }
 
     /// `mirror::tester_requests_mirrored_with_end_user`.
@@ -152,7 +161,8 @@ impl<M: Mesh> Suite<M> {
             format!(
                 "{BATCH} tagged tester requests per attempt, each logged by the mirror with end-user: {user}"
             ),
-        ))
+        )
+        .observing("end-user seen by the mirror", user))
     }
 
     /// `mirror::anonymous_requests_not_mirrored`: absence, proved with a barrier. After the
@@ -219,7 +229,8 @@ impl<M: Mesh> Suite<M> {
         Ok(passed(
             stable,
             format!("mirror saw host `{expected}` (Istio {version})"),
-        ))
+        )
+        .observing("shadow host", expected.as_str()))
     }
 
     /// `mirror::primary_unaffected_when_mirror_down`.
