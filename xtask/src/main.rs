@@ -14,6 +14,8 @@ mod paths;
 mod test;
 mod tools;
 mod versions;
+#[cfg(test)]
+mod workflow_check;
 
 use std::process::ExitCode;
 

@@ -1,0 +1,239 @@
+//! The CI workflows under `ci/workflows/` may only call xtask commands and flags that exist,
+//! with Istio versions the table supports, and their matrix must be the table.
+
+use std::path::Path;
+
+use clap::Parser;
+use serde_yaml::Value;
+
+use crate::{flags, paths, versions};
+
+/// One `cargo xtask ...` invocation found in a workflow's `run:` steps.
+#[derive(Debug, Clone)]
+struct Invocation {
+    place: String,
+    args: Vec<String>,
+}
+
+/// The `cargo xtask` invocations of a workflow, with `${{ matrix.istio }}` expanded to every
+/// value of the default matrix list.
+fn invocations(file: &str, text: &str) -> Result<Vec<Invocation>, String> {
+    let doc: Value = serde_yaml::from_str(text).map_err(|e| format!("{file}: {e}"))?;
+    let jobs = doc
+        .get("jobs")
+        .and_then(Value::as_mapping)
+        .ok_or(format!("{file}: no jobs"))?;
+    let mut out = Vec::new();
+    for (job_name, job) in jobs {
+        let job_name = job_name.as_str().unwrap_or("?");
+        let matrix = matrix_istio(job);
+        for (i, step) in job
+            .get("steps")
+            .and_then(Value::as_sequence)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            let Some(run) = step.get("run").and_then(Value::as_str) else {
+                continue;
+            };
+            let step_name = step
+                .get("name")
+                .and_then(Value::as_str)
+                .map_or(format!("step {i}"), str::to_owned);
+            for line in run.lines().filter(|l| l.contains("cargo xtask")) {
+                let rest = line.split("cargo xtask").nth(1).unwrap_or("");
+                let expansions: Vec<String> = if rest.contains("${{ matrix.istio }}") {
+                    if matrix.is_empty() {
+                        return Err(format!(
+                            "{file}: job {job_name}: uses matrix.istio without a matrix list"
+                        ));
+                    }
+                    matrix
+                        .iter()
+                        .map(|v| rest.replace("${{ matrix.istio }}", v))
+                        .collect()
+                } else {
+                    vec![rest.to_owned()]
+                };
+                for expanded in expansions {
+                    if expanded.contains("${{") {
+                        return Err(format!(
+                            "{file}: job {job_name}, {step_name}: unexpanded expression in `{}`",
+                            line.trim()
+                        ));
+                    }
+                    out.push(Invocation {
+                        place: format!("{file}: job {job_name}, {step_name}"),
+                        args: expanded.split_whitespace().map(str::to_owned).collect(),
+                    });
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The job's `matrix.istio` values: a literal list, or the default JSON list of a
+/// `fromJSON(... || '[...]')` expression.
+fn matrix_istio(job: &Value) -> Vec<String> {
+    let Some(istio) = job
+        .get("strategy")
+        .and_then(|s| s.get("matrix"))
+        .and_then(|m| m.get("istio"))
+    else {
+        return Vec::new();
+    };
+    if let Some(list) = istio.as_sequence() {
+        return list
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect();
+    }
+    let expr = istio.as_str().unwrap_or("");
+    let Some(default) = expr.rsplit("'[").next().filter(|_| expr.contains("'[")) else {
+        return Vec::new();
+    };
+    let list = format!("[{}", default.split("]'").next().unwrap_or(""));
+    serde_yaml::from_str::<Vec<String>>(&format!("{list}]")).unwrap_or_default()
+}
+
+/// Checks one invocation against the CLI and the version table.
+fn check(inv: &Invocation) -> Result<(), String> {
+    let argv = std::iter::once("cargo xtask".to_owned()).chain(inv.args.iter().cloned());
+    let parsed = flags::Xtask::try_parse_from(argv).map_err(|e| {
+        let first = e.to_string().lines().next().unwrap_or("").to_owned();
+        format!(
+            "{}: `cargo xtask {}` is not accepted by the CLI: {first}",
+            inv.place,
+            inv.args.join(" ")
+        )
+    })?;
+    if let flags::Command::E2e(e2e) = parsed.command {
+        let place = |e: anyhow::Error| format!("{}: {e}", inv.place);
+        if let Some(v) = &e2e.istio {
+            versions::istio_release(Some(v)).map_err(place)?;
+        }
+        if let Some(u) = &e2e.istio_upgrade {
+            versions::istio_upgrade(u).map_err(place)?;
+        }
+    }
+    Ok(())
+}
+
+fn workflows() -> Vec<(String, String)> {
+    let dir = paths::project_root().join("ci/workflows");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "yml" || x == "yaml"))
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .map(|p| {
+            (
+                relative(p),
+                std::fs::read_to_string(p).unwrap_or_else(|e| panic!("read {}: {e}", p.display())),
+            )
+        })
+        .collect()
+}
+
+fn relative(p: &Path) -> String {
+    p.strip_prefix(paths::project_root())
+        .unwrap_or(p)
+        .display()
+        .to_string()
+}
+
+#[test]
+fn every_workflow_calls_only_commands_and_flags_that_exist() {
+    let mut found = 0;
+    let mut errors = Vec::new();
+    for (file, text) in workflows() {
+        match invocations(&file, &text) {
+            Ok(invs) => {
+                found += invs.len();
+                errors.extend(invs.iter().filter_map(|i| check(i).err()));
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    assert!(errors.is_empty(), "{}", errors.join("\n"));
+    assert!(
+        found >= 3,
+        "expected the nightly, upgrade and pull-request invocations, found {found}"
+    );
+}
+
+#[test]
+fn the_nightly_matrix_is_the_version_table_and_the_upgrade_is_previous_to_newest() {
+    let (_, text) = workflows()
+        .into_iter()
+        .find(|(f, _)| f.ends_with("nightly.yml"))
+        .expect("ci/workflows/nightly.yml");
+    let invs = invocations("nightly.yml", &text).expect("parses");
+    let mut tested: Vec<String> = invs
+        .iter()
+        .filter_map(|i| flag_value(&i.args, "--istio"))
+        .collect();
+    tested.sort();
+    let mut table: Vec<String> = versions::ISTIO_RELEASES
+        .iter()
+        .map(|r| r.version.to_owned())
+        .collect();
+    table.sort();
+    assert_eq!(
+        tested, table,
+        "the e2e matrix must run every supported Istio version"
+    );
+    let upgrade: Vec<String> = invs
+        .iter()
+        .filter_map(|i| flag_value(&i.args, "--istio-upgrade"))
+        .collect();
+    let expected = format!(
+        "{}..{}",
+        versions::ISTIO_RELEASES[1].version,
+        versions::ISTIO_RELEASES[0].version
+    );
+    assert_eq!(
+        upgrade,
+        [expected],
+        "the upgrade job runs the previous release to the newest"
+    );
+}
+
+fn flag_value(args: &[String], flag: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == flag)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+}
+
+#[test]
+fn the_checker_rejects_unknown_commands_flags_and_versions() {
+    let workflow =
+        |run: &str| format!("jobs:\n  j:\n    steps:\n      - name: s\n        run: {run}\n");
+    for (run, expected) in [
+        ("cargo xtask e2e --fast", "not accepted by the CLI"),
+        ("cargo xtask deploy", "not accepted by the CLI"),
+        ("cargo xtask e2e --istio 1.2.3", "not a supported version"),
+        (
+            "cargo xtask e2e --istio-upgrade 1.31.1..1.30.5",
+            "is not older",
+        ),
+    ] {
+        let invs = invocations("w.yml", &workflow(run)).expect("parses");
+        let err = check(&invs[0]).expect_err(run);
+        assert!(
+            err.contains(expected) && err.starts_with("w.yml: job j, s:"),
+            "{run}: {err}"
+        );
+    }
+    let matrix = "jobs:\n  j:\n    strategy:\n      matrix:\n        istio: ${{ fromJSON(inputs.v || '[\"1.31.1\", \"9.9.9\"]') }}\n    steps:\n      - run: cargo xtask e2e --istio ${{ matrix.istio }}\n";
+    let invs = invocations("w.yml", matrix).expect("parses");
+    assert_eq!(invs.len(), 2, "one invocation per matrix value");
+    assert!(check(&invs[1]).is_err(), "9.9.9 is not supported");
+}
