@@ -1,0 +1,119 @@
+//! No run leaves Envoy behind: interrupting the runner (Ctrl-C) or killing it outright ends
+//! Envoy too, and an interrupted run exits non-zero and says where its evidence is.
+//!
+//! Needs Envoy (ENVOY_BIN), like the local suite tests.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use e2e::envoy::process::{ENVOY_BIN_ENV, HOW_TO_GET_ENVOY};
+use e2e::wait::poll_until;
+
+fn envoy() -> PathBuf {
+    match std::env::var_os(ENVOY_BIN_ENV) {
+        Some(path) => PathBuf::from(path),
+        None => panic!("{ENVOY_BIN_ENV} is not set: {HOW_TO_GET_ENVOY}"),
+    }
+}
+
+/// Starts a long local run (a generous patience and a slow check) in `root`.
+fn start_run(root: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_mirror-e2e"))
+        .args(["local", "--patience", "60", "--manifests"])
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests"))
+        .arg("--envoy")
+        .arg(envoy())
+        .arg("--artifacts-root")
+        .arg(root)
+        .args(["--", "--exact", "mirror::percentage_within_tolerance"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start mirror-e2e")
+}
+
+/// Envoy's admin address, once it is written in the one run directory under `root`.
+fn envoy_admin(root: &Path) -> String {
+    block_on(poll_until(
+        "Envoy's admin address file",
+        Duration::from_secs(20),
+        || async {
+            let found = std::fs::read_dir(root)
+                .into_iter()
+                .flatten()
+                .filter_map(Result::ok)
+                .map(|e| e.path().join("envoy-admin-address.txt"))
+                .find_map(|p| {
+                    std::fs::read_to_string(p)
+                        .ok()
+                        .filter(|a| !a.trim().is_empty())
+                });
+            Ok(found.map(|a| a.trim().to_owned()))
+        },
+    ))
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Waits (bounded) until nothing accepts connections on `addr`.
+fn assert_port_closes(addr: &str) {
+    block_on(poll_until(
+        &format!("Envoy to stop listening on {addr}"),
+        Duration::from_secs(10),
+        || async {
+            match std::net::TcpStream::connect(addr) {
+                Ok(_) => Err("still accepting connections".to_owned()),
+                Err(_) => Ok(Some(())),
+            }
+        },
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+}
+
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(future)
+}
+
+#[allow(unsafe_code)]
+fn signal(child: &Child, sig: i32) {
+    let pid = i32::try_from(child.id()).expect("pid fits");
+    // SAFETY: kill(2) on a child we spawned and have not reaped.
+    let rc = unsafe { libc::kill(pid, sig) };
+    assert_eq!(rc, 0, "kill({pid}, {sig})");
+}
+
+#[test]
+fn ctrl_c_ends_envoy_exits_non_zero_and_points_at_the_evidence() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut run = start_run(dir.path());
+    let admin = envoy_admin(dir.path());
+    signal(&run, libc::SIGINT);
+    let output = {
+        let status = run.wait().expect("runner exits");
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(run.stderr.as_mut().expect("stderr"), &mut stderr)
+            .expect("stderr");
+        (status, stderr)
+    };
+    assert_eq!(output.0.code(), Some(130), "{}", output.1);
+    assert!(
+        output.1.contains("interrupted: partial evidence kept in"),
+        "{}",
+        output.1
+    );
+    assert_port_closes(&admin);
+}
+
+#[test]
+fn killing_the_runner_outright_still_ends_envoy() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut run = start_run(dir.path());
+    let admin = envoy_admin(dir.path());
+    signal(&run, libc::SIGKILL);
+    run.wait().expect("runner exits");
+    assert_port_closes(&admin);
+}
