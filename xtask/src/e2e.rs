@@ -101,124 +101,53 @@ impl flags::E2e {
 
     fn run_kind(&self, sh: &Shell) -> anyhow::Result<()> {
         let release = versions::istio_release(self.istio.as_deref())?;
-        docker_is_running(sh)?;
-        let kind_bin = tools::ensure(sh, &tools::kind_asset()?)?;
-        let istioctl_bin = tools::ensure(sh, &tools::istioctl_asset(release.version)?)?;
-        let root = paths::project_root();
         let run_id = run_id();
-        let kubeconfig = root
-            .join("target/kind")
-            .join(format!("{CLUSTER_NAME}.kubeconfig"));
-        let kind = Kind {
+        let artifacts = paths::project_root().join("target/e2e").join(&run_id);
+        let (kind, plan) = self.kind_run(sh, release.node_image, artifacts, self.reuse)?;
+        let istioctl = istioctl(
             sh,
-            bin: kind_bin,
-            name: CLUSTER_NAME.into(),
-            kubeconfig: kubeconfig.clone(),
-        };
-        let istioctl = Istioctl {
-            sh,
-            bin: istioctl_bin,
-            kubeconfig: Some(kubeconfig.clone()),
-            context: None,
-        };
-        let plan = KindPlan {
-            config: root.join("manifests/kind/cluster.yaml"),
-            operator: root.join("manifests/istio/operator.yaml"),
-            node_image: release.node_image,
-            reuse: self.reuse,
-            keep: self.keep,
-            keep_on_failure: self
-                .on_failure
-                .map_or(std::env::var_os("CI").is_none(), |p| p == OnFailure::Keep),
-            artifacts: root.join("target/e2e").join(&run_id),
-            namespace: "test".into(),
-        };
-        let suite = |phases: &[(String, f64)]| {
-            let mut args = vec![
-                "--kubeconfig".to_owned(),
-                kubeconfig.display().to_string(),
-                "--namespace".into(),
-                "test".into(),
-                "--ingress".into(),
-                "http://127.0.0.1:30080".into(),
-                "--bookinfo-hub".into(),
-                release.bookinfo_hub.into(),
-                "--istio".into(),
-                release.version.into(),
-            ];
-            args.extend(self.common_suite_args(&run_id));
-            for (name, secs) in phases {
-                args.extend(["--phase".to_owned(), format!("{name}={secs:.3}")]);
-            }
+            tools::ensure(sh, &tools::istioctl_asset(release.version)?)?,
+            &kind,
+        );
+        run_on_kind(&kind, &istioctl, &plan, |phases| {
+            let args = self.kind_suite_args(&kind, release, &run_id, phases);
             run_suite(sh, &args, &self.harness)
-        };
-        run_on_kind(&kind, &istioctl, &plan, suite)
+        })
     }
 
     fn run_kind_upgrade(&self, sh: &Shell, spec: &str) -> anyhow::Result<()> {
         let (from, to) = versions::istio_upgrade(spec)?;
         let node_image = versions::shared_node_image(from, to)?;
-        docker_is_running(sh)?;
-        let kind_bin = tools::ensure(sh, &tools::kind_asset()?)?;
-        let from_bin = tools::ensure(sh, &tools::istioctl_asset(from.version)?)?;
-        let to_bin = tools::ensure(sh, &tools::istioctl_asset(to.version)?)?;
-        let root = paths::project_root();
         let run_id = run_id();
-        let kubeconfig = root
-            .join("target/kind")
-            .join(format!("{CLUSTER_NAME}.kubeconfig"));
-        let kind = Kind {
+        let runs = paths::project_root()
+            .join("target/e2e")
+            .join(format!("upgrade-{run_id}"));
+        // An upgrade needs a cluster that starts on FROM: never a reused one.
+        let (kind, plan) = self.kind_run(sh, node_image, runs.clone(), false)?;
+        let istioctl_from = istioctl(
             sh,
-            bin: kind_bin,
-            name: CLUSTER_NAME.into(),
-            kubeconfig: kubeconfig.clone(),
-        };
-        let istioctl = |bin| Istioctl {
+            tools::ensure(sh, &tools::istioctl_asset(from.version)?)?,
+            &kind,
+        );
+        let istioctl_to = istioctl(
             sh,
-            bin,
-            kubeconfig: Some(kubeconfig.clone()),
-            context: None,
-        };
-        let (istioctl_from, istioctl_to) = (istioctl(from_bin), istioctl(to_bin));
-        let runs = root.join("target/e2e").join(format!("upgrade-{run_id}"));
-        let plan = KindPlan {
-            config: root.join("manifests/kind/cluster.yaml"),
-            operator: root.join("manifests/istio/operator.yaml"),
-            node_image,
-            reuse: false,
-            keep: self.keep,
-            keep_on_failure: self
-                .on_failure
-                .map_or(std::env::var_os("CI").is_none(), |p| p == OnFailure::Keep),
-            artifacts: runs.clone(),
-            namespace: "test".into(),
-        };
+            tools::ensure(sh, &tools::istioctl_asset(to.version)?)?,
+            &kind,
+        );
         let suite = |phases: &[(String, f64)], side: Side| {
             let (release, dir) = match side {
                 Side::Before => (from, runs.join("before")),
                 Side::After => (to, runs.join("after")),
             };
-            let mut args = vec![
-                "--kubeconfig".to_owned(),
-                kubeconfig.display().to_string(),
-                "--namespace".into(),
-                "test".into(),
-                "--bookinfo-hub".into(),
-                release.bookinfo_hub.into(),
-                "--bookinfo-tag".into(),
-                release.bookinfo_tag.into(),
-                "--istio".into(),
-                release.version.into(),
-                "--artifacts-root".into(),
-                dir.display().to_string(),
-                "--keep".into(),
-            ];
+            let mut args = self.kind_suite_args(&kind, release, &run_id, phases);
+            args.extend(["--artifacts-root".to_owned(), dir.display().to_string()]);
+            // Both runs' reports stay for the comparison; the common arguments carry
+            // --keep already when the user asked for it.
+            if !self.keep {
+                args.push("--keep".into());
+            }
             if side == Side::After {
                 args.push("--restart-workloads".into());
-            }
-            args.extend(self.common_suite_args(&run_id));
-            for (name, secs) in phases {
-                args.extend(["--phase".to_owned(), format!("{name}={secs:.3}")]);
             }
             run_suite(sh, &args, &self.harness)
         };
@@ -233,6 +162,68 @@ impl flags::E2e {
                 || compare_runs(sh, &runs),
             )
         })
+    }
+
+    /// Checks Docker, provisions kind, and plans a run on the project's kind cluster.
+    fn kind_run<'a>(
+        &self,
+        sh: &'a Shell,
+        node_image: &'static str,
+        artifacts: PathBuf,
+        reuse: bool,
+    ) -> anyhow::Result<(Kind<'a>, KindPlan)> {
+        docker_is_running(sh)?;
+        let root = paths::project_root();
+        let kind = Kind {
+            sh,
+            bin: tools::ensure(sh, &tools::kind_asset()?)?,
+            name: CLUSTER_NAME.into(),
+            kubeconfig: root
+                .join("target/kind")
+                .join(format!("{CLUSTER_NAME}.kubeconfig")),
+        };
+        let plan = KindPlan {
+            config: root.join("manifests/kind/cluster.yaml"),
+            operator: root.join("manifests/istio/operator.yaml"),
+            node_image,
+            reuse,
+            keep: self.keep,
+            keep_on_failure: self
+                .on_failure
+                .map_or(std::env::var_os("CI").is_none(), |p| p == OnFailure::Keep),
+            artifacts,
+            namespace: "test".into(),
+        };
+        Ok((kind, plan))
+    }
+
+    /// `mirror-e2e cluster` arguments for a run of `release` on the kind cluster.
+    fn kind_suite_args(
+        &self,
+        kind: &Kind<'_>,
+        release: &versions::IstioRelease,
+        run_id: &str,
+        phases: &[(String, f64)],
+    ) -> Vec<String> {
+        let mut args = vec![
+            "--kubeconfig".to_owned(),
+            kind.kubeconfig.display().to_string(),
+            "--namespace".into(),
+            "test".into(),
+            "--ingress".into(),
+            "http://127.0.0.1:30080".into(),
+            "--bookinfo-hub".into(),
+            release.bookinfo_hub.into(),
+            "--bookinfo-tag".into(),
+            release.bookinfo_tag.into(),
+            "--istio".into(),
+            release.version.into(),
+        ];
+        args.extend(self.common_suite_args(run_id));
+        for (name, secs) in phases {
+            args.extend(["--phase".to_owned(), format!("{name}={secs:.3}")]);
+        }
+        args
     }
 
     fn run_existing(&self, sh: &Shell) -> anyhow::Result<()> {
@@ -295,6 +286,16 @@ fn run_id() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     format!("{secs}-{:x}", std::process::id())
+}
+
+/// istioctl pointed at the kind cluster's private kubeconfig.
+fn istioctl<'a>(sh: &'a Shell, bin: PathBuf, kind: &Kind<'_>) -> Istioctl<'a> {
+    Istioctl {
+        sh,
+        bin,
+        kubeconfig: Some(kind.kubeconfig.clone()),
+        context: None,
+    }
 }
 
 /// Which run of an upgrade check.
