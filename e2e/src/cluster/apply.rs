@@ -76,10 +76,7 @@ pub struct Applier {
 impl Applier {
     /// Discovers what the server serves.
     pub async fn new(client: Client, namespace: &str) -> Result<Applier, ApplyError> {
-        let discovery = Discovery::new(client.clone())
-            .run_aggregated()
-            .await
-            .map_err(ApplyError::Discovery)?;
+        let discovery = discover(&client).await?;
         Ok(Applier {
             client,
             namespace: namespace.to_owned(),
@@ -89,10 +86,7 @@ impl Applier {
 
     /// Discovers again, after CRDs were installed.
     pub async fn rediscover(&mut self) -> Result<(), ApplyError> {
-        self.discovery = Discovery::new(self.client.clone())
-            .run_aggregated()
-            .await
-            .map_err(ApplyError::Discovery)?;
+        self.discovery = discover(&self.client).await?;
         Ok(())
     }
 
@@ -154,6 +148,18 @@ impl Applier {
                     source: other,
                 },
             })
+    }
+}
+
+/// Aggregated discovery (two requests), or the classic per-group walk on servers older than
+/// Kubernetes 1.26 that do not offer it.
+async fn discover(client: &Client) -> Result<Discovery, ApplyError> {
+    match Discovery::new(client.clone()).run_aggregated().await {
+        Ok(d) => Ok(d),
+        Err(_) => Discovery::new(client.clone())
+            .run()
+            .await
+            .map_err(ApplyError::Discovery),
     }
 }
 
@@ -286,6 +292,45 @@ mod tests {
             "Widget w: the API server serves no Widget in example.com/v1 (is Istio installed?)"
         );
         server.expect_no_more().await;
+    }
+
+    #[tokio::test]
+    async fn servers_without_aggregated_discovery_are_walked_group_by_group() {
+        let (client, mut server) = ApiServer::start();
+        let task = tokio::spawn(async move { Applier::new(client, "test").await.map(|_| ()) });
+        let (first, _) = server.next().await;
+        assert_eq!(first.uri().path(), "/apis");
+        server
+            .respond(
+                406,
+                status(406, "NotAcceptable", "aggregated discovery not served"),
+            )
+            .await;
+        // The classic walk: the group list, the core versions, the core resources.
+        for _ in 0..3 {
+            let (request, _) = server.next().await;
+            let accept = request
+                .headers()
+                .get("accept")
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or("");
+            assert!(
+                !accept.contains("apidiscovery"),
+                "the fallback asks for plain discovery: {accept}"
+            );
+            let body = match request.uri().path() {
+                "/apis" => json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": []}),
+                "/api" => {
+                    json!({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []})
+                }
+                "/api/v1" => {
+                    json!({"kind": "APIResourceList", "groupVersion": "v1", "resources": []})
+                }
+                other => panic!("unexpected discovery request {other}"),
+            };
+            server.respond(200, body).await;
+        }
+        task.await.expect("task").expect("discovered");
     }
 
     #[test]
