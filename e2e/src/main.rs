@@ -96,7 +96,7 @@ struct ClusterArgs {
     /// Istio installation), shown first in the report.
     #[arg(long = "phase", value_parser = parse_phase)]
     phases: Vec<(String, Duration)>,
-    /// Seconds every wait and retry may take.
+    /// Seconds every wait for the cluster may take; the checks retry for a tenth of it.
     #[arg(long, env = PATIENCE_ENV, default_value = "300", value_parser = parse_patience)]
     patience: Duration,
     /// Arguments for the test harness (filters, --list, --exact, ...), after `--`.

@@ -76,6 +76,10 @@ pub trait Mesh {
     /// The manifests' topology (Services, workloads, subsets, the routing under test).
     fn topology(&self) -> &Topology;
 
+    /// How long a mirrored request may take to show in the mirror's log. One attempt of a
+    /// check waits this long (at most the retry's deadline) before it counts as failed.
+    fn log_latency(&self) -> Duration;
+
     /// Sends one request to the reviews hop.
     async fn send(&self, call: &Call) -> Result<Reply, MeshError>;
 

@@ -142,6 +142,12 @@ pub struct ClusterRun {
     pub earlier_phases: Vec<(String, std::time::Duration)>,
 }
 
+/// The checks' retry in cluster mode: a tenth of the patience, which is sized for rollouts
+/// and image pulls (300 s by default gives Istio's own 30 s for config propagation).
+fn check_retry_policy(patience: std::time::Duration) -> RetryPolicy {
+    RetryPolicy::istio(patience / 10)
+}
+
 /// Runs the suite against a cluster whose API `client` reaches.
 pub fn run_cluster(
     runtime: &Runtime,
@@ -188,7 +194,7 @@ pub fn run_cluster(
                 runtime,
                 mesh,
                 spec,
-                RetryPolicy::istio(run.cluster.patience),
+                check_retry_policy(run.cluster.patience),
                 run_id,
                 args,
                 &mut progress,

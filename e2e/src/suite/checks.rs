@@ -259,11 +259,11 @@ impl<M: Mesh> Suite<M> {
             .await;
         let restored = self.restore_mirror(name).await;
         let stable = down?;
-        restored?;
+        let restore_attempts = restored?;
         Ok(passed(
             stable,
             format!(
-                "with the mirror stopped: 200 from {}; baseline median {baseline:?}",
+                "with the mirror stopped: 200 from {}; baseline median {baseline:?}; mirror back after {restore_attempts} attempts",
                 expected.join(" or ")
             ),
         ))
@@ -321,17 +321,17 @@ impl<M: Mesh> Suite<M> {
                 }
             })
             .await;
-        let restored: Result<(), String> = async {
+        let restored: Result<u32, String> = async {
             self.apply(&original).await?;
             self.restore_mirror(name).await
         }
         .await;
         let stable = sampled?;
-        restored?;
+        let restore_attempts = restored?;
         Ok(passed(
             stable,
             format!(
-                "{} requests per batch at {}%, within ±{} points; original routing restored",
+                "{} requests per batch at {}%, within ±{} points; original routing restored after {restore_attempts} attempts",
                 sampling::BATCH,
                 sampling::PERCENT,
                 sampling::TOLERANCE
@@ -441,9 +441,10 @@ impl<M: Mesh> Suite<M> {
         tags: &[String],
         attempt: Attempt,
     ) -> Result<(Vec<MirroredRequest>, BTreeSet<String>), String> {
-        // One attempt may use a sixth of the patience, so a slow-to-propagate config still
-        // leaves room for further attempts.
-        let until = attempt.deadline.min(Instant::now() + self.policy.limit / 6);
+        // One attempt waits as long as the mode's log takes, never past the retry's end.
+        let until = attempt
+            .deadline
+            .min(Instant::now() + self.mesh.log_latency());
         loop {
             let text = self.mesh.mirror_log().await.map_err(|e| e.to_string())?;
             let (records, seen) = {
@@ -491,7 +492,8 @@ impl<M: Mesh> Suite<M> {
 
     /// Starts the mirror again and waits until tester traffic reaches it, so later checks
     /// start from the state the manifests describe.
-    async fn restore_mirror(&self, check: &str) -> Result<(), String> {
+    /// Returns the attempts it took, for the check's message.
+    async fn restore_mirror(&self, check: &str) -> Result<u32, String> {
         self.mesh
             .set_mirror_running(true)
             .await
@@ -513,7 +515,7 @@ impl<M: Mesh> Suite<M> {
             }
         })
         .await
-        .map(|_| ())
+        .map(|stable| stable.attempts)
         .map_err(|e| format!("restore: {e}"))
     }
 }
