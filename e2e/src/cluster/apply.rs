@@ -226,8 +226,8 @@ mod tests {
         assert_eq!(applied.metadata.name.as_deref(), Some("reviews"));
     }
 
-    #[tokio::test]
-    async fn strict_validation_failure_names_the_object_and_the_field() {
+    /// Applies the VirtualService and has the server reject it with `body`.
+    async fn rejected_with(code: u16, body: Value) -> ApplyError {
         let (client, mut server) = ApiServer::start();
         let task = tokio::spawn(async move {
             let applier = Applier::new(client, "test").await.expect("discovery");
@@ -238,39 +238,25 @@ mod tests {
         });
         server.answer_discovery().await;
         let _ = server.next().await;
-        server
-            .respond(
-                422,
-                status(
-                    422,
-                    "Invalid",
-                    ".spec.http[0].mirrorPercentge: field not declared in schema",
-                ),
-            )
-            .await;
-        let err = task.await.expect("task").to_string();
+        server.respond(code, body).await;
+        task.await.expect("task")
+    }
+
+    #[tokio::test]
+    async fn strict_validation_failure_names_the_object_and_the_field() {
+        let message = ".spec.http[0].mirrorPercentge: field not declared in schema";
+        let err = rejected_with(422, status(422, "Invalid", message))
+            .await
+            .to_string();
         assert_eq!(
             err,
-            "apply VirtualService test/reviews: Invalid (422): .spec.http[0].mirrorPercentge: field not declared in schema"
+            format!("apply VirtualService test/reviews: Invalid (422): {message}")
         );
     }
 
     #[tokio::test]
     async fn conflict_is_reported_with_its_reason() {
-        let (client, mut server) = ApiServer::start();
-        let task = tokio::spawn(async move {
-            let applier = Applier::new(client, "test").await.expect("discovery");
-            applier
-                .apply(0, &virtual_service())
-                .await
-                .expect_err("conflict")
-        });
-        server.answer_discovery().await;
-        let _ = server.next().await;
-        server
-            .respond(409, status(409, "Conflict", "Apply failed with 1 conflict"))
-            .await;
-        let err = task.await.expect("task");
+        let err = rejected_with(409, status(409, "Conflict", "Apply failed with 1 conflict")).await;
         assert!(
             matches!(err, ApplyError::Rejected { code: 409, .. }),
             "{err}"
