@@ -166,11 +166,6 @@ impl Backend {
         Ok(backend)
     }
 
-    /// The workload's name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
     /// Its address.
     pub fn addr(&self) -> SocketAddr {
         self.addr

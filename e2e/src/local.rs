@@ -108,10 +108,9 @@ impl LocalMesh {
     /// Reads the manifests, starts the workloads and Envoy, and returns when Envoy is ready.
     pub async fn start(
         opts: &LocalOptions,
+        set: &ManifestSet,
         progress: &mut Progress,
     ) -> Result<LocalMesh, LocalError> {
-        progress.phase("read manifests");
-        let set = ManifestSet::load(std::slice::from_ref(&opts.manifests))?;
         let invalid = |errors: Vec<String>| LocalError::Invalid {
             path: opts.manifests.clone(),
             errors: errors.join("\n"),
@@ -121,7 +120,7 @@ impl LocalMesh {
                 set.syntax_errors.iter().map(ToString::to_string).collect(),
             ));
         }
-        let (topology, type_errors) = Topology::from_manifests(&set);
+        let (topology, type_errors) = Topology::from_manifests(set);
         if !type_errors.is_empty() {
             return Err(invalid(
                 type_errors.iter().map(ToString::to_string).collect(),
@@ -177,10 +176,7 @@ impl LocalMesh {
             .iter()
             .map(|t| t.object.clone())
             .collect();
-        let mesh_port = topology
-            .service(&opts.host)
-            .and_then(|s| s.spec.as_ref()?.ports.as_ref()?.first().map(|p| p.port))
-            .unwrap_or(9080);
+        let mesh_port = config::service_port(&topology, &opts.host);
         let routes_file = dirs.xds.join("routes.json");
         let bootstrap = config::bootstrap(
             &clusters,
@@ -234,11 +230,6 @@ impl LocalMesh {
             std::fs::write(&path, text).map_err(|source| LocalError::Write { path, source })?;
         }
         Ok(())
-    }
-
-    /// The Envoy process id (for tests that check cleanup).
-    pub fn envoy_pid(&self) -> Option<u32> {
-        self.envoy.pid()
     }
 }
 
@@ -330,10 +321,6 @@ fn write_atomically(path: &Path, value: &Value) -> Result<(), LocalError> {
 }
 
 impl Mesh for LocalMesh {
-    fn mode(&self) -> &'static str {
-        "local"
-    }
-
     fn istio_version(&self) -> IstioVersion {
         self.version
     }

@@ -67,9 +67,6 @@ pub enum MeshError {
 /// A mesh the suite can drive.
 #[allow(async_fn_in_trait)] // Driven from one thread; callers need no Send bound.
 pub trait Mesh {
-    /// "local" or "cluster", for reports.
-    fn mode(&self) -> &'static str;
-
     /// The Istio version the mesh runs (or emulates).
     fn istio_version(&self) -> IstioVersion;
 

@@ -1,6 +1,6 @@
 //! One run of the suite: start the mesh, run the trials, collect evidence, write the report.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use libtest_mimic::{Arguments, Conclusion};
@@ -96,7 +96,9 @@ pub fn run_local(
     args: &Arguments,
 ) -> Result<RunOutcome, RunError> {
     let mut progress = Progress::new();
-    let mesh = runtime.block_on(LocalMesh::start(opts, &mut progress))?;
+    progress.phase("read manifests");
+    let set = ManifestSet::load(std::slice::from_ref(&opts.manifests)).map_err(LocalError::from)?;
+    let mesh = runtime.block_on(LocalMesh::start(opts, &set, &mut progress))?;
     let (conclusion, checks, mesh) = run_trials(
         runtime,
         mesh,
@@ -112,7 +114,7 @@ pub fn run_local(
         run_id: run_id.to_owned(),
         mode: "local".into(),
         istio: opts.istio.to_string(),
-        notes: lint_notes(&opts.manifests),
+        notes: lint_notes(&set),
         phases: progress.finish(),
         checks,
     };
@@ -179,7 +181,7 @@ pub fn run_cluster(
         run_id: run_id.to_owned(),
         mode: "cluster".into(),
         istio: run.cluster.istio.to_string(),
-        notes: lint_notes(&run.manifests),
+        notes: lint_notes(&set),
         ..RunReport::default()
     };
     let deployed = runtime.block_on(ClusterMesh::deploy(
@@ -249,11 +251,8 @@ pub fn run_cluster(
 
 /// Lint errors in the manifests under test, as report notes: a failing check is easier to
 /// read next to "the mirror host names no Service".
-fn lint_notes(manifests: &Path) -> Vec<String> {
-    let Ok(set) = ManifestSet::load(&[manifests.to_owned()]) else {
-        return Vec::new();
-    };
-    lint::lint(&set)
+fn lint_notes(set: &ManifestSet) -> Vec<String> {
+    lint::lint(set)
         .into_iter()
         .filter(|f| f.severity == lint::Severity::Error)
         .map(|f| format!("lint: {f}"))

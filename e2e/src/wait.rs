@@ -12,9 +12,6 @@ use tokio::time::Instant;
 /// The environment variable that sets the patience of every wait and retry.
 pub const PATIENCE_ENV: &str = "MIRROR_E2E_PATIENCE";
 
-/// The patience when nothing sets it: Istio's own tests allow 30 s for config to propagate.
-pub const DEFAULT_PATIENCE: Duration = Duration::from_secs(30);
-
 /// A wait that ran out.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("timed out after {waited:?} waiting for {what}; last seen: {last_seen}")]
@@ -25,14 +22,6 @@ pub struct WaitError {
     pub waited: Duration,
     /// The last observation.
     pub last_seen: String,
-}
-
-/// The patience from `MIRROR_E2E_PATIENCE` (seconds, fractions allowed), or the default.
-pub fn patience_from_env() -> Result<Duration, String> {
-    match std::env::var(PATIENCE_ENV) {
-        Ok(v) => parse_patience(&v).map_err(|e| format!("{PATIENCE_ENV}: {e}")),
-        Err(_) => Ok(DEFAULT_PATIENCE),
-    }
 }
 
 /// Parses a patience in seconds, e.g. `30` or `2.5`.

@@ -294,10 +294,6 @@ pub async fn delete_namespace(
 }
 
 impl Mesh for ClusterMesh {
-    fn mode(&self) -> &'static str {
-        "cluster"
-    }
-
     fn istio_version(&self) -> IstioVersion {
         self.opts.istio
     }

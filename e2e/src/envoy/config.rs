@@ -93,7 +93,8 @@ pub fn cluster_name(topo: &Topology, dest: &Destination) -> String {
     )
 }
 
-fn service_port(topo: &Topology, host: &str) -> u32 {
+/// The port of a host's Service (its first port), or 9080 when the Service is unknown.
+pub fn service_port(topo: &Topology, host: &str) -> u32 {
     topo.service_name_of(host)
         .and_then(|name| topo.service(name))
         .and_then(|s| s.spec.as_ref()?.ports.as_ref()?.first().map(|p| p.port))

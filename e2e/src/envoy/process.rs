@@ -187,11 +187,6 @@ impl Envoy {
         format!("127.0.0.1:{}", self.listener_port)
     }
 
-    /// The admin address.
-    pub fn admin(&self) -> &str {
-        &self.admin
-    }
-
     /// GET an admin path and parse it as JSON.
     pub async fn admin_json(&self, path: &str) -> Result<Value, EnvoyError> {
         let body = admin_get(&self.http, &self.admin, path).await?;
@@ -210,11 +205,6 @@ impl Envoy {
     pub async fn stop(mut self) {
         let _ = self.child.start_kill();
         let _ = self.child.wait().await;
-    }
-
-    /// The process id, if it runs.
-    pub fn pid(&self) -> Option<u32> {
-        self.child.id()
     }
 }
 
