@@ -359,6 +359,7 @@ impl Mesh for LocalMesh {
         Ok(Reply {
             status,
             workload,
+            pod: None,
             latency,
         })
     }
@@ -430,7 +431,8 @@ impl Mesh for LocalMesh {
         write_atomically(&self.routes_file, &routes).map_err(|e| err(e.to_string()))
     }
 
-    async fn set_mirror_running(&self, running: bool) -> Result<(), MeshError> {
+    async fn set_mirror_running(&self, running: bool) -> Result<Duration, MeshError> {
+        let start = std::time::Instant::now();
         for backend in self.mirror.iter().filter_map(|m| self.workloads.get(m)) {
             if running {
                 backend
@@ -441,6 +443,6 @@ impl Mesh for LocalMesh {
                 backend.stop();
             }
         }
-        Ok(())
+        Ok(start.elapsed())
     }
 }

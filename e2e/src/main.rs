@@ -67,9 +67,16 @@ struct ClusterArgs {
     /// Base URL of the ingress gateway on this host.
     #[arg(long, default_value = "http://127.0.0.1:30080")]
     ingress: String,
-    /// Registry path to move Bookinfo images to (from the version table).
+    /// Registry path to move Bookinfo images to (from the version table, or a mirror).
     #[arg(long)]
     bookinfo_hub: Option<String>,
+    /// Registry path to move the echo image to (`<hub>/http-https-echo:<tag>`), for a mirror.
+    #[arg(long)]
+    echo_hub: Option<String>,
+    /// The Istio revision whose control plane injects the run's namespace (default: the
+    /// default revision, or the only one installed).
+    #[arg(long)]
+    revision: Option<String>,
     /// Tag to give Bookinfo images (from the version table).
     #[arg(long)]
     bookinfo_tag: Option<String>,
@@ -260,31 +267,37 @@ fn cluster(args: ClusterArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let found = match runtime.block_on(installed_istio(&client)) {
+    let istiod = match runtime.block_on(installed_istio(&client, args.revision.as_deref())) {
         Ok(v) => v,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::FAILURE;
         }
     };
+    let host = format!("{run_id}.mirror-e2e.test");
     eprintln!(
-        "cluster: {context}; Istio {found}; namespace {}",
-        args.namespace
+        "cluster: {context}; Istio {} ({}/{}, revision {}); namespace {}; ingress host {host}",
+        istiod.version, istiod.namespace, istiod.name, istiod.revision, args.namespace
     );
     if let Some(expected) = args.istio
-        && expected != found
+        && expected != istiod.version
     {
-        eprintln!("error: --istio {expected}: the cluster runs Istio {found}");
+        eprintln!(
+            "error: --istio {expected}: the cluster runs Istio {}",
+            istiod.version
+        );
         return ExitCode::FAILURE;
     }
     let run = ClusterRun {
         cluster: ClusterOptions {
             namespace: args.namespace,
             ingress: args.ingress,
+            host,
+            istiod,
             bookinfo_hub: args.bookinfo_hub,
+            echo_hub: args.echo_hub,
             bookinfo_tag: args.bookinfo_tag,
             restart_workloads: args.restart_workloads,
-            istio: found,
             patience: args.patience,
             mirror: "mirror".into(),
         },

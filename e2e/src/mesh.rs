@@ -33,6 +33,8 @@ pub struct Reply {
     pub status: u16,
     /// The workload (Deployment) that served the reviews call, if known.
     pub workload: Option<String>,
+    /// The pod that served it, when the page names one.
+    pub pod: Option<String>,
     /// Round-trip time.
     pub latency: Duration,
 }
@@ -90,6 +92,8 @@ pub trait Mesh {
     /// waiting for it to reach the proxies, as `kubectl apply` does.
     async fn apply_virtual_service(&self, vs: &VirtualService) -> Result<(), MeshError>;
 
-    /// Stops (`false`) or starts (`true`) the mirror workload.
-    async fn set_mirror_running(&self, running: bool) -> Result<(), MeshError>;
+    /// Stops (`false`) or starts (`true`) the mirror workload, and returns once it is really
+    /// down (no pod left, no ready endpoint) or up (rolled out, sidecar ready): how long that
+    /// took is part of the check's report.
+    async fn set_mirror_running(&self, running: bool) -> Result<Duration, MeshError>;
 }

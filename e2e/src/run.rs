@@ -180,7 +180,7 @@ pub fn run_cluster(
     let mut report = RunReport {
         run_id: run_id.to_owned(),
         mode: "cluster".into(),
-        istio: run.cluster.istio.to_string(),
+        istio: run.cluster.istiod.version.to_string(),
         notes: lint_notes(&set),
         ..RunReport::default()
     };

@@ -75,10 +75,15 @@ pub fn kind_asset(version: &str, (os, arch): (&str, &str)) -> Asset {
     }
 }
 
-/// istioctl's archive for this platform.
+/// istioctl's archive for this platform. Istio names macOS `osx`, and its Intel archive has no
+/// architecture suffix (istio/istio release/downloadIstioCtl.sh: `without_arch` on Darwin
+/// unless arm64).
 pub fn istioctl_asset(version: &str, (os, arch): (&str, &str)) -> Asset {
-    let os = if os == "darwin" { "osx" } else { os };
-    let file = format!("istioctl-{version}-{os}-{arch}.tar.gz");
+    let file = match (os, arch) {
+        ("darwin", "arm64") => format!("istioctl-{version}-osx-arm64.tar.gz"),
+        ("darwin", _) => format!("istioctl-{version}-osx.tar.gz"),
+        _ => format!("istioctl-{version}-{os}-{arch}.tar.gz"),
+    };
     let path = format!("/istio/istio/releases/download/{version}/{file}");
     Asset {
         tool: "istioctl",
@@ -492,6 +497,15 @@ mod tests {
         assert_eq!(
             a.checksum_path,
             "/istio/istio/releases/download/1.31.1/istioctl-1.31.1-linux-amd64.tar.gz.sha256"
+        );
+        // Intel macOS archives carry no architecture; Apple silicon ones say arm64.
+        assert_eq!(
+            istioctl_asset("1.31.1", ("darwin", "amd64")).file,
+            "istioctl-1.31.1-osx.tar.gz"
+        );
+        assert_eq!(
+            istioctl_asset("1.31.1", ("darwin", "arm64")).file,
+            "istioctl-1.31.1-osx-arm64.tar.gz"
         );
         let k = kind_asset("v0.32.0", ("darwin", "arm64"));
         assert_eq!(

@@ -103,7 +103,7 @@ impl flags::E2e {
         let release = versions::istio_release(self.istio.as_deref())?;
         let run_id = run_id();
         let artifacts = paths::project_root().join("target/e2e").join(&run_id);
-        let (kind, plan) = self.kind_run(sh, release.node_image, artifacts, self.reuse)?;
+        let (kind, plan) = self.kind_run(sh, release.node_image.image, artifacts, self.reuse)?;
         let istioctl = istioctl(
             sh,
             tools::ensure(sh, &tools::istioctl_asset(release.version)?)?,
@@ -123,7 +123,7 @@ impl flags::E2e {
             .join("target/e2e")
             .join(format!("upgrade-{run_id}"));
         // An upgrade needs a cluster that starts on FROM: never a reused one.
-        let (kind, plan) = self.kind_run(sh, node_image, runs.clone(), false)?;
+        let (kind, plan) = self.kind_run(sh, node_image.image, runs.clone(), false)?;
         let istioctl_from = istioctl(
             sh,
             tools::ensure(sh, &tools::istioctl_asset(from.version)?)?,

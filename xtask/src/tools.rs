@@ -81,7 +81,7 @@ impl flags::Tools {
             println!(
                 "node image for Istio {}: {} (Kubernetes {}.{}..{}.{})",
                 release.version,
-                release.node_image,
+                release.node_image.image,
                 release.k8s_min.0,
                 release.k8s_min.1,
                 release.k8s_max.0,

@@ -2,8 +2,7 @@
 //! node image (by digest) inside that range, and where its Bookinfo images live.
 //!
 //! Sources: Istio's supported-releases table (Kubernetes ranges; 1.27 and 1.28 as listed by
-//! endoflife.date), kind's release notes (node images of v0.32.0 and v0.31.0; the v1.33.7
-//! image of kind v0.31.0 as pinned in public CI configurations), Istio's Bookinfo manifests
+//! endoflife.date), kind v0.32.0's pre-built node images (see [`NodeImage`]), Istio's Bookinfo manifests
 //! (images on docker.io/istio up to 1.29, registry.istio.io/release from 1.30).
 
 use anyhow::bail;
@@ -21,24 +20,48 @@ pub struct IstioRelease {
     /// Newest supported Kubernetes minor.
     pub k8s_max: (u32, u32),
     /// kind node image, always by digest (kind's release notes: use the digest).
-    pub node_image: &'static str,
+    pub node_image: NodeImage,
     /// Registry path of the Bookinfo images for this release.
     pub bookinfo_hub: &'static str,
     /// Tag of the Bookinfo images.
     pub bookinfo_tag: &'static str,
 }
 
-const NODE_1_36: &str =
-    "kindest/node:v1.36.1@sha256:3489c7674813ba5d8b1a9977baea8a6e553784dab7b84759d1014dbd78f7ebd5";
-const NODE_1_35: &str =
-    "kindest/node:v1.35.0@sha256:452d707d4862f52530247495d180205e029056831160e22870e37e3f6c1ac31f";
-const NODE_1_34: &str =
-    "kindest/node:v1.34.3@sha256:08497ee19eace7b4b5348db5c6a1591d7752b164530a36f855cb0f2bdcbadd48";
-const NODE_1_33: &str =
-    "kindest/node:v1.33.7@sha256:d26ef333bdb2cbe9862a0f7c3803ecc7b4303d8cea8e814b481b09949d353040";
+/// A kind node image and the kind release that built it. kind supports a node image only
+/// with the release that built it (kind docs, "Node Image"; FIELD-NOTES section 10), so
+/// every image here must be one of [`KIND_VERSION`]'s pre-built images.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NodeImage {
+    /// `kindest/node:vX.Y.Z@sha256:...`.
+    pub image: &'static str,
+    /// The kind release whose release notes list it.
+    pub built_by: &'static str,
+}
+
+// Kind v0.32.0's pre-built images. v1.36.1 is also kind v0.32.0's default
+// (pkg/apis/config/defaults/image.go at tag v0.32.0). The digests of v1.35.5, v1.34.8 and
+// v1.33.12 are the ones kubernetes-sigs/cluster-api lists under "Pre-built images for Kind
+// v0.32" (test/infrastructure/kind/mapper.go, which mirrors kind's release notes); the same
+// list carries v1.36.1 with the digest above, which is how it was cross-checked.
+const NODE_1_36: NodeImage = NodeImage {
+    image: "kindest/node:v1.36.1@sha256:3489c7674813ba5d8b1a9977baea8a6e553784dab7b84759d1014dbd78f7ebd5",
+    built_by: "v0.32.0",
+};
+const NODE_1_35: NodeImage = NodeImage {
+    image: "kindest/node:v1.35.5@sha256:ce977ae6d65918d0b58a5f8b5e940429c2ce42fa3a5619ec2bbc60b949c0ac95",
+    built_by: "v0.32.0",
+};
+const NODE_1_34: NodeImage = NodeImage {
+    image: "kindest/node:v1.34.8@sha256:02722c2dedddcfc00febf5d27fbeb9b7b2c14294c82109ff4a85d89ac9ba3256",
+    built_by: "v0.32.0",
+};
+const NODE_1_33: NodeImage = NodeImage {
+    image: "kindest/node:v1.33.12@sha256:3f5c8443c620245e4d355cfe09e96a91ead32ceaa569d3f1ca9edf0cb2fe2ff4",
+    built_by: "v0.32.0",
+};
 
 /// Every pinned node image, newest first (for picking one that two releases share).
-pub const NODE_IMAGES: &[&str] = &[NODE_1_36, NODE_1_35, NODE_1_34, NODE_1_33];
+pub const NODE_IMAGES: &[NodeImage] = &[NODE_1_36, NODE_1_35, NODE_1_34, NODE_1_33];
 
 /// Supported releases, newest first. The first is the default.
 pub const ISTIO_RELEASES: &[IstioRelease] = &[
@@ -122,12 +145,12 @@ fn version_key(version: &str) -> Vec<u32> {
 }
 
 /// A node image whose Kubernetes both releases support, for an upgrade on one cluster.
-pub fn shared_node_image(a: &IstioRelease, b: &IstioRelease) -> anyhow::Result<&'static str> {
+pub fn shared_node_image(a: &IstioRelease, b: &IstioRelease) -> anyhow::Result<NodeImage> {
     let (lo, hi) = (a.k8s_min.max(b.k8s_min), a.k8s_max.min(b.k8s_max));
     NODE_IMAGES
         .iter()
         .copied()
-        .find(|image| node_minor(image).is_some_and(|m| lo <= m && m <= hi))
+        .find(|node| node_minor(node.image).is_some_and(|m| lo <= m && m <= hi))
         .ok_or_else(|| {
             anyhow::anyhow!(
                 "Istio {} and {} share no Kubernetes version with a pinned node image",
@@ -157,17 +180,28 @@ mod tests {
     fn every_node_image_is_by_digest_and_inside_the_supported_range() {
         for r in ISTIO_RELEASES {
             assert!(
-                r.node_image.contains("@sha256:"),
+                r.node_image.image.contains("@sha256:"),
                 "{} node image has no digest",
                 r.version
             );
-            let minor = node_minor(r.node_image).expect("node image has a version tag");
+            let minor = node_minor(r.node_image.image).expect("node image has a version tag");
             assert!(
                 r.k8s_min <= minor && minor <= r.k8s_max,
                 "Istio {}: node {minor:?} outside {:?}..{:?}",
                 r.version,
                 r.k8s_min,
                 r.k8s_max
+            );
+        }
+    }
+
+    #[test]
+    fn every_node_image_was_built_by_the_pinned_kind() {
+        for node in NODE_IMAGES {
+            assert_eq!(
+                node.built_by, KIND_VERSION,
+                "{} was built by kind {}, but clusters are created with kind {KIND_VERSION}",
+                node.image, node.built_by
             );
         }
     }
@@ -216,7 +250,7 @@ mod tests {
         assert_eq!((from.version, to.version), ("1.27.7", "1.31.1"));
         // 1.27 supports Kubernetes up to 1.33, 1.31 from 1.32: the shared node is 1.33.
         assert_eq!(
-            node_minor(shared_node_image(from, to).expect("shared")),
+            node_minor(shared_node_image(from, to).expect("shared").image),
             Some((1, 33))
         );
         let (from, to) = istio_upgrade("1.30.5..1.31.1").expect("valid");
@@ -230,7 +264,7 @@ mod tests {
 
     #[test]
     fn node_minor_parses_kind_tags() {
-        assert_eq!(node_minor(NODE_1_36), Some((1, 36)));
+        assert_eq!(node_minor(NODE_1_36.image), Some((1, 36)));
         assert_eq!(node_minor("kindest/node"), None);
     }
 }

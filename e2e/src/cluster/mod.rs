@@ -13,10 +13,12 @@ pub mod rollout;
 #[cfg(test)]
 mod test_api;
 
+use std::collections::BTreeSet;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
@@ -45,9 +47,31 @@ pub enum ClusterError {
     },
     /// Istio is not installed.
     #[error(
-        "Istio is not installed: no Deployment istiod in istio-system ({0}); install it, or pass --install-istio"
+        "Istio is not installed: no istiod Deployment (label app=istiod) in any namespace ({0}); install it, or pass --install-istio"
     )]
     NoIstio(String),
+    /// Several control planes and no way to pick one.
+    #[error(
+        "several Istio control planes run here ({found}); pick one with --revision REV (the namespace is then labelled istio.io/rev=REV)"
+    )]
+    AmbiguousIstio {
+        /// `namespace/name (revision)` of each istiod.
+        found: String,
+    },
+    /// A manifest names a kind the API server does not serve.
+    #[error("{file}:{line}: {kind} {name}: the API server serves no {kind} in {api_version}")]
+    UnservedKind {
+        /// The manifest file.
+        file: String,
+        /// The line of the document.
+        line: usize,
+        /// Kind.
+        kind: String,
+        /// Object name.
+        name: String,
+        /// apiVersion.
+        api_version: String,
+    },
     /// Manifests could not be read or typed.
     #[error("{path}: {message}")]
     Manifests {
@@ -92,15 +116,22 @@ pub struct ClusterOptions {
     pub namespace: String,
     /// The ingress gateway's base URL on the host, e.g. `http://127.0.0.1:30080`.
     pub ingress: String,
-    /// Registry path of Bookinfo images, to replace the manifests' (version table).
+    /// The host name the run's Gateway and ingress VirtualService bind, sent as `Host`, so
+    /// a shared ingress never routes the run's requests to someone else's Bookinfo.
+    pub host: String,
+    /// The control plane the run's namespace is injected by.
+    pub istiod: Istiod,
+    /// Registry path of Bookinfo images, to replace the manifests' (version table, or a
+    /// mirror registry).
     pub bookinfo_hub: Option<String>,
+    /// Registry path of the echo image (`<hub>/http-https-echo:<tag>`), for a mirror
+    /// registry.
+    pub echo_hub: Option<String>,
     /// Tag of Bookinfo images, to replace the manifests' (version table).
     pub bookinfo_tag: Option<String>,
     /// Restart every Deployment after deploying and verify its proxy runs `istio` (after a
     /// control-plane upgrade).
     pub restart_workloads: bool,
-    /// The Istio version expected (or found).
-    pub istio: IstioVersion,
     /// Patience for waits.
     pub patience: Duration,
     /// The mirror's Deployment, container and Service.
@@ -115,26 +146,122 @@ pub struct ClusterMesh {
     applier: Applier,
     page: Productpage,
     mirror_logs: PodLogs,
+    /// Pod names of the run's namespace, to prove a page was served from it.
+    pods: Mutex<BTreeSet<String>>,
 }
 
-/// The Istio version the cluster runs, from istiod's image tag.
-pub async fn installed_istio(client: &Client) -> Result<IstioVersion, ClusterError> {
-    let api: Api<Deployment> = Api::namespaced(client.clone(), "istio-system");
-    let istiod = api
-        .get_opt("istiod")
+/// The control plane a run uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Istiod {
+    /// Its namespace (usually istio-system).
+    pub namespace: String,
+    /// The Deployment: `istiod`, or `istiod-<revision>`.
+    pub name: String,
+    /// `istio.io/rev`: "default" for an unrevisioned install.
+    pub revision: String,
+    /// The version, from the image tag.
+    pub version: IstioVersion,
+}
+
+impl Istiod {
+    /// The namespace label that has this control plane inject sidecars:
+    /// `istio-injection=enabled` for the default revision, else `istio.io/rev=<rev>`
+    /// (Istio's injector webhooks select on exactly these).
+    pub fn injection_label(&self) -> (&'static str, String) {
+        if self.revision == "default" {
+            ("istio-injection", "enabled".into())
+        } else {
+            ("istio.io/rev", self.revision.clone())
+        }
+    }
+}
+
+/// Finds istiod by its labels, as Istio's charts set them
+/// (manifests/charts/istio-control/istio-discovery/templates/deployment.yaml: `app: istiod`,
+/// `istio.io/rev: <revision or "default">`, named `istiod` or `istiod-<revision>`). With
+/// `revision`, that one; else the default revision, or the only one there is.
+pub async fn installed_istio(
+    client: &Client,
+    revision: Option<&str>,
+) -> Result<Istiod, ClusterError> {
+    let api: Api<Deployment> = Api::all(client.clone());
+    let found = api
+        .list(&kube::api::ListParams::default().labels("app=istiod"))
         .await
-        .map_err(|e| ClusterError::NoIstio(e.to_string()))?
-        .ok_or_else(|| ClusterError::NoIstio("not found".into()))?;
-    let image = istiod
+        .map_err(|e| ClusterError::NoIstio(e.to_string()))?;
+    let all: Vec<Istiod> = found.items.iter().filter_map(istiod_of).collect();
+    let describe = |list: &[Istiod]| {
+        list.iter()
+            .map(|i| {
+                format!(
+                    "{}/{} (revision {}, {})",
+                    i.namespace, i.name, i.revision, i.version
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let pick: Vec<&Istiod> = match revision {
+        Some(rev) => all.iter().filter(|i| i.revision == rev).collect(),
+        None if all.iter().any(|i| i.revision == "default") => {
+            all.iter().filter(|i| i.revision == "default").collect()
+        }
+        None => all.iter().collect(),
+    };
+    match (pick.as_slice(), revision) {
+        ([one], _) => Ok((*one).clone()),
+        ([], None) if found.items.is_empty() => Err(ClusterError::NoIstio("none found".into())),
+        ([], None) => Err(ClusterError::NoIstio(format!(
+            "found {} Deployment(s) labelled app=istiod, none with a readable version",
+            found.items.len()
+        ))),
+        ([], Some(rev)) => Err(ClusterError::NoIstio(format!(
+            "no istiod of revision {rev}; found: {}",
+            if all.is_empty() {
+                "none".to_owned()
+            } else {
+                describe(&all)
+            }
+        ))),
+        (_, _) => Err(ClusterError::AmbiguousIstio {
+            found: describe(&all),
+        }),
+    }
+}
+
+fn istiod_of(d: &Deployment) -> Option<Istiod> {
+    let image = d
         .spec
-        .and_then(|s| s.template.spec)
-        .and_then(|p| p.containers.first().and_then(|c| c.image.clone()))
-        .unwrap_or_default();
+        .as_ref()?
+        .template
+        .spec
+        .as_ref()?
+        .containers
+        .first()?
+        .image
+        .clone()?;
     let tag = image.rsplit(':').next().unwrap_or("");
-    tag.split('-').next().unwrap_or("").parse().map_err(|_| {
-        ClusterError::NoIstio(format!(
-            "cannot read a version from istiod's image `{image}`"
-        ))
+    Some(Istiod {
+        namespace: d.metadata.namespace.clone().unwrap_or_default(),
+        name: d.metadata.name.clone()?,
+        revision: d
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("istio.io/rev"))
+            .cloned()
+            .unwrap_or_else(|| "default".into()),
+        version: tag.split('-').next()?.parse().ok()?,
+    })
+}
+
+/// Where a document stands, for errors: `file` and the line of its `kind`.
+fn document_place(set: &ManifestSet, index: usize) -> (String, usize) {
+    set.documents.get(index).map_or((String::new(), 0), |d| {
+        (
+            d.file.display().to_string(),
+            d.line_of(&crate::manifest::YamlPath::parse("kind")),
+        )
     })
 }
 
@@ -159,28 +286,49 @@ impl ClusterMesh {
             });
         }
         progress.phase("wait for istiod");
-        ready::deployment_complete(&client, "istio-system", "istiod", opts.patience).await?;
+        ready::deployment_complete(
+            &client,
+            &opts.istiod.namespace,
+            &opts.istiod.name,
+            opts.patience,
+        )
+        .await?;
         progress.phase("deploy");
         let mut applier = Applier::new(client.clone(), &opts.namespace).await?;
+        // Every document is applied, whatever its kind: a kind this project does not know
+        // (ServiceEntry, PeerAuthentication, ...) is as much a part of the routing under test.
         let mut docs: Vec<(usize, Value)> = set
             .documents
             .iter()
             .enumerate()
-            .filter(|(_, d)| apply_order(d.kind()) < 7)
             .map(|(i, d)| (i, for_cluster(&d.value, &opts)))
             .collect();
         docs.sort_by_key(|(_, d)| apply_order(d.get("kind").and_then(Value::as_str).unwrap_or("")));
+        let mut rediscovered = false;
         for (index, doc) in &docs {
-            match applier.apply(*index, doc).await {
-                // Istio's CRDs may have arrived after discovery ran: look again once.
-                Err(ApplyError::UnknownKind { .. }) => {
-                    applier.rediscover().await?;
-                    applier.apply(*index, doc).await?;
-                }
-                other => {
-                    other?;
-                }
+            let mut applied = applier.apply(*index, doc).await;
+            // Istio's CRDs may have arrived after discovery ran: look again once.
+            if matches!(applied, Err(ApplyError::UnknownKind { .. })) && !rediscovered {
+                rediscovered = true;
+                applier.rediscover().await?;
+                applied = applier.apply(*index, doc).await;
             }
+            if let Err(ApplyError::UnknownKind {
+                kind,
+                name,
+                api_version,
+            }) = applied
+            {
+                let (file, line) = document_place(set, *index);
+                return Err(ClusterError::UnservedKind {
+                    file,
+                    line,
+                    kind,
+                    name,
+                    api_version,
+                });
+            }
+            applied?;
         }
         progress.phase("wait for workloads");
         for deployment in &topology.deployments {
@@ -200,7 +348,7 @@ impl ClusterMesh {
                 ready::deployment_complete(&client, &opts.namespace, &name, opts.patience).await?;
             }
             ready::sidecars_ready(&client, &opts.namespace, opts.patience).await?;
-            rollout::verify_proxies(&client, &opts.namespace, &opts.istio).await?;
+            rollout::verify_proxies(&client, &opts.namespace, &opts.istiod.version).await?;
         }
         let since = k8s_openapi::jiff::Timestamp::now();
         Ok(ClusterMesh {
@@ -211,7 +359,8 @@ impl ClusterMesh {
                 &opts.mirror,
                 since,
             ),
-            page: Productpage::new(&opts.ingress),
+            page: Productpage::new(&opts.ingress, &opts.host),
+            pods: Mutex::default(),
             client,
             topology,
             applier,
@@ -228,14 +377,85 @@ impl ClusterMesh {
     pub fn namespace(&self) -> &str {
         &self.opts.namespace
     }
+
+    /// Fails unless `pod` is a pod of the run's namespace: on a shared ingress another
+    /// namespace's Bookinfo has pods of the same `reviews-vN-...` shape.
+    async fn served_from_run_namespace(&self, tag: &str, pod: &str) -> Result<(), MeshError> {
+        if self
+            .pods
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(pod)
+        {
+            return Ok(());
+        }
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), &self.opts.namespace);
+        let names: BTreeSet<String> = api
+            .list_metadata(&Default::default())
+            .await
+            .map_err(|e| MeshError::Request {
+                tag: tag.to_owned(),
+                message: format!("list pods of {}: {e}", self.opts.namespace),
+            })?
+            .items
+            .into_iter()
+            .filter_map(|p| p.metadata.name)
+            .collect();
+        let known = names.contains(pod);
+        *self.pods.lock().unwrap_or_else(|e| e.into_inner()) = names;
+        if known {
+            Ok(())
+        } else {
+            Err(MeshError::Request {
+                tag: tag.to_owned(),
+                message: format!(
+                    "the page was served by pod {pod}, which is not in the run's namespace {}: the ingress routed host {} to someone else's Bookinfo",
+                    self.opts.namespace, self.opts.host
+                ),
+            })
+        }
+    }
 }
 
-/// A document as applied: the Namespace renamed to the run's namespace, and Bookinfo images
-/// moved to the version's registry and tag.
+/// A document as applied: the Namespace renamed to the run's namespace and labelled for
+/// the run's control plane; the Gateway and the VirtualServices bound to a gateway moved to
+/// the run's host name; Bookinfo and echo images moved to the version's (or a mirror's)
+/// registry and tag.
 pub fn for_cluster(doc: &Value, opts: &ClusterOptions) -> Value {
     let mut doc = doc.clone();
-    if doc.get("kind").and_then(Value::as_str) == Some("Namespace") {
-        doc["metadata"]["name"] = opts.namespace.clone().into();
+    match doc.get("kind").and_then(Value::as_str) {
+        Some("Namespace") => {
+            doc["metadata"]["name"] = opts.namespace.clone().into();
+            if let Some(labels) = doc
+                .pointer_mut("/metadata/labels")
+                .and_then(Value::as_object_mut)
+            {
+                labels.remove("istio-injection");
+                labels.remove("istio.io/rev");
+            }
+            let (key, value) = opts.istiod.injection_label();
+            doc["metadata"]["labels"][key] = value.into();
+        }
+        Some("Gateway") => {
+            for server in doc
+                .pointer_mut("/spec/servers")
+                .and_then(Value::as_array_mut)
+                .into_iter()
+                .flatten()
+            {
+                server["hosts"] = json!([opts.host]);
+            }
+        }
+        Some("VirtualService") => {
+            let gateways = doc
+                .pointer("/spec/gateways")
+                .and_then(Value::as_array)
+                .is_some_and(|g| g.iter().any(|g| g.as_str() != Some("mesh")));
+            if gateways {
+                doc["spec"]["hosts"] = json!([opts.host]);
+            }
+        }
+        _ => {}
     }
     if let Some(containers) = doc
         .pointer_mut("/spec/template/spec/containers")
@@ -245,14 +465,17 @@ pub fn for_cluster(doc: &Value, opts: &ClusterOptions) -> Value {
             let Some(image) = c.get("image").and_then(Value::as_str) else {
                 continue;
             };
-            let Some(pos) = image.find("/examples-bookinfo-") else {
-                continue;
-            };
-            let (hub, rest) = image.split_at(pos);
-            let (name, tag) = rest.rsplit_once(':').unwrap_or((rest, ""));
-            let hub = opts.bookinfo_hub.as_deref().unwrap_or(hub);
-            let tag = opts.bookinfo_tag.as_deref().unwrap_or(tag);
-            c["image"] = format!("{hub}{name}:{tag}").into();
+            if let Some(pos) = image.find("/examples-bookinfo-") {
+                let (hub, rest) = image.split_at(pos);
+                let (name, tag) = rest.rsplit_once(':').unwrap_or((rest, ""));
+                let hub = opts.bookinfo_hub.as_deref().unwrap_or(hub);
+                let tag = opts.bookinfo_tag.as_deref().unwrap_or(tag);
+                c["image"] = format!("{hub}{name}:{tag}").into();
+            } else if let (Some(pos), Some(hub)) =
+                (image.find("/http-https-echo:"), opts.echo_hub.as_deref())
+            {
+                c["image"] = format!("{hub}{}", &image[pos..]).into();
+            }
         }
     }
     doc
@@ -295,7 +518,7 @@ pub async fn delete_namespace(
 
 impl Mesh for ClusterMesh {
     fn istio_version(&self) -> IstioVersion {
-        self.opts.istio
+        self.opts.istiod.version
     }
 
     fn topology(&self) -> &Topology {
@@ -308,7 +531,11 @@ impl Mesh for ClusterMesh {
     }
 
     async fn send(&self, call: &Call) -> Result<Reply, MeshError> {
-        self.page.send(call).await
+        let reply = self.page.send(call).await?;
+        if let Some(pod) = &reply.pod {
+            self.served_from_run_namespace(&call.tag, pod).await?;
+        }
+        Ok(reply)
     }
 
     async fn mirror_log(&self) -> Result<String, MeshError> {
@@ -353,7 +580,8 @@ impl Mesh for ClusterMesh {
             })
     }
 
-    async fn set_mirror_running(&self, running: bool) -> Result<(), MeshError> {
+    async fn set_mirror_running(&self, running: bool) -> Result<Duration, MeshError> {
+        let start = tokio::time::Instant::now();
         let api: Api<Deployment> = Api::namespaced(self.client.clone(), &self.opts.namespace);
         let replicas = i32::from(running);
         api.patch_scale(
@@ -375,8 +603,20 @@ impl Mesh for ClusterMesh {
             ready::sidecars_ready(&self.client, &self.opts.namespace, self.opts.patience)
                 .await
                 .map_err(|e| MeshError::Mirror(e.to_string()))?;
+        } else {
+            // A terminating pod still serves, and proxies keep sending to an endpoint until
+            // it is no longer ready: only then is the mirror really down.
+            ready::workload_down(
+                &self.client,
+                &self.opts.namespace,
+                &format!("app={}", self.opts.mirror),
+                &self.opts.mirror,
+                self.opts.patience,
+            )
+            .await
+            .map_err(|e| MeshError::Mirror(e.to_string()))?;
         }
-        Ok(())
+        Ok(start.elapsed())
     }
 }
 
@@ -385,17 +625,98 @@ mod tests {
     use super::*;
     use test_api::ApiServer;
 
+    fn istiod(revision: &str) -> Istiod {
+        Istiod {
+            namespace: "istio-system".into(),
+            name: "istiod".into(),
+            revision: revision.into(),
+            version: "1.29.8".parse().expect("version"),
+        }
+    }
+
     fn opts() -> ClusterOptions {
         ClusterOptions {
             namespace: "test-20261125-1a2b".into(),
             ingress: "http://127.0.0.1:30080".into(),
+            host: "20261125-1a2b.mirror-e2e.test".into(),
+            istiod: istiod("default"),
             bookinfo_hub: Some("docker.io/istio".into()),
+            echo_hub: None,
             bookinfo_tag: Some("1.20.2".into()),
             restart_workloads: false,
-            istio: "1.29.8".parse().expect("version"),
             patience: Duration::from_secs(5),
             mirror: "mirror".into(),
         }
+    }
+
+    #[test]
+    fn the_runs_gateway_and_ingress_routing_bind_the_runs_host_only() {
+        let gateway: Value = serde_yaml::from_str(
+            "
+kind: Gateway
+metadata: {name: bookinfo-gateway}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+    - port: {number: 8080, name: http, protocol: HTTP}
+      hosts: ['*']
+",
+        )
+        .expect("fixture");
+        let ingress: Value = serde_yaml::from_str(
+            "
+kind: VirtualService
+metadata: {name: bookinfo}
+spec:
+  hosts: ['*']
+  gateways: [bookinfo-gateway]
+  http: [{route: [{destination: {host: productpage}}]}]
+",
+        )
+        .expect("fixture");
+        let mesh: Value = serde_yaml::from_str(
+            "kind: VirtualService\nmetadata: {name: reviews}\nspec: {hosts: [reviews], http: []}",
+        )
+        .expect("fixture");
+        assert_eq!(
+            for_cluster(&gateway, &opts())["spec"]["servers"][0]["hosts"],
+            json!(["20261125-1a2b.mirror-e2e.test"])
+        );
+        assert_eq!(
+            for_cluster(&ingress, &opts())["spec"]["hosts"],
+            json!(["20261125-1a2b.mirror-e2e.test"])
+        );
+        assert_eq!(
+            for_cluster(&mesh, &opts()),
+            mesh,
+            "mesh routing is left as it is"
+        );
+    }
+
+    #[test]
+    fn a_revisioned_control_plane_labels_the_namespace_with_its_revision() {
+        let ns = json!({"kind": "Namespace", "metadata": {"name": "test", "labels": {"istio-injection": "enabled", "team": "a"}}});
+        let mut o = opts();
+        o.istiod = istiod("1-31-1");
+        let labels = &for_cluster(&ns, &o)["metadata"]["labels"];
+        assert_eq!(labels, &json!({"team": "a", "istio.io/rev": "1-31-1"}));
+        let labels = &for_cluster(&ns, &opts())["metadata"]["labels"];
+        assert_eq!(labels, &json!({"team": "a", "istio-injection": "enabled"}));
+    }
+
+    #[test]
+    fn a_mirror_registry_moves_the_echo_image() {
+        let mut o = opts();
+        o.echo_hub = Some("mirror.example/mendhak".into());
+        let d = for_cluster(
+            &json!({"kind": "Deployment", "spec": {"template": {"spec": {"containers": [
+                {"image": "docker.io/mendhak/http-https-echo:41"}]}}}}),
+            &o,
+        );
+        assert_eq!(
+            d["spec"]["template"]["spec"]["containers"][0]["image"],
+            "mirror.example/mendhak/http-https-echo:41"
+        );
     }
 
     #[test]
@@ -422,37 +743,178 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn istio_version_is_read_from_istiod_and_absence_is_explained() {
+    fn istiod_deployment(name: &str, revision: Option<&str>, image: &str) -> Value {
+        let mut labels = json!({"app": "istiod", "istio": "pilot"});
+        if let Some(rev) = revision {
+            labels["istio.io/rev"] = rev.into();
+        }
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "namespace": "istio-system", "labels": labels},
+            "spec": {"selector": {}, "template": {"spec": {"containers": [{"name": "discovery", "image": image}]}}}})
+    }
+
+    /// Asks `installed_istio(revision)` and answers the label-selected list with `items`.
+    async fn find_istiod(
+        revision: Option<&'static str>,
+        items: Vec<Value>,
+    ) -> Result<Istiod, ClusterError> {
         let (client, mut server) = ApiServer::start();
-        let task = tokio::spawn(async move {
-            (
-                installed_istio(&client).await,
-                installed_istio(&client).await,
-            )
-        });
+        let task = tokio::spawn(async move { installed_istio(&client, revision).await });
         let (request, _) = server.next().await;
-        assert_eq!(
-            request.uri().path(),
-            "/apis/apps/v1/namespaces/istio-system/deployments/istiod"
+        assert_eq!(request.uri().path(), "/apis/apps/v1/deployments");
+        assert!(
+            request
+                .uri()
+                .query()
+                .unwrap_or_default()
+                .contains("labelSelector=app%3Distiod"),
+            "{}",
+            request.uri()
         );
         server
-            .respond(200, json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "istiod"},
-                "spec": {"selector": {}, "template": {"spec": {"containers": [{"name": "discovery", "image": "docker.io/istio/pilot:1.31.1-distroless"}]}}}}))
+            .respond(200, json!({"apiVersion": "apps/v1", "kind": "DeploymentList", "metadata": {}, "items": items}))
             .await;
-        let _ = server.next().await;
-        server
-            .respond(
-                404,
-                test_api::status(404, "NotFound", "deployments.apps \"istiod\" not found"),
-            )
-            .await;
-        let (found, missing) = task.await.expect("task");
-        assert_eq!(found.expect("found").to_string(), "1.31.1");
-        let err = missing.expect_err("absent").to_string();
+        task.await.expect("task")
+    }
+
+    #[tokio::test]
+    async fn istiod_is_found_by_its_labels_with_or_without_a_revision() {
+        let plain = find_istiod(
+            None,
+            vec![istiod_deployment(
+                "istiod",
+                Some("default"),
+                "docker.io/istio/pilot:1.31.1-distroless",
+            )],
+        )
+        .await
+        .expect("found");
+        assert_eq!(
+            (plain.name.as_str(), plain.revision.as_str()),
+            ("istiod", "default")
+        );
+        assert_eq!(plain.version.to_string(), "1.31.1");
+        assert_eq!(
+            plain.injection_label(),
+            ("istio-injection", "enabled".into())
+        );
+
+        let revisioned = find_istiod(
+            None,
+            vec![istiod_deployment(
+                "istiod-1-31-1",
+                Some("1-31-1"),
+                "gcr.io/istio-release/pilot:1.31.1",
+            )],
+        )
+        .await
+        .expect("the only control plane is used");
+        assert_eq!(revisioned.name, "istiod-1-31-1");
+        assert_eq!(
+            revisioned.injection_label(),
+            ("istio.io/rev", "1-31-1".into())
+        );
+
+        let canary = vec![
+            istiod_deployment(
+                "istiod-1-30-5",
+                Some("1-30-5"),
+                "docker.io/istio/pilot:1.30.5",
+            ),
+            istiod_deployment(
+                "istiod-1-31-1",
+                Some("1-31-1"),
+                "docker.io/istio/pilot:1.31.1",
+            ),
+        ];
+        let err = find_istiod(None, canary.clone())
+            .await
+            .expect_err("ambiguous")
+            .to_string();
+        assert!(
+            err.contains("--revision") && err.contains("istio-system/istiod-1-30-5"),
+            "{err}"
+        );
+        let picked = find_istiod(Some("1-30-5"), canary).await.expect("picked");
+        assert_eq!(picked.version.to_string(), "1.30.5");
+    }
+
+    #[tokio::test]
+    async fn no_istiod_is_explained() {
+        let err = find_istiod(None, vec![])
+            .await
+            .expect_err("absent")
+            .to_string();
         assert!(
             err.starts_with("Istio is not installed") && err.contains("--install-istio"),
             "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn every_kind_is_applied_and_an_unserved_one_names_its_file_and_line() {
+        let set = ManifestSet::from_str(
+            "extra.yaml",
+            "apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: external}
+spec: {hosts: [api.example.com], resolution: DNS, ports: [{number: 80, name: http, protocol: HTTP}]}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: test}
+---
+apiVersion: example.com/v1
+kind: Widget
+metadata: {name: w}
+",
+        );
+        let (client, mut server) = ApiServer::start();
+        let task = tokio::spawn(async move {
+            let mut progress = Progress::new();
+            ClusterMesh::deploy(client, &set, opts(), &mut progress)
+                .await
+                .map(|_| ())
+        });
+        // istiod's rollout, by the label-found name.
+        let (wait, _) = server.next().await;
+        assert_eq!(
+            wait.uri().path(),
+            "/apis/apps/v1/namespaces/istio-system/deployments"
+        );
+        server
+            .respond(200, json!({"apiVersion": "apps/v1", "kind": "DeploymentList", "metadata": {"resourceVersion": "1"},
+                "items": [{"metadata": {"name": "istiod", "namespace": "istio-system", "generation": 1, "resourceVersion": "1"},
+                    "spec": {"replicas": 1, "selector": {}, "template": {}},
+                    "status": {"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "availableReplicas": 1}}]}))
+            .await;
+        server.answer_discovery().await;
+        let mut applied = Vec::new();
+        for _ in 0..2 {
+            let (patch, body) = server.next().await;
+            assert_eq!(patch.method(), "PATCH");
+            applied.push(patch.uri().path().to_owned());
+            server.respond(200, body).await;
+        }
+        assert_eq!(
+            applied,
+            [
+                "/api/v1/namespaces/test-20261125-1a2b",
+                "/apis/networking.istio.io/v1/namespaces/test-20261125-1a2b/serviceentries/external"
+            ],
+            "the namespace first, then the ServiceEntry this project has no type for"
+        );
+        // The Widget: discovery is asked once more, then the run stops naming the document.
+        server.answer_discovery().await;
+        let err = task
+            .await
+            .expect("task")
+            .err()
+            .expect("unserved kind")
+            .to_string();
+        assert_eq!(
+            err,
+            "extra.yaml:11: Widget w: the API server serves no Widget in example.com/v1"
         );
     }
 

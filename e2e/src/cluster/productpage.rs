@@ -20,15 +20,18 @@ const SERVED_BY: &str = "Reviews served by:";
 /// A productpage client through the ingress gateway.
 pub struct Productpage {
     base: String,
+    /// The `Host` the run's Gateway binds.
+    host: String,
     http: reqwest::Client,
     sessions: Mutex<HashMap<String, String>>,
 }
 
 impl Productpage {
-    /// A client for `base`, e.g. `http://127.0.0.1:30080`.
-    pub fn new(base: &str) -> Productpage {
+    /// A client for `base`, e.g. `http://127.0.0.1:30080`, that asks for `host`.
+    pub fn new(base: &str, host: &str) -> Productpage {
         Productpage {
             base: base.trim_end_matches('/').to_owned(),
+            host: host.to_owned(),
             http: reqwest::Client::builder()
                 .redirect(Policy::none())
                 .no_proxy()
@@ -47,6 +50,7 @@ impl Productpage {
         let mut request = self
             .http
             .get(format!("{}/productpage", self.base))
+            .header("host", &self.host)
             .header("user-agent", &call.tag)
             .timeout(Duration::from_secs(10));
         if let Identity::User(user) = &call.identity {
@@ -56,9 +60,11 @@ impl Productpage {
         let response = request.send().await.map_err(|e| err(e.to_string()))?;
         let status = response.status().as_u16();
         let body = response.text().await.map_err(|e| err(e.to_string()))?;
+        let pod = served_by(&body).map(str::to_owned);
         Ok(Reply {
             status,
-            workload: served_by(&body).map(pod_workload),
+            workload: pod.as_deref().map(pod_workload),
+            pod,
             latency: start.elapsed(),
         })
     }
@@ -84,6 +90,7 @@ impl Productpage {
         let response = self
             .http
             .post(format!("{}/login", self.base))
+            .header("host", &self.host)
             .header("content-type", "application/x-www-form-urlencoded")
             .header("user-agent", tag)
             .body(format!("username={user}&passwd="))
@@ -202,9 +209,15 @@ mod tests {
                         let log = log.clone();
                         async move {
                             let path = req.uri().path().to_owned();
+                            let host = req
+                                .headers()
+                                .get("host")
+                                .and_then(|h| h.to_str().ok())
+                                .unwrap_or("")
+                                .to_owned();
                             log.lock()
                                 .expect("log")
-                                .push(format!("{} {path}", req.method()));
+                                .push(format!("{} {host} {path}", req.method()));
                             let cookie = req
                                 .headers()
                                 .get("cookie")
@@ -232,7 +245,7 @@ mod tests {
                 });
             }
         });
-        let page = Productpage::new(&format!("http://{addr}"));
+        let page = Productpage::new(&format!("http://{addr}"), "run-1.mirror-e2e.test");
         let anon = page
             .send(&Call {
                 identity: Identity::Anonymous,
@@ -265,12 +278,12 @@ mod tests {
         assert_eq!(
             requests,
             [
-                "GET /productpage",
-                "POST /login",
-                "GET /productpage",
-                "GET /productpage"
+                "GET run-1.mirror-e2e.test /productpage",
+                "POST run-1.mirror-e2e.test /login",
+                "GET run-1.mirror-e2e.test /productpage",
+                "GET run-1.mirror-e2e.test /productpage"
             ],
-            "one login, no redirect followed"
+            "one login, no redirect followed, the run's host on every request"
         );
     }
 }

@@ -1,12 +1,18 @@
-//! Waiting for workloads: watch-based (`await_condition`) inside a timeout, with named
-//! predicates; a wait that runs out reports the object's last state.
+//! Waiting for workloads: watch-based (`await_condition`, or a watch over a label selector)
+//! inside a timeout, with named predicates; a wait that runs out reports the last state.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Pod;
-use kube::runtime::wait::{Condition, await_condition, conditions::is_deployment_completed};
-use kube::{Api, Client};
+use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::wait::{Condition, await_condition};
+use kube::runtime::watcher;
+use kube::{Api, Client, Resource, ResourceExt};
+use tokio::time::Instant;
 
 /// The sidecar container's name.
 pub const SIDECAR: &str = "istio-proxy";
@@ -74,7 +80,46 @@ pub fn is_sidecar_ready() -> impl Condition<Pod> {
     }
 }
 
-/// Waits until a Deployment has rolled out completely.
+/// A Deployment whose rollout is complete, by the rule `kubectl rollout status` uses
+/// (FIELD-NOTES section 10): the controller has seen the latest spec, and every replica the
+/// spec asks for is updated and available, with no old replica left. kube's
+/// `is_deployment_completed` only reads the `Progressing` condition, which the deployment
+/// controller leaves at `NewReplicaSetAvailable` while it scales or restarts
+/// (pkg/controller/deployment/progress.go), so it answers "done" before the new pod exists.
+pub fn is_rolled_out() -> impl Condition<Deployment> {
+    |d: Option<&Deployment>| d.is_some_and(|d| rollout_pending(d).is_none())
+}
+
+/// Why a Deployment has not rolled out yet, or `None` when it has.
+pub fn rollout_pending(d: &Deployment) -> Option<String> {
+    let generation = d.metadata.generation.unwrap_or(0);
+    let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let Some(status) = d.status.as_ref() else {
+        return Some("no status yet".into());
+    };
+    let observed = status.observed_generation.unwrap_or(0);
+    let updated = status.updated_replicas.unwrap_or(0);
+    let replicas = status.replicas.unwrap_or(0);
+    let available = status.available_replicas.unwrap_or(0);
+    if observed < generation {
+        Some(format!(
+            "the controller has not observed generation {generation} yet (observed {observed})"
+        ))
+    } else if updated < want {
+        Some(format!("{updated} of {want} replicas updated"))
+    } else if replicas > updated {
+        Some(format!(
+            "{} old replicas pending termination",
+            replicas - updated
+        ))
+    } else if available < updated || available != want {
+        Some(format!("{available} of {want} updated replicas available"))
+    } else {
+        None
+    }
+}
+
+/// Waits until a Deployment has rolled out completely (see [`is_rolled_out`]).
 pub async fn deployment_complete(
     client: &Client,
     namespace: &str,
@@ -84,7 +129,7 @@ pub async fn deployment_complete(
     let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
     let waited = tokio::time::timeout(
         patience,
-        await_condition(api.clone(), name, is_deployment_completed()),
+        await_condition(api.clone(), name, is_rolled_out()),
     )
     .await;
     match waited {
@@ -171,12 +216,187 @@ pub fn describe_deployment(d: Option<&Deployment>) -> String {
             )
         })
         .collect();
+    let pending = d
+        .and_then(rollout_pending)
+        .unwrap_or_else(|| "rolled out".into());
     format!(
-        "ready {}/{} replicas; conditions: {}",
+        "{pending}; ready {}/{} replicas; conditions: {}",
         status.ready_replicas.unwrap_or(0),
         status.replicas.unwrap_or(0),
         conditions.join(", ")
     )
+}
+
+/// Watches the objects `config` selects and returns how long it took once `settled` says
+/// the set is as wanted. `settled` returns `Err(what is still wrong)` until then; that text
+/// is the "last seen" of a wait that runs out. A watch error is retried with kube's backoff
+/// and reported, never taken for an answer.
+pub async fn await_set<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    what: &'static str,
+    (namespace, selector): (&str, &str),
+    patience: Duration,
+    settled: impl Fn(&BTreeMap<String, K>) -> Result<(), String>,
+) -> Result<Duration, ReadyError>
+where
+    K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
+    K::DynamicType: Default,
+{
+    let start = Instant::now();
+    let mut last_seen = "no answer from the watch yet".to_owned();
+    let watch = async {
+        let mut events = watcher(api, config).default_backoff().boxed();
+        let (mut objects, mut listing) = (BTreeMap::new(), BTreeMap::new());
+        while let Some(event) = events.next().await {
+            match event {
+                // A (re)list starts: nothing is known until it is done.
+                Ok(watcher::Event::Init) => {
+                    listing.clear();
+                    continue;
+                }
+                Ok(watcher::Event::InitApply(o)) => {
+                    listing.insert(o.name_any(), o);
+                    continue;
+                }
+                Ok(watcher::Event::InitDone) => objects = std::mem::take(&mut listing),
+                Ok(watcher::Event::Apply(o)) => {
+                    objects.insert(o.name_any(), o);
+                }
+                Ok(watcher::Event::Delete(o)) => {
+                    objects.remove(&o.name_any());
+                }
+                Err(e) => {
+                    last_seen = format!("watch error (retrying): {e}");
+                    continue;
+                }
+            }
+            match settled(&objects) {
+                Ok(()) => return,
+                Err(seen) => last_seen = seen,
+            }
+        }
+    };
+    match tokio::time::timeout(patience, watch).await {
+        Ok(()) => Ok(start.elapsed()),
+        Err(_) => Err(ReadyError::TimedOut {
+            what,
+            namespace: namespace.to_owned(),
+            name: selector.to_owned(),
+            waited: patience,
+            last_seen,
+        }),
+    }
+}
+
+/// A node whose `Ready` condition is `True`.
+pub fn is_node_ready(node: &Node) -> bool {
+    node.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// Waits until the cluster has nodes and every one is Ready. `kind create cluster --wait`
+/// only warns when its wait runs out (kind pkg/cluster/internal/create/actions/waitforready),
+/// so this is what proves a new cluster can run pods.
+pub async fn nodes_ready(client: &Client, patience: Duration) -> Result<Duration, ReadyError> {
+    let api: Api<Node> = Api::all(client.clone());
+    await_set(
+        api,
+        watcher::Config::default(),
+        "every node to be Ready",
+        ("", "all nodes"),
+        patience,
+        |nodes| {
+            let unready: Vec<String> = nodes
+                .values()
+                .filter(|n| !is_node_ready(n))
+                .map(|n| format!("{} {}", n.name_any(), describe_node(n)))
+                .collect();
+            match (nodes.is_empty(), unready.is_empty()) {
+                (true, _) => Err("no nodes yet".into()),
+                (false, true) => Ok(()),
+                (false, false) => Err(format!("not Ready: {}", unready.join("; "))),
+            }
+        },
+    )
+    .await
+}
+
+fn describe_node(node: &Node) -> String {
+    node.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|c| c.iter().find(|c| c.type_ == "Ready"))
+        .map_or("(no Ready condition)".into(), |c| {
+            format!(
+                "Ready={} ({})",
+                c.status,
+                c.reason.as_deref().unwrap_or("no reason")
+            )
+        })
+}
+
+/// An endpoint that a proxy may still send traffic to: `ready` unset counts as ready (the
+/// EndpointSlice API: consumers interpret an unknown state as ready).
+fn has_ready_endpoint(slice: &EndpointSlice) -> bool {
+    slice
+        .endpoints
+        .iter()
+        .any(|e| e.conditions.as_ref().and_then(|c| c.ready) != Some(false))
+}
+
+/// Waits until a workload scaled to zero is really down: no pod matches `selector` (a
+/// terminating pod still serves) and the Service `service` has no ready endpoint left in
+/// its EndpointSlices. Returns how long it took.
+pub async fn workload_down(
+    client: &Client,
+    namespace: &str,
+    selector: &str,
+    service: &str,
+    patience: Duration,
+) -> Result<Duration, ReadyError> {
+    let start = Instant::now();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    await_set(
+        pods,
+        watcher::Config::default().labels(selector),
+        "every pod to be gone",
+        (namespace, selector),
+        patience,
+        |pods| match pods.keys().cloned().collect::<Vec<_>>() {
+            left if left.is_empty() => Ok(()),
+            left => Err(format!("pods left: {}", left.join(", "))),
+        },
+    )
+    .await?;
+    let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), namespace);
+    let service_selector = format!("kubernetes.io/service-name={service}");
+    await_set(
+        slices,
+        watcher::Config::default().labels(&service_selector),
+        "the Service to have no ready endpoint",
+        (namespace, &service_selector),
+        patience.saturating_sub(start.elapsed()),
+        |slices| {
+            let ready: Vec<String> = slices
+                .values()
+                .filter(|s| has_ready_endpoint(s))
+                .map(ResourceExt::name_any)
+                .collect();
+            if ready.is_empty() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "EndpointSlices with ready endpoints: {}",
+                    ready.join(", ")
+                ))
+            }
+        },
+    )
+    .await?;
+    Ok(start.elapsed())
 }
 
 /// A one-line state of a Pod, for "last seen".
@@ -259,18 +479,233 @@ mod tests {
     }
 
     fn deployment(complete: bool) -> Value {
-        let reason = if complete {
-            "NewReplicaSetAvailable"
+        let (reason, n) = if complete {
+            ("NewReplicaSetAvailable", 1)
         } else {
-            "ReplicaSetUpdated"
+            ("ReplicaSetUpdated", 0)
         };
+        rollout(1, 1, [1, n, n], reason)
+    }
+
+    /// A Deployment at `generation` whose status has observed `observed`, with
+    /// `[replicas, updatedReplicas, availableReplicas]` and the Progressing reason.
+    fn rollout(
+        generation: i64,
+        observed: i64,
+        [replicas, updated, available]: [i32; 3],
+        reason: &str,
+    ) -> Value {
         json!({
             "apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": "reviews-v1", "namespace": "test", "resourceVersion": "10"},
-            "spec": {"selector": {"matchLabels": {"app": "reviews"}}, "template": {}},
-            "status": {"replicas": 1, "readyReplicas": if complete { 1 } else { 0 },
+            "metadata": {"name": "reviews-v1", "namespace": "test", "resourceVersion": format!("{}", 10 + observed * 10 + i64::from(available)), "generation": generation},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "reviews"}}, "template": {}},
+            "status": {"observedGeneration": observed, "replicas": replicas, "updatedReplicas": updated,
+                "availableReplicas": available, "readyReplicas": available,
                 "conditions": [{"type": "Progressing", "status": "True", "reason": reason}]},
         })
+    }
+
+    fn watch_events(events: &[(&str, Value)]) -> Vec<u8> {
+        events
+            .iter()
+            .map(|(kind, object)| format!("{}\n", json!({"type": kind, "object": object})))
+            .collect::<String>()
+            .into_bytes()
+    }
+
+    #[test]
+    fn rolled_out_needs_the_observed_generation_and_every_replica_updated_and_available() {
+        let done = |d: Value| {
+            let d: Deployment = serde_json::from_value(d).expect("deployment");
+            rollout_pending(&d)
+        };
+        assert_eq!(
+            done(rollout(2, 2, [1, 1, 1], "NewReplicaSetAvailable")),
+            None
+        );
+        assert_eq!(
+            done(rollout(2, 1, [0, 0, 0], "NewReplicaSetAvailable")).as_deref(),
+            Some("the controller has not observed generation 2 yet (observed 1)")
+        );
+        assert_eq!(
+            done(rollout(2, 2, [2, 1, 1], "NewReplicaSetAvailable")).as_deref(),
+            Some("1 old replicas pending termination")
+        );
+        assert_eq!(
+            done(rollout(2, 2, [1, 1, 0], "ReplicaSetUpdated")).as_deref(),
+            Some("0 of 1 updated replicas available")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stale_progressing_condition_after_a_scale_does_not_end_the_wait() {
+        // The sequence the deployment controller produces after `replicas: 0 -> 1`: the
+        // Progressing condition still says NewReplicaSetAvailable from the last rollout while
+        // the new generation is unobserved, then while the new pod starts.
+        let (client, mut server) = ApiServer::start();
+        let task = tokio::spawn(async move {
+            deployment_complete(&client, "test", "reviews-v1", Duration::from_secs(5)).await
+        });
+        let _ = server.next().await;
+        server
+            .respond(
+                200,
+                list(vec![rollout(2, 1, [0, 0, 0], "NewReplicaSetAvailable")]),
+            )
+            .await;
+        let (watch, _) = server.next().await;
+        assert!(
+            watch
+                .uri()
+                .query()
+                .unwrap_or_default()
+                .contains("watch=true")
+        );
+        server
+            .respond_raw(
+                200,
+                watch_events(&[(
+                    "MODIFIED",
+                    rollout(2, 2, [1, 1, 0], "NewReplicaSetAvailable"),
+                )]),
+            )
+            .await;
+        // Still waiting: the watch is resumed.
+        let (again, _) = server.next().await;
+        assert!(
+            !task.is_finished(),
+            "the wait ended before the pod was available"
+        );
+        let done = rollout(2, 2, [1, 1, 1], "NewReplicaSetAvailable");
+        if again
+            .uri()
+            .query()
+            .unwrap_or_default()
+            .contains("watch=true")
+        {
+            server
+                .respond_raw(200, watch_events(&[("MODIFIED", done)]))
+                .await;
+        } else {
+            server.respond(200, list(vec![done])).await;
+        }
+        task.await.expect("task").expect("rolled out");
+    }
+
+    fn node(name: &str, ready: &str) -> Value {
+        json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "resourceVersion": "7"},
+            "status": {"conditions": [{"type": "Ready", "status": ready, "reason": if ready == "True" { "KubeletReady" } else { "KubeletNotReady" }}]}})
+    }
+
+    #[tokio::test]
+    async fn nodes_ready_waits_for_every_node_and_reports_the_unready_one() {
+        let (client, mut server) = ApiServer::start();
+        let task =
+            tokio::spawn(async move { nodes_ready(&client, Duration::from_millis(400)).await });
+        let (request, _) = server.next().await;
+        assert_eq!(request.uri().path(), "/api/v1/nodes");
+        server
+            .respond(
+                200,
+                json!({"apiVersion": "v1", "kind": "NodeList", "metadata": {"resourceVersion": "7"},
+                "items": [node("mirror-e2e-control-plane", "False")]}),
+            )
+            .await;
+        let _watch_left_open = server.next().await;
+        let err = task
+            .await
+            .expect("task")
+            .expect_err("never ready")
+            .to_string();
+        assert!(
+            err.contains("every node to be Ready")
+                && err
+                    .contains("not Ready: mirror-e2e-control-plane Ready=False (KubeletNotReady)"),
+            "{err}"
+        );
+
+        let (client, mut server) = ApiServer::start();
+        let task = tokio::spawn(async move { nodes_ready(&client, Duration::from_secs(5)).await });
+        let _ = server.next().await;
+        server
+            .respond(
+                200,
+                json!({"apiVersion": "v1", "kind": "NodeList", "metadata": {"resourceVersion": "7"},
+                "items": [node("mirror-e2e-control-plane", "False")]}),
+            )
+            .await;
+        let _ = server.next().await;
+        server
+            .respond_raw(
+                200,
+                watch_events(&[("MODIFIED", node("mirror-e2e-control-plane", "True"))]),
+            )
+            .await;
+        task.await.expect("task").expect("ready");
+    }
+
+    #[tokio::test]
+    async fn a_workload_is_down_only_when_its_pods_are_gone_and_no_endpoint_is_ready() {
+        let (client, mut server) = ApiServer::start();
+        let task = tokio::spawn(async move {
+            workload_down(
+                &client,
+                "test",
+                "app=mirror",
+                "mirror",
+                Duration::from_secs(5),
+            )
+            .await
+        });
+        // A terminating pod still serves: it is listed, then deleted.
+        let (pods, _) = server.next().await;
+        assert_eq!(pods.uri().path(), "/api/v1/namespaces/test/pods");
+        assert!(
+            pods.uri()
+                .query()
+                .unwrap_or_default()
+                .contains("labelSelector=app%3Dmirror")
+        );
+        let mut terminating = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "mirror-1-a", "namespace": "test", "resourceVersion": "8", "deletionTimestamp": "2026-11-27T08:00:00Z"}});
+        server
+            .respond(200, json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "8"}, "items": [terminating.clone()]}))
+            .await;
+        let _ = server.next().await;
+        terminating["metadata"]["resourceVersion"] = "9".into();
+        server
+            .respond_raw(200, watch_events(&[("DELETED", terminating)]))
+            .await;
+        // Then the Service's slices: one still has a ready endpoint until kube-proxy's view
+        // catches up.
+        let (slices, _) = server.next().await;
+        assert_eq!(
+            slices.uri().path(),
+            "/apis/discovery.k8s.io/v1/namespaces/test/endpointslices"
+        );
+        assert!(
+            slices
+                .uri()
+                .query()
+                .unwrap_or_default()
+                .contains("labelSelector=kubernetes.io%2Fservice-name%3Dmirror")
+        );
+        let slice = |ready: Option<bool>| {
+            json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "addressType": "IPv4",
+            "metadata": {"name": "mirror-x7k2p", "namespace": "test", "resourceVersion": "10"},
+            "endpoints": [{"addresses": ["10.244.0.9"], "conditions": {"ready": ready}}]})
+        };
+        server
+            .respond(200, json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSliceList", "metadata": {"resourceVersion": "10"}, "items": [slice(None)]}))
+            .await;
+        let _ = server.next().await;
+        assert!(
+            !task.is_finished(),
+            "an endpoint with unknown readiness counts as ready"
+        );
+        server
+            .respond_raw(200, watch_events(&[("MODIFIED", slice(Some(false)))]))
+            .await;
+        task.await.expect("task").expect("down");
     }
 
     fn list(items: Vec<Value>) -> Value {
@@ -339,7 +774,7 @@ mod tests {
         );
         assert!(
             err.contains(
-                "last seen: ready 0/1 replicas; conditions: Progressing=True (ReplicaSetUpdated)"
+                "last seen: 0 of 1 replicas updated; ready 0/1 replicas; conditions: Progressing=True (ReplicaSetUpdated)"
             ),
             "{err}"
         );

@@ -33,9 +33,9 @@ impl ApiServer {
     /// The next request (head and JSON body, `Null` when empty). Fails after 5 s.
     pub async fn next(&mut self) -> (Request<()>, Value) {
         let next = tokio::time::timeout(Duration::from_secs(5), self.handle.next_request()).await;
-        let (request, send) = next
-            .expect("the client sent a request within 5 s")
-            .expect("the client is alive");
+        let (request, send) = next.expect("the client sent a request within 5 s").expect(
+            "the client is alive (the code under test ended early: await its task to see why)",
+        );
         let (parts, body) = request.into_parts();
         let bytes = body.collect().await.expect("request body").to_bytes();
         let value = if bytes.is_empty() {
@@ -153,6 +153,13 @@ pub fn discovery_response(path: &str) -> Value {
                         "v1",
                         "Gateway",
                         "gateways",
+                        "Namespaced",
+                    ),
+                    resource(
+                        "networking.istio.io",
+                        "v1",
+                        "ServiceEntry",
+                        "serviceentries",
                         "Namespaced",
                     ),
                 ],

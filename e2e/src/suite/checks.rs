@@ -238,7 +238,8 @@ impl<M: Mesh> Suite<M> {
         let expected = self.workloads_of(&self.spec.user_subset)?;
         let user = Identity::User(self.spec.user.clone());
         let baseline = self.median_latency(&user, name, "base", &expected).await?;
-        self.mesh
+        let went_down = self
+            .mesh
             .set_mirror_running(false)
             .await
             .map_err(|e| e.to_string())?;
@@ -259,11 +260,11 @@ impl<M: Mesh> Suite<M> {
             .await;
         let restored = self.restore_mirror(name).await;
         let stable = down?;
-        let restore_attempts = restored?;
+        let (came_back, restore_attempts) = restored?;
         Ok(passed(
             stable,
             format!(
-                "with the mirror stopped: 200 from {}; baseline median {baseline:?}; mirror back after {restore_attempts} attempts",
+                "with the mirror stopped: 200 from {}; baseline median {baseline:?}; mirror down in {went_down:.1?}, back in {came_back:.1?}, receiving again after {restore_attempts} attempts",
                 expected.join(" or ")
             ),
         ))
@@ -321,13 +322,13 @@ impl<M: Mesh> Suite<M> {
                 }
             })
             .await;
-        let restored: Result<u32, String> = async {
+        let restored: Result<(Duration, u32), String> = async {
             self.apply(&original).await?;
             self.restore_mirror(name).await
         }
         .await;
         let stable = sampled?;
-        let restore_attempts = restored?;
+        let (_, restore_attempts) = restored?;
         Ok(passed(
             stable,
             format!(
@@ -492,9 +493,11 @@ impl<M: Mesh> Suite<M> {
 
     /// Starts the mirror again and waits until tester traffic reaches it, so later checks
     /// start from the state the manifests describe.
-    /// Returns the attempts it took, for the check's message.
-    async fn restore_mirror(&self, check: &str) -> Result<u32, String> {
-        self.mesh
+    /// Returns how long the mirror took to come up and the attempts until it received
+    /// traffic again, for the check's message.
+    async fn restore_mirror(&self, check: &str) -> Result<(Duration, u32), String> {
+        let came_back = self
+            .mesh
             .set_mirror_running(true)
             .await
             .map_err(|e| e.to_string())?;
@@ -515,7 +518,7 @@ impl<M: Mesh> Suite<M> {
             }
         })
         .await
-        .map(|stable| stable.attempts)
+        .map(|stable| (came_back, stable.attempts))
         .map_err(|e| format!("restore: {e}"))
     }
 }
