@@ -21,6 +21,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
+use crate::mirror_log::{LineParser, MirrorRecords};
+
 /// The image this module emulates.
 pub const ECHO_IMAGE: &str = "mendhak/http-https-echo";
 
@@ -58,7 +60,11 @@ pub struct LogBuffer {
     inner: Arc<Mutex<String>>,
     file: Arc<Mutex<std::fs::File>>,
     changed: watch::Sender<usize>,
+    feed: Arc<Mutex<Option<Feed>>>,
 }
+
+/// Where a log's text is parsed to as it is written.
+type Feed = (LineParser, Arc<MirrorRecords>);
 
 impl LogBuffer {
     /// A log that also writes to `path`.
@@ -67,7 +73,14 @@ impl LogBuffer {
             inner: Arc::default(),
             file: Arc::new(Mutex::new(std::fs::File::create(path)?)),
             changed: watch::channel(0).0,
+            feed: Arc::default(),
         })
+    }
+
+    /// Parses everything written from now on into `records`.
+    pub fn feed(&self, records: Arc<MirrorRecords>) {
+        *self.feed.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((LineParser::default(), records));
     }
 
     /// Appends text (one or more whole lines).
@@ -84,6 +97,11 @@ impl LogBuffer {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .write_all(text.as_bytes());
+        if let Some((parser, records)) =
+            self.feed.lock().unwrap_or_else(|e| e.into_inner()).as_mut()
+        {
+            records.add(parser.push(text));
+        }
         self.changed.send_replace(len);
     }
 

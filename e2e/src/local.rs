@@ -7,8 +7,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
@@ -20,6 +20,7 @@ use crate::envoy::process::{Envoy, EnvoyError};
 use crate::istio::{Destination, VirtualService};
 use crate::manifest::ManifestSet;
 use crate::mesh::{Call, Identity, Mesh, MeshError, Reply};
+use crate::mirror_log::MirrorRecords;
 use crate::progress::Progress;
 use crate::topology::{Topology, containers, env_value};
 use crate::version::IstioVersion;
@@ -85,6 +86,10 @@ pub struct LocalOptions {
     pub mirror_host: String,
     /// The host under test, as callers name it.
     pub host: String,
+    /// The run id: the mirror's records keep this run's tags.
+    pub run_id: String,
+    /// Requests of one batch in flight at once.
+    pub concurrency: usize,
 }
 
 /// The running local mesh.
@@ -99,6 +104,7 @@ pub struct LocalMesh {
     config_version: AtomicU64,
     routes_file: PathBuf,
     applied_dir: PathBuf,
+    records: Arc<MirrorRecords>,
     client: reqwest::Client,
     authority: String,
     artifacts: PathBuf,
@@ -199,7 +205,13 @@ impl LocalMesh {
             opts.patience,
         )
         .await?;
+        // The mirror's output is parsed as it is written, as a pod's log is followed.
+        let records = Arc::new(MirrorRecords::new(&crate::suite::tag_prefix(&opts.run_id)));
+        for backend in mirror.iter().filter_map(|m| workloads.get(m)) {
+            backend.log().feed(records.clone());
+        }
         Ok(LocalMesh {
+            records,
             topology,
             version: opts.istio,
             envoy,
@@ -364,36 +376,8 @@ impl Mesh for LocalMesh {
         })
     }
 
-    async fn mirror_log(&self) -> Result<String, MeshError> {
-        Ok(self
-            .mirror
-            .iter()
-            .filter_map(|m| self.workloads.get(m))
-            .map(|b| b.log().text())
-            .collect())
-    }
-
-    async fn mirror_log_grown(&self, seen: usize, limit: Duration) -> Result<(), MeshError> {
-        let mut receivers: Vec<_> = self
-            .mirror
-            .iter()
-            .filter_map(|m| self.workloads.get(m))
-            .map(|b| b.log().subscribe())
-            .collect();
-        let grown = async {
-            loop {
-                let total: usize = receivers.iter_mut().map(|r| *r.borrow_and_update()).sum();
-                if total > seen {
-                    return;
-                }
-                let changes = receivers.iter_mut().map(|r| Box::pin(r.changed()));
-                if futures_util::future::select_all(changes).await.0.is_err() {
-                    return;
-                }
-            }
-        };
-        let _ = tokio::time::timeout(limit, grown).await;
-        Ok(())
+    fn mirror_records(&self) -> &MirrorRecords {
+        &self.records
     }
 
     async fn apply_virtual_service(&self, vs: &VirtualService) -> Result<(), MeshError> {

@@ -13,7 +13,7 @@ use e2e::lint::{Severity, lint_paths};
 use e2e::local::LocalOptions;
 use e2e::report::RunReport;
 use e2e::run::{ClusterRun, RunOutcome, new_run_id, run_cluster, run_local};
-use e2e::suite::{self, Spec, harness_arguments};
+use e2e::suite::{self, DEFAULT_CONCURRENCY, Spec, harness_arguments};
 use e2e::version::{DEFAULT_ISTIO, IstioVersion};
 use e2e::wait::{PATIENCE_ENV, parse_patience};
 
@@ -36,7 +36,7 @@ enum Command {
     /// Run the suite on a real Envoy configured from the manifests (no Docker).
     Local(LocalArgs),
     /// Deploy the manifests to a cluster with Istio and run the suite there.
-    Cluster(ClusterArgs),
+    Cluster(Box<ClusterArgs>),
     /// Compare two runs check by check (the Istio upgrade check); exit 1 on any change
     /// that is not a known, intended behaviour change.
     Compare {
@@ -103,6 +103,9 @@ struct ClusterArgs {
     /// Istio installation), shown first in the report.
     #[arg(long = "phase", value_parser = parse_phase)]
     phases: Vec<(String, Duration)>,
+    /// Requests of one batch in flight at once (the percentage check sends 300 a batch).
+    #[arg(long, default_value_t = DEFAULT_CONCURRENCY as u64, value_parser = clap::value_parser!(u64).range(1..=256))]
+    concurrency: u64,
     /// Seconds every wait for the cluster may take; the checks retry for a tenth of it.
     #[arg(long, env = PATIENCE_ENV, default_value = "300", value_parser = parse_patience)]
     patience: Duration,
@@ -128,6 +131,9 @@ struct LocalArgs {
     /// Keep the run's artifacts even when every check passes.
     #[arg(long)]
     keep: bool,
+    /// Requests of one batch in flight at once (the percentage check sends 300 a batch).
+    #[arg(long, default_value_t = DEFAULT_CONCURRENCY as u64, value_parser = clap::value_parser!(u64).range(1..=256))]
+    concurrency: u64,
     /// Seconds every wait and retry may take.
     #[arg(long, env = PATIENCE_ENV, default_value = "30", value_parser = parse_patience)]
     patience: Duration,
@@ -150,7 +156,7 @@ fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Lint { paths } => lint(&paths),
         Command::Local(args) => local(args),
-        Command::Cluster(args) => cluster(args),
+        Command::Cluster(args) => cluster(*args),
         Command::Compare { before, after, out } => compare(&before, &after, out.as_deref()),
     }
 }
@@ -232,12 +238,14 @@ fn local(args: LocalArgs) -> ExitCode {
         patience: args.patience,
         mirror_host: "mirror".into(),
         host: spec.host.clone(),
+        run_id: run_id.clone(),
+        concurrency: usize::try_from(args.concurrency).unwrap_or(DEFAULT_CONCURRENCY),
     };
     // Ctrl-C: Envoy dies with us (PR_SET_PDEATHSIG) and the workloads live in this process;
     // what is left is to say where the evidence is and exit non-zero.
     exit_on_ctrl_c(&runtime, artifacts.clone());
     finish(
-        run_local(&runtime, &opts, spec, &run_id, &harness),
+        run_local(&runtime, &opts, spec, &harness),
         &artifacts,
         args.keep,
     )
@@ -300,12 +308,14 @@ fn cluster(args: ClusterArgs) -> ExitCode {
             restart_workloads: args.restart_workloads,
             patience: args.patience,
             mirror: "mirror".into(),
+            run_id: run_id.clone(),
         },
         manifests: args.manifests,
         artifacts: artifacts.clone(),
         delete_namespace: args.delete_namespace,
         keep: args.keep,
         earlier_phases: args.phases,
+        concurrency: usize::try_from(args.concurrency).unwrap_or(DEFAULT_CONCURRENCY),
     };
     // Ctrl-C: a namespace this run created goes too (unless kept), then exit non-zero.
     if run.delete_namespace && !run.keep {

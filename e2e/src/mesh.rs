@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use crate::istio::VirtualService;
+use crate::mirror_log::MirrorRecords;
 use crate::topology::Topology;
 use crate::version::IstioVersion;
 
@@ -82,11 +83,9 @@ pub trait Mesh {
     /// Sends one request to the reviews hop.
     async fn send(&self, call: &Call) -> Result<Reply, MeshError>;
 
-    /// The mirror's log since the run started.
-    async fn mirror_log(&self) -> Result<String, MeshError>;
-
-    /// Returns when the mirror's log is longer than `seen` bytes, or after `limit`.
-    async fn mirror_log_grown(&self, seen: usize, limit: Duration) -> Result<(), MeshError>;
+    /// What the mirror has logged since the run started, as the mode reads it (a local
+    /// workload's output, or the pods' logs followed through the API).
+    fn mirror_records(&self) -> &MirrorRecords;
 
     /// Applies a VirtualService (replacing the one of the same name); returns without
     /// waiting for it to reach the proxies, as `kubectl apply` does.

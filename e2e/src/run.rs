@@ -66,14 +66,11 @@ pub fn new_run_id() -> String {
 /// Runs the trials over a mesh; gives the mesh back for evidence and shutdown.
 fn run_trials<M: Mesh + Send + Sync + 'static>(
     runtime: &Runtime,
-    mesh: M,
-    spec: Spec,
-    policy: RetryPolicy,
-    run_id: &str,
+    suite: Suite<M>,
     args: &Arguments,
     progress: &mut Progress,
 ) -> (Conclusion, Vec<CheckResult>, Option<M>) {
-    let suite = Arc::new(Suite::new(mesh, spec, policy, run_id));
+    let suite = Arc::new(suite);
     let results = Arc::new(Mutex::new(Vec::new()));
     progress.phase("checks");
     let trials = suite::trials(suite.clone(), runtime.handle().clone(), results.clone());
@@ -92,19 +89,17 @@ pub fn run_local(
     runtime: &Runtime,
     opts: &LocalOptions,
     spec: Spec,
-    run_id: &str,
     args: &Arguments,
 ) -> Result<RunOutcome, RunError> {
+    let run_id = &opts.run_id;
     let mut progress = Progress::new();
     progress.phase("read manifests");
     let set = ManifestSet::load(std::slice::from_ref(&opts.manifests)).map_err(LocalError::from)?;
     let mesh = runtime.block_on(LocalMesh::start(opts, &set, &mut progress))?;
     let (conclusion, checks, mesh) = run_trials(
         runtime,
-        mesh,
-        spec,
-        RetryPolicy::istio(opts.patience),
-        run_id,
+        Suite::new(mesh, spec, RetryPolicy::istio(opts.patience), run_id)
+            .with_concurrency(opts.concurrency),
         args,
         &mut progress,
     );
@@ -142,6 +137,8 @@ pub struct ClusterRun {
     pub keep: bool,
     /// Phases timed before this process (cluster creation, Istio installation).
     pub earlier_phases: Vec<(String, std::time::Duration)>,
+    /// Requests of one batch in flight at once.
+    pub concurrency: usize,
 }
 
 /// The checks' retry in cluster mode: a tenth of the patience, which is sized for rollouts
@@ -194,10 +191,8 @@ pub fn run_cluster(
         Ok(mesh) => {
             let (conclusion, checks, _mesh) = run_trials(
                 runtime,
-                mesh,
-                spec,
-                check_retry_policy(run.cluster.patience),
-                run_id,
+                Suite::new(mesh, spec, check_retry_policy(run.cluster.patience), run_id)
+                    .with_concurrency(run.concurrency),
                 args,
                 &mut progress,
             );

@@ -45,14 +45,15 @@ fn run(
         patience,
         mirror_host: "mirror".into(),
         host: "reviews".into(),
+        run_id: new_run_id(),
+        concurrency: e2e::suite::DEFAULT_CONCURRENCY,
     };
     let args: Vec<String> = harness.iter().map(|s| (*s).to_owned()).collect();
     let mut args = harness_arguments(&args);
     // The inner harness writes straight to stdout, past cargo's capture; keep it as evidence.
     std::fs::create_dir_all(&opts.artifacts).expect("artifacts dir");
     args.logfile = Some(opts.artifacts.join("harness.log").display().to_string());
-    let outcome =
-        run_local(&runtime, &opts, Spec::default(), &new_run_id(), &args).expect("mesh starts");
+    let outcome = run_local(&runtime, &opts, Spec::default(), &args).expect("mesh starts");
     (outcome, artifacts)
 }
 

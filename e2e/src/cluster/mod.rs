@@ -14,7 +14,7 @@ pub mod rollout;
 mod test_api;
 
 use std::collections::BTreeSet;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
@@ -26,12 +26,13 @@ use serde_json::{Value, json};
 use crate::istio::VirtualService;
 use crate::manifest::ManifestSet;
 use crate::mesh::{Call, Mesh, MeshError, Reply};
+use crate::mirror_log::MirrorRecords;
 use crate::progress::Progress;
 use crate::topology::Topology;
 use crate::version::IstioVersion;
 use crate::wait::poll_until;
 use apply::{Applier, ApplyError, apply_order};
-use logs::PodLogs;
+use logs::LogFollower;
 use productpage::Productpage;
 
 /// Errors preparing the cluster.
@@ -136,6 +137,8 @@ pub struct ClusterOptions {
     pub patience: Duration,
     /// The mirror's Deployment, container and Service.
     pub mirror: String,
+    /// The run id: the mirror's records keep this run's tags.
+    pub run_id: String,
 }
 
 /// The running cluster mesh.
@@ -145,7 +148,10 @@ pub struct ClusterMesh {
     topology: Topology,
     applier: Applier,
     page: Productpage,
-    mirror_logs: PodLogs,
+    records: Arc<MirrorRecords>,
+    /// Feeds `records` while the mesh lives.
+    #[allow(dead_code)] // Held for its Drop, which ends the streams.
+    mirror_follower: LogFollower,
     /// Pod names of the run's namespace, to prove a page was served from it.
     pods: Mutex<BTreeSet<String>>,
 }
@@ -351,14 +357,17 @@ impl ClusterMesh {
             rollout::verify_proxies(&client, &opts.namespace, &opts.istiod.version).await?;
         }
         let since = k8s_openapi::jiff::Timestamp::now();
+        let records = Arc::new(MirrorRecords::new(&crate::suite::tag_prefix(&opts.run_id)));
         Ok(ClusterMesh {
-            mirror_logs: PodLogs::new(
+            mirror_follower: LogFollower::start(
                 &client,
                 &opts.namespace,
                 &format!("app={}", opts.mirror),
                 &opts.mirror,
                 since,
+                records.clone(),
             ),
+            records,
             page: Productpage::new(&opts.ingress, &opts.host),
             pods: Mutex::default(),
             client,
@@ -538,24 +547,8 @@ impl Mesh for ClusterMesh {
         Ok(reply)
     }
 
-    async fn mirror_log(&self) -> Result<String, MeshError> {
-        self.mirror_logs
-            .read()
-            .await
-            .map_err(|e| MeshError::Log(e.to_string()))
-    }
-
-    async fn mirror_log_grown(&self, seen: usize, limit: Duration) -> Result<(), MeshError> {
-        // The log API offers no change notification across pods; poll, bounded.
-        let _ = poll_until("the mirror's log to grow", limit, || async {
-            match self.mirror_logs.read().await {
-                Ok(text) if text.len() > seen => Ok(Some(())),
-                Ok(text) => Err(format!("{} bytes", text.len())),
-                Err(e) => Err(e.to_string()),
-            }
-        })
-        .await;
-        Ok(())
+    fn mirror_records(&self) -> &MirrorRecords {
+        &self.records
     }
 
     async fn apply_virtual_service(&self, vs: &VirtualService) -> Result<(), MeshError> {
@@ -646,6 +639,7 @@ mod tests {
             restart_workloads: false,
             patience: Duration::from_secs(5),
             mirror: "mirror".into(),
+            run_id: "20261125-1a2b".into(),
         }
     }
 
@@ -909,8 +903,7 @@ metadata: {name: w}
         let err = task
             .await
             .expect("task")
-            .err()
-            .expect("unserved kind")
+            .expect_err("unserved kind")
             .to_string();
         assert_eq!(
             err,

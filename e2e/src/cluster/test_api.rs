@@ -14,7 +14,32 @@ use tower_test::mock::{self, Handle, SendResponse};
 /// The test's side of the mock transport.
 pub struct ApiServer {
     handle: Handle<Request<Body>, Response<Body>>,
-    pending: Option<SendResponse<Response<Body>>>,
+    pending: Option<Responder>,
+}
+
+/// The answer to one request, to give now or to hold (a watch or a follow stream that
+/// stays open).
+pub struct Responder {
+    send: SendResponse<Response<Body>>,
+    /// Whether the request was a watch.
+    pub is_watch: bool,
+}
+
+impl Responder {
+    /// Answers with a JSON body.
+    pub fn respond(self, code: u16, body: Value) {
+        self.respond_raw(code, serde_json::to_vec(&body).expect("json"));
+    }
+
+    /// Answers with raw bytes (log text, watch event lines).
+    pub fn respond_raw(self, code: u16, body: Vec<u8>) {
+        self.send.send_response(
+            Response::builder()
+                .status(code)
+                .body(Body::from(body))
+                .expect("response"),
+        );
+    }
 }
 
 impl ApiServer {
@@ -44,7 +69,8 @@ impl ApiServer {
             serde_json::from_slice(&bytes)
                 .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
         };
-        self.pending = Some(send);
+        let is_watch = parts.uri.query().is_some_and(|q| q.contains("watch=true"));
+        self.pending = Some(Responder { send, is_watch });
         (Request::from_parts(parts, ()), value)
     }
 
@@ -56,13 +82,12 @@ impl ApiServer {
 
     /// Answers the last request with raw bytes (log text, watch event lines).
     pub async fn respond_raw(&mut self, code: u16, body: Vec<u8>) {
-        let send = self.pending.take().expect("a request to answer");
-        send.send_response(
-            Response::builder()
-                .status(code)
-                .body(Body::from(body))
-                .expect("response"),
-        );
+        self.take_pending().respond_raw(code, body);
+    }
+
+    /// The last request's answer, to give later.
+    pub fn take_pending(&mut self) -> Responder {
+        self.pending.take().expect("a request to answer")
     }
 
     /// Answers aggregated discovery (`/apis`, then `/api`) with the kinds this project uses.

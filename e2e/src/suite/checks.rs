@@ -1,15 +1,16 @@
 //! The named checks. Each is one send-and-verify step retried until stable (see `retry`),
 //! and each failure says what was expected and what was seen.
 
-use std::collections::BTreeSet;
 use std::time::Duration;
+
+use futures_util::{StreamExt, TryStreamExt};
 
 use tokio::time::Instant;
 
 use super::{Suite, sampling};
 use crate::istio::{HttpMatchRequest, Percent, StringMatch, VirtualService};
 use crate::mesh::{Call, Identity, Mesh, Reply};
-use crate::mirror_log::MirroredRequest;
+use crate::mirror_log::Observed;
 use crate::retry::{Attempt, RetryError, Stable, until_stable};
 
 /// Requests per batch of the routing and mirror checks.
@@ -87,10 +88,10 @@ impl<M: Mesh> Suite<M> {
         let identity = &identity;
         let stable = self
             .retry(|a| async move {
-                for i in 0..BATCH {
-                    let reply = self
-                        .send(identity, &self.tag(name, a, &i.to_string()))
-                        .await?;
+                let tags: Vec<String> = (0..BATCH)
+                    .map(|i| self.tag(name, a, &i.to_string()))
+                    .collect();
+                for reply in self.send_all(identity, &tags).await? {
                     self.expect_served(&reply, expected)?;
                 }
                 Ok(())
@@ -116,28 +117,20 @@ impl<M: Mesh> Suite<M> {
                     let tags: Vec<String> = (0..BATCH)
                         .map(|i| self.tag(name, a, &i.to_string()))
                         .collect();
-                    for tag in &tags {
-                        self.send(&Identity::User(user.clone()), tag).await?;
-                    }
-                    let (records, complete) = self.wait_for_tags(&tags, a).await?;
-                    let missing: Vec<&String> = tags
-                        .iter()
-                        .filter(|t| !complete.contains(t.as_str()))
-                        .collect();
+                    self.send_all(&Identity::User(user.clone()), &tags).await?;
+                    let seen = self.wait_for_tags(&tags).await;
+                    let missing: Vec<&String> = tags.iter().filter(|t| !seen.contains(t)).collect();
                     if !missing.is_empty() {
                         return Err(format!(
                             "{} of {} tester requests never reached the mirror: {missing:?}; {}",
                             missing.len(),
                             tags.len(),
-                            describe_log(&records)
+                            seen.describe()
                         ));
                     }
-                    let wrong: Vec<String> = records
-                        .iter()
-                        .filter(|r| {
-                            r.header("user-agent")
-                                .is_some_and(|ua| tags.iter().any(|t| t == ua))
-                        })
+                    let wrong: Vec<String> = seen
+                        .found
+                        .values()
                         .filter(|r| r.header("end-user") != Some(user.as_str()))
                         .map(|r| {
                             format!(
@@ -172,20 +165,18 @@ impl<M: Mesh> Suite<M> {
         let stable = self
             .retry(|a| async move {
                 let tags: Vec<String> = (0..BATCH).map(|i| self.tag(name, a, &i.to_string())).collect();
-                for tag in &tags {
-                    self.send(&Identity::Anonymous, tag).await?;
-                }
+                self.send_all(&Identity::Anonymous, &tags).await?;
                 let barrier = self.tag(name, a, "barrier");
                 self.send(&Identity::User(self.spec.user.clone()), &barrier).await?;
-                let (records, seen) = self.wait_for_tags(std::slice::from_ref(&barrier), a).await?;
-                if !seen.contains(barrier.as_str()) {
+                let seen = self.wait_for_tags(std::slice::from_ref(&barrier)).await;
+                if !seen.contains(&barrier) {
                     return Err(format!(
                         "the barrier request {barrier} (as {}) never reached the mirror, so absence cannot be proved; {}",
                         self.spec.user,
-                        describe_log(&records)
+                        seen.describe()
                     ));
                 }
-                let leaked: Vec<&String> = tags.iter().filter(|t| seen_tag(&records, t)).collect();
+                let leaked: Vec<String> = self.mesh.mirror_records().observe(&tags).found.into_keys().collect();
                 if !leaked.is_empty() {
                     return Err(format!("{} anonymous requests were mirrored: {leaked:?}", leaked.len()));
                 }
@@ -209,15 +200,11 @@ impl<M: Mesh> Suite<M> {
             .retry(|a| async move {
                 let tag = self.tag(name, a, "0");
                 self.send(&Identity::User(self.spec.user.clone()), &tag).await?;
-                let (records, seen) = self.wait_for_tags(std::slice::from_ref(&tag), a).await?;
-                if !seen.contains(tag.as_str()) {
-                    return Err(format!("request {tag} never reached the mirror; {}", describe_log(&records)));
-                }
-                let got = records
-                    .iter()
-                    .find(|r| r.header("user-agent") == Some(tag.as_str()))
-                    .map(|r| r.hostname.clone())
-                    .unwrap_or_default();
+                let seen = self.wait_for_tags(std::slice::from_ref(&tag)).await;
+                let Some(record) = seen.found.get(&tag) else {
+                    return Err(format!("request {tag} never reached the mirror; {}", seen.describe()));
+                };
+                let got = record.host().to_owned();
                 if &got != expected {
                     return Err(format!(
                         "the mirror saw host `{got}`, expected `{expected}` for Istio {version} (the -shadow suffix is appended up to 1.27 and not from 1.28)"
@@ -274,7 +261,7 @@ impl<M: Mesh> Suite<M> {
     /// batches of [`sampling::BATCH`]; the original routing is restored afterwards.
     pub async fn percentage(&self, name: &str) -> Result<Passed, CheckFailure> {
         let original = self.routing_under_test()?;
-        let barrier_prefix = format!("mirror-e2e/{}/barrier/", self.run_id);
+        let barrier_prefix = format!("{}barrier/", super::tag_prefix(&self.run_id));
         let variant = percentage_variant(&original, sampling::PERCENT, &barrier_prefix)?;
         self.apply(&variant).await?;
         let user = Identity::User(self.spec.user.clone());
@@ -285,25 +272,17 @@ impl<M: Mesh> Suite<M> {
                     let tags: Vec<String> = (0..sampling::BATCH)
                         .map(|i| self.tag(name, a, &i.to_string()))
                         .collect();
-                    for tag in &tags {
-                        self.send(&user, tag).await?;
-                    }
+                    self.send_all(&user, &tags).await?;
                     let barrier = format!("{barrier_prefix}{}", a.number);
                     self.send(&user, &barrier).await?;
-                    let (records, seen) = self
-                        .wait_for_tags(std::slice::from_ref(&barrier), a)
-                        .await?;
-                    if !seen.contains(barrier.as_str()) {
+                    let seen = self.wait_for_tags(std::slice::from_ref(&barrier)).await;
+                    if !seen.contains(&barrier) {
                         return Err(format!(
                             "the barrier request {barrier} never reached the mirror; {}",
-                            describe_log(&records)
+                            seen.describe()
                         ));
                     }
-                    let tagset: BTreeSet<&str> = tags.iter().map(String::as_str).collect();
-                    let mirrored = records
-                        .iter()
-                        .filter(|r| r.header("user-agent").is_some_and(|ua| tagset.contains(ua)))
-                        .count() as u32;
+                    let mirrored = self.mesh.mirror_records().observe(&tags).found.len() as u32;
                     if !sampling::within_tolerance(
                         mirrored,
                         sampling::BATCH,
@@ -354,8 +333,9 @@ impl<M: Mesh> Suite<M> {
     fn tag(&self, check: &str, attempt: Attempt, request: &str) -> String {
         let short = check.rsplit("::").next().unwrap_or(check);
         format!(
-            "mirror-e2e/{}/{short}/{}/{request}",
-            self.run_id, attempt.number
+            "{}{short}/{}/{request}",
+            super::tag_prefix(&self.run_id),
+            attempt.number
         )
     }
 
@@ -435,38 +415,22 @@ impl<M: Mesh> Suite<M> {
             .map_err(|e| e.to_string())
     }
 
-    /// Waits (until the attempt's share of the deadline) for the tags to appear in the
-    /// mirror's log, waking on log growth. Returns all records and the tags seen.
-    async fn wait_for_tags(
-        &self,
-        tags: &[String],
-        attempt: Attempt,
-    ) -> Result<(Vec<MirroredRequest>, BTreeSet<String>), String> {
-        // One attempt waits as long as the mode's log takes, never past the retry's end.
-        let until = attempt
-            .deadline
-            .min(Instant::now() + self.mesh.log_latency());
-        loop {
-            let text = self.mesh.mirror_log().await.map_err(|e| e.to_string())?;
-            let (records, seen) = {
-                let mut view = self.log_view.lock().unwrap_or_else(|e| e.into_inner());
-                let records = view.update(&text).to_vec();
-                let seen: BTreeSet<String> = tags
-                    .iter()
-                    .filter(|t| seen_tag(&records, t))
-                    .cloned()
-                    .collect();
-                (records, seen)
-            };
-            let now = Instant::now();
-            if seen.len() == tags.len() || now >= until {
-                return Ok((records, seen));
-            }
-            self.mesh
-                .mirror_log_grown(text.len(), until - now)
-                .await
-                .map_err(|e| e.to_string())?;
-        }
+    /// Waits for the tags to appear in the mirror's log, as long as the mode's log takes
+    /// ([`Mesh::log_latency`]), waking on each new record. The wait is not cut short by the
+    /// retry's deadline: an attempt whose requests all passed always gets to read the log.
+    async fn wait_for_tags(&self, tags: &[String]) -> Observed {
+        let until = Instant::now() + self.mesh.log_latency();
+        self.mesh.mirror_records().wait_for(tags, until).await
+    }
+
+    /// Sends one request per tag, at most [`Suite::concurrency`] at a time, and returns the
+    /// replies in tag order; any failed request fails the batch.
+    async fn send_all(&self, identity: &Identity, tags: &[String]) -> Result<Vec<Reply>, String> {
+        futures_util::stream::iter(tags)
+            .map(|tag| self.send(identity, tag))
+            .buffered(self.concurrency.max(1))
+            .try_collect()
+            .await
     }
 
     async fn median_latency(
@@ -479,8 +443,8 @@ impl<M: Mesh> Suite<M> {
         let mut latencies = Vec::with_capacity(BATCH * 2);
         for i in 0..BATCH * 2 {
             let tag = format!(
-                "mirror-e2e/{}/{}/{phase}/{i}",
-                self.run_id,
+                "{}{}/{phase}/{i}",
+                super::tag_prefix(&self.run_id),
                 check.rsplit("::").next().unwrap_or(check)
             );
             let reply = self.send(who, &tag).await?;
@@ -507,11 +471,11 @@ impl<M: Mesh> Suite<M> {
             async move {
                 let tag = self.tag(check, a, "restore");
                 self.send(&user, &tag).await?;
-                let (records, seen) = self.wait_for_tags(std::slice::from_ref(&tag), a).await?;
-                if seen.is_empty() {
+                let seen = self.wait_for_tags(std::slice::from_ref(&tag)).await;
+                if !seen.contains(&tag) {
                     return Err(format!(
                         "after restoring, request {tag} did not reach the mirror; {}",
-                        describe_log(&records)
+                        seen.describe()
                     ));
                 }
                 Ok(())
@@ -520,37 +484,6 @@ impl<M: Mesh> Suite<M> {
         .await
         .map(|stable| (came_back, stable.attempts))
         .map_err(|e| format!("restore: {e}"))
-    }
-}
-
-fn seen_tag(records: &[MirroredRequest], tag: &str) -> bool {
-    records.iter().any(|r| r.header("user-agent") == Some(tag))
-}
-
-/// What the mirror log held, briefly: the count and the last few requests.
-fn describe_log(records: &[MirroredRequest]) -> String {
-    let last: Vec<String> = records
-        .iter()
-        .rev()
-        .take(3)
-        .map(|r| {
-            format!(
-                "{} host={} user-agent={} end-user={}",
-                r.path,
-                r.hostname,
-                r.header("user-agent").unwrap_or("-"),
-                r.header("end-user").unwrap_or("-")
-            )
-        })
-        .collect();
-    if records.is_empty() {
-        "the mirror log holds no requests".to_owned()
-    } else {
-        format!(
-            "the mirror log holds {} requests, the last: [{}]",
-            records.len(),
-            last.join("; ")
-        )
     }
 }
 
