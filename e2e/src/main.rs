@@ -37,6 +37,19 @@ enum Command {
     Local(LocalArgs),
     /// Deploy the manifests to a cluster with Istio and run the suite there.
     Cluster(Box<ClusterArgs>),
+    /// Wait until the cluster has nodes and every one is Ready (`kind create --wait` only
+    /// warns when its wait runs out).
+    NodesReady {
+        /// Kubeconfig file (default: KUBECONFIG or ~/.kube/config, read only).
+        #[arg(long)]
+        kubeconfig: Option<PathBuf>,
+        /// Kubeconfig context (default: the file's current context).
+        #[arg(long)]
+        context: Option<String>,
+        /// Seconds to wait.
+        #[arg(long, env = PATIENCE_ENV, default_value = "300", value_parser = parse_patience)]
+        patience: Duration,
+    },
     /// Compare two runs check by check (the Istio upgrade check); exit 1 on any change
     /// that is not a known, intended behaviour change.
     Compare {
@@ -158,6 +171,11 @@ fn main() -> ExitCode {
         Command::Local(args) => local(args),
         Command::Cluster(args) => cluster(*args),
         Command::Compare { before, after, out } => compare(&before, &after, out.as_deref()),
+        Command::NodesReady {
+            kubeconfig,
+            context,
+            patience,
+        } => nodes_ready(kubeconfig.as_deref(), context, patience),
     }
 }
 
@@ -187,6 +205,32 @@ fn compare(
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+fn nodes_ready(
+    kubeconfig: Option<&std::path::Path>,
+    context: Option<String>,
+    patience: Duration,
+) -> ExitCode {
+    let Some(runtime) = runtime() else {
+        return ExitCode::from(2);
+    };
+    let waited = runtime.block_on(async {
+        let client = client(kubeconfig, context).await?;
+        e2e::cluster::ready::nodes_ready(&client, patience)
+            .await
+            .map_err(|e| e.to_string())
+    });
+    match waited {
+        Ok(took) => {
+            eprintln!("every node is Ready (waited {took:.1?})");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -317,17 +361,20 @@ fn cluster(args: ClusterArgs) -> ExitCode {
         earlier_phases: args.phases,
         concurrency: usize::try_from(args.concurrency).unwrap_or(DEFAULT_CONCURRENCY),
     };
-    // Ctrl-C: a namespace this run created goes too (unless kept), then exit non-zero.
+    // Ctrl-C: a namespace this run created goes too (unless kept), then exit non-zero at
+    // once: the deletion is asked for, not waited for (Kubernetes finishes it).
     if run.delete_namespace && !run.keep {
         let client = client.clone();
-        let (namespace, patience) = (run.cluster.namespace.clone(), run.cluster.patience);
+        let namespace = run.cluster.namespace.clone();
         let artifacts = artifacts.clone();
         runtime.spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
+            if stop_requested().await {
                 eprintln!("\ninterrupted: deleting namespace {namespace}");
-                if let Err(e) = e2e::cluster::delete_namespace(&client, &namespace, patience).await
-                {
-                    eprintln!("error: {e}");
+                match e2e::cluster::request_namespace_deletion(&client, &namespace).await {
+                    Ok(()) => eprintln!(
+                        "namespace {namespace} is being deleted (`kubectl get namespace {namespace}` shows when it is gone)"
+                    ),
+                    Err(e) => eprintln!("error: {e}"),
                 }
                 eprintln!("partial evidence kept in {}", artifacts.display());
                 std::process::exit(130);
@@ -382,11 +429,31 @@ fn runtime() -> Option<tokio::runtime::Runtime> {
     }
 }
 
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM, which is how xtask ends its child when Ctrl-C
+/// reaches xtask alone.
+async fn stop_requested() -> bool {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut term) = signal(SignalKind::terminate()) else {
+            return tokio::signal::ctrl_c().await.is_ok();
+        };
+        tokio::select! {
+            int = tokio::signal::ctrl_c() => int.is_ok(),
+            _ = term.recv() => true,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await.is_ok()
+    }
+}
+
 /// On Ctrl-C: say where the evidence is and exit non-zero. Child processes die with us;
 /// what a cluster run created is cleaned up by xtask, which outlives this process.
 fn exit_on_ctrl_c(runtime: &tokio::runtime::Runtime, artifacts: PathBuf) {
     runtime.spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
+        if stop_requested().await {
             eprintln!(
                 "\ninterrupted: partial evidence kept in {}",
                 artifacts.display()

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use xshell::{Shell, cmd};
 
+use crate::runner::nested_cargo;
 use crate::{flags, paths, tools};
 
 impl flags::Bench {
@@ -15,7 +16,7 @@ impl flags::Bench {
         tools::envoy(sh).context("provision envoy")?;
         // Warm up with the exact command: building the packages together unifies features
         // differently from `cargo xtask` alone, and the first timed run would compile.
-        cmd!(sh, "cargo xtask e2e --local")
+        nested_cargo(cmd!(sh, "cargo xtask e2e --local"))
             .quiet()
             .ignore_stdout()
             .run()
@@ -31,7 +32,7 @@ impl flags::Bench {
         for i in 0..self.runs {
             let dir = root.join(i.to_string());
             let start = Instant::now();
-            let ok = cmd!(sh, "cargo xtask e2e --local --keep")
+            let ok = nested_cargo(cmd!(sh, "cargo xtask e2e --local --keep"))
                 .env("MIRROR_E2E_ARTIFACTS_ROOT", &dir)
                 .quiet()
                 .ignore_stdout()

@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use xshell::{Shell, cmd};
 
+use crate::interrupt::{Failed, Interrupt, Output, is_interrupted};
+
 /// How often `kind create cluster` is tried, as Istio's CI does on kind.
 pub const CREATE_ATTEMPTS: u32 = 5;
 
@@ -46,69 +48,112 @@ pub struct Kind<'a> {
     pub name: String,
     /// The private kubeconfig kind writes the cluster's credentials to.
     pub kubeconfig: PathBuf,
+    /// Ctrl-C ends a running `kind` at once.
+    pub interrupt: Interrupt,
 }
+
+/// What kind says when a cluster of the name exists already (kind
+/// pkg/cluster/internal/create/create.go, `alreadyExists`).
+const ALREADY_EXISTS: &str = "already exist for a cluster with the name";
 
 impl Kind<'_> {
     /// Whether a cluster of this name exists.
     pub fn exists(&self) -> anyhow::Result<bool> {
         let (bin, sh) = (&self.bin, self.sh);
+        self.interrupt.check()?;
+        // With none, kind says "No kind clusters found." on stderr: not news here.
         let clusters = cmd!(sh, "{bin} get clusters")
+            .quiet()
+            .ignore_stderr()
             .read()
             .context("list kind clusters")?;
         Ok(clusters.lines().any(|l| l.trim() == self.name))
     }
 
-    /// Creates the cluster, retrying a failed creation after deleting what it left.
-    /// Returns the attempts it took.
+    /// Why a cluster of this name is in the way, and the two ways on.
+    fn in_the_way(&self) -> anyhow::Error {
+        anyhow::anyhow!(
+            "a kind cluster named {name} exists already (kept from an earlier run, or another run's); it is not this run's to delete. Use it with --reuse, or delete it with `kind delete cluster --name {name}`",
+            name = self.name
+        )
+    }
+
+    /// Creates the cluster. A cluster of this name that exists already is never touched: it
+    /// fails at once. A failed attempt of this run's own is retried (kind cleans up after
+    /// a failed create itself unless `--retain`); Ctrl-C ends the attempt and retries
+    /// nothing. Returns the attempts it took.
     pub fn create(&self, config: &Path, image: &str) -> anyhow::Result<u32> {
-        let (bin, sh, name, kubeconfig) = (&self.bin, self.sh, &self.name, &self.kubeconfig);
-        for attempt in 1..=CREATE_ATTEMPTS {
-            let created = cmd!(sh, "{bin} create cluster --name {name} --config {config} --image {image} --kubeconfig {kubeconfig} --wait 180s").run();
-            match created {
-                Ok(()) => return Ok(attempt),
-                Err(e) if attempt < CREATE_ATTEMPTS => {
-                    eprintln!(
-                        "kind create cluster failed (attempt {attempt} of {CREATE_ATTEMPTS}): {e}; deleting what it left and retrying"
-                    );
-                    self.delete()
-                        .context("delete the partial cluster before retrying")?;
-                }
-                Err(e) => {
-                    return Err(e).with_context(|| {
-                        format!("create kind cluster {name} ({CREATE_ATTEMPTS} attempts)")
-                    });
-                }
-            }
+        if self.exists()? {
+            return Err(self.in_the_way());
         }
-        unreachable!("the loop returns on its last attempt")
+        let (bin, sh, name, kubeconfig) = (&self.bin, self.sh, &self.name, &self.kubeconfig);
+        let mut attempt = 1;
+        loop {
+            let created = self.interrupt.run(
+                cmd!(sh, "{bin} create cluster --name {name} --config {config} --image {image} --kubeconfig {kubeconfig} --wait 180s"),
+                Output::Relay,
+            );
+            let e = match created {
+                Ok(()) => return Ok(attempt),
+                Err(e) => e,
+            };
+            let taken = e
+                .downcast_ref::<Failed>()
+                .is_some_and(|f| f.stderr_tail.iter().any(|l| l.contains(ALREADY_EXISTS)));
+            if taken {
+                // Another run created it between our look and our create: theirs.
+                return Err(self.in_the_way());
+            }
+            if is_interrupted(&e) || attempt == CREATE_ATTEMPTS {
+                return Err(e).with_context(|| {
+                    format!("create kind cluster {name} (attempt {attempt} of {CREATE_ATTEMPTS})")
+                });
+            }
+            eprintln!(
+                "kind create cluster failed (attempt {attempt} of {CREATE_ATTEMPTS}): {e}; retrying"
+            );
+            // kind deletes what a failed create left unless --retain; make sure of it, since
+            // the name is this run's now.
+            self.delete()
+                .context("delete what the failed attempt left before retrying")?;
+            attempt += 1;
+        }
     }
 
     /// Writes an existing cluster's credentials to the private kubeconfig.
     pub fn write_kubeconfig(&self) -> anyhow::Result<()> {
         let (bin, sh, name) = (&self.bin, self.sh, &self.name);
+        self.interrupt.check()?;
         let text = cmd!(sh, "{bin} get kubeconfig --name {name}")
+            .quiet()
             .read()
             .context("read the kind cluster's kubeconfig")?;
         write_private(&self.kubeconfig, &text)
     }
 
-    /// `kind export logs` into `dir`.
+    /// `kind export logs` into `dir` (cleanup work: runs even after Ctrl-C).
     pub fn export_logs(&self, dir: &Path) -> anyhow::Result<()> {
         let (bin, sh, name) = (&self.bin, self.sh, &self.name);
-        cmd!(sh, "{bin} export logs {dir} --name {name}")
-            .run()
+        Interrupt::default()
+            .run(
+                cmd!(sh, "{bin} export logs {dir} --name {name}"),
+                Output::Relay,
+            )
             .context("export kind logs")
     }
 
-    /// Deletes the cluster.
+    /// Deletes the cluster (cleanup work: runs even after Ctrl-C).
     pub fn delete(&self) -> anyhow::Result<()> {
         let (bin, sh, name, kubeconfig) = (&self.bin, self.sh, &self.name, &self.kubeconfig);
-        cmd!(
-            sh,
-            "{bin} delete cluster --name {name} --kubeconfig {kubeconfig}"
-        )
-        .run()
-        .context("delete kind cluster")
+        Interrupt::default()
+            .run(
+                cmd!(
+                    sh,
+                    "{bin} delete cluster --name {name} --kubeconfig {kubeconfig}"
+                ),
+                Output::Relay,
+            )
+            .context("delete kind cluster")
     }
 }
 
@@ -118,6 +163,10 @@ pub struct Istioctl<'a> {
     pub bin: PathBuf,
     pub kubeconfig: Option<PathBuf>,
     pub context: Option<String>,
+    /// `--set hub=...`: where Istio's images come from (a mirror registry).
+    pub hub: Option<String>,
+    /// Ctrl-C ends a running `istioctl` at once.
+    pub interrupt: Interrupt,
 }
 
 impl Istioctl<'_> {
@@ -136,8 +185,16 @@ impl Istioctl<'_> {
     /// up to 300 s per component itself).
     pub fn install(&self, operator: &Path) -> anyhow::Result<()> {
         let (bin, sh, target) = (&self.bin, self.sh, self.target());
-        cmd!(sh, "{bin} install -y {target...} -f {operator}")
-            .run()
+        let hub: Vec<String> = self
+            .hub
+            .iter()
+            .flat_map(|h| ["--set".to_owned(), format!("hub={h}")])
+            .collect();
+        self.interrupt
+            .run(
+                cmd!(sh, "{bin} install -y {target...} -f {operator} {hub...}"),
+                Output::Relay,
+            )
             .context("install istio")
     }
 
@@ -148,6 +205,7 @@ impl Istioctl<'_> {
             sh,
             "{bin} proxy-config routes deploy/productpage-v1 -n {namespace} -o json {target...}"
         )
+        .quiet()
         .read()
         .context("read productpage's sidecar routes")?;
         sh.write_file(out, json).context("write routes evidence")
@@ -171,8 +229,8 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
 
 #[cfg(test)]
 pub mod fakes {
-    //! Fake `docker`, `kind` and `istioctl` executables that append their arguments to a log
-    //! and behave as the `FAKE_*` variables say.
+    //! Fake `docker`, `kind`, `istioctl` and `mirror-e2e` executables that append their
+    //! arguments to a log and behave as the `FAKE_*` variables say.
 
     use super::*;
 
@@ -181,25 +239,46 @@ pub mod fakes {
         pub sh: Shell,
     }
 
+    /// One script for the three tools. kind's part replays kind v0.32.0: `get clusters`
+    /// lists the clusters or says "No kind clusters found." on stderr
+    /// (pkg/cmd/kind/get/clusters); `create cluster` of a name that exists fails at once
+    /// with `node(s) already exist for a cluster with the name "<name>"`
+    /// (pkg/cluster/internal/create/create.go), and a failed create leaves no cluster (it
+    /// deletes its nodes unless --retain). `FAKE_BLOCK="<tool> <verb>"` makes that call say
+    /// so on the fifo `$FAKE_DIR/started` and then block until it is killed.
     const SCRIPT: &str = r#"#!/bin/sh
 tool=$(basename "$0")
 echo "$tool $*" >> "$FAKE_DIR/calls.log"
+name=mirror-e2e
+prev=""
+for a in "$@"; do [ "$prev" = "--name" ] && name="$a"; prev="$a"; done
+clusters() { cat "$FAKE_DIR/clusters" 2>/dev/null; [ -z "$FAKE_KIND_CLUSTERS" ] || echo "$FAKE_KIND_CLUSTERS"; }
+case "$tool $1" in "$FAKE_BLOCK"|"$FAKE_BLOCK "*)
+  [ -n "$FAKE_BLOCK" ] && { echo started > "$FAKE_DIR/started"; exec sleep 600; } ;;
+esac
 case "$tool $1 $2" in
   "docker info "*) [ -z "$FAKE_DOCKER_DOWN" ] || { echo "Cannot connect to the Docker daemon" >&2; exit 1; } ;;
   "kind create cluster")
+    if clusters | grep -qx "$name"; then
+      echo "ERROR: failed to create cluster: node(s) already exist for a cluster with the name \"$name\"" >&2; exit 1
+    fi
     n=$(cat "$FAKE_DIR/creates" 2>/dev/null || echo 0); n=$((n + 1)); echo "$n" > "$FAKE_DIR/creates"
-    if [ "$n" -le "${FAKE_KIND_CREATE_FAILS:-0}" ]; then echo "ERROR: failed to create cluster" >&2; exit 1; fi ;;
-  "kind get clusters") [ -z "$FAKE_KIND_CLUSTERS" ] || echo "$FAKE_KIND_CLUSTERS" ;;
+    if [ "$n" -le "${FAKE_KIND_CREATE_FAILS:-0}" ]; then echo "ERROR: failed to create cluster: failed to init node with kubeadm" >&2; exit 1; fi
+    echo "$name" >> "$FAKE_DIR/clusters" ;;
+  "kind get clusters") c=$(clusters); if [ -z "$c" ]; then echo "No kind clusters found." >&2; else echo "$c"; fi ;;
   "kind get kubeconfig") echo "apiVersion: v1" ;;
+  "kind delete cluster") echo "Deleting cluster \"$name\" ..." >&2
+    grep -vx "$name" "$FAKE_DIR/clusters" > "$FAKE_DIR/clusters.new" 2>/dev/null; mv "$FAKE_DIR/clusters.new" "$FAKE_DIR/clusters" 2>/dev/null; true ;;
   "istioctl install "*) [ -z "$FAKE_ISTIOCTL_FAILS" ] || { echo "Error: failed to install" >&2; exit 1; } ;;
   "istioctl proxy-config routes") echo '[{"name": "9080"}]' ;;
+  "mirror-e2e cluster "*) [ -z "$FAKE_SUITE_FAILS" ] || { echo "2 passed, 1 failed"; exit 1; } ;;
 esac
 "#;
 
     impl Fakes {
         pub fn new() -> Fakes {
             let dir = tempfile::tempdir().expect("tempdir");
-            for tool in ["docker", "kind", "istioctl"] {
+            for tool in ["docker", "kind", "istioctl", "mirror-e2e"] {
                 let path = dir.path().join(tool);
                 std::fs::write(&path, SCRIPT).expect("write fake");
                 #[cfg(unix)]
@@ -224,6 +303,24 @@ esac
             self.dir.path().join(tool)
         }
 
+        /// Makes `call` (e.g. `kind create`) block until killed, and triggers `interrupt`
+        /// as soon as it has started: Ctrl-C in the middle of that call.
+        pub fn interrupt_during(
+            &self,
+            call: &str,
+            interrupt: &Interrupt,
+        ) -> std::thread::JoinHandle<()> {
+            let fifo = self.dir.path().join("started");
+            cmd!(self.sh, "mkfifo {fifo}").run().expect("mkfifo");
+            self.sh.set_var("FAKE_BLOCK", call);
+            let interrupt = interrupt.clone();
+            std::thread::spawn(move || {
+                // Returns once the fake has written to the fifo, i.e. it has started.
+                std::fs::read_to_string(fifo).expect("read the fifo");
+                interrupt.trigger();
+            })
+        }
+
         /// Every call, one line each, with the tool's name and its arguments.
         pub fn calls(&self) -> Vec<String> {
             std::fs::read_to_string(self.dir.path().join("calls.log"))
@@ -239,6 +336,7 @@ esac
 mod tests {
     use super::fakes::Fakes;
     use super::*;
+    use crate::interrupt::{Interrupt, is_interrupted};
 
     fn kind(f: &Fakes) -> Kind<'_> {
         Kind {
@@ -246,7 +344,15 @@ mod tests {
             bin: f.bin("kind"),
             name: "mirror-e2e".into(),
             kubeconfig: f.dir.path().join("kubeconfig"),
+            interrupt: Interrupt::default(),
         }
+    }
+
+    fn short(calls: Vec<String>) -> Vec<String> {
+        calls
+            .iter()
+            .map(|c| c.split(" --").next().unwrap_or("").to_owned())
+            .collect()
     }
 
     #[test]
@@ -284,6 +390,7 @@ mod tests {
         assert_eq!(
             f.calls(),
             [
+                "kind get clusters",
                 "kind create cluster --name mirror-e2e --config manifests/kind/cluster.yaml --image kindest/node:v1.36.1@sha256:ab --kubeconfig <dir>/kubeconfig --wait 180s"
             ]
         );
@@ -297,14 +404,10 @@ mod tests {
             .create(Path::new("c.yaml"), "img@sha256:ab")
             .expect("third attempt");
         assert_eq!(attempts, 3);
-        let calls: Vec<String> = f
-            .calls()
-            .iter()
-            .map(|c| c.split(" --").next().unwrap_or("").to_owned())
-            .collect();
         assert_eq!(
-            calls,
+            short(f.calls()),
             [
+                "kind get clusters",
                 "kind create cluster",
                 "kind delete cluster",
                 "kind create cluster",
@@ -325,7 +428,8 @@ mod tests {
                 .expect_err("gives up")
         );
         assert!(
-            err.starts_with("create kind cluster mirror-e2e (5 attempts)"),
+            err.starts_with("create kind cluster mirror-e2e (attempt 5 of 5)")
+                && err.contains("it said:\n  ERROR: failed to create cluster: failed to init node"),
             "{err}"
         );
         assert_eq!(
@@ -334,6 +438,82 @@ mod tests {
                 .filter(|c| c.starts_with("kind create"))
                 .count(),
             5
+        );
+    }
+
+    #[test]
+    fn a_cluster_that_exists_before_the_run_is_never_deleted() {
+        let f = Fakes::new();
+        f.sh.set_var("FAKE_KIND_CLUSTERS", "mirror-e2e");
+        let err = format!(
+            "{:#}",
+            kind(&f)
+                .create(Path::new("c.yaml"), "i")
+                .expect_err("in the way")
+        );
+        assert!(
+            err.contains("exists already")
+                && err.contains("--reuse")
+                && err.contains("`kind delete cluster --name mirror-e2e`"),
+            "{err}"
+        );
+        assert_eq!(
+            f.calls(),
+            ["kind get clusters"],
+            "nothing created, nothing deleted"
+        );
+    }
+
+    #[test]
+    fn a_cluster_another_run_creates_meanwhile_is_not_retried_or_deleted() {
+        let f = Fakes::new();
+        let k = kind(&f);
+        // The look finds nothing; by the time kind creates, another run's cluster is there.
+        let listed = k.exists().expect("listed");
+        assert!(!listed);
+        f.sh.set_var("FAKE_KIND_CLUSTERS", "mirror-e2e");
+        let err = format!(
+            "{:#}",
+            k.create(Path::new("c.yaml"), "i").expect_err("taken")
+        );
+        assert!(err.contains("exists already"), "{err}");
+        assert!(
+            !f.calls().iter().any(|c| c.starts_with("kind delete")),
+            "{:?}",
+            f.calls()
+        );
+    }
+
+    #[test]
+    fn the_fake_replays_kinds_already_exists_failure() {
+        // What `create` relies on when a parallel run wins the race: kind's own words.
+        let f = Fakes::new();
+        f.sh.set_var("FAKE_KIND_CLUSTERS", "mirror-e2e");
+        let bin = f.bin("kind");
+        let out = cmd!(f.sh, "{bin} create cluster --name mirror-e2e")
+            .quiet()
+            .ignore_status()
+            .output()
+            .expect("ran");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            "ERROR: failed to create cluster: node(s) already exist for a cluster with the name \"mirror-e2e\"\n"
+        );
+    }
+
+    #[test]
+    fn ctrl_c_during_create_ends_kind_and_retries_nothing() {
+        let f = Fakes::new();
+        let k = kind(&f);
+        let watcher = f.interrupt_during("kind create", &k.interrupt);
+        let start = std::time::Instant::now();
+        let err = k.create(Path::new("c.yaml"), "i").expect_err("interrupted");
+        watcher.join().expect("watcher");
+        assert!(is_interrupted(&err), "{err:#}");
+        assert!(start.elapsed() < std::time::Duration::from_secs(5));
+        assert_eq!(
+            short(f.calls()),
+            ["kind get clusters", "kind create cluster"]
         );
     }
 
@@ -372,6 +552,8 @@ mod tests {
             bin: f.bin("istioctl"),
             kubeconfig: Some(PathBuf::from("/k/config")),
             context: Some("kind-mirror-e2e".into()),
+            hub: Some("gcr.io/istio-release".into()),
+            interrupt: Interrupt::default(),
         };
         istioctl
             .install(Path::new("manifests/istio/operator.yaml"))
@@ -381,7 +563,7 @@ mod tests {
         assert_eq!(
             f.calls(),
             [
-                "istioctl install -y --kubeconfig /k/config --context kind-mirror-e2e -f manifests/istio/operator.yaml",
+                "istioctl install -y --kubeconfig /k/config --context kind-mirror-e2e -f manifests/istio/operator.yaml --set hub=gcr.io/istio-release",
                 "istioctl proxy-config routes deploy/productpage-v1 -n test -o json --kubeconfig /k/config --context kind-mirror-e2e"
             ]
         );

@@ -11,6 +11,8 @@ use anyhow::{Context, bail};
 use sha2::{Digest, Sha256};
 use xshell::{Shell, cmd};
 
+use crate::interrupt::{Interrupt, Output};
+
 /// Where release assets come from (overridable for tests and mirrors).
 pub const DOWNLOAD_BASE_ENV: &str = "MIRROR_E2E_DOWNLOAD_BASE";
 const DEFAULT_BASE: &str = "https://github.com";
@@ -247,18 +249,24 @@ fn fetch_and_verify(
     let url = format!("{base}{}", asset.path);
     let sums_url = format!("{base}{}", asset.checksum_path);
     eprintln!("downloading {url}");
-    cmd!(
-        sh,
-        "curl --fail --silent --show-error --location --output {file} {url}"
-    )
-    .run()
-    .with_context(|| format!("download {url}"))?;
-    cmd!(
-        sh,
-        "curl --fail --silent --show-error --location --output {sums} {sums_url}"
-    )
-    .run()
-    .with_context(|| format!("download {sums_url}"))?;
+    Interrupt::default()
+        .run(
+            cmd!(
+                sh,
+                "curl --fail --silent --show-error --location --output {file} {url}"
+            ),
+            Output::Relay,
+        )
+        .with_context(|| format!("download {url}"))?;
+    Interrupt::default()
+        .run(
+            cmd!(
+                sh,
+                "curl --fail --silent --show-error --location --output {sums} {sums_url}"
+            ),
+            Output::Relay,
+        )
+        .with_context(|| format!("download {sums_url}"))?;
     let published = sh.read_file(&sums)?;
     let published = published
         .split_whitespace()

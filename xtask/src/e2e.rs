@@ -1,21 +1,24 @@
 //! `cargo xtask e2e`: provisions what the suite needs and runs it.
 //!
-//! Local mode: Envoy from the tool cache, then `mirror-e2e local`. Cluster mode on kind:
-//! Docker check, pinned tools, `kind create cluster` (retried), `istioctl install`, then
-//! `mirror-e2e cluster`; on failure kind's logs and productpage's sidecar routes join the
-//! run's evidence; the cluster is deleted unless kept. On an existing cluster: a namespace of
-//! the run's own, deleted at the end; nothing else is created or changed.
+//! Every mode first builds the `mirror-e2e` runner (cargo's progress shows), then runs it
+//! directly. Local mode: Envoy from the tool cache, then `mirror-e2e local`. Cluster mode on
+//! kind: Docker check, pinned tools, `kind create cluster` (retried, never over a cluster
+//! the run did not create), every node Ready, `istioctl install`, then `mirror-e2e
+//! cluster`; on failure kind's logs and productpage's sidecar routes join the run's
+//! evidence; the cluster is deleted unless kept. On an existing cluster: a namespace of the
+//! run's own, deleted at the end; nothing else is created or changed. Ctrl-C stops every
+//! phase at once (see `interrupt`).
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use xshell::{Shell, cmd};
+use xshell::Shell;
 
 use crate::cluster::{Istioctl, Kind, docker_is_running};
 use crate::flags::{ClusterKind, OnFailure};
+use crate::interrupt::{Interrupt, is_interrupted};
+use crate::runner::Runner;
 use crate::{flags, paths, tools, versions};
 
 /// The kind cluster's name.
@@ -23,67 +26,68 @@ const CLUSTER_NAME: &str = "mirror-e2e";
 
 impl flags::E2e {
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
+        self.validate()?;
+        let interrupt = Interrupt::default();
+        interrupt.install_ctrl_c()?;
+        self.run_with(sh, &interrupt)
+    }
+
+    /// The run, with Ctrl-C noted in `interrupt` (tests trigger it themselves).
+    pub fn run_with(&self, sh: &Shell, interrupt: &Interrupt) -> anyhow::Result<()> {
         if self.local {
+            let runner = Runner::build(sh, interrupt)?;
             return match &self.istio_upgrade {
-                Some(spec) => self.run_local_upgrade(sh, spec),
-                None => self.run_local(sh),
+                Some(spec) => self.run_local_upgrade(sh, &runner, spec),
+                None => self.run_local(sh, &runner),
             };
         }
-        let interrupted = Arc::new(AtomicBool::new(false));
-        let flag = interrupted.clone();
-        // Ctrl-C reaches the child too and ends it; xtask stays to clean up what it created.
-        let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
-        let result = match (self.cluster, &self.istio_upgrade) {
-            (ClusterKind::Kind, Some(spec)) => self.run_kind_upgrade(sh, spec),
-            (ClusterKind::Kind, None) => self.run_kind(sh),
-            (ClusterKind::Existing, None) => self.run_existing(sh),
+        match (self.cluster, &self.istio_upgrade) {
+            (ClusterKind::Kind, Some(spec)) => self.run_kind_upgrade(sh, interrupt, spec),
+            (ClusterKind::Kind, None) => self.run_kind(sh, interrupt),
+            (ClusterKind::Existing, None) => self.run_existing(sh, interrupt),
             (ClusterKind::Existing, Some(_)) => {
                 bail!(
                     "--istio-upgrade needs a cluster of the run's own: use it with --local or --cluster kind"
                 )
             }
-        };
-        if interrupted.load(Ordering::SeqCst) {
-            bail!("interrupted; cleaned up what the run created (unless kept)");
         }
-        result
     }
 
-    fn run_local(self, sh: &Shell) -> anyhow::Result<()> {
+    fn run_local(&self, sh: &Shell, runner: &Runner) -> anyhow::Result<()> {
         let release = versions::istio_release(self.istio.as_deref())?;
-        self.local_suite(sh, release.version, None)
-            .context("local e2e run failed (see the report above)")
+        self.local_suite(sh, runner, release.version, None)
     }
 
     /// One local run of the suite emulating `istio`; with `artifacts_root`, kept there.
     fn local_suite(
         &self,
         sh: &Shell,
+        runner: &Runner,
         istio: &str,
         artifacts_root: Option<&Path>,
     ) -> anyhow::Result<()> {
+        runner.interrupt.check()?;
         let envoy = tools::envoy(sh).context("provision envoy")?;
-        let manifests = paths::from_invocation(&self.manifests);
-        let patience: Vec<String> = self
-            .patience
-            .iter()
-            .flat_map(|p| ["--patience".to_owned(), p.clone()])
-            .collect();
-        let keep = (self.keep || artifacts_root.is_some()).then_some("--keep");
-        let root: Vec<String> = artifacts_root
-            .iter()
-            .flat_map(|r| ["--artifacts-root".to_owned(), r.display().to_string()])
-            .collect();
-        let harness = &self.harness;
-        cmd!(
-            sh,
-            "cargo run --quiet --package e2e --bin mirror-e2e -- local --envoy {envoy} --manifests {manifests} --istio {istio} {patience...} {keep...} {root...} -- {harness...}"
-        )
-        .run()
-        .map_err(Into::into)
+        let mut args = vec![
+            "local".to_owned(),
+            "--envoy".into(),
+            envoy.display().to_string(),
+            "--istio".into(),
+            istio.to_owned(),
+        ];
+        args.extend(self.common_suite_args());
+        if let Some(root) = artifacts_root {
+            args.extend(["--artifacts-root".to_owned(), root.display().to_string()]);
+            if !self.keep {
+                args.push("--keep".into());
+            }
+        }
+        args.push("--".into());
+        args.extend(self.harness.iter().cloned());
+        runner.run(sh, &args)
     }
 
-    fn run_local_upgrade(&self, sh: &Shell, spec: &str) -> anyhow::Result<()> {
+    fn run_local_upgrade(&self, sh: &Shell, runner: &Runner, spec: &str) -> anyhow::Result<()> {
         let (from, to) = versions::istio_upgrade(spec)?;
         let root = paths::project_root()
             .join("target/e2e")
@@ -91,46 +95,70 @@ impl flags::E2e {
         let (before, after) = (root.join("before"), root.join("after"));
         upgrade_steps(
             |side| match side {
-                Side::Before => self.local_suite(sh, from.version, Some(&before)),
-                Side::After => self.local_suite(sh, to.version, Some(&after)),
+                Side::Before => self.local_suite(sh, runner, from.version, Some(&before)),
+                Side::After => self.local_suite(sh, runner, to.version, Some(&after)),
             },
             || Ok(()),
-            || compare_runs(sh, &root),
+            || compare_runs(sh, runner, &root),
         )
     }
 
-    fn run_kind(&self, sh: &Shell) -> anyhow::Result<()> {
+    fn run_kind(&self, sh: &Shell, interrupt: &Interrupt) -> anyhow::Result<()> {
         let release = versions::istio_release(self.istio.as_deref())?;
         let run_id = run_id();
         let artifacts = paths::project_root().join("target/e2e").join(&run_id);
-        let (kind, plan) = self.kind_run(sh, release.node_image.image, artifacts, self.reuse)?;
-        let istioctl = istioctl(
+        let runner = Runner::build(sh, interrupt)?;
+        let (kind, plan) = self.kind_run(
             sh,
+            interrupt,
+            release.node_image.image,
+            artifacts,
+            self.reuse,
+        )?;
+        let istioctl = self.istioctl(
+            sh,
+            interrupt,
             tools::ensure(sh, &tools::istioctl_asset(release.version)?)?,
             &kind,
         );
-        run_on_kind(&kind, &istioctl, &plan, |phases| {
-            let args = self.kind_suite_args(&kind, release, &run_id, phases);
-            run_suite(sh, &args, &self.harness)
-        })
+        run_on_kind(
+            &kind,
+            &istioctl,
+            &plan,
+            || self.nodes_ready(sh, &runner, &kind),
+            |phases| {
+                let mut args = self.kind_suite_args(&kind, release, &run_id, phases);
+                args.push("--".into());
+                args.extend(self.harness.iter().cloned());
+                runner.run(sh, &args)
+            },
+        )
     }
 
-    fn run_kind_upgrade(&self, sh: &Shell, spec: &str) -> anyhow::Result<()> {
+    fn run_kind_upgrade(
+        &self,
+        sh: &Shell,
+        interrupt: &Interrupt,
+        spec: &str,
+    ) -> anyhow::Result<()> {
         let (from, to) = versions::istio_upgrade(spec)?;
         let node_image = versions::shared_node_image(from, to)?;
         let run_id = run_id();
         let runs = paths::project_root()
             .join("target/e2e")
             .join(format!("upgrade-{run_id}"));
+        let runner = Runner::build(sh, interrupt)?;
         // An upgrade needs a cluster that starts on FROM: never a reused one.
-        let (kind, plan) = self.kind_run(sh, node_image.image, runs.clone(), false)?;
-        let istioctl_from = istioctl(
+        let (kind, plan) = self.kind_run(sh, interrupt, node_image.image, runs.clone(), false)?;
+        let istioctl_from = self.istioctl(
             sh,
+            interrupt,
             tools::ensure(sh, &tools::istioctl_asset(from.version)?)?,
             &kind,
         );
-        let istioctl_to = istioctl(
+        let istioctl_to = self.istioctl(
             sh,
+            interrupt,
             tools::ensure(sh, &tools::istioctl_asset(to.version)?)?,
             &kind,
         );
@@ -149,25 +177,34 @@ impl flags::E2e {
             if side == Side::After {
                 args.push("--restart-workloads".into());
             }
-            run_suite(sh, &args, &self.harness)
+            args.push("--".into());
+            args.extend(self.harness.iter().cloned());
+            runner.run(sh, &args)
         };
-        run_on_kind(&kind, &istioctl_from, &plan, |phases| {
-            upgrade_steps(
-                |side| suite(if side == Side::Before { phases } else { &[] }, side),
-                || {
-                    istioctl_to
-                        .install(&plan.operator)
-                        .context("upgrade istio in place")
-                },
-                || compare_runs(sh, &runs),
-            )
-        })
+        run_on_kind(
+            &kind,
+            &istioctl_from,
+            &plan,
+            || self.nodes_ready(sh, &runner, &kind),
+            |phases| {
+                upgrade_steps(
+                    |side| suite(if side == Side::Before { phases } else { &[] }, side),
+                    || {
+                        istioctl_to
+                            .install(&plan.operator)
+                            .context("upgrade istio in place")
+                    },
+                    || compare_runs(sh, &runner, &runs),
+                )
+            },
+        )
     }
 
     /// Checks Docker, provisions kind, and plans a run on the project's kind cluster.
     fn kind_run<'a>(
         &self,
         sh: &'a Shell,
+        interrupt: &Interrupt,
         node_image: &'static str,
         artifacts: PathBuf,
         reuse: bool,
@@ -181,6 +218,7 @@ impl flags::E2e {
             kubeconfig: root
                 .join("target/kind")
                 .join(format!("{CLUSTER_NAME}.kubeconfig")),
+            interrupt: interrupt.clone(),
         };
         let plan = KindPlan {
             config: root.join("manifests/kind/cluster.yaml"),
@@ -197,6 +235,39 @@ impl flags::E2e {
         Ok((kind, plan))
     }
 
+    /// istioctl pointed at the kind cluster's private kubeconfig.
+    fn istioctl<'a>(
+        &self,
+        sh: &'a Shell,
+        interrupt: &Interrupt,
+        bin: PathBuf,
+        kind: &Kind<'_>,
+    ) -> Istioctl<'a> {
+        Istioctl {
+            sh,
+            bin,
+            kubeconfig: Some(kind.kubeconfig.clone()),
+            context: None,
+            hub: self.istio_hub.clone(),
+            interrupt: interrupt.clone(),
+        }
+    }
+
+    /// `mirror-e2e nodes-ready` on the new cluster: `kind create --wait` only warns.
+    fn nodes_ready(&self, sh: &Shell, runner: &Runner, kind: &Kind<'_>) -> anyhow::Result<()> {
+        let mut args = vec![
+            "nodes-ready".to_owned(),
+            "--kubeconfig".into(),
+            kind.kubeconfig.display().to_string(),
+        ];
+        if let Some(p) = &self.patience {
+            args.extend(["--patience".to_owned(), p.clone()]);
+        }
+        runner
+            .run(sh, &args)
+            .context("wait for every node to be Ready")
+    }
+
     /// `mirror-e2e cluster` arguments for a run of `release` on the kind cluster.
     fn kind_suite_args(
         &self,
@@ -206,44 +277,58 @@ impl flags::E2e {
         phases: &[(String, f64)],
     ) -> Vec<String> {
         let mut args = vec![
-            "--kubeconfig".to_owned(),
+            "cluster".to_owned(),
+            "--kubeconfig".into(),
             kind.kubeconfig.display().to_string(),
             "--namespace".into(),
             "test".into(),
             "--ingress".into(),
             "http://127.0.0.1:30080".into(),
             "--bookinfo-hub".into(),
-            release.bookinfo_hub.into(),
+            self.bookinfo_hub
+                .as_deref()
+                .unwrap_or(release.bookinfo_hub)
+                .to_owned(),
             "--bookinfo-tag".into(),
             release.bookinfo_tag.into(),
             "--istio".into(),
             release.version.into(),
+            "--run-id".into(),
+            run_id.to_owned(),
         ];
-        args.extend(self.common_suite_args(run_id));
+        args.extend(self.common_suite_args());
         for (name, secs) in phases {
             args.extend(["--phase".to_owned(), format!("{name}={secs:.3}")]);
         }
         args
     }
 
-    fn run_existing(&self, sh: &Shell) -> anyhow::Result<()> {
+    fn run_existing(&self, sh: &Shell, interrupt: &Interrupt) -> anyhow::Result<()> {
         let release = versions::istio_release(self.istio.as_deref())?;
+        let runner = Runner::build(sh, interrupt)?;
         if self.install_istio {
             let istioctl = Istioctl {
                 sh,
                 bin: tools::ensure(sh, &tools::istioctl_asset(release.version)?)?,
                 kubeconfig: self.kubeconfig.as_deref().map(paths::from_invocation),
                 context: self.context.clone(),
+                hub: self.istio_hub.clone(),
+                interrupt: interrupt.clone(),
             };
             istioctl.install(&paths::project_root().join("manifests/istio/operator.yaml"))?;
         }
         let run_id = run_id();
         let mut args = vec![
-            "--namespace".to_owned(),
+            "cluster".to_owned(),
+            "--namespace".into(),
             format!("test-{run_id}"),
             "--delete-namespace".into(),
             "--ingress".into(),
-            self.ingress.clone(),
+            self.ingress
+                .clone()
+                .unwrap_or_else(|| "http://127.0.0.1:30080".into()),
+            "--run-id".into(),
+            run_id,
         ];
         if let Some(k) = &self.kubeconfig {
             args.extend([
@@ -254,27 +339,41 @@ impl flags::E2e {
         if let Some(c) = &self.context {
             args.extend(["--context".to_owned(), c.clone()]);
         }
+        if let Some(r) = &self.revision {
+            args.extend(["--revision".to_owned(), r.clone()]);
+        }
+        if let Some(hub) = &self.bookinfo_hub {
+            args.extend(["--bookinfo-hub".to_owned(), hub.clone()]);
+        }
         if self.istio.is_some() {
             args.extend(["--istio".to_owned(), release.version.to_owned()]);
         }
-        args.extend(self.common_suite_args(&run_id));
-        run_suite(sh, &args, &self.harness)
+        args.extend(self.common_suite_args());
+        args.push("--".into());
+        args.extend(self.harness.iter().cloned());
+        runner.run(sh, &args)
     }
 
-    fn common_suite_args(&self, run_id: &str) -> Vec<String> {
+    /// Arguments every mode passes: manifests, keep, patience, concurrency, mirrors.
+    fn common_suite_args(&self) -> Vec<String> {
         let mut args = vec![
             "--manifests".to_owned(),
             paths::from_invocation(&self.manifests)
                 .display()
                 .to_string(),
-            "--run-id".into(),
-            run_id.to_owned(),
+            "--concurrency".into(),
+            self.concurrency.to_string(),
         ];
         if self.keep {
             args.push("--keep".into());
         }
         if let Some(p) = &self.patience {
             args.extend(["--patience".to_owned(), p.clone()]);
+        }
+        if !self.local
+            && let Some(hub) = &self.echo_hub
+        {
+            args.extend(["--echo-hub".to_owned(), hub.clone()]);
         }
         args
     }
@@ -288,16 +387,6 @@ fn run_id() -> String {
     format!("{secs}-{:x}", std::process::id())
 }
 
-/// istioctl pointed at the kind cluster's private kubeconfig.
-fn istioctl<'a>(sh: &'a Shell, bin: PathBuf, kind: &Kind<'_>) -> Istioctl<'a> {
-    Istioctl {
-        sh,
-        bin,
-        kubeconfig: Some(kind.kubeconfig.clone()),
-        context: None,
-    }
-}
-
 /// Which run of an upgrade check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Side {
@@ -307,46 +396,45 @@ pub enum Side {
 
 /// The upgrade check: run, upgrade, run again, compare. Both runs and the comparison happen
 /// even when the first run fails, so the report shows everything; any failure fails it.
+/// An interruption stops it where it is.
 pub fn upgrade_steps(
     mut run: impl FnMut(Side) -> anyhow::Result<()>,
     upgrade: impl FnOnce() -> anyhow::Result<()>,
     compare: impl FnOnce() -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
     let before = run(Side::Before);
+    if let Err(e) = &before
+        && is_interrupted(e)
+    {
+        return before;
+    }
     upgrade()?;
     let after = run(Side::After);
+    if let Err(e) = &after
+        && is_interrupted(e)
+    {
+        return after;
+    }
     let compared = compare();
     before.context("the suite failed before the upgrade")?;
     after.context("the suite failed after the upgrade")?;
     compared
 }
 
-fn compare_runs(sh: &Shell, root: &Path) -> anyhow::Result<()> {
-    let (before, after, out) = (
-        root.join("before"),
-        root.join("after"),
-        root.join("comparison.txt"),
-    );
-    cmd!(
-        sh,
-        "cargo run --quiet --package e2e --bin mirror-e2e -- compare {before} {after} --out {out}"
-    )
-    .run()
-    .with_context(|| {
+fn compare_runs(sh: &Shell, runner: &Runner, root: &Path) -> anyhow::Result<()> {
+    let args = [
+        "compare".to_owned(),
+        root.join("before").display().to_string(),
+        root.join("after").display().to_string(),
+        "--out".into(),
+        root.join("comparison.txt").display().to_string(),
+    ];
+    runner.run(sh, &args).with_context(|| {
         format!(
             "the runs differ beyond intended behaviour changes (see {})",
-            out.display()
+            root.join("comparison.txt").display()
         )
     })
-}
-
-fn run_suite(sh: &Shell, args: &[String], harness: &[String]) -> anyhow::Result<()> {
-    cmd!(
-        sh,
-        "cargo run --quiet --package e2e --bin mirror-e2e -- cluster {args...} -- {harness...}"
-    )
-    .run()
-    .context("cluster e2e run failed (see the report above)")
 }
 
 /// What a kind run does besides running the suite.
@@ -361,49 +449,56 @@ pub struct KindPlan {
     pub namespace: String,
 }
 
-/// Creates (or reuses) the cluster, installs Istio on a new one, runs `suite`, collects
-/// diagnostics on failure, and deletes a cluster it created unless it is to be kept.
+/// Creates (or reuses) the cluster, waits for its nodes, installs Istio on a new one, runs
+/// `suite`, collects diagnostics on failure, and deletes a cluster it created unless it is
+/// to be kept. After Ctrl-C nothing new starts and no diagnostics are collected: a cluster
+/// this run created (even half-created) is deleted unless `--keep`.
 pub fn run_on_kind(
     kind: &Kind<'_>,
     istioctl: &Istioctl<'_>,
     plan: &KindPlan,
+    nodes_ready: impl FnOnce() -> anyhow::Result<()>,
     suite: impl FnOnce(&[(String, f64)]) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
     let mut phases = Vec::new();
     let started = Instant::now();
     let reused = plan.reuse && kind.exists()?;
-    if reused {
+    let outcome = if reused {
         eprintln!(
             "reusing kind cluster {} (Istio as installed there)",
             kind.name
         );
-        kind.write_kubeconfig()?;
+        kind.write_kubeconfig().and_then(|()| suite(&phases))
     } else {
         eprintln!(
             "[{:>7.1}s] create kind cluster {}",
             started.elapsed().as_secs_f64(),
             kind.name
         );
-        let attempts = kind.create(&plan.config, plan.node_image)?;
-        if attempts > 1 {
-            eprintln!("kind cluster created after {attempts} attempts");
+        match kind.create(&plan.config, plan.node_image) {
+            Err(e) if !is_interrupted(&e) => {
+                // Not this run's cluster, or kind gave up and removed its attempt itself.
+                return Err(e);
+            }
+            created => created.and_then(|attempts| {
+                if attempts > 1 {
+                    eprintln!("kind cluster created after {attempts} attempts");
+                }
+                nodes_ready()?;
+                phases.push(("create cluster".to_owned(), started.elapsed().as_secs_f64()));
+                let install = Instant::now();
+                eprintln!("[{:>7.1}s] install istio", started.elapsed().as_secs_f64());
+                istioctl.install(&plan.operator)?;
+                phases.push(("install istio".to_owned(), install.elapsed().as_secs_f64()));
+                suite(&phases)
+            }),
         }
-        phases.push(("create cluster".to_owned(), started.elapsed().as_secs_f64()));
-    }
-    let outcome = if reused {
-        suite(&phases)
-    } else {
-        let install = Instant::now();
-        eprintln!("[{:>7.1}s] install istio", started.elapsed().as_secs_f64());
-        istioctl.install(&plan.operator).and_then(|()| {
-            phases.push(("install istio".to_owned(), install.elapsed().as_secs_f64()));
-            suite(&phases)
-        })
     };
-    if outcome.is_err() {
+    let interrupted = kind.interrupt.is_set();
+    if outcome.is_err() && !interrupted {
         collect_diagnostics(kind, istioctl, plan);
     }
-    let keep = plan.keep || (outcome.is_err() && plan.keep_on_failure);
+    let keep = plan.keep || (outcome.is_err() && plan.keep_on_failure && !interrupted);
     let cleanup = if reused || keep {
         if keep {
             eprintln!(
@@ -445,21 +540,26 @@ fn collect_diagnostics(kind: &Kind<'_>, istioctl: &Istioctl<'_>, plan: &KindPlan
 mod tests {
     use super::*;
     use crate::cluster::fakes::Fakes;
+    use std::time::Duration;
 
-    fn setup(f: &Fakes) -> (Kind<'_>, Istioctl<'_>, KindPlan) {
+    fn setup(f: &Fakes) -> (Kind<'_>, Istioctl<'_>, KindPlan, Runner) {
         let kubeconfig = f.dir.path().join("kubeconfig");
+        let interrupt = Interrupt::default();
         (
             Kind {
                 sh: &f.sh,
                 bin: f.bin("kind"),
                 name: "mirror-e2e".into(),
                 kubeconfig: kubeconfig.clone(),
+                interrupt: interrupt.clone(),
             },
             Istioctl {
                 sh: &f.sh,
                 bin: f.bin("istioctl"),
                 kubeconfig: Some(kubeconfig),
                 context: None,
+                hub: None,
+                interrupt: interrupt.clone(),
             },
             KindPlan {
                 config: "cluster.yaml".into(),
@@ -471,7 +571,25 @@ mod tests {
                 artifacts: f.dir.path().join("artifacts"),
                 namespace: "test".into(),
             },
+            Runner {
+                bin: f.bin("mirror-e2e"),
+                interrupt,
+                output: crate::interrupt::Output::Relay,
+            },
         )
+    }
+
+    /// The runner's node check and suite, as the real run passes them: `mirror-e2e
+    /// nodes-ready` and `mirror-e2e cluster` (the fake logs them).
+    fn nodes<'a>(f: &'a Fakes, runner: &'a Runner) -> impl FnOnce() -> anyhow::Result<()> + 'a {
+        move || runner.run(&f.sh, &["nodes-ready".to_owned()])
+    }
+
+    fn suite<'a>(
+        f: &'a Fakes,
+        runner: &'a Runner,
+    ) -> impl FnOnce(&[(String, f64)]) -> anyhow::Result<()> + 'a {
+        move |_| runner.run(&f.sh, &["cluster".to_owned(), "--run-id".to_owned()])
     }
 
     fn short(calls: Vec<String>) -> Vec<String> {
@@ -490,11 +608,11 @@ mod tests {
     }
 
     #[test]
-    fn a_passing_run_creates_installs_runs_and_deletes_in_that_order() {
+    fn a_passing_run_creates_waits_installs_runs_and_deletes_in_that_order() {
         let f = Fakes::new();
-        let (kind, istioctl, plan) = setup(&f);
+        let (kind, istioctl, plan, runner) = setup(&f);
         let mut ran = false;
-        run_on_kind(&kind, &istioctl, &plan, |phases| {
+        run_on_kind(&kind, &istioctl, &plan, nodes(&f, &runner), |phases| {
             ran = phases
                 .iter()
                 .map(|(n, _)| n.as_str())
@@ -506,7 +624,9 @@ mod tests {
         assert_eq!(
             short(f.calls()),
             [
+                "kind get clusters",
                 "kind create cluster",
+                "mirror-e2e nodes-ready",
                 "istioctl install -y",
                 "kind delete cluster"
             ]
@@ -514,22 +634,50 @@ mod tests {
     }
 
     #[test]
+    fn nodes_that_never_get_ready_stop_the_run_before_istio() {
+        let f = Fakes::new();
+        let (kind, istioctl, plan, _) = setup(&f);
+        let err = run_on_kind(
+            &kind,
+            &istioctl,
+            &plan,
+            || bail!("timed out after 300s waiting for every node to be Ready"),
+            |_| panic!("the suite must not run"),
+        )
+        .expect_err("fails");
+        assert!(
+            format!("{err:#}").contains("every node to be Ready"),
+            "{err:#}"
+        );
+        assert!(!f.calls().iter().any(|c| c.starts_with("istioctl install")));
+        assert_eq!(
+            f.calls().last().map(|c| &c[..19]),
+            Some("kind delete cluster")
+        );
+    }
+
+    #[test]
     fn istioctl_failing_collects_diagnostics_and_deletes_in_ci() {
         let f = Fakes::new();
         f.sh.set_var("FAKE_ISTIOCTL_FAILS", "1");
-        let (kind, istioctl, plan) = setup(&f);
+        let (kind, istioctl, plan, runner) = setup(&f);
         let err = format!(
             "{:#}",
-            run_on_kind(&kind, &istioctl, &plan, |_| panic!(
+            run_on_kind(&kind, &istioctl, &plan, nodes(&f, &runner), |_| panic!(
                 "the suite must not run"
             ))
             .expect_err("fails")
         );
-        assert!(err.contains("install istio"), "{err}");
+        assert!(
+            err.contains("install istio") && err.contains("Error: failed to install"),
+            "{err}"
+        );
         assert_eq!(
             short(f.calls()),
             [
+                "kind get clusters",
                 "kind create cluster",
+                "mirror-e2e nodes-ready",
                 "istioctl install -y",
                 "kind export logs <dir>/artifacts/diagnostics/kind-logs",
                 "istioctl proxy-config routes deploy/productpage-v1 -n test -o json",
@@ -546,9 +694,17 @@ mod tests {
     #[test]
     fn a_failed_run_keeps_the_cluster_when_asked() {
         let f = Fakes::new();
-        let (kind, istioctl, mut plan) = setup(&f);
+        f.sh.set_var("FAKE_SUITE_FAILS", "1");
+        let (kind, istioctl, mut plan, runner) = setup(&f);
         plan.keep_on_failure = true;
-        run_on_kind(&kind, &istioctl, &plan, |_| bail!("2 checks failed")).expect_err("fails");
+        run_on_kind(
+            &kind,
+            &istioctl,
+            &plan,
+            nodes(&f, &runner),
+            suite(&f, &runner),
+        )
+        .expect_err("fails");
         assert!(
             !f.calls().iter().any(|c| c.starts_with("kind delete")),
             "{:?}",
@@ -557,12 +713,25 @@ mod tests {
     }
 
     #[test]
+    fn a_cluster_kept_from_an_earlier_run_is_neither_used_nor_deleted_without_reuse() {
+        let f = Fakes::new();
+        f.sh.set_var("FAKE_KIND_CLUSTERS", "mirror-e2e");
+        let (kind, istioctl, plan, runner) = setup(&f);
+        let err = run_on_kind(&kind, &istioctl, &plan, nodes(&f, &runner), |_| {
+            panic!("the suite must not run")
+        })
+        .expect_err("in the way");
+        assert!(format!("{err:#}").contains("--reuse"), "{err:#}");
+        assert_eq!(f.calls(), ["kind get clusters"]);
+    }
+
+    #[test]
     fn reuse_skips_creation_installation_and_deletion() {
         let f = Fakes::new();
         f.sh.set_var("FAKE_KIND_CLUSTERS", "mirror-e2e");
-        let (kind, istioctl, mut plan) = setup(&f);
+        let (kind, istioctl, mut plan, runner) = setup(&f);
         plan.reuse = true;
-        run_on_kind(&kind, &istioctl, &plan, |_| Ok(())).expect("passes");
+        run_on_kind(&kind, &istioctl, &plan, nodes(&f, &runner), |_| Ok(())).expect("passes");
         assert_eq!(
             short(f.calls()),
             ["kind get clusters", "kind get kubeconfig"]
@@ -570,48 +739,167 @@ mod tests {
     }
 
     #[test]
+    fn reuse_without_a_cluster_creates_one() {
+        let f = Fakes::new();
+        let (kind, istioctl, mut plan, runner) = setup(&f);
+        plan.reuse = true;
+        run_on_kind(&kind, &istioctl, &plan, nodes(&f, &runner), |_| Ok(())).expect("passes");
+        assert_eq!(
+            short(f.calls()),
+            [
+                "kind get clusters",
+                "kind get clusters",
+                "kind create cluster",
+                "mirror-e2e nodes-ready",
+                "istioctl install -y",
+                "kind delete cluster"
+            ]
+        );
+    }
+
+    /// Runs a kind run whose `call` blocks until Ctrl-C, which comes as soon as it started.
+    /// Returns the error, the calls made, and how long the run took.
+    fn interrupted_during(call: &str, keep: bool) -> (anyhow::Error, Vec<String>, Duration) {
+        let f = Fakes::new();
+        let (kind, istioctl, mut plan, runner) = setup(&f);
+        plan.keep = keep;
+        plan.keep_on_failure = true;
+        let watcher = f.interrupt_during(call, &kind.interrupt);
+        let start = Instant::now();
+        let err = run_on_kind(
+            &kind,
+            &istioctl,
+            &plan,
+            nodes(&f, &runner),
+            suite(&f, &runner),
+        )
+        .expect_err("interrupted");
+        let took = start.elapsed();
+        watcher.join().expect("watcher");
+        (err, short(f.calls()), took)
+    }
+
+    #[test]
+    fn ctrl_c_in_each_phase_ends_the_child_starts_nothing_and_deletes_the_cluster() {
+        let create = ["kind get clusters", "kind create cluster"];
+        for (call, ran) in [
+            ("kind create", &create[..]),
+            (
+                "mirror-e2e nodes-ready",
+                &[
+                    "kind get clusters",
+                    "kind create cluster",
+                    "mirror-e2e nodes-ready",
+                ][..],
+            ),
+            (
+                "istioctl install",
+                &[
+                    "kind get clusters",
+                    "kind create cluster",
+                    "mirror-e2e nodes-ready",
+                    "istioctl install -y",
+                ][..],
+            ),
+            (
+                "mirror-e2e cluster",
+                &[
+                    "kind get clusters",
+                    "kind create cluster",
+                    "mirror-e2e nodes-ready",
+                    "istioctl install -y",
+                    "mirror-e2e cluster",
+                ][..],
+            ),
+        ] {
+            let (err, calls, took) = interrupted_during(call, false);
+            assert!(is_interrupted(&err), "{call}: {err:#}");
+            assert!(took < Duration::from_secs(5), "{call}: took {took:?}");
+            let mut expected: Vec<&str> = ran.to_vec();
+            // No diagnostics after Ctrl-C (they take minutes); even a half-created cluster
+            // is this run's to delete; keep-on-failure does not apply to an interruption.
+            expected.push("kind delete cluster");
+            assert_eq!(calls, expected, "{call}");
+        }
+    }
+
+    #[test]
+    fn ctrl_c_with_keep_keeps_the_cluster() {
+        let (err, calls, _) = interrupted_during("mirror-e2e cluster", true);
+        assert!(is_interrupted(&err));
+        assert!(
+            !calls.iter().any(|c| c.starts_with("kind delete")),
+            "{calls:?}"
+        );
+    }
+
+    #[test]
+    fn ctrl_c_during_the_first_upgrade_run_upgrades_nothing_and_runs_nothing_more() {
+        let f = Fakes::new();
+        let (kind, istioctl, plan, runner) = setup(&f);
+        let watcher = f.interrupt_during("mirror-e2e cluster", &kind.interrupt);
+        let err = run_on_kind(&kind, &istioctl, &plan, nodes(&f, &runner), |_| {
+            upgrade_steps(
+                |_| runner.run(&f.sh, &["cluster".to_owned()]),
+                || istioctl.install(Path::new("operator.yaml")),
+                || runner.run(&f.sh, &["compare".to_owned()]),
+            )
+        })
+        .expect_err("interrupted");
+        watcher.join().expect("watcher");
+        assert!(is_interrupted(&err), "{err:#}");
+        assert_eq!(
+            short(f.calls()),
+            [
+                "kind get clusters",
+                "kind create cluster",
+                "mirror-e2e nodes-ready",
+                "istioctl install -y",
+                "mirror-e2e cluster",
+                "kind delete cluster"
+            ]
+        );
+    }
+
+    #[test]
     fn the_upgrade_check_runs_installs_upgrades_restarts_and_compares_in_order() {
         let f = Fakes::new();
         std::fs::copy(f.bin("istioctl"), f.dir.path().join("istioctl-1.31.1")).expect("copy fake");
-        let (kind, istioctl_from, plan) = setup(&f);
+        let (kind, istioctl_from, plan, runner) = setup(&f);
         let istioctl_to = Istioctl {
             sh: &f.sh,
             bin: f.dir.path().join("istioctl-1.31.1"),
             kubeconfig: None,
             context: None,
+            hub: None,
+            interrupt: kind.interrupt.clone(),
         };
-        let log = |line: &str| {
-            use std::io::Write;
-            let mut file = std::fs::OpenOptions::new()
-                .append(true)
-                .open(f.dir.path().join("calls.log"))
-                .expect("log");
-            writeln!(file, "{line}").expect("write log");
-        };
-        run_on_kind(&kind, &istioctl_from, &plan, |_| {
+        run_on_kind(&kind, &istioctl_from, &plan, nodes(&f, &runner), |_| {
             upgrade_steps(
                 |side| {
-                    log(&format!("suite {side:?}"));
-                    Ok(())
+                    let mut args = vec!["cluster".to_owned()];
+                    if side == Side::After {
+                        args.push("--restart-workloads".into());
+                    }
+                    runner.run(&f.sh, &args)
                 },
                 || istioctl_to.install(&plan.operator),
-                || {
-                    log("compare");
-                    Ok(())
-                },
+                || runner.run(&f.sh, &["compare".to_owned()]),
             )
         })
         .expect("passes");
         assert_eq!(
-            short(f.calls()),
+            f.calls(),
             [
-                "kind create cluster",
-                "istioctl install -y",
-                "suite Before",
-                "istioctl-1.31.1 install -y",
-                "suite After",
-                "compare",
-                "kind delete cluster"
+                "kind get clusters",
+                "kind create cluster --name mirror-e2e --config cluster.yaml --image kindest/node:v1.36.1@sha256:ab --kubeconfig <dir>/kubeconfig --wait 180s",
+                "mirror-e2e nodes-ready",
+                "istioctl install -y --kubeconfig <dir>/kubeconfig -f operator.yaml",
+                "mirror-e2e cluster",
+                "istioctl-1.31.1 install -y -f operator.yaml",
+                "mirror-e2e cluster --restart-workloads",
+                "mirror-e2e compare",
+                "kind delete cluster --name mirror-e2e --kubeconfig <dir>/kubeconfig"
             ]
         );
     }
@@ -647,19 +935,32 @@ mod tests {
     }
 
     #[test]
-    fn reuse_without_a_cluster_creates_one() {
-        let f = Fakes::new();
-        let (kind, istioctl, mut plan) = setup(&f);
-        plan.reuse = true;
-        run_on_kind(&kind, &istioctl, &plan, |_| Ok(())).expect("passes");
-        assert_eq!(
-            short(f.calls()),
-            [
-                "kind get clusters",
-                "kind create cluster",
-                "istioctl install -y",
-                "kind delete cluster"
-            ]
-        );
+    fn flags_that_would_be_ignored_are_usage_errors() {
+        let parse = |args: &[&str]| {
+            let mut all = vec!["cargo xtask", "e2e"];
+            all.extend(args);
+            match <flags::Xtask as clap::Parser>::parse_from(all).command {
+                flags::Command::E2e(e) => e.validate().map_err(|e| e.to_string()),
+                _ => unreachable!(),
+            }
+        };
+        for flag in [
+            &["--cluster", "existing"][..],
+            &["--reuse"],
+            &["--kubeconfig", "k"],
+            &["--context", "c"],
+            &["--ingress", "http://x"],
+            &["--install-istio"],
+            &["--on-failure", "keep"],
+        ] {
+            let mut args = vec!["--local"];
+            args.extend(flag);
+            let err = parse(&args).expect_err("usage error");
+            assert!(err.contains(flag[0]) && err.contains("--local"), "{err}");
+        }
+        let err = parse(&["--context", "c"]).expect_err("kind has no context");
+        assert!(err.contains("--cluster existing"), "{err}");
+        parse(&["--local", "--keep"]).expect("fine");
+        parse(&["--cluster", "existing", "--context", "c"]).expect("fine");
     }
 }

@@ -13,6 +13,7 @@ pub struct Xtask {
 }
 
 #[derive(Subcommand)]
+#[allow(clippy::large_enum_variant)] // One value per process: its size costs nothing.
 pub enum Command {
     /// Run every check: formatting, clippy (warnings denied), all tests, and a local e2e run.
     Test(Test),
@@ -72,16 +73,84 @@ pub struct E2e {
     /// existing: install the pinned Istio when the cluster has none.
     #[arg(long)]
     pub install_istio: bool,
-    /// existing: base URL of the cluster's ingress gateway reachable from here.
-    #[arg(long, default_value = "http://127.0.0.1:30080")]
-    pub ingress: String,
+    /// existing: base URL of the cluster's ingress gateway reachable from here (default
+    /// http://127.0.0.1:30080).
+    #[arg(long)]
+    pub ingress: Option<String>,
     /// Seconds every wait and retry may take (also MIRROR_E2E_PATIENCE; default 30 local,
     /// 300 cluster).
     #[arg(long)]
     pub patience: Option<String>,
+    /// Requests of one batch in flight at once (the percentage check sends 300 a batch).
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=256))]
+    pub concurrency: u64,
+    /// Registry for Istio's images instead of its default (a mirror, or an air-gapped
+    /// registry), passed to istioctl as `--set hub=HUB`.
+    #[arg(long, value_name = "HUB")]
+    pub istio_hub: Option<String>,
+    /// Registry path for the Bookinfo images (`HUB/examples-bookinfo-*`) instead of the
+    /// version table's.
+    #[arg(long, value_name = "HUB")]
+    pub bookinfo_hub: Option<String>,
+    /// Registry path for the echo image (`HUB/http-https-echo:<tag>`) instead of docker.io/mendhak.
+    #[arg(long, value_name = "HUB")]
+    pub echo_hub: Option<String>,
+    /// existing: the Istio revision whose control plane injects the run's namespace (default:
+    /// the default revision, or the only one installed).
+    #[arg(long)]
+    pub revision: Option<String>,
     /// Test-harness arguments after `--`: filters such as `mirror::`, `--list`, `--exact`.
     #[arg(last = true)]
     pub harness: Vec<String>,
+}
+
+impl E2e {
+    /// Flag combinations clap cannot express: a flag that would be ignored is an error.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let cluster_only: [(&str, bool); 11] = [
+            ("--cluster existing", self.cluster == ClusterKind::Existing),
+            ("--reuse", self.reuse),
+            ("--kubeconfig", self.kubeconfig.is_some()),
+            ("--context", self.context.is_some()),
+            ("--ingress", self.ingress.is_some()),
+            ("--install-istio", self.install_istio),
+            ("--on-failure", self.on_failure.is_some()),
+            ("--revision", self.revision.is_some()),
+            ("--istio-hub", self.istio_hub.is_some()),
+            ("--bookinfo-hub", self.bookinfo_hub.is_some()),
+            ("--echo-hub", self.echo_hub.is_some()),
+        ];
+        let given: Vec<&str> = cluster_only
+            .iter()
+            .filter(|(_, set)| *set)
+            .map(|(flag, _)| *flag)
+            .collect();
+        if self.local && !given.is_empty() {
+            anyhow::bail!(
+                "{} only apply to cluster mode; --local runs on a local Envoy (drop them, or drop --local)",
+                given.join(", ")
+            );
+        }
+        let existing_only: [(&str, bool); 5] = [
+            ("--kubeconfig", self.kubeconfig.is_some()),
+            ("--context", self.context.is_some()),
+            ("--ingress", self.ingress.is_some()),
+            ("--install-istio", self.install_istio),
+            ("--revision", self.revision.is_some()),
+        ];
+        let given: Vec<&str> = existing_only
+            .iter()
+            .filter(|(_, set)| *set)
+            .map(|(flag, _)| *flag)
+            .collect();
+        if !self.local && self.cluster == ClusterKind::Kind && !given.is_empty() {
+            anyhow::bail!(
+                "{} only apply to --cluster existing; the kind cluster is the run's own",
+                given.join(", ")
+            );
+        }
+        Ok(())
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -9,8 +9,10 @@ mod cluster;
 mod download;
 mod e2e;
 mod flags;
+mod interrupt;
 mod lint;
 mod paths;
+mod runner;
 mod test;
 mod tools;
 mod versions;
@@ -26,6 +28,10 @@ fn main() -> ExitCode {
     let flags = flags::Xtask::parse();
     match run(flags) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if interrupt::is_interrupted(&e) => {
+            eprintln!("interrupted: stopped, and cleaned up what this run created (unless --keep)");
+            ExitCode::from(130)
+        }
         Err(e) => {
             // One line of context chain; a backtrace helps nobody reading a failed command.
             eprintln!("error: {e:#}");

@@ -490,6 +490,22 @@ pub fn for_cluster(doc: &Value, opts: &ClusterOptions) -> Value {
     doc
 }
 
+/// Asks the API server to delete a namespace this run created (foreground: its objects go
+/// first), without waiting.
+pub async fn request_namespace_deletion(
+    client: &Client,
+    namespace: &str,
+) -> Result<(), ClusterError> {
+    let api: Api<Namespace> = Api::all(client.clone());
+    api.delete(namespace, &DeleteParams::foreground())
+        .await
+        .map(|_| ())
+        .map_err(|source| ClusterError::Cleanup {
+            namespace: namespace.to_owned(),
+            source,
+        })
+}
+
 /// Deletes a namespace this run created, and waits until it is gone.
 pub async fn delete_namespace(
     client: &Client,
@@ -497,13 +513,7 @@ pub async fn delete_namespace(
     patience: Duration,
 ) -> Result<(), ClusterError> {
     let api: Api<Namespace> = Api::all(client.clone());
-    let cleanup = |source| ClusterError::Cleanup {
-        namespace: namespace.to_owned(),
-        source,
-    };
-    api.delete(namespace, &DeleteParams::foreground())
-        .await
-        .map_err(cleanup)?;
+    request_namespace_deletion(client, namespace).await?;
     let waited = poll_until(
         &format!("namespace {namespace} to be deleted"),
         patience,

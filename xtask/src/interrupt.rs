@@ -1,0 +1,311 @@
+//! Ctrl-C, and the external programs it must stop.
+//!
+//! The contract (README, "Interrupting a run"): on Ctrl-C the running child (kind, istioctl,
+//! the suite) is ended at once, nothing new starts, what the run created is cleaned up
+//! (unless kept), and xtask exits 130 after its child has exited. A terminal sends SIGINT
+//! to the whole foreground process group, but `kill -INT <xtask>` or a CI runner's cancel
+//! reaches xtask alone, so xtask ends the child itself: SIGTERM (which no shell left
+//! ignored, unlike SIGINT for background jobs), then SIGKILL after [`GRACE`].
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+
+use anyhow::Context;
+use xshell::Cmd;
+
+/// How long a child may take to exit after SIGTERM before it is killed.
+pub const GRACE: Duration = Duration::from_secs(10);
+
+/// How many of a child's last stderr lines an error quotes.
+const TAIL: usize = 12;
+
+/// The error of a run that was interrupted; `main` exits 130 on it.
+#[derive(Debug)]
+pub struct Interrupted;
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("interrupted")
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
+/// Whether an error chain says the run was interrupted.
+pub fn is_interrupted(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.is::<Interrupted>())
+}
+
+/// A child that ran and failed: its status and the last lines it wrote to stderr.
+#[derive(Debug)]
+pub struct Failed {
+    /// The program, as the user would type it (no arguments).
+    pub program: String,
+    /// How it ended.
+    pub status: ExitStatus,
+    /// Its last stderr lines (empty when its stderr went to the terminal).
+    pub stderr_tail: Vec<String>,
+}
+
+impl std::fmt::Display for Failed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} exited with {}", self.program, self.status)?;
+        if !self.stderr_tail.is_empty() {
+            write!(f, "; it said:\n  {}", self.stderr_tail.join("\n  "))?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Failed {}
+
+#[derive(Default)]
+struct State {
+    interrupted: bool,
+    /// Exit statuses of children waited for, by pid.
+    exited: Vec<(u32, std::io::Result<ExitStatus>)>,
+}
+
+/// Where Ctrl-C is noted and children are run so that it stops them. Cloning shares it.
+#[derive(Clone, Default)]
+pub struct Interrupt {
+    shared: Arc<(Mutex<State>, Condvar)>,
+}
+
+/// How a child's output reaches the user.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// The child writes to this terminal itself (progress bars, colours).
+    Terminal,
+    /// Lines pass through xtask, which keeps the last stderr lines for the error (and,
+    /// in tests, lets the harness capture them).
+    Relay,
+}
+
+impl Interrupt {
+    /// Notes Ctrl-C for every holder of this `Interrupt`, from a signal handler.
+    pub fn install_ctrl_c(&self) -> anyhow::Result<()> {
+        let this = self.clone();
+        ctrlc::set_handler(move || this.trigger()).context("install the Ctrl-C handler")
+    }
+
+    /// Marks the run interrupted and wakes whoever waits for a child.
+    pub fn trigger(&self) {
+        self.lock().interrupted = true;
+        self.shared.1.notify_all();
+    }
+
+    /// Whether Ctrl-C came.
+    pub fn is_set(&self) -> bool {
+        self.lock().interrupted
+    }
+
+    /// Fails with [`Interrupted`] once Ctrl-C came: call it before starting anything new.
+    pub fn check(&self) -> anyhow::Result<()> {
+        if self.is_set() {
+            Err(Interrupted.into())
+        } else {
+            Ok(())
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.shared.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `cmd` to its end, or until Ctrl-C, which ends it (SIGTERM, then SIGKILL after
+    /// [`GRACE`]) and fails with [`Interrupted`] once it has exited.
+    pub fn run(&self, cmd: Cmd<'_>, output: Output) -> anyhow::Result<()> {
+        self.check()?;
+        let mut command = Command::from(cmd);
+        let program = command.get_program().to_string_lossy().into_owned();
+        if output == Output::Relay {
+            command.stdout(Stdio::piped()).stderr(Stdio::piped());
+        }
+        let mut child = command
+            .spawn()
+            .with_context(|| format!("start {program}"))?;
+        let pid = child.id();
+        let relays = relay(&mut child);
+        let waiter = self.clone();
+        std::thread::spawn(move || {
+            let status = child.wait();
+            waiter.lock().exited.push((pid, status));
+            waiter.shared.1.notify_all();
+        });
+        let status = self.wait_for(pid);
+        let stderr_tail = relays
+            .into_iter()
+            .filter_map(|r| r.join().ok())
+            .flatten()
+            .collect();
+        let status = status.with_context(|| format!("wait for {program}"))?;
+        if self.is_set() {
+            return Err(Interrupted.into());
+        }
+        if status.success() {
+            Ok(())
+        } else {
+            Err(Failed {
+                program,
+                status,
+                stderr_tail,
+            }
+            .into())
+        }
+    }
+
+    /// Waits for child `pid` to exit; on Ctrl-C ends it first.
+    fn wait_for(&self, pid: u32) -> std::io::Result<ExitStatus> {
+        let (_, changed) = &*self.shared;
+        let mut state = self.lock();
+        let mut signalled = false;
+        loop {
+            if let Some(i) = state.exited.iter().position(|(p, _)| *p == pid) {
+                return state.exited.swap_remove(i).1;
+            }
+            if state.interrupted && !signalled {
+                signalled = true;
+                terminate(pid, Signal::Term);
+                let (next, waited) = changed
+                    .wait_timeout_while(state, GRACE, |s| !s.exited.iter().any(|(p, _)| *p == pid))
+                    .unwrap_or_else(|e| e.into_inner());
+                state = next;
+                if waited.timed_out() {
+                    eprintln!(
+                        "the child (pid {pid}) did not exit within {GRACE:?} of SIGTERM; killing it"
+                    );
+                    terminate(pid, Signal::Kill);
+                }
+                continue;
+            }
+            state = changed.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+/// Copies a child's piped stdout and stderr to ours line by line (through `println!` and
+/// `eprintln!`, which a test harness captures); the stderr thread returns the last lines.
+fn relay(child: &mut Child) -> Vec<std::thread::JoinHandle<Vec<String>>> {
+    fn lines(
+        from: impl Read + Send + 'static,
+        to_stderr: bool,
+    ) -> std::thread::JoinHandle<Vec<String>> {
+        std::thread::spawn(move || {
+            let mut tail = VecDeque::with_capacity(TAIL);
+            for line in BufReader::new(from).lines().map_while(Result::ok) {
+                if to_stderr {
+                    eprintln!("{line}");
+                    if tail.len() == TAIL {
+                        tail.pop_front();
+                    }
+                    tail.push_back(line);
+                } else {
+                    println!("{line}");
+                }
+            }
+            tail.into()
+        })
+    }
+    let mut threads = Vec::new();
+    if let Some(out) = child.stdout.take() {
+        threads.push(lines(out, false));
+    }
+    if let Some(err) = child.stderr.take() {
+        threads.push(lines(err, true));
+    }
+    threads
+}
+
+enum Signal {
+    Term,
+    Kill,
+}
+
+#[cfg(unix)]
+fn terminate(pid: u32, signal: Signal) {
+    use nix::sys::signal::{Signal as S, kill};
+    use nix::unistd::Pid;
+    let signal = match signal {
+        Signal::Term => S::SIGTERM,
+        Signal::Kill => S::SIGKILL,
+    };
+    if let Ok(pid) = i32::try_from(pid) {
+        // It may have exited on its own in the meantime: nothing to do then.
+        let _ = kill(Pid::from_raw(pid), signal);
+    }
+}
+
+#[cfg(not(unix))]
+fn terminate(pid: u32, _signal: Signal) {
+    // Windows has no SIGTERM: ask taskkill to end the child's tree.
+    let _ = Command::new("taskkill")
+        .args(["/PID", &pid.to_string(), "/T", "/F"])
+        .status();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+    use xshell::{Shell, cmd};
+
+    #[test]
+    fn a_failing_child_reports_its_status_and_last_words() {
+        let sh = Shell::new().expect("shell");
+        let err = Interrupt::default()
+            .run(
+                cmd!(
+                    sh,
+                    "sh -c 'echo progress; echo \"ERROR: no luck\" >&2; exit 3'"
+                ),
+                Output::Relay,
+            )
+            .expect_err("fails");
+        let failed = err.downcast_ref::<Failed>().expect("a Failed");
+        assert_eq!(failed.status.code(), Some(3));
+        assert_eq!(failed.stderr_tail, ["ERROR: no luck"]);
+        assert!(
+            err.to_string().contains("it said:\n  ERROR: no luck"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn ctrl_c_ends_a_running_child_at_once_and_nothing_starts_after() {
+        let sh = Shell::new().expect("shell");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fifo = dir.path().join("started");
+        cmd!(sh, "mkfifo {fifo}").run().expect("mkfifo");
+        let interrupt = Interrupt::default();
+        let trigger = interrupt.clone();
+        let fifo_reader = fifo.clone();
+        // The child says it started (the open blocks until read), then blocks until killed.
+        let watcher = std::thread::spawn(move || {
+            std::fs::read_to_string(fifo_reader).expect("read fifo");
+            trigger.trigger();
+        });
+        let start = Instant::now();
+        let err = interrupt
+            .run(
+                cmd!(sh, "sh -c 'echo started > \"$0\"; exec sleep 600' {fifo}"),
+                Output::Relay,
+            )
+            .expect_err("interrupted");
+        watcher.join().expect("watcher");
+        assert!(is_interrupted(&err), "{err:#}");
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            start.elapsed()
+        );
+        let again = interrupt.run(cmd!(sh, "true"), Output::Relay);
+        assert!(
+            again.is_err_and(|e| is_interrupted(&e)),
+            "nothing new starts"
+        );
+    }
+}
