@@ -278,11 +278,17 @@ mod tests {
             records.clone(),
         );
         let mut script = Script {
-            states: BTreeMap::from([(
-                "mirror-a".to_owned(),
-                // After the first stream ends it still runs; after the second, it restarted.
-                VecDeque::from([pod("mirror-a", 0, "2"), pod("mirror-a", 1, "3")]),
-            )]),
+            states: BTreeMap::from([
+                (
+                    "mirror-a".to_owned(),
+                    // After the first stream ends it still runs; after the second, it restarted.
+                    VecDeque::from([pod("mirror-a", 0, "2"), pod("mirror-a", 1, "3")]),
+                ),
+                (
+                    "mirror-b".to_owned(),
+                    VecDeque::from([pod("mirror-b", 0, "4")]),
+                ),
+            ]),
             logs: BTreeMap::from([
                 (
                     "mirror-a".to_owned(),

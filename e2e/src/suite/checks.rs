@@ -543,6 +543,155 @@ pub fn percentage_variant(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::manifest::ManifestSet;
+    use crate::mesh::{Call, MeshError};
+    use crate::mirror_log::{MirrorRecords, MirroredRequest};
+    use crate::retry::RetryPolicy;
+    use crate::suite::{Spec, Suite, tag_prefix};
+    use crate::topology::Topology;
+    use crate::version::IstioVersion;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A mesh whose replies take `latency` and whose mirror logs a tester request
+    /// `log_delay` after it was answered, as a pod's log reaches the API later.
+    struct SlowMesh {
+        topology: Topology,
+        records: Arc<MirrorRecords>,
+        latency: Duration,
+        log_delay: Duration,
+        in_flight: AtomicUsize,
+        most_in_flight: AtomicUsize,
+    }
+
+    const MANIFESTS: &str = "
+apiVersion: v1
+kind: Service
+metadata: {name: reviews}
+spec: {selector: {app: reviews}, ports: [{port: 9080, name: http}]}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: reviews-v2}
+spec:
+  selector: {matchLabels: {app: reviews, version: v2}}
+  template:
+    metadata: {labels: {app: reviews, version: v2}}
+    spec: {containers: [{name: reviews, image: 'r:1', ports: [{containerPort: 9080}]}]}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews}
+spec: {host: reviews, subsets: [{name: v2, labels: {version: v2}}]}
+";
+
+    fn slow_mesh(latency: Duration, log_delay: Duration) -> SlowMesh {
+        let (topology, errors) =
+            Topology::from_manifests(&ManifestSet::from_str("m.yaml", MANIFESTS));
+        assert!(errors.is_empty(), "{errors:?}");
+        SlowMesh {
+            topology,
+            records: Arc::new(MirrorRecords::new(&tag_prefix("run"))),
+            latency,
+            log_delay,
+            in_flight: AtomicUsize::new(0),
+            most_in_flight: AtomicUsize::new(0),
+        }
+    }
+
+    impl Mesh for SlowMesh {
+        fn istio_version(&self) -> IstioVersion {
+            "1.31.1".parse().expect("version")
+        }
+        fn topology(&self) -> &Topology {
+            &self.topology
+        }
+        fn log_latency(&self) -> Duration {
+            Duration::from_secs(5)
+        }
+        async fn send(&self, call: &Call) -> Result<Reply, MeshError> {
+            let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most_in_flight.fetch_max(now, Ordering::SeqCst);
+            tokio::time::sleep(self.latency).await;
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            if let Identity::User(user) = &call.identity {
+                let (records, delay) = (self.records.clone(), self.log_delay);
+                let record = MirroredRequest {
+                    path: "/reviews/0".into(),
+                    hostname: "reviews".into(),
+                    headers: [
+                        ("user-agent".to_owned(), call.tag.clone()),
+                        ("end-user".to_owned(), user.clone()),
+                    ]
+                    .into(),
+                    timestamp: None,
+                };
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    records.add(vec![record]);
+                });
+            }
+            Ok(Reply {
+                status: 200,
+                workload: Some("reviews-v2".into()),
+                pod: None,
+                latency: self.latency,
+            })
+        }
+        fn mirror_records(&self) -> &MirrorRecords {
+            &self.records
+        }
+        async fn apply_virtual_service(&self, _: &VirtualService) -> Result<(), MeshError> {
+            Ok(())
+        }
+        async fn set_mirror_running(&self, _: bool) -> Result<Duration, MeshError> {
+            Ok(Duration::ZERO)
+        }
+    }
+
+    #[tokio::test]
+    async fn an_attempt_whose_requests_passed_always_gets_its_log_wait() {
+        // The retry's limit runs out while the first attempt's shadows are still on their
+        // way: the attempt still reads the log for as long as the mode's log takes.
+        let mesh = slow_mesh(Duration::ZERO, Duration::from_millis(150));
+        let suite = Suite::new(
+            mesh,
+            Spec::default(),
+            RetryPolicy::istio(Duration::from_millis(50)),
+            "run",
+        );
+        let passed = suite
+            .tester_mirrored("mirror::tester_requests_mirrored_with_end_user")
+            .await
+            .expect("passes although the limit ran out during the log wait");
+        assert_eq!(passed.stable.attempts, 3);
+    }
+
+    #[tokio::test]
+    async fn a_batch_has_at_most_the_configured_requests_in_flight() {
+        for concurrency in [1, 4] {
+            let mesh = slow_mesh(Duration::from_millis(5), Duration::ZERO);
+            let suite = Suite::new(
+                mesh,
+                Spec::default(),
+                RetryPolicy::istio(Duration::from_secs(5)),
+                "run",
+            )
+            .with_concurrency(concurrency);
+            suite
+                .served_by(
+                    Identity::User("tester".into()),
+                    "v2",
+                    "routing::tester_served_by_v2",
+                )
+                .await
+                .expect("passes");
+            assert_eq!(
+                suite.mesh.most_in_flight.load(Ordering::SeqCst),
+                concurrency
+            );
+        }
+    }
 
     #[test]
     fn variant_sets_percentages_and_prepends_a_full_barrier() {
