@@ -152,8 +152,8 @@ pub struct ClusterMesh {
     /// Feeds `records` while the mesh lives.
     #[allow(dead_code)] // Held for its Drop, which ends the streams.
     mirror_follower: LogFollower,
-    /// Pod names of the run's namespace, to prove a page was served from it.
-    pods: Mutex<BTreeSet<String>>,
+    /// The run's pods, to prove a page was served from its namespace.
+    pods: RunPods,
 }
 
 /// The control plane a run uses.
@@ -369,7 +369,7 @@ impl ClusterMesh {
             ),
             records,
             page: Productpage::new(&opts.ingress, &opts.host),
-            pods: Mutex::default(),
+            pods: RunPods::new(&client, &opts.namespace, &opts.host),
             client,
             topology,
             applier,
@@ -386,32 +386,47 @@ impl ClusterMesh {
     pub fn namespace(&self) -> &str {
         &self.opts.namespace
     }
+}
 
-    /// Fails unless `pod` is a pod of the run's namespace: on a shared ingress another
-    /// namespace's Bookinfo has pods of the same `reviews-vN-...` shape.
-    async fn served_from_run_namespace(&self, tag: &str, pod: &str) -> Result<(), MeshError> {
-        if self
-            .pods
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains(pod)
-        {
+/// The pods of the run's namespace, to prove a page was served from it: on a shared
+/// ingress another namespace's Bookinfo has pods of the same `reviews-vN-...` shape.
+pub struct RunPods {
+    api: Api<Pod>,
+    namespace: String,
+    host: String,
+    names: Mutex<BTreeSet<String>>,
+}
+
+impl RunPods {
+    /// The pods of `namespace`, whose pages are asked for with `Host: host`.
+    pub fn new(client: &Client, namespace: &str, host: &str) -> RunPods {
+        RunPods {
+            api: Api::namespaced(client.clone(), namespace),
+            namespace: namespace.to_owned(),
+            host: host.to_owned(),
+            names: Mutex::default(),
+        }
+    }
+
+    /// Fails unless `pod` is a pod of the run's namespace (listed again when not known).
+    pub async fn verify(&self, tag: &str, pod: &str) -> Result<(), MeshError> {
+        if self.names.lock().unwrap_or_else(|e| e.into_inner()).contains(pod) {
             return Ok(());
         }
-        let api: Api<Pod> = Api::namespaced(self.client.clone(), &self.opts.namespace);
-        let names: BTreeSet<String> = api
+        let names: BTreeSet<String> = self
+            .api
             .list_metadata(&Default::default())
             .await
             .map_err(|e| MeshError::Request {
                 tag: tag.to_owned(),
-                message: format!("list pods of {}: {e}", self.opts.namespace),
+                message: format!("list pods of {}: {e}", self.namespace),
             })?
             .items
             .into_iter()
             .filter_map(|p| p.metadata.name)
             .collect();
         let known = names.contains(pod);
-        *self.pods.lock().unwrap_or_else(|e| e.into_inner()) = names;
+        *self.names.lock().unwrap_or_else(|e| e.into_inner()) = names;
         if known {
             Ok(())
         } else {
@@ -419,7 +434,7 @@ impl ClusterMesh {
                 tag: tag.to_owned(),
                 message: format!(
                     "the page was served by pod {pod}, which is not in the run's namespace {}: the ingress routed host {} to someone else's Bookinfo",
-                    self.opts.namespace, self.opts.host
+                    self.namespace, self.host
                 ),
             })
         }
@@ -552,7 +567,7 @@ impl Mesh for ClusterMesh {
     async fn send(&self, call: &Call) -> Result<Reply, MeshError> {
         let reply = self.page.send(call).await?;
         if let Some(pod) = &reply.pod {
-            self.served_from_run_namespace(&call.tag, pod).await?;
+            self.pods.verify(&call.tag, pod).await?;
         }
         Ok(reply)
     }
@@ -918,6 +933,34 @@ metadata: {name: w}
         assert_eq!(
             err,
             "extra.yaml:11: Widget w: the API server serves no Widget in example.com/v1"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_page_served_by_another_namespaces_pod_is_refused() {
+        let (client, mut server) = ApiServer::start();
+        let task = tokio::spawn(async move {
+            let pods = RunPods::new(&client, "test-run", "run.mirror-e2e.test");
+            let ours = pods.verify("t1", "reviews-v2-5d9c7f7c8b-x2x9p").await;
+            let cached = pods.verify("t2", "reviews-v2-5d9c7f7c8b-x2x9p").await;
+            let theirs = pods.verify("t3", "reviews-v2-6f8d9c7b5a-k4m2q").await;
+            (ours, cached, theirs)
+        });
+        let list = json!({"apiVersion": "v1", "kind": "PartialObjectMetadataList", "metadata": {},
+            "items": [{"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata", "metadata": {"name": "reviews-v2-5d9c7f7c8b-x2x9p"}}]});
+        let (request, _) = server.next().await;
+        assert_eq!(request.uri().path(), "/api/v1/namespaces/test-run/pods");
+        server.respond(200, list.clone()).await;
+        // The cached name needs no request; the unknown one is listed again.
+        let _ = server.next().await;
+        server.respond(200, list).await;
+        let (ours, cached, theirs) = task.await.expect("task");
+        ours.expect("our pod");
+        cached.expect("cached");
+        let err = theirs.expect_err("not ours").to_string();
+        assert!(
+            err.contains("reviews-v2-6f8d9c7b5a-k4m2q, which is not in the run's namespace test-run"),
+            "{err}"
         );
     }
 
