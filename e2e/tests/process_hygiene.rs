@@ -88,10 +88,20 @@ fn signal(child: &Child, sig: i32) {
 
 #[test]
 fn ctrl_c_ends_envoy_exits_non_zero_and_points_at_the_evidence() {
+    interrupted_by(libc::SIGINT);
+}
+
+#[test]
+fn sigterm_from_xtask_is_handled_as_ctrl_c() {
+    // xtask ends its child with SIGTERM when Ctrl-C reached xtask alone.
+    interrupted_by(libc::SIGTERM);
+}
+
+fn interrupted_by(sig: i32) {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut run = start_run(dir.path());
     let admin = envoy_admin(dir.path());
-    signal(&run, libc::SIGINT);
+    signal(&run, sig);
     let output = {
         let status = run.wait().expect("runner exits");
         let mut stderr = String::new();

@@ -410,7 +410,12 @@ impl RunPods {
 
     /// Fails unless `pod` is a pod of the run's namespace (listed again when not known).
     pub async fn verify(&self, tag: &str, pod: &str) -> Result<(), MeshError> {
-        if self.names.lock().unwrap_or_else(|e| e.into_inner()).contains(pod) {
+        if self
+            .names
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(pod)
+        {
             return Ok(());
         }
         let names: BTreeSet<String> = self
@@ -959,7 +964,9 @@ metadata: {name: w}
         cached.expect("cached");
         let err = theirs.expect_err("not ours").to_string();
         assert!(
-            err.contains("reviews-v2-6f8d9c7b5a-k4m2q, which is not in the run's namespace test-run"),
+            err.contains(
+                "reviews-v2-6f8d9c7b5a-k4m2q, which is not in the run's namespace test-run"
+            ),
             "{err}"
         );
     }

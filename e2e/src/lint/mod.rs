@@ -209,6 +209,31 @@ mod tests {
     }
 
     #[test]
+    fn bookinfo_keeps_upstreams_security_settings() {
+        // Upstream's samples/bookinfo/platform/kube/bookinfo.yaml forces no user: the
+        // reviews image runs as 1001 and writes to a group-0 directory, so a forced
+        // runAsUser: 1000 breaks it.
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../manifests/bookinfo.yaml");
+        let set = ManifestSet::load(&[path]).expect("bookinfo loads");
+        let forced: Vec<String> = set
+            .of_kind("Deployment")
+            .filter(|d| {
+                d.value
+                    .pointer("/spec/template/spec/containers")
+                    .and_then(serde_json::Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .any(|c| c.pointer("/securityContext/runAsUser").is_some())
+                    || d.value
+                        .pointer("/spec/template/spec/securityContext/runAsUser")
+                        .is_some()
+            })
+            .map(|d| d.name().to_owned())
+            .collect();
+        assert!(forced.is_empty(), "runAsUser forced on {forced:?}");
+    }
+
+    #[test]
     fn the_tutorial_manifests_show_its_known_defects() {
         let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("tests/fixtures/tutorial-mirroring.yaml");
