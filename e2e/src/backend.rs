@@ -273,10 +273,27 @@ async fn respond(
     req: Request<Incoming>,
 ) -> Response<Full<Bytes>> {
     match behaviour {
-        Behaviour::Named => Response::builder()
-            .header("content-type", "text/plain")
-            .body(Full::new(Bytes::from(name.to_owned())))
-            .unwrap_or_default(),
+        Behaviour::Named => {
+            // A line per request, as an app's own request log: who asked, tagged how.
+            let header = |h: &str| {
+                req.headers()
+                    .get(h)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-")
+                    .to_owned()
+            };
+            log.append(&format!(
+                "{} {} 200 user-agent={} end-user={}\n",
+                req.method(),
+                req.uri().path(),
+                header("user-agent"),
+                header("end-user")
+            ));
+            Response::builder()
+                .header("content-type", "text/plain")
+                .body(Full::new(Bytes::from(name.to_owned())))
+                .unwrap_or_default()
+        }
         Behaviour::Echo(settings) => {
             let (parts, body) = req.into_parts();
             let body = body

@@ -7,7 +7,7 @@
 
 use std::fmt::Write as _;
 
-use crate::report::RunReport;
+use crate::report::{RunReport, plural};
 use crate::version::IstioVersion;
 
 /// A behaviour change Istio made on purpose, at a version boundary.
@@ -95,7 +95,17 @@ impl Comparison {
         }
         let _ = writeln!(
             s,
-            "{same} same, {intended} intended behaviour changes, {bad} unexplained changes or regressions"
+            "{same} same, {}, {}",
+            plural(
+                intended,
+                "intended behaviour change",
+                "intended behaviour changes"
+            ),
+            plural(
+                bad,
+                "unexplained change or regression",
+                "unexplained changes or regressions"
+            )
         );
         s
     }
@@ -223,7 +233,7 @@ mod tests {
         );
         assert!(
             c.render()
-                .contains("0 same, 1 intended behaviour changes, 0 unexplained"),
+                .contains("0 same, 1 intended behaviour change, 0 unexplained"),
             "{}",
             c.render()
         );

@@ -90,6 +90,8 @@ pub struct LocalOptions {
     pub run_id: String,
     /// Requests of one batch in flight at once.
     pub concurrency: usize,
+    /// Run even when the manifests have lint errors.
+    pub allow_lint_errors: bool,
 }
 
 /// The running local mesh.

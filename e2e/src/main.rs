@@ -116,6 +116,10 @@ struct ClusterArgs {
     /// Istio installation), shown first in the report.
     #[arg(long = "phase", value_parser = parse_phase)]
     phases: Vec<(String, Duration)>,
+    /// Run even when the manifests under test have lint errors (a misspelled field, a
+    /// subset that selects nothing): the rare case of testing what the linter flags.
+    #[arg(long)]
+    allow_lint_errors: bool,
     /// Requests of one batch in flight at once (the percentage check sends 300 a batch).
     #[arg(long, default_value_t = DEFAULT_CONCURRENCY as u64, value_parser = clap::value_parser!(u64).range(1..=256))]
     concurrency: u64,
@@ -144,11 +148,16 @@ struct LocalArgs {
     /// Keep the run's artifacts even when every check passes.
     #[arg(long)]
     keep: bool,
+    /// Run even when the manifests under test have lint errors (a misspelled field, a
+    /// subset that selects nothing): the rare case of testing what the linter flags.
+    #[arg(long)]
+    allow_lint_errors: bool,
     /// Requests of one batch in flight at once (the percentage check sends 300 a batch).
     #[arg(long, default_value_t = DEFAULT_CONCURRENCY as u64, value_parser = clap::value_parser!(u64).range(1..=256))]
     concurrency: u64,
-    /// Seconds every wait and retry may take.
-    #[arg(long, env = PATIENCE_ENV, default_value = "30", value_parser = parse_patience)]
+    /// Seconds every wait and retry may take. Locally, routes reach Envoy in milliseconds
+    /// and Envoy starts in under 0.1 s, so 5 s is ample and a broken route fails fast.
+    #[arg(long, env = PATIENCE_ENV, default_value = "5", value_parser = parse_patience)]
     patience: Duration,
     /// Arguments for the test harness (filters, --list, --exact, ...), after `--`.
     #[arg(last = true)]
@@ -245,7 +254,11 @@ fn lint(paths: &[PathBuf]) -> ExitCode {
                 .filter(|f| f.severity == Severity::Error)
                 .count();
             let warnings = findings.len() - errors;
-            eprintln!("lint: {errors} errors, {warnings} warnings");
+            eprintln!(
+                "lint: {}, {}",
+                e2e::report::plural(errors, "error", "errors"),
+                e2e::report::plural(warnings, "warning", "warnings")
+            );
             if errors > 0 {
                 ExitCode::FAILURE
             } else {
@@ -259,10 +272,30 @@ fn lint(paths: &[PathBuf]) -> ExitCode {
     }
 }
 
+/// Fails, before anything starts, when the harness arguments select no check.
+fn selects_nothing(harness: &libtest_mimic::Arguments) -> Option<ExitCode> {
+    if !suite::selected(harness).is_empty() {
+        return None;
+    }
+    let filter = harness
+        .filter
+        .as_deref()
+        .map_or_else(|| "given".to_owned(), |f| format!("`{f}`"));
+    eprintln!(
+        "error: the filter {filter}{} matches no check; the checks are:\n  {}",
+        if harness.exact { " (--exact)" } else { "" },
+        suite::CHECKS.join("\n  ")
+    );
+    Some(ExitCode::from(2))
+}
+
 fn local(args: LocalArgs) -> ExitCode {
     let harness = harness_arguments(&args.harness);
     if harness.list {
         return libtest_mimic::run(&harness, suite::listing()).exit_code();
+    }
+    if let Some(code) = selects_nothing(&harness) {
+        return code;
     }
     let Some(envoy) = args.envoy else {
         eprintln!("error: --envoy: no Envoy binary given: {HOW_TO_GET_ENVOY}");
@@ -284,6 +317,7 @@ fn local(args: LocalArgs) -> ExitCode {
         host: spec.host.clone(),
         run_id: run_id.clone(),
         concurrency: usize::try_from(args.concurrency).unwrap_or(DEFAULT_CONCURRENCY),
+        allow_lint_errors: args.allow_lint_errors,
     };
     // Ctrl-C: Envoy dies with us (PR_SET_PDEATHSIG) and the workloads live in this process;
     // what is left is to say where the evidence is and exit non-zero.
@@ -299,6 +333,9 @@ fn cluster(args: ClusterArgs) -> ExitCode {
     let harness = harness_arguments(&args.harness);
     if harness.list {
         return libtest_mimic::run(&harness, suite::listing()).exit_code();
+    }
+    if let Some(code) = selects_nothing(&harness) {
+        return code;
     }
     let Some(runtime) = runtime() else {
         return ExitCode::from(2);
@@ -360,6 +397,7 @@ fn cluster(args: ClusterArgs) -> ExitCode {
         keep: args.keep,
         earlier_phases: args.phases,
         concurrency: usize::try_from(args.concurrency).unwrap_or(DEFAULT_CONCURRENCY),
+        allow_lint_errors: args.allow_lint_errors,
     };
     // Ctrl-C: a namespace this run created goes too (unless kept), then exit non-zero at
     // once: the deletion is asked for, not waited for (Kubernetes finishes it).
@@ -376,7 +414,8 @@ fn cluster(args: ClusterArgs) -> ExitCode {
                     ),
                     Err(e) => eprintln!("error: {e}"),
                 }
-                eprintln!("partial evidence kept in {}", artifacts.display());
+                e2e::run::live::write_stopped("interrupted (Ctrl-C)");
+                eprintln!("partial evidence kept in {}", absolute(&artifacts).display());
                 std::process::exit(130);
             }
         });
@@ -403,7 +442,12 @@ async fn client(
     };
     let config = match kubeconfig {
         Some(path) => {
-            let file = kube::config::Kubeconfig::read_from(path).map_err(|e| e.to_string())?;
+            // kube's own message quotes the path twice ('"/x"'); say it once.
+            let file = kube::config::Kubeconfig::read_from(path).map_err(|e| {
+                let why = std::error::Error::source(&e)
+                    .map_or_else(|| e.to_string(), ToString::to_string);
+                format!("cannot read kubeconfig {}: {why}", path.display())
+            })?;
             kube::Config::from_custom_kubeconfig(file, &options)
                 .await
                 .map_err(|e| e.to_string())?
@@ -454,13 +498,19 @@ async fn stop_requested() -> bool {
 fn exit_on_ctrl_c(runtime: &tokio::runtime::Runtime, artifacts: PathBuf) {
     runtime.spawn(async move {
         if stop_requested().await {
+            e2e::run::live::write_stopped("interrupted (Ctrl-C)");
             eprintln!(
                 "\ninterrupted: partial evidence kept in {}",
-                artifacts.display()
+                absolute(&artifacts).display()
             );
             std::process::exit(130);
         }
     });
+}
+
+/// A path as the user can open it from wherever they stand.
+fn absolute(path: &std::path::Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_owned())
 }
 
 fn finish(
@@ -474,7 +524,7 @@ fn finish(
                 let _ = std::fs::remove_dir_all(&outcome.artifacts);
                 println!("\nartifacts: removed (all checks passed; --keep keeps them)");
             } else {
-                println!("\nartifacts: {}", outcome.artifacts.display());
+                println!("\nartifacts: {}", absolute(&outcome.artifacts).display());
             }
             print!("\n{}", outcome.report.summary());
             outcome.conclusion.exit_code()
@@ -482,7 +532,7 @@ fn finish(
         Err(e) => {
             eprintln!("error: {e}");
             if artifacts.exists() {
-                eprintln!("artifacts: {}", artifacts.display());
+                eprintln!("artifacts: {}", absolute(artifacts).display());
             }
             ExitCode::FAILURE
         }

@@ -27,7 +27,8 @@ pub struct CheckResult {
     pub name: String,
     /// Whether it passed.
     pub passed: bool,
-    /// Wall time.
+    /// Wall time (seconds in report.json).
+    #[serde(with = "seconds")]
     pub duration: Duration,
     /// Attempts the retry made (0 when the check failed before its first attempt).
     pub attempts: u32,
@@ -48,18 +49,72 @@ pub struct RunReport {
     pub mode: String,
     /// Istio version run or emulated.
     pub istio: String,
-    /// Phases and how long each took, in order.
+    /// Phases and how long each took, in order (seconds in report.json).
+    #[serde(with = "phase_seconds")]
     pub phases: Vec<(String, Duration)>,
     /// Checks in the order they ran.
     pub checks: Vec<CheckResult>,
     /// Notes worth reading (e.g. lint findings on the manifests under test).
     pub notes: Vec<String>,
+    /// The error that ended the run before its checks finished (it then failed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// `Duration` as seconds (a float) in JSON, as people and `jq` read it.
+mod seconds {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let secs = f64::deserialize(d)?;
+        Duration::try_from_secs_f64(secs).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Phases as `[[name, seconds], ...]`.
+mod phase_seconds {
+    use serde::{Deserialize, Deserializer, Serializer, ser::SerializeSeq};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(
+        phases: &[(String, Duration)],
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(phases.len()))?;
+        for (name, d) in phases {
+            seq.serialize_element(&(name, d.as_secs_f64()))?;
+        }
+        seq.end()
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Vec<(String, Duration)>, D::Error> {
+        Vec::<(String, f64)>::deserialize(d)?
+            .into_iter()
+            .map(|(name, secs)| {
+                Duration::try_from_secs_f64(secs)
+                    .map(|d| (name, d))
+                    .map_err(serde::de::Error::custom)
+            })
+            .collect()
+    }
+}
+
+/// `1 error`, `2 errors`.
+pub fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 impl RunReport {
-    /// Whether every check that ran passed.
+    /// Whether the run got through and every check that ran passed.
     pub fn passed(&self) -> bool {
-        self.checks.iter().all(|c| c.passed)
+        self.error.is_none() && self.checks.iter().all(|c| c.passed)
     }
 
     /// The text of `summary.txt`.
@@ -76,12 +131,15 @@ impl RunReport {
             let _ = writeln!(s, "  {name:<28} {:>9.3}s", d.as_secs_f64());
         }
         let _ = writeln!(s, "\nchecks:");
+        if self.checks.is_empty() {
+            let _ = writeln!(s, "  (none ran)");
+        }
         for c in &self.checks {
             let verdict = if c.passed { "PASS" } else { "FAIL" };
-            let retried = if c.attempts > 1 {
-                format!(", {} attempts", c.attempts)
-            } else {
-                String::new()
+            let retried = match c.attempts {
+                0 if !c.passed => ", failed before its first attempt".to_owned(),
+                0 | 1 => String::new(),
+                n => format!(", {n} attempts"),
             };
             let _ = writeln!(
                 s,
@@ -93,6 +151,9 @@ impl RunReport {
         }
         for note in &self.notes {
             let _ = writeln!(s, "\nnote: {note}");
+        }
+        if let Some(error) = &self.error {
+            let _ = writeln!(s, "\nthe run stopped before its checks finished: {error}");
         }
         let _ = writeln!(
             s,
@@ -129,6 +190,14 @@ impl RunReport {
             if c.passed {
                 case.set_system_out(c.message.as_str());
             }
+            suite.add_test_case(case);
+        }
+        if let Some(error) = &self.error {
+            // A run that stopped early is a failure CI must see, not an empty suite.
+            let mut status = TestCaseStatus::non_success(NonSuccessKind::Error);
+            status.set_message(error.as_str());
+            let mut case = TestCase::new("run", status);
+            case.set_classname("mirror-e2e");
             suite.add_test_case(case);
         }
         report.add_test_suite(suite);
@@ -218,7 +287,43 @@ mod tests {
                 },
             ],
             notes: vec![],
+            error: None,
         }
+    }
+
+    #[test]
+    fn durations_are_seconds_in_report_json() {
+        let json: serde_json::Value =
+            serde_json::from_str(&serde_json::to_string(&report()).expect("json")).expect("parse");
+        assert_eq!(json["checks"][0]["duration"], 0.012);
+        assert_eq!(json["phases"][0], serde_json::json!(["start envoy", 0.07]));
+    }
+
+    #[test]
+    fn a_run_that_stopped_early_says_why_everywhere() {
+        let mut r = report();
+        r.checks.clear();
+        r.error = Some("envoy exited at startup: bad bootstrap".into());
+        assert!(!r.passed());
+        let s = r.summary();
+        assert!(
+            s.contains("(none ran)")
+                && s.contains("stopped before its checks finished: envoy exited"),
+            "{s}"
+        );
+        let xml = r.junit();
+        assert!(
+            xml.contains("errors=\"1\"") && xml.contains("envoy exited at startup"),
+            "{xml}"
+        );
+        r.checks.push(CheckResult {
+            name: "mirror::x".into(),
+            ..CheckResult::default()
+        });
+        assert!(
+            r.summary()
+                .contains("FAIL mirror::x (0.000s, failed before its first attempt)")
+        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! One run of the suite: start the mesh, run the trials, collect evidence, write the report.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use libtest_mimic::{Arguments, Conclusion};
@@ -28,6 +28,17 @@ pub enum RunError {
     /// The report could not be written.
     #[error(transparent)]
     Report(#[from] ReportError),
+    /// The manifests under test have lint errors (the run does not start).
+    #[error(
+        "the manifests under test have {}; fix them, or pass --allow-lint-errors to run anyway:\n{findings}",
+        crate::report::plural(*count, "lint error", "lint errors")
+    )]
+    Lint {
+        /// How many.
+        count: usize,
+        /// The findings, one a line.
+        findings: String,
+    },
     /// Deploying or waiting failed before any check ran.
     #[error("{source} (evidence in {})", evidence.display())]
     Deploy {
@@ -83,8 +94,59 @@ fn run_trials<M: Mesh + Send + Sync + 'static>(
     )
 }
 
-/// Runs the suite in local mode. Returns an error only when the mesh could not start; a
-/// failing check is a report with failures.
+/// Reads the manifests and refuses lint errors unless allowed: a misspelled field would
+/// otherwise pass locally (the local mode would never see it) while a cluster rejects it.
+fn read_manifests(
+    path: &Path,
+    allow_lint_errors: bool,
+    report: &mut RunReport,
+) -> Result<ManifestSet, RunError> {
+    let set = ManifestSet::load(&[path.to_owned()]).map_err(LocalError::from)?;
+    let errors: Vec<String> = lint::lint(&set)
+        .into_iter()
+        .filter(|f| f.severity == lint::Severity::Error)
+        .map(|f| f.to_string())
+        .collect();
+    if errors.is_empty() {
+        return Ok(set);
+    }
+    if !allow_lint_errors {
+        return Err(RunError::Lint {
+            count: errors.len(),
+            findings: errors.join("\n"),
+        });
+    }
+    report.notes.extend(
+        errors
+            .iter()
+            .map(|e| format!("lint (allowed by --allow-lint-errors): {e}")),
+    );
+    Ok(set)
+}
+
+/// Writes the report of a run that ended with `e` before its checks finished, and gives
+/// `e` back: every run that got as far as its directory leaves a report.
+fn stopped_early(mut report: RunReport, progress: Progress, dir: &Path, e: RunError) -> RunError {
+    report.error = Some(e.to_string());
+    report.phases.extend(progress.finish());
+    if let Err(w) = report.write(dir) {
+        eprintln!("error: {w}");
+    }
+    live::clear();
+    e
+}
+
+fn create_dir(dir: &Path) -> Result<(), RunError> {
+    std::fs::create_dir_all(dir).map_err(|e| {
+        RunError::Report(ReportError {
+            path: dir.to_owned(),
+            message: e.to_string(),
+        })
+    })
+}
+
+/// Runs the suite in local mode. Returns an error when the run could not get to its checks
+/// (its report says why); a failing check is a report with failures.
 pub fn run_local(
     runtime: &Runtime,
     opts: &LocalOptions,
@@ -92,10 +154,24 @@ pub fn run_local(
     args: &Arguments,
 ) -> Result<RunOutcome, RunError> {
     let run_id = &opts.run_id;
+    create_dir(&opts.artifacts)?;
     let mut progress = Progress::new();
+    let mut report = RunReport {
+        run_id: run_id.to_owned(),
+        mode: "local".into(),
+        istio: opts.istio.to_string(),
+        ..RunReport::default()
+    };
+    live::start(&opts.artifacts, &report);
     progress.phase("read manifests");
-    let set = ManifestSet::load(std::slice::from_ref(&opts.manifests)).map_err(LocalError::from)?;
-    let mesh = runtime.block_on(LocalMesh::start(opts, &set, &mut progress))?;
+    let set = match read_manifests(&opts.manifests, opts.allow_lint_errors, &mut report) {
+        Ok(set) => set,
+        Err(e) => return Err(stopped_early(report, progress, &opts.artifacts, e)),
+    };
+    let mesh = match runtime.block_on(LocalMesh::start(opts, &set, &mut progress)) {
+        Ok(mesh) => mesh,
+        Err(e) => return Err(stopped_early(report, progress, &opts.artifacts, e.into())),
+    };
     let (conclusion, checks, mesh) = run_trials(
         runtime,
         Suite::new(mesh, spec, RetryPolicy::istio(opts.patience), run_id)
@@ -105,15 +181,13 @@ pub fn run_local(
     );
     progress.phase("collect evidence");
     let stopped = mesh.map_or(Ok(()), |m| runtime.block_on(m.shutdown()));
-    let report = RunReport {
-        run_id: run_id.to_owned(),
-        mode: "local".into(),
-        istio: opts.istio.to_string(),
-        notes: lint_notes(&set),
-        phases: progress.finish(),
-        checks,
-    };
+    report.phases = progress.finish();
+    report.checks = checks;
+    if let Err(e) = &stopped {
+        report.error = Some(format!("stopping the local mesh: {e}"));
+    }
     report.write(&opts.artifacts)?;
+    live::clear();
     stopped?;
     Ok(RunOutcome {
         report,
@@ -139,6 +213,8 @@ pub struct ClusterRun {
     pub earlier_phases: Vec<(String, std::time::Duration)>,
     /// Requests of one batch in flight at once.
     pub concurrency: usize,
+    /// Run even when the manifests have lint errors.
+    pub allow_lint_errors: bool,
 }
 
 /// The checks' retry in cluster mode: a tenth of the patience, which is sized for rollouts
@@ -156,30 +232,32 @@ pub fn run_cluster(
     run_id: &str,
     args: &Arguments,
 ) -> Result<RunOutcome, RunError> {
+    create_dir(&run.artifacts)?;
     let mut progress = Progress::new();
-    let set = ManifestSet::load(std::slice::from_ref(&run.manifests)).map_err(|e| {
-        ClusterError::Manifests {
-            path: run.manifests.display().to_string(),
-            message: e.to_string(),
-        }
-    })?;
-    if let Some(e) = set.syntax_errors.first() {
-        return Err(ClusterError::Manifests {
-            path: run.manifests.display().to_string(),
-            message: e.to_string(),
-        }
-        .into());
-    }
-    std::fs::create_dir_all(&run.artifacts).map_err(|e| ReportError {
-        path: run.artifacts.clone(),
-        message: e.to_string(),
-    })?;
     let mut report = RunReport {
         run_id: run_id.to_owned(),
         mode: "cluster".into(),
         istio: run.cluster.istiod.version.to_string(),
-        notes: lint_notes(&set),
+        phases: run.earlier_phases.clone(),
         ..RunReport::default()
+    };
+    live::start(&run.artifacts, &report);
+    progress.phase("read manifests");
+    let set = match read_manifests(&run.manifests, run.allow_lint_errors, &mut report) {
+        Ok(set) if set.syntax_errors.is_empty() => set,
+        Ok(set) => {
+            let e = ClusterError::Manifests {
+                path: run.manifests.display().to_string(),
+                message: set
+                    .syntax_errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            };
+            return Err(stopped_early(report, progress, &run.artifacts, e.into()));
+        }
+        Err(e) => return Err(stopped_early(report, progress, &run.artifacts, e)),
     };
     let deployed = runtime.block_on(ClusterMesh::deploy(
         client.clone(),
@@ -201,7 +279,7 @@ pub fn run_cluster(
             (Ok(conclusion), passed)
         }
         Err(e) => {
-            report.notes.push(format!("deploy failed: {e}"));
+            report.error = Some(format!("deploy failed: {e}"));
             (Err(e), false)
         }
     };
@@ -224,13 +302,12 @@ pub fn run_cluster(
     } else {
         Ok(())
     };
-    report.phases = run
-        .earlier_phases
-        .iter()
-        .cloned()
-        .chain(progress.finish())
-        .collect();
+    report.phases.extend(progress.finish());
+    if let Err(e) = &cleanup {
+        report.error.get_or_insert_with(|| format!("cleanup: {e}"));
+    }
     report.write(&run.artifacts)?;
+    live::clear();
     let conclusion = conclusion.map_err(|source| RunError::Deploy {
         source: Box::new(source),
         evidence: run.artifacts.clone(),
@@ -244,12 +321,42 @@ pub fn run_cluster(
     })
 }
 
-/// Lint errors in the manifests under test, as report notes: a failing check is easier to
-/// read next to "the mirror host names no Service".
-fn lint_notes(set: &ManifestSet) -> Vec<String> {
-    lint::lint(set)
-        .into_iter()
-        .filter(|f| f.severity == lint::Severity::Error)
-        .map(|f| format!("lint: {f}"))
-        .collect()
+/// The report of the run in progress, for a Ctrl-C handler that ends the process: an
+/// interrupted run writes its report too, with the checks that finished.
+pub mod live {
+    use std::path::{Path, PathBuf};
+    use std::sync::Mutex;
+
+    use crate::report::{CheckResult, RunReport};
+
+    static LIVE: Mutex<Option<(PathBuf, RunReport)>> = Mutex::new(None);
+
+    fn lock() -> std::sync::MutexGuard<'static, Option<(PathBuf, RunReport)>> {
+        LIVE.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A run started writing into `dir`.
+    pub fn start(dir: &Path, report: &RunReport) {
+        *lock() = Some((dir.to_owned(), report.clone()));
+    }
+
+    /// A check finished.
+    pub fn check_done(result: &CheckResult) {
+        if let Some((_, report)) = lock().as_mut() {
+            report.checks.push(result.clone());
+        }
+    }
+
+    /// The run wrote its own report.
+    pub fn clear() {
+        *lock() = None;
+    }
+
+    /// Writes the report of the run in progress as ended by `why`; returns where.
+    pub fn write_stopped(why: &str) -> Option<PathBuf> {
+        let (dir, mut report) = lock().take()?;
+        report.error = Some(why.to_owned());
+        report.write(&dir).ok()?;
+        Some(dir)
+    }
 }

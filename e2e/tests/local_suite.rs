@@ -47,6 +47,7 @@ fn run(
         host: "reviews".into(),
         run_id: new_run_id(),
         concurrency: e2e::suite::DEFAULT_CONCURRENCY,
+        allow_lint_errors: false,
     };
     let args: Vec<String> = harness.iter().map(|s| (*s).to_owned()).collect();
     let mut args = harness_arguments(&args);

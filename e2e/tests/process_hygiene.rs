@@ -127,3 +127,32 @@ fn killing_the_runner_outright_still_ends_envoy() {
     run.wait().expect("runner exits");
     assert_port_closes(&admin);
 }
+
+#[test]
+fn an_envoy_that_exits_at_startup_is_reported_at_once_with_what_it_printed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bootstrap = dir.path().join("bootstrap.json");
+    std::fs::write(
+        &bootstrap,
+        r#"{"static_resources": {"listeners": [{"name": 7}]}}"#,
+    )
+    .expect("write bootstrap");
+    let start = std::time::Instant::now();
+    let err = block_on(e2e::envoy::process::Envoy::start(
+        &envoy(),
+        &bootstrap,
+        &dir.path().join("envoy.log"),
+        Duration::from_secs(30),
+    ))
+    .err()
+    .expect("Envoy refuses the bootstrap")
+    .to_string();
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "reported after {:?}, not at once",
+        start.elapsed()
+    );
+    assert!(err.starts_with("Envoy exited during startup"), "{err}");
+    // Envoy's own words about the bootstrap, not an empty tail.
+    assert!(err.to_lowercase().contains("listener"), "{err}");
+}

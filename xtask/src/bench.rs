@@ -2,7 +2,6 @@
 //!
 //! A benchmark, not a timed test: it reports numbers and fails only when a run fails.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -25,7 +24,8 @@ impl flags::Bench {
             .join("target/bench")
             .join(format!("{}", std::process::id()));
         let mut walls = Vec::new();
-        let mut phases: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+        // In run order, as the runs report them.
+        let mut phases: Vec<(String, Vec<f64>)> = Vec::new();
         let mut failures = 0;
         let mut retried = 0;
         let mut slowest: Option<(f64, String)> = None;
@@ -56,7 +56,10 @@ impl flags::Bench {
                 ));
             }
             for (name, secs) in summary.phases {
-                phases.entry(name).or_default().push(secs);
+                match phases.iter_mut().find(|(n, _)| *n == name) {
+                    Some((_, all)) => all.push(secs),
+                    None => phases.push((name, vec![secs])),
+                }
             }
             for (check, attempts) in summary.retried {
                 eprintln!(

@@ -358,14 +358,15 @@ impl flags::E2e {
     fn common_suite_args(&self) -> Vec<String> {
         let mut args = vec![
             "--manifests".to_owned(),
-            paths::from_invocation(&self.manifests)
-                .display()
-                .to_string(),
+            self.manifests_dir().display().to_string(),
             "--concurrency".into(),
             self.concurrency.to_string(),
         ];
         if self.keep {
             args.push("--keep".into());
+        }
+        if self.allow_lint_errors {
+            args.push("--allow-lint-errors".into());
         }
         if let Some(p) = &self.patience {
             args.extend(["--patience".to_owned(), p.clone()]);
@@ -380,11 +381,34 @@ impl flags::E2e {
 }
 
 /// A run id for both xtask's and the suite's artifacts: seconds since the epoch and the pid.
+/// The format is the suite's own (`mirror-e2e`'s `new_run_id`): `YYYYMMDD-HHMMSS-xxxx`, UTC,
+/// so every directory under target/e2e/ sorts by time and reads the same.
 fn run_id() -> String {
-    let secs = std::time::SystemTime::now()
+    let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    format!("{secs}-{:x}", std::process::id())
+        .unwrap_or_default();
+    let noise = (u64::from(std::process::id()) << 20) ^ u64::from(now.subsec_nanos());
+    format!("{}-{:04x}", utc_stamp(now.as_secs()), noise & 0xffff)
+}
+
+/// `YYYYMMDD-HHMMSS` of a Unix time (Hinnant's civil-from-days algorithm).
+fn utc_stamp(secs: u64) -> String {
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    format!(
+        "{year:04}{month:02}{day:02}-{:02}{:02}{:02}",
+        rem / 3_600,
+        rem % 3_600 / 60,
+        rem % 60
+    )
 }
 
 /// Which run of an upgrade check.
@@ -429,7 +453,13 @@ fn compare_runs(sh: &Shell, runner: &Runner, root: &Path) -> anyhow::Result<()> 
         "--out".into(),
         root.join("comparison.txt").display().to_string(),
     ];
-    runner.run(sh, &args).with_context(|| {
+    let compared = runner.run(sh, &args);
+    eprintln!(
+        "comparison: {} (the two runs' reports: {})",
+        root.join("comparison.txt").display(),
+        root.display()
+    );
+    compared.with_context(|| {
         format!(
             "the runs differ beyond intended behaviour changes (see {})",
             root.join("comparison.txt").display()
@@ -932,6 +962,31 @@ mod tests {
             "{err:#}"
         );
         assert_eq!(steps, ["Before", "upgrade", "After", "compare"]);
+    }
+
+    #[test]
+    fn run_ids_have_the_suites_format() {
+        assert_eq!(utc_stamp(0), "19700101-000000");
+        assert_eq!(utc_stamp(951_782_400), "20000229-000000");
+        // 2026-11-27T07:52:04Z, as `date -u -d @1795765924` says.
+        assert_eq!(utc_stamp(1_795_765_924), "20261127-075204");
+        let id = run_id();
+        assert_eq!(id.len(), "20261127-075204-a6a7".len(), "{id}");
+    }
+
+    #[test]
+    fn default_manifests_are_the_projects_and_given_ones_are_from_where_you_stand() {
+        let parse = |args: &[&str]| {
+            let mut all = vec!["cargo xtask", "e2e"];
+            all.extend(args);
+            match <flags::Xtask as clap::Parser>::parse_from(all).command {
+                flags::Command::E2e(e) => e.manifests_dir(),
+                _ => unreachable!(),
+            }
+        };
+        assert_eq!(parse(&[]), paths::project_root().join("manifests"));
+        let cwd = std::env::current_dir().expect("cwd");
+        assert_eq!(parse(&["--manifests", "mine"]), cwd.join("mine"));
     }
 
     #[test]

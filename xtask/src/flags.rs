@@ -41,9 +41,10 @@ pub struct E2e {
     /// Run on a real Envoy configured from the manifests, with no Docker or cluster.
     #[arg(long)]
     pub local: bool,
-    /// Manifests directory holding the routing under test.
-    #[arg(long, default_value = "manifests")]
-    pub manifests: PathBuf,
+    /// Manifests directory holding the routing under test (default: the project's
+    /// manifests/; a path you give is relative to where you stand).
+    #[arg(long)]
+    pub manifests: Option<PathBuf>,
     /// Istio version to run (or, with --local, to emulate), e.g. 1.31.1.
     #[arg(long, conflicts_with = "istio_upgrade")]
     pub istio: Option<String>,
@@ -77,13 +78,17 @@ pub struct E2e {
     /// http://127.0.0.1:30080).
     #[arg(long)]
     pub ingress: Option<String>,
-    /// Seconds every wait and retry may take (also MIRROR_E2E_PATIENCE; default 30 local,
+    /// Seconds every wait and retry may take (also MIRROR_E2E_PATIENCE; default 5 local,
     /// 300 cluster).
     #[arg(long)]
     pub patience: Option<String>,
     /// Requests of one batch in flight at once (the percentage check sends 300 a batch).
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=256))]
     pub concurrency: u64,
+    /// Run even when the manifests under test have lint errors (they fail the run before
+    /// anything starts otherwise).
+    #[arg(long)]
+    pub allow_lint_errors: bool,
     /// Registry for Istio's images instead of its default (a mirror, or an air-gapped
     /// registry), passed to istioctl as `--set hub=HUB`.
     #[arg(long, value_name = "HUB")]
@@ -105,6 +110,14 @@ pub struct E2e {
 }
 
 impl E2e {
+    /// The manifests to test: the user's (from where they stand), else the project's.
+    pub fn manifests_dir(&self) -> PathBuf {
+        self.manifests.as_deref().map_or_else(
+            || crate::paths::project_root().join("manifests"),
+            crate::paths::from_invocation,
+        )
+    }
+
     /// Flag combinations clap cannot express: a flag that would be ignored is an error.
     pub fn validate(&self) -> anyhow::Result<()> {
         let cluster_only: [(&str, bool); 11] = [

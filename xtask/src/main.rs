@@ -32,11 +32,20 @@ fn main() -> ExitCode {
             eprintln!("interrupted: stopped, and cleaned up what this run created (unless --keep)");
             ExitCode::from(130)
         }
-        Err(e) => {
-            // One line of context chain; a backtrace helps nobody reading a failed command.
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
+        Err(e) => match runner::Reported::contexts(&e) {
+            // The suite said why already; only xtask's own context is news.
+            Some((contexts, code)) => {
+                if !contexts.is_empty() {
+                    eprintln!("error: {contexts}");
+                }
+                ExitCode::from(u8::try_from(code).unwrap_or(1))
+            }
+            None => {
+                // One line of context chain; a backtrace helps nobody reading a failed command.
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use xshell::{Cmd, Shell, cmd};
 
-use crate::interrupt::{Interrupt, Output};
+use crate::interrupt::{Failed, Interrupt, Output};
 use crate::paths;
 
 /// Variables `cargo run` sets for the program it runs (cargo's "Environment variables Cargo
@@ -72,11 +72,52 @@ impl Runner {
         })
     }
 
-    /// Runs `mirror-e2e <args...>` on this terminal until it ends (or Ctrl-C ends it).
+    /// Runs `mirror-e2e <args...>` on this terminal until it ends (or Ctrl-C ends it). A
+    /// failure is [`Reported`]: the suite has said why itself.
     pub fn run(&self, sh: &Shell, args: &[String]) -> anyhow::Result<()> {
         let bin = &self.bin;
         self.interrupt
             .run(cmd!(sh, "{bin} {args...}").quiet(), self.output)
+            .map_err(|e| match e.downcast::<Failed>() {
+                Ok(failed) => Reported {
+                    code: failed.status.code().unwrap_or(1),
+                }
+                .into(),
+                Err(e) => e,
+            })
+    }
+}
+
+/// `mirror-e2e` failed and has printed why (its report, or its `error:` line): xtask adds
+/// nothing but its own context, and exits with the same code.
+#[derive(Debug)]
+pub struct Reported {
+    /// The suite's exit code.
+    pub code: i32,
+}
+
+impl std::fmt::Display for Reported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "mirror-e2e failed (exit {}; its output above says why)",
+            self.code
+        )
+    }
+}
+
+impl std::error::Error for Reported {}
+
+impl Reported {
+    /// What to print for an error whose root is `Reported`: the contexts above it, if any.
+    pub fn contexts(e: &anyhow::Error) -> Option<(String, i32)> {
+        let reported = e.chain().find_map(|c| c.downcast_ref::<Reported>())?;
+        let contexts: Vec<String> = e
+            .chain()
+            .take_while(|c| !c.is::<Reported>())
+            .map(ToString::to_string)
+            .collect();
+        Some((contexts.join(": "), reported.code))
     }
 }
 

@@ -44,7 +44,7 @@ impl flags::Test {
         else {
             unreachable!("parsed as the e2e command")
         };
-        local.run_with(sh, &interrupt).context("local e2e")?;
+        local.run_with(sh, &interrupt)?;
         Ok(())
     }
 }

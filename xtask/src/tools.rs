@@ -42,6 +42,11 @@ impl flags::Tools {
         let lock = Lock::read(&lock_path())?;
         let cache = paths::cache_dir();
         println!(
+            "cache: {} (MIRROR_E2E_CACHE moves it); lock: {}",
+            cache.display(),
+            lock_path().display()
+        );
+        println!(
             "{:<9} {:<9} {:<8} {:<8} pin",
             "tool", "version", "cached", "locked"
         );
@@ -50,7 +55,8 @@ impl flags::Tools {
             assets.push(istioctl_asset(release.version)?);
         }
         for asset in &assets {
-            let cached = download::cached_binary(&cache, asset).is_file();
+            let binary = download::cached_binary(&cache, asset);
+            let cached = binary.is_file();
             let locked = lock.hash(asset);
             println!(
                 "{:<9} {:<9} {:<8} {:<8} {} (sha256 from the release's checksum file{})",
@@ -61,6 +67,9 @@ impl flags::Tools {
                 asset.file,
                 locked.map_or(String::new(), |h| format!(", locked {h}"))
             );
+            if cached {
+                println!("{:<39} at {}", "", binary.display());
+            }
         }
         let envoy_state = match std::env::var_os("ENVOY_BIN") {
             Some(bin) => format!("ENVOY_BIN={}", PathBuf::from(bin).display()),
@@ -77,6 +86,9 @@ impl flags::Tools {
             ENVOY.version,
             ENVOY.wheel_sha256
         );
+        if envoy_cache_path().is_file() {
+            println!("{:<39} at {}", "", envoy_cache_path().display());
+        }
         for release in versions::ISTIO_RELEASES {
             println!(
                 "node image for Istio {}: {} (Kubernetes {}.{}..{}.{})",

@@ -473,6 +473,9 @@ pub fn bootstrap(clusters: &[Cluster], paths: &BootstrapPaths<'_>) -> Value {
                             "typed_config": {
                                 "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
                                 "path": paths.access_log,
+                                // Upstreams by cluster (outbound|port|subset|host names the
+                                // workload), not by a loopback address nobody can place.
+                                "log_format": {"text_format_source": {"inline_string": ACCESS_LOG_FORMAT}},
                             },
                         }],
                     },
@@ -482,6 +485,10 @@ pub fn bootstrap(clusters: &[Cluster], paths: &BootstrapPaths<'_>) -> Value {
         },
     })
 }
+
+/// One line per request through Envoy: what, the answer, which cluster served it, and the
+/// headers the suite routes and tags by.
+const ACCESS_LOG_FORMAT: &str = "[%START_TIME%] \"%REQ(:METHOD)% %REQ(:PATH)% %PROTOCOL%\" %RESPONSE_CODE% %RESPONSE_FLAGS% %DURATION%ms upstream=%UPSTREAM_CLUSTER% (%UPSTREAM_HOST%) user-agent=\"%REQ(USER-AGENT)%\" end-user=\"%REQ(END-USER)%\"\n";
 
 fn loopback_any_port() -> Value {
     json!({"socket_address": {"address": "127.0.0.1", "port_value": 0}})

@@ -31,13 +31,13 @@ pub enum EnvoyError {
         source: std::io::Error,
     },
     /// Envoy exited while we waited for it.
-    #[error("Envoy exited during startup ({status}); its log {log}:\n{tail}")]
+    #[error("Envoy exited during startup ({status}); the last it printed ({log}):\n{tail}")]
     Exited {
         /// Exit status.
         status: String,
-        /// Its log file.
+        /// Where its output is kept.
         log: PathBuf,
-        /// The end of its log.
+        /// The last lines of its stderr and log.
         tail: String,
     },
     /// Envoy did not become ready in time.
@@ -72,6 +72,12 @@ impl Envoy {
     ) -> Result<Envoy, EnvoyError> {
         let dir = log_file.parent().unwrap_or(Path::new("."));
         let admin_file = dir.join("envoy-admin-address.txt");
+        // What Envoy prints before its log file is open (a bootstrap it rejects) goes here.
+        let stderr_file = dir.join("envoy.stderr.log");
+        let stderr = std::fs::File::create(&stderr_file).map_err(|source| EnvoyError::Spawn {
+            path: stderr_file.clone(),
+            source,
+        })?;
         let mut command = Command::new(binary);
         command
             .arg("--config-path")
@@ -89,7 +95,7 @@ impl Envoy {
             ])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::from(stderr))
             .kill_on_drop(true);
         die_with_parent(&mut command);
         let child = command.spawn().map_err(|source| EnvoyError::Spawn {
@@ -156,30 +162,26 @@ impl Envoy {
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<Option<T>, String>>,
     {
-        let child = &mut self.child;
-        let mut exited = None;
-        let result = poll_until(what, patience, || {
-            if let Ok(Some(status)) = child.try_wait() {
-                exited = Some(status);
-            }
-            let done = exited.is_some();
-            let fut = probe();
-            async move {
-                if done {
-                    return Ok(None);
+        // Whichever comes first: the wait's answer, or Envoy's exit (reported at once).
+        tokio::select! {
+            result = poll_until(what, patience, &mut probe) => Ok(result?),
+            status = self.child.wait() => {
+                let status = status.map_or_else(|e| e.to_string(), |s| s.to_string());
+                let stderr = log.with_file_name("envoy.stderr.log");
+                let mut last = tail(&stderr, 20);
+                if log.is_file() {
+                    if !last.is_empty() {
+                        last.push('\n');
+                    }
+                    last.push_str(&tail(log, 20));
                 }
-                fut.await
+                Err(EnvoyError::Exited {
+                    status,
+                    log: if log.is_file() { log.to_owned() } else { stderr },
+                    tail: last,
+                })
             }
-        })
-        .await;
-        if let Some(status) = exited.or_else(|| self.child.try_wait().ok().flatten()) {
-            return Err(EnvoyError::Exited {
-                status: status.to_string(),
-                log: log.to_owned(),
-                tail: tail(log, 20),
-            });
         }
-        Ok(result?)
     }
 
     /// The outbound listener's address.

@@ -13,6 +13,9 @@ use crate::mesh::{Call, Identity, Mesh, Reply};
 use crate::mirror_log::Observed;
 use crate::retry::{Attempt, RetryError, Stable, until_stable};
 
+/// How often a retrying check says so, at most.
+const RETRY_NOTICE: Duration = Duration::from_secs(2);
+
 /// Requests per batch of the routing and mirror checks.
 const BATCH: usize = 10;
 
@@ -321,12 +324,33 @@ impl<M: Mesh> Suite<M> {
 
     // --- helpers -------------------------------------------------------------------------
 
-    async fn retry<'a, F, Fut>(&'a self, step: F) -> Result<Stable, RetryError>
+    /// Retries `step` until stable, and says on stderr while it retries: the first failure
+    /// at once, then at most every [`RETRY_NOTICE`], with the attempt count and the last
+    /// failure, so a check that is failing is visible before its patience runs out.
+    async fn retry<'a, F, Fut>(&'a self, mut step: F) -> Result<Stable, RetryError>
     where
         F: FnMut(Attempt) -> Fut,
         Fut: std::future::Future<Output = Result<(), String>> + 'a,
     {
-        until_stable(self.policy, step).await
+        let check = self.current_check();
+        let last_notice = std::sync::Mutex::new(None::<Instant>);
+        let last_notice = &last_notice;
+        until_stable(self.policy, |a| {
+            let attempt = step(a);
+            let check = check.clone();
+            async move {
+                let outcome = attempt.await;
+                if let Err(e) = &outcome {
+                    let mut last = last_notice.lock().unwrap_or_else(|e| e.into_inner());
+                    if last.is_none_or(|t| t.elapsed() >= RETRY_NOTICE) {
+                        *last = Some(Instant::now());
+                        eprintln!("  {check}: attempt {} failed, retrying: {e}", a.number);
+                    }
+                }
+                outcome
+            }
+        })
+        .await
     }
 
     /// The tag of one request: unique across runs, checks, attempts and requests.

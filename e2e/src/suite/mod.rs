@@ -65,6 +65,8 @@ pub struct Suite<M> {
     pub run_id: String,
     /// Requests of one batch in flight at once.
     pub concurrency: usize,
+    /// The check running now, for retry notices.
+    current: Mutex<String>,
 }
 
 /// Requests of one batch in flight at once, unless `--concurrency` says otherwise: a batch
@@ -86,7 +88,16 @@ impl<M: Mesh> Suite<M> {
             policy,
             run_id: run_id.to_owned(),
             concurrency: DEFAULT_CONCURRENCY,
+            current: Mutex::default(),
         }
+    }
+
+    /// The check running now.
+    pub fn current_check(&self) -> String {
+        self.current
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The same suite with at most `concurrency` requests of a batch in flight.
@@ -97,6 +108,7 @@ impl<M: Mesh> Suite<M> {
 
     /// Runs one check by name.
     pub async fn run_check(&self, name: &str) -> Result<checks::Passed, CheckFailure> {
+        name.clone_into(&mut self.current.lock().unwrap_or_else(|e| e.into_inner()));
         let user = Identity::User(self.spec.user.clone());
         match name {
             "routing::anonymous_served_by_v1" => {
@@ -127,7 +139,37 @@ pub fn harness_arguments(args: &[String]) -> Arguments {
     let mut args =
         Arguments::from_iter(std::iter::once("mirror-e2e".to_owned()).chain(args.iter().cloned()));
     args.test_threads = Some(1);
+    // One line per check comes from the summary at the end; the harness shows a dot per
+    // check while they run (unless the user asks for a format).
+    if args.format.is_none() {
+        args.quiet = true;
+    }
     args
+}
+
+/// The checks the harness arguments select, as libtest does: the filter is a substring of
+/// the name (the whole name with `--exact`), and `--skip` removes matches; `--ignored`
+/// selects none (no check is ignored).
+pub fn selected(args: &Arguments) -> Vec<&'static str> {
+    CHECKS
+        .iter()
+        .copied()
+        .filter(|name| match &args.filter {
+            None => true,
+            Some(f) if args.exact => name == f,
+            Some(f) => name.contains(f.as_str()),
+        })
+        .filter(|name| {
+            !args.skip.iter().any(|s| {
+                if args.exact {
+                    name == s
+                } else {
+                    name.contains(s.as_str())
+                }
+            })
+        })
+        .filter(|_| !args.ignored)
+        .collect()
 }
 
 /// The trials, without a mesh: enough for `--list`.
@@ -160,17 +202,19 @@ pub fn trials<M: Mesh + Send + Sync + 'static>(
                     ),
                     Err(e) => (false, e.attempts, e.message.clone(), Default::default()),
                 };
+                let result = CheckResult {
+                    name: (*name).to_owned(),
+                    passed,
+                    duration: start.elapsed(),
+                    attempts,
+                    message: message.clone(),
+                    observed,
+                };
+                crate::run::live::check_done(&result);
                 results
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
-                    .push(CheckResult {
-                        name: (*name).to_owned(),
-                        passed,
-                        duration: start.elapsed(),
-                        attempts,
-                        message: message.clone(),
-                        observed,
-                    });
+                    .push(result);
                 if passed {
                     Ok(())
                 } else {
@@ -179,4 +223,30 @@ pub fn trials<M: Mesh + Send + Sync + 'static>(
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod selection_tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Arguments {
+        harness_arguments(&a.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn filters_select_as_libtest_does() {
+        assert_eq!(selected(&args(&[])).len(), CHECKS.len());
+        assert_eq!(selected(&args(&["mirror::"])).len(), 5);
+        assert_eq!(
+            selected(&args(&["--exact", "routing::tester_served_by_v2"])),
+            ["routing::tester_served_by_v2"]
+        );
+        assert!(selected(&args(&["nosuchcheck"])).is_empty());
+        assert!(selected(&args(&["--exact", "routing::nope"])).is_empty());
+        assert!(selected(&args(&["--ignored"])).is_empty());
+        assert_eq!(
+            selected(&args(&["routing::", "--skip", "v2"])),
+            ["routing::anonymous_served_by_v1"]
+        );
+    }
 }
