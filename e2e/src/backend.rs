@@ -21,6 +21,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
+use crate::bookinfo::{self, Sidecar};
 use crate::mirror_log::{LineParser, MirrorRecords};
 
 /// The image this module emulates.
@@ -119,10 +120,16 @@ impl LogBuffer {
 /// How a workload answers.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Behaviour {
-    /// Answers with its name (the served-by of Bookinfo's page).
+    /// Answers with its name (a workload the manifests do not say more about).
     Named,
     /// Emulates `mendhak/http-https-echo`.
     Echo(EchoSettings),
+    /// Bookinfo's productpage, calling out through its sidecar.
+    Productpage(Sidecar),
+    /// Bookinfo's reviews, naming its pod.
+    Reviews,
+    /// Bookinfo's details or ratings.
+    BookinfoData,
 }
 
 /// The echo image's settings, from the container's environment.
@@ -142,6 +149,8 @@ pub struct EchoSettings {
 /// Deployment scaled to zero and back keeps its Service.
 pub struct Backend {
     name: String,
+    /// Its pod-like name (`HOSTNAME`), e.g. `reviews-v2-5d9c7f7c8b-x2x9p`.
+    pod: String,
     addr: SocketAddr,
     behaviour: Arc<Behaviour>,
     log: LogBuffer,
@@ -175,6 +184,7 @@ impl Backend {
         })?;
         let backend = Backend {
             name: name.to_owned(),
+            pod: pod_name(name),
             addr,
             behaviour: Arc::new(behaviour),
             log,
@@ -187,6 +197,11 @@ impl Backend {
     /// Its address.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Its pod-like name.
+    pub fn pod(&self) -> &str {
+        &self.pod
     }
 
     /// Its log.
@@ -232,7 +247,7 @@ impl Backend {
                 settings.http_port, settings.https_port
             ));
         }
-        let (name, behaviour, log) = (self.name.clone(), self.behaviour.clone(), self.log.clone());
+        let (name, behaviour, log) = (self.pod.clone(), self.behaviour.clone(), self.log.clone());
         let task = tokio::spawn(async move {
             // Connections live in this set, so aborting the accept loop closes them too.
             let mut connections = JoinSet::new();
@@ -266,42 +281,37 @@ impl Drop for Backend {
 }
 
 async fn respond(
-    name: &str,
+    pod: &str,
     behaviour: &Behaviour,
     log: &LogBuffer,
     peer: SocketAddr,
     req: Request<Incoming>,
 ) -> Response<Full<Bytes>> {
-    match behaviour {
-        Behaviour::Named => {
-            // A line per request, as an app's own request log: who asked, tagged how.
-            let header = |h: &str| {
-                req.headers()
-                    .get(h)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("-")
-                    .to_owned()
-            };
-            log.append(&format!(
-                "{} {} 200 user-agent={} end-user={}\n",
-                req.method(),
-                req.uri().path(),
-                header("user-agent"),
-                header("end-user")
-            ));
-            Response::builder()
-                .header("content-type", "text/plain")
-                .body(Full::new(Bytes::from(name.to_owned())))
-                .unwrap_or_default()
-        }
+    let (parts, body) = req.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let path = parts.uri.path();
+    let response = match behaviour {
+        Behaviour::Named => Response::builder()
+            .header("content-type", "text/plain")
+            .body(Full::new(Bytes::from(pod.to_owned())))
+            .unwrap_or_default(),
+        Behaviour::Reviews => bookinfo::reviews(pod, path),
+        Behaviour::BookinfoData => bookinfo::details_or_ratings(path),
+        Behaviour::Productpage(sidecar) => match (parts.method.as_str(), path) {
+            ("POST", "/login") => bookinfo::login(&parts.headers, &body),
+            ("GET", "/logout") => bookinfo::logout(&parts.headers),
+            ("GET", "/productpage") => bookinfo::productpage(sidecar, &parts.headers).await,
+            _ => Response::builder()
+                .status(404)
+                .body(Full::new(Bytes::from_static(b"not found")))
+                .unwrap_or_default(),
+        },
         Behaviour::Echo(settings) => {
-            let (parts, body) = req.into_parts();
-            let body = body
-                .collect()
-                .await
-                .map(|b| b.to_bytes())
-                .unwrap_or_default();
-            let record = echo_record(name, &parts, &body, peer);
+            let record = echo_record(pod, &parts, &body, peer);
             let json = if settings.compact {
                 serde_json::to_string(&record).unwrap_or_default()
             } else {
@@ -312,15 +322,45 @@ async fn respond(
                 entry.push_str(&access_line(&parts, peer, json.len()));
             }
             log.append(&entry);
-            Response::builder()
+            return Response::builder()
                 .header("content-type", "application/json; charset=utf-8")
                 .body(Full::new(Bytes::from(json)))
-                .unwrap_or_default()
+                .unwrap_or_default();
         }
-    }
+    };
+    // A line per request, as an app's own request log: who asked, tagged how.
+    log.append(&bookinfo::log_line(
+        parts.method.as_str(),
+        path,
+        response.status().as_u16(),
+        &parts.headers,
+    ));
+    response
 }
 
-/// The request as the echo image describes it, fields in its order.
+/// A pod-like name for a workload: `<deployment>-<replica set hash>-<pod suffix>`, as
+/// `kubectl get pods` shows them (and as the served-by line of the page names them).
+pub fn pod_name(deployment: &str) -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write(deployment.as_bytes());
+    let bits = hasher.finish();
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let suffix: String = (0..5)
+        .map(|i| ALPHABET[((bits >> (i * 5)) % ALPHABET.len() as u64) as usize] as char)
+        .collect();
+    format!(
+        "{deployment}-{:010x}-{suffix}",
+        (bits >> 24) & 0xff_ffff_ffff
+    )
+}
+
+/// The request as the echo image describes it, fields in its order (FIELD-NOTES sections 4
+/// and 10: `JSON.stringify` of an object built as path, headers, method, body, cookies,
+/// fresh, hostname, ip, ips, protocol, query, signedCookies, subdomains, xhr, os,
+/// connection). Header values are Node's: repeated headers joined with `, `, cookies with
+/// `; `. `ip`, `ips` and `hostname` are Express's with the image's
+/// `trust proxy` of loopback, link-local and unique-local addresses.
 fn echo_record(
     pod: &str,
     parts: &hyper::http::request::Parts,
@@ -328,26 +368,42 @@ fn echo_record(
     peer: SocketAddr,
 ) -> Value {
     let mut headers = Map::new();
-    for (name, value) in &parts.headers {
-        headers.insert(
-            name.as_str().to_owned(),
-            String::from_utf8_lossy(value.as_bytes()).into(),
-        );
+    for name in parts.headers.keys() {
+        let values: Vec<String> = parts
+            .headers
+            .get_all(name)
+            .iter()
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .collect();
+        let joiner = if name == "cookie" { "; " } else { ", " };
+        headers.insert(name.as_str().to_owned(), values.join(joiner).into());
     }
-    let host = parts
-        .headers
-        .get("host")
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("");
-    let hostname = host.rsplit_once(':').map_or(host, |(h, _)| h);
+    let header = |n: &str| {
+        headers
+            .get(n)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned()
+    };
+    let peer_ip = match peer.ip() {
+        std::net::IpAddr::V4(v4) => format!("::ffff:{v4}"),
+        v6 => v6.to_string(),
+    };
+    let (ip, ips) = express_ip(&peer_ip, &header("x-forwarded-for"));
+    let forwarded_host = header("x-forwarded-host");
+    let host = if !forwarded_host.is_empty() && is_trusted_proxy(&peer_ip) {
+        forwarded_host
+            .split(',')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_owned()
+    } else {
+        header("host")
+    };
+    let hostname = strip_port(&host);
     let mut cookies = Map::new();
-    for pair in parts
-        .headers
-        .get("cookie")
-        .and_then(|c| c.to_str().ok())
-        .unwrap_or("")
-        .split(';')
-    {
+    for pair in header("cookie").split(';') {
         if let Some((k, v)) = pair.trim().split_once('=') {
             cookies.insert(k.to_owned(), v.into());
         }
@@ -368,15 +424,61 @@ fn echo_record(
         "cookies": cookies,
         "fresh": false,
         "hostname": hostname,
-        "ip": format!("::ffff:{}", peer.ip()),
-        "ips": [],
+        "ip": ip,
+        "ips": ips,
         "protocol": "http",
         "query": query,
+        "signedCookies": {},
         "subdomains": [],
         "xhr": false,
         "os": {"hostname": pod},
         "connection": {},
     })
+}
+
+/// Express's `req.ip` and `req.ips` (proxy-addr): walk from the socket address through
+/// `X-Forwarded-For` right to left while the address is a trusted proxy; `ip` is where the
+/// walk stops, `ips` the forwarded addresses walked, farthest first.
+fn express_ip(peer: &str, forwarded_for: &str) -> (String, Vec<String>) {
+    let forwarded: Vec<String> = forwarded_for
+        .split(',')
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let mut walked = vec![peer.to_owned()];
+    for addr in forwarded.iter().rev() {
+        if !is_trusted_proxy(walked.last().map_or("", String::as_str)) {
+            break;
+        }
+        walked.push(addr.clone());
+    }
+    let ip = walked.last().cloned().unwrap_or_default();
+    let ips = walked[1..].iter().rev().cloned().collect();
+    (ip, ips)
+}
+
+/// The image's `trust proxy`: loopback, link-local and unique-local (private) addresses.
+fn is_trusted_proxy(addr: &str) -> bool {
+    let addr = addr.trim_start_matches("::ffff:");
+    match addr.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(v4)) => v4.is_loopback() || v4.is_link_local() || v4.is_private(),
+        Ok(std::net::IpAddr::V6(v6)) => {
+            let first = v6.segments()[0];
+            v6.is_loopback() || (first & 0xffc0) == 0xfe80 || (first & 0xfe00) == 0xfc00
+        }
+        Err(_) => false,
+    }
+}
+
+/// A host without its port (`[::1]:80` -> `[::1]`), as Express's `req.hostname`.
+fn strip_port(host: &str) -> String {
+    let end = if host.starts_with('[') {
+        host.find(']').map_or(host.len(), |i| i + 1)
+    } else {
+        host.find(':').unwrap_or(host.len())
+    };
+    host[..end].to_owned()
 }
 
 fn pretty_four_spaces(value: &Value) -> String {
@@ -426,15 +528,36 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn named_workload_answers_with_its_name() {
+    async fn a_named_workload_answers_with_its_pod_and_logs_each_request() {
         let dir = tempfile::tempdir().expect("tempdir");
         let b = Backend::start("reviews-v2", Behaviour::Named, &dir.path().join("l"))
             .await
             .expect("starts");
+        let pod = get(b.addr(), "reviews:9080", "t").await.expect("answers");
+        assert_eq!(pod, b.pod());
         assert_eq!(
-            get(b.addr(), "reviews:9080", "t").await.expect("answers"),
-            "reviews-v2"
+            crate::productpage::pod_workload(&pod),
+            "reviews-v2",
+            "{pod}"
         );
+        assert_eq!(
+            b.log().text(),
+            "GET /reviews/0 200 user-agent=t end-user=tester\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn reviews_names_its_pod_as_bookinfo_does() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = Backend::start("reviews-v3", Behaviour::Reviews, &dir.path().join("l"))
+            .await
+            .expect("starts");
+        let body: Value =
+            serde_json::from_str(&get(b.addr(), "reviews:9080", "t").await.expect("answers"))
+                .expect("json");
+        assert_eq!(body["id"], "0");
+        assert_eq!(body["podname"], b.pod());
+        assert!(body["reviews"].is_array());
     }
 
     #[tokio::test]
@@ -480,5 +603,96 @@ mod tests {
         );
         b.restart().await.expect("restarts on the same port");
         get(b.addr(), "m", "tag-2").await.expect("answers again");
+    }
+
+    fn record_of(headers: &[(&str, &str)], peer: &str) -> Value {
+        let mut request = hyper::Request::builder().uri("/reviews/0");
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        let (parts, ()) = request.body(()).expect("request").into_parts();
+        echo_record("mirror-1-a", &parts, b"", peer.parse().expect("peer"))
+    }
+
+    #[test]
+    fn echo_records_have_the_images_keys_in_its_order() {
+        let record = record_of(&[("host", "reviews:9080")], "127.0.0.6:41000");
+        let keys: Vec<&str> = record
+            .as_object()
+            .expect("object")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "path",
+                "headers",
+                "method",
+                "body",
+                "cookies",
+                "fresh",
+                "hostname",
+                "ip",
+                "ips",
+                "protocol",
+                "query",
+                "signedCookies",
+                "subdomains",
+                "xhr",
+                "os",
+                "connection"
+            ]
+        );
+    }
+
+    #[test]
+    fn ip_and_ips_come_from_x_forwarded_for_through_trusted_proxies() {
+        // A sidecar delivers from 127.0.0.6 (trusted); the forwarded chain is walked from the
+        // right while the hop is trusted.
+        let r = record_of(
+            &[
+                ("host", "reviews"),
+                ("x-forwarded-for", "203.0.113.7, 10.244.0.12"),
+            ],
+            "127.0.0.6:1",
+        );
+        assert_eq!(r["ip"], "203.0.113.7");
+        assert_eq!(r["ips"], json!(["203.0.113.7", "10.244.0.12"]));
+        let direct = record_of(
+            &[("host", "reviews"), ("x-forwarded-for", "203.0.113.7")],
+            "198.51.100.1:1",
+        );
+        assert_eq!(
+            direct["ip"], "::ffff:198.51.100.1",
+            "an untrusted peer is the client"
+        );
+        assert_eq!(direct["ips"], json!([]));
+        // Express's hostname prefers X-Forwarded-Host from a trusted peer.
+        let fwd = record_of(
+            &[
+                ("host", "reviews-shadow:9080"),
+                ("x-forwarded-host", "productpage:9080"),
+            ],
+            "127.0.0.6:1",
+        );
+        assert_eq!(fwd["hostname"], "productpage");
+    }
+
+    #[test]
+    fn repeated_headers_are_joined_as_node_joins_them() {
+        let r = record_of(
+            &[
+                ("host", "m"),
+                ("x-tag", "a"),
+                ("x-tag", "b"),
+                ("cookie", "session=1"),
+                ("cookie", "theme=dark"),
+            ],
+            "127.0.0.1:1",
+        );
+        assert_eq!(r["headers"]["x-tag"], "a, b");
+        assert_eq!(r["headers"]["cookie"], "session=1; theme=dark");
+        assert_eq!(r["cookies"], json!({"session": "1", "theme": "dark"}));
     }
 }

@@ -6,6 +6,7 @@
 //! clusters: that is xtask's job.
 
 pub mod backend;
+pub mod bookinfo;
 pub mod cluster;
 pub mod compare;
 pub mod envoy;
@@ -15,6 +16,7 @@ pub mod local;
 pub mod manifest;
 pub mod mesh;
 pub mod mirror_log;
+pub mod productpage;
 pub mod progress;
 pub mod report;
 pub mod retry;
@@ -23,3 +25,4 @@ pub mod suite;
 pub mod topology;
 pub mod version;
 pub mod wait;
+pub mod workload;

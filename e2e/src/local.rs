@@ -9,21 +9,24 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use serde_json::Value;
 
-use crate::backend::{Backend, Behaviour, ECHO_IMAGE, EchoSettings};
+use crate::backend::{Backend, Behaviour, ECHO_IMAGE, EchoSettings, LogBuffer, pod_name};
+use crate::bookinfo::Sidecar;
 use crate::envoy::config::{self, BootstrapPaths, Cluster};
 use crate::envoy::process::{Envoy, EnvoyError};
 use crate::istio::{Destination, VirtualService};
 use crate::manifest::ManifestSet;
-use crate::mesh::{Call, Identity, Mesh, MeshError, Reply};
+use crate::mesh::{Call, Mesh, MeshError, Reply};
 use crate::mirror_log::MirrorRecords;
+use crate::productpage::Productpage;
 use crate::progress::Progress;
 use crate::topology::{Topology, containers, env_value};
 use crate::version::IstioVersion;
+use crate::workload::{ProcessWorkload, WorkloadCommand, WorkloadError};
 
 /// Errors starting local mode.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +48,9 @@ pub enum LocalError {
     /// A workload could not start.
     #[error(transparent)]
     Backend(#[from] crate::backend::BackendError),
+    /// A user's workload (`--workload`) could not start or get ready.
+    #[error(transparent)]
+    Workload(#[from] WorkloadError),
     /// Envoy could not start.
     #[error(transparent)]
     Envoy(#[from] EnvoyError),
@@ -57,6 +63,12 @@ pub enum LocalError {
         path: PathBuf,
         /// The mirror host.
         host: String,
+    },
+    /// productpage's sidecar client could not be set up.
+    #[error("productpage's sidecar: {message}")]
+    Sidecar {
+        /// Why.
+        message: String,
     },
     /// A file of the run could not be written.
     #[error("cannot write {path}: {source}")]
@@ -92,6 +104,8 @@ pub struct LocalOptions {
     pub concurrency: usize,
     /// Run even when the manifests have lint errors.
     pub allow_lint_errors: bool,
+    /// User programs in place of built-in workloads (`--workload NAME=COMMAND`).
+    pub workloads: Vec<WorkloadCommand>,
 }
 
 /// The running local mesh.
@@ -99,7 +113,7 @@ pub struct LocalMesh {
     topology: Topology,
     version: IstioVersion,
     envoy: Envoy,
-    workloads: BTreeMap<String, Backend>,
+    workloads: BTreeMap<String, Workload>,
     mirror: Vec<String>,
     known_clusters: Vec<String>,
     virtual_services: Mutex<Vec<VirtualService>>,
@@ -107,8 +121,11 @@ pub struct LocalMesh {
     routes_file: PathBuf,
     applied_dir: PathBuf,
     records: Arc<MirrorRecords>,
-    client: reqwest::Client,
-    authority: String,
+    /// The suite's client, through the ingress listener, as in cluster mode.
+    page: Productpage,
+    /// The ingress routes, to explain a request the gateway did not route.
+    gateway_routes: Value,
+    patience: Duration,
     artifacts: PathBuf,
 }
 
@@ -137,8 +154,32 @@ impl LocalMesh {
         let dirs = RunDirs::create(&opts.artifacts)?;
 
         progress.phase("start workloads");
+        let sidecar = Sidecar::default();
         let destinations = all_destinations(&topology);
         let mut workloads = BTreeMap::new();
+        for command in &opts.workloads {
+            let Some(deployment) = topology
+                .deployments
+                .iter()
+                .map(|d| &d.object)
+                .find(|d| d.metadata.name.as_deref() == Some(command.name.as_str()))
+            else {
+                return Err(WorkloadError::NotADeployment {
+                    name: command.name.clone(),
+                    known: topology
+                        .deployments
+                        .iter()
+                        .filter_map(|d| d.object.metadata.name.clone())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                }
+                .into());
+            };
+            let log = dirs.workloads.join(format!("{}.log", command.name));
+            let process =
+                ProcessWorkload::prepare(command, deployment, pod_name(&command.name), &log)?;
+            workloads.insert(command.name.clone(), Workload::Process(Box::new(process)));
+        }
         for dest in &destinations {
             for deployment in topology.destination_workloads(&dest.host, dest.subset.as_deref()) {
                 let name = deployment.metadata.name.clone().unwrap_or_default();
@@ -146,7 +187,9 @@ impl LocalMesh {
                     let log = dirs.workloads.join(format!("{name}.log"));
                     workloads.insert(
                         name.clone(),
-                        Backend::start(&name, behaviour(deployment), &log).await?,
+                        Workload::Builtin(
+                            Backend::start(&name, behaviour(deployment, &sidecar), &log).await?,
+                        ),
                     );
                 }
             }
@@ -171,7 +214,7 @@ impl LocalMesh {
                 .destination_workloads(&dest.host, dest.subset.as_deref())
                 .iter()
                 .filter_map(|d| workloads.get(d.metadata.name.as_deref().unwrap_or("")))
-                .map(Backend::addr)
+                .map(Workload::addr)
                 .collect();
             clusters
                 .entry(name.clone())
@@ -184,12 +227,13 @@ impl LocalMesh {
             .iter()
             .map(|t| t.object.clone())
             .collect();
-        let mesh_port = config::service_port(&topology, &opts.host);
         let routes_file = dirs.xds.join("routes.json");
+        let gateway_routes_file = dirs.xds.join("gateway-routes.json");
         let bootstrap = config::bootstrap(
             &clusters,
             &BootstrapPaths {
                 routes_file: &routes_file,
+                gateway_routes_file: &gateway_routes_file,
                 access_log: &opts.artifacts.join("envoy-access.log"),
             },
         );
@@ -200,6 +244,10 @@ impl LocalMesh {
             config::route_configuration(&topology, &refs, &known_clusters, &opts.istio, 1)?;
         write_atomically(&routes_file, &routes)?;
         write_json(&dirs.applied.join("routes-v1.json"), &routes)?;
+        let gateway_routes =
+            config::gateway_route_configuration(&topology, &refs, &known_clusters, &opts.istio)?;
+        write_atomically(&gateway_routes_file, &gateway_routes)?;
+        write_json(&dirs.applied.join("gateway-routes.json"), &gateway_routes)?;
         let envoy = Envoy::start(
             &opts.envoy,
             &bootstrap_file,
@@ -207,6 +255,20 @@ impl LocalMesh {
             opts.patience,
         )
         .await?;
+        sidecar
+            .set(envoy.listener(config::OUTBOUND_LISTENER)?)
+            .map_err(|message| LocalError::Sidecar { message })?;
+        let ingress = envoy.listener(config::INGRESS_LISTENER)?;
+        let outbound = envoy.listener(config::OUTBOUND_LISTENER)?;
+        if !opts.workloads.is_empty() {
+            progress.phase("start user workloads");
+        }
+        for workload in workloads.values() {
+            if let Workload::Process(p) = workload {
+                p.start(outbound, opts.patience).await?;
+            }
+        }
+        let host = ingress_host(&refs);
         // The mirror's output is parsed as it is written, as a pod's log is followed.
         let records = Arc::new(MirrorRecords::new(&crate::suite::tag_prefix(&opts.run_id)));
         for backend in mirror.iter().filter_map(|m| workloads.get(m)) {
@@ -224,11 +286,9 @@ impl LocalMesh {
             config_version: AtomicU64::new(1),
             routes_file,
             applied_dir: dirs.applied,
-            client: reqwest::Client::builder()
-                .no_proxy()
-                .build()
-                .unwrap_or_default(),
-            authority: format!("{}:{mesh_port}", opts.host),
+            page: Productpage::new(&format!("http://{ingress}"), &host),
+            gateway_routes,
+            patience: opts.patience,
             artifacts: opts.artifacts.clone(),
         })
     }
@@ -238,12 +298,39 @@ impl LocalMesh {
         let dump = self.envoy.admin_text("/config_dump").await;
         let stats = self.envoy.admin_text("/stats").await;
         self.envoy.stop().await;
+        for workload in self.workloads.values() {
+            if let Workload::Process(p) = workload {
+                p.stop().await;
+            }
+        }
         for (file, text) in [("envoy-config-dump.json", dump), ("envoy-stats.txt", stats)] {
             let path = self.artifacts.join(file);
             let text = text.unwrap_or_else(|e| format!("unavailable: {e}"));
             std::fs::write(&path, text).map_err(|source| LocalError::Write { path, source })?;
         }
         Ok(())
+    }
+}
+
+/// A Deployment, run locally: built in, or the user's program.
+enum Workload {
+    Builtin(Backend),
+    Process(Box<ProcessWorkload>),
+}
+
+impl Workload {
+    fn addr(&self) -> std::net::SocketAddr {
+        match self {
+            Workload::Builtin(b) => b.addr(),
+            Workload::Process(p) => p.addr(),
+        }
+    }
+
+    fn log(&self) -> &LogBuffer {
+        match self {
+            Workload::Builtin(b) => b.log(),
+            Workload::Process(p) => p.log(),
+        }
     }
 }
 
@@ -297,9 +384,23 @@ fn all_destinations(topo: &Topology) -> Vec<Destination> {
     out
 }
 
-/// How a Deployment's local stand-in answers: the echo image is emulated, anything else
-/// answers with its name.
-fn behaviour(deployment: &Deployment) -> Behaviour {
+/// How a Deployment's local stand-in answers, by its image: the echo image and Bookinfo's
+/// services are emulated (see `bookinfo`), anything else answers with its pod's name.
+fn behaviour(deployment: &Deployment, sidecar: &Sidecar) -> Behaviour {
+    let has_image = |part: &str| {
+        containers(deployment)
+            .iter()
+            .any(|c| c.image.as_deref().is_some_and(|i| i.contains(part)))
+    };
+    if has_image("/examples-bookinfo-productpage") {
+        return Behaviour::Productpage(sidecar.clone());
+    }
+    if has_image("/examples-bookinfo-reviews") {
+        return Behaviour::Reviews;
+    }
+    if has_image("/examples-bookinfo-details") || has_image("/examples-bookinfo-ratings") {
+        return Behaviour::BookinfoData;
+    }
     let echo = containers(deployment)
         .iter()
         .find(|c| c.image.as_deref().is_some_and(|i| i.contains(ECHO_IMAGE)));
@@ -307,12 +408,60 @@ fn behaviour(deployment: &Deployment) -> Behaviour {
         Some(c) => Behaviour::Echo(EchoSettings {
             http_port: env_value(c, "HTTP_PORT").unwrap_or("8080").to_owned(),
             https_port: env_value(c, "HTTPS_PORT").unwrap_or("8443").to_owned(),
-            compact: env_value(c, "LOG_WITHOUT_NEWLINE")
-                .is_some_and(|v| !v.is_empty() && v != "false"),
+            // Node's `if (process.env.LOG_WITHOUT_NEWLINE)`: any non-empty value, "false"
+            // included.
+            compact: env_value(c, "LOG_WITHOUT_NEWLINE").is_some_and(|v| !v.is_empty()),
             request_logs: env_value(c, "DISABLE_REQUEST_LOGS") != Some("true"),
         }),
         None => Behaviour::Named,
     }
+}
+
+/// The host the suite asks the ingress for: the ingress VirtualService's first named host,
+/// or any (`*` admits every host).
+fn ingress_host(vss: &[&VirtualService]) -> String {
+    vss.iter()
+        .filter(|vs| !config::applies_to_mesh(vs))
+        .flat_map(|vs| vs.spec.hosts.iter())
+        .find(|h| h.as_str() != "*")
+        .cloned()
+        .unwrap_or_else(|| "bookinfo.local".into())
+}
+
+/// The gateway routes briefly: `<virtual host>: <match> -> <cluster>` each.
+fn describe_routes(rds: &Value) -> String {
+    let hosts = rds
+        .pointer("/resources/0/virtual_hosts")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if hosts.is_empty() {
+        return "none (no VirtualService is bound to a Gateway that selects istio: ingressgateway with an HTTP server on port 8080)".into();
+    }
+    hosts
+        .iter()
+        .flat_map(|h| {
+            let domains = h
+                .get("domains")
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            h.get("routes")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .map(move |r| {
+                    let m = r.get("match").map(ToString::to_string).unwrap_or_default();
+                    let c = r
+                        .pointer("/route/cluster")
+                        .and_then(Value::as_str)
+                        .unwrap_or("?")
+                        .to_owned();
+                    format!("{domains} {m} -> {c}")
+                })
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn write_json(path: &Path, value: &Value) -> Result<(), LocalError> {
@@ -349,33 +498,36 @@ impl Mesh for LocalMesh {
     }
 
     async fn send(&self, call: &Call) -> Result<Reply, MeshError> {
-        let err = |message: String| MeshError::Request {
-            tag: call.tag.clone(),
-            message,
-        };
-        let mut request = self
-            .client
-            .get(format!("http://{}/reviews/0", self.envoy.listener()))
-            .header("host", &self.authority)
-            .header("user-agent", &call.tag)
-            .timeout(Duration::from_secs(10));
-        if let Identity::User(name) = &call.identity {
-            // What productpage adds to its call to reviews once the user has logged in.
-            request = request.header("end-user", name);
+        let reply = self.page.send(call).await?;
+        if reply.status == 404 {
+            return Err(MeshError::Request {
+                tag: call.tag.clone(),
+                message: format!(
+                    "the ingress gateway answered 404 for GET /productpage: no gateway route matched it; its routes: {}",
+                    describe_routes(&self.gateway_routes)
+                ),
+            });
         }
-        let start = Instant::now();
-        let response = request.send().await.map_err(|e| err(e.to_string()))?;
-        let status = response.status().as_u16();
-        let body = response.text().await.map_err(|e| err(e.to_string()))?;
-        let latency = start.elapsed();
-        let workload = (status == 200 && self.workloads.contains_key(body.trim()))
-            .then(|| body.trim().to_owned());
-        Ok(Reply {
-            status,
-            workload,
-            pod: None,
-            latency,
-        })
+        Ok(reply)
+    }
+
+    fn request_trail(&self, tag: &str) -> Option<String> {
+        // Bookinfo's workloads log every request with its tag and end-user.
+        let needle = format!("user-agent={tag} ");
+        let seen: Vec<String> = self
+            .workloads
+            .iter()
+            .filter(|(name, _)| !self.mirror.contains(name))
+            .flat_map(|(name, b)| {
+                b.log()
+                    .text()
+                    .lines()
+                    .filter(|l| l.contains(&needle))
+                    .map(|l| format!("{name}: {}", l.trim_end()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        (!seen.is_empty()).then(|| seen.join("; "))
     }
 
     fn mirror_records(&self) -> &MirrorRecords {
@@ -419,14 +571,23 @@ impl Mesh for LocalMesh {
 
     async fn set_mirror_running(&self, running: bool) -> Result<Duration, MeshError> {
         let start = std::time::Instant::now();
-        for backend in self.mirror.iter().filter_map(|m| self.workloads.get(m)) {
-            if running {
-                backend
+        let outbound = self
+            .envoy
+            .listener(config::OUTBOUND_LISTENER)
+            .map_err(|e| MeshError::Mirror(e.to_string()))?;
+        for workload in self.mirror.iter().filter_map(|m| self.workloads.get(m)) {
+            match (workload, running) {
+                (Workload::Builtin(b), true) => b
                     .restart()
                     .await
-                    .map_err(|e| MeshError::Mirror(e.to_string()))?;
-            } else {
-                backend.stop();
+                    .map_err(|e| MeshError::Mirror(e.to_string()))?,
+                (Workload::Builtin(b), false) => b.stop(),
+                (Workload::Process(p), true) if !p.is_up() => p
+                    .start(outbound, self.patience)
+                    .await
+                    .map_err(|e| MeshError::Mirror(e.to_string()))?,
+                (Workload::Process(_), true) => {}
+                (Workload::Process(p), false) => p.stop().await,
             }
         }
         Ok(start.elapsed())

@@ -139,6 +139,13 @@ struct LocalArgs {
     /// Istio version whose sidecar behaviour to emulate.
     #[arg(long, default_value = DEFAULT_ISTIO, value_parser = parse_version)]
     istio: IstioVersion,
+    /// Run COMMAND as the Deployment NAME in place of its built-in stand-in (repeatable):
+    /// `{port}` (and PORT) is its port, HTTP_PROXY its sidecar, its output its log.
+    #[arg(long = "workload", value_name = "NAME=COMMAND")]
+    workloads: Vec<e2e::workload::WorkloadCommand>,
+    /// Where `--workload` commands run (default: here).
+    #[arg(long, default_value = ".")]
+    workload_dir: PathBuf,
     /// Envoy binary.
     #[arg(long, env = ENVOY_BIN_ENV)]
     envoy: Option<PathBuf>,
@@ -318,6 +325,14 @@ fn local(args: LocalArgs) -> ExitCode {
         run_id: run_id.clone(),
         concurrency: usize::try_from(args.concurrency).unwrap_or(DEFAULT_CONCURRENCY),
         allow_lint_errors: args.allow_lint_errors,
+        workloads: args
+            .workloads
+            .into_iter()
+            .map(|mut w| {
+                w.dir = Some(args.workload_dir.clone());
+                w
+            })
+            .collect(),
     };
     // Ctrl-C: Envoy dies with us (PR_SET_PDEATHSIG) and the workloads live in this process;
     // what is left is to say where the evidence is and exit non-zero.
@@ -414,7 +429,8 @@ fn cluster(args: ClusterArgs) -> ExitCode {
                     ),
                     Err(e) => eprintln!("error: {e}"),
                 }
-                e2e::run::live::write_stopped("interrupted (Ctrl-C)");
+                e2e::workload::process_groups::kill_all();
+            e2e::run::live::write_stopped("interrupted (Ctrl-C)");
                 eprintln!("partial evidence kept in {}", absolute(&artifacts).display());
                 std::process::exit(130);
             }
@@ -498,6 +514,7 @@ async fn stop_requested() -> bool {
 fn exit_on_ctrl_c(runtime: &tokio::runtime::Runtime, artifacts: PathBuf) {
     runtime.spawn(async move {
         if stop_requested().await {
+            e2e::workload::process_groups::kill_all();
             e2e::run::live::write_stopped("interrupted (Ctrl-C)");
             eprintln!(
                 "\ninterrupted: partial evidence kept in {}",

@@ -87,6 +87,12 @@ pub trait Mesh {
     /// workload's output, or the pods' logs followed through the API).
     fn mirror_records(&self) -> &MirrorRecords;
 
+    /// What the mode can tell of where request `tag` went and with which headers (local mode
+    /// reads its workloads' request logs), to say why a check failed; `None` when unknown.
+    fn request_trail(&self, _tag: &str) -> Option<String> {
+        None
+    }
+
     /// Applies a VirtualService (replacing the one of the same name); returns without
     /// waiting for it to reach the proxies, as `kubectl apply` does.
     async fn apply_virtual_service(&self, vs: &VirtualService) -> Result<(), MeshError>;

@@ -32,12 +32,19 @@ fn run(
     patience: Duration,
 ) -> (RunOutcome, tempfile::TempDir) {
     let artifacts = tempfile::tempdir().expect("tempdir");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let opts = LocalOptions {
+    let opts = options(manifests, istio, patience, &artifacts);
+    let outcome = run_with(&opts, harness).expect("mesh starts");
+    (outcome, artifacts)
+}
+
+/// Local options for a run of `manifests` into `artifacts`.
+fn options(
+    manifests: &Path,
+    istio: &str,
+    patience: Duration,
+    artifacts: &tempfile::TempDir,
+) -> LocalOptions {
+    LocalOptions {
         manifests: manifests.to_owned(),
         istio: istio.parse().expect("version"),
         envoy: envoy(),
@@ -48,14 +55,23 @@ fn run(
         run_id: new_run_id(),
         concurrency: e2e::suite::DEFAULT_CONCURRENCY,
         allow_lint_errors: false,
-    };
+        workloads: Vec::new(),
+    }
+}
+
+/// Runs the suite (or the checks `harness` selects) with `opts`.
+fn run_with(opts: &LocalOptions, harness: &[&str]) -> Result<RunOutcome, e2e::run::RunError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
     let args: Vec<String> = harness.iter().map(|s| (*s).to_owned()).collect();
     let mut args = harness_arguments(&args);
     // The inner harness writes straight to stdout, past cargo's capture; keep it as evidence.
     std::fs::create_dir_all(&opts.artifacts).expect("artifacts dir");
     args.logfile = Some(opts.artifacts.join("harness.log").display().to_string());
-    let outcome = run_local(&runtime, &opts, Spec::default(), &args).expect("mesh starts");
-    (outcome, artifacts)
+    run_local(&runtime, opts, Spec::default(), &args)
 }
 
 fn failed(report: &RunReport) -> Vec<&str> {
@@ -107,9 +123,14 @@ fn shadow_suffix_is_seen_when_emulating_istio_1_27() {
 
 /// A copy of the project's manifests with one edit to the VirtualService under test.
 fn mutated(from: &str, to: &str) -> tempfile::TempDir {
+    mutated_file("routing/virtual-service.yaml", from, to)
+}
+
+/// A copy of the project's manifests with `from` replaced by `to` in `file`.
+fn mutated_file(file: &str, from: &str, to: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
     copy_dir(&project_manifests(), dir.path());
-    let vs = dir.path().join("routing/virtual-service.yaml");
+    let vs = dir.path().join(file);
     let text = std::fs::read_to_string(&vs).expect("virtual service");
     assert!(
         text.contains(from),
@@ -190,12 +211,38 @@ fn matching_capitalised_tester_fails_routing() {
 }
 
 #[test]
-fn mirroring_to_a_host_without_workload_fails_the_mirror_check() {
-    assert_mutation_fails(
-        "host: mirror",
-        "host: ghost",
-        "mirror::tester_requests_mirrored_with_end_user",
-        "never reached the mirror",
+fn mirroring_to_a_host_without_workload_stops_the_run_and_fails_the_mirror_check_when_allowed() {
+    let manifests = mutated("host: mirror", "host: ghost");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut opts = options(manifests.path(), "1.31.1", Duration::from_secs(2), &dir);
+    // Before anything starts: the finding, with its file and line.
+    let err = run_with(&opts, &[])
+        .err()
+        .expect("a lint error stops the run")
+        .to_string();
+    assert!(
+        err.contains("virtual-service.yaml:") && err.contains("host `ghost` names no Service"),
+        "{err}"
+    );
+    let report = std::fs::read_to_string(opts.artifacts.join("summary.txt")).expect("a report");
+    assert!(
+        report.contains("stopped before its checks finished"),
+        "{report}"
+    );
+    // Allowed, the run goes on and the mirror check fails.
+    opts.allow_lint_errors = true;
+    let outcome = run_with(
+        &opts,
+        &["--exact", "mirror::tester_requests_mirrored_with_end_user"],
+    )
+    .expect("runs");
+    assert!(outcome.conclusion.has_failed());
+    assert!(
+        outcome.report.checks[0]
+            .message
+            .contains("never reached the mirror"),
+        "{}",
+        outcome.report.summary()
     );
 }
 
@@ -265,4 +312,93 @@ fn upgrading_across_1_28_reports_the_shadow_host_as_an_intended_behaviour_change
         .filter(|(_, v)| *v == Verdict::Same)
         .count();
     assert_eq!(same, 6, "{}", comparison.render());
+}
+
+/// A `--workload` program of the tests, as `NAME=COMMAND`.
+fn test_workload(name: &str, args: &str) -> e2e::workload::WorkloadCommand {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/workloads/productpage.py");
+    format!("{name}=python3 {} {{port}} {args}", script.display())
+        .parse()
+        .expect("workload syntax")
+}
+
+#[test]
+fn a_real_productpage_program_runs_the_whole_path_through_its_sidecar() {
+    // Ingress -> the Python productpage -> HTTP_PROXY (its sidecar) -> reviews and mirror.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut opts = options(
+        &project_manifests(),
+        "1.31.1",
+        Duration::from_secs(10),
+        &dir,
+    );
+    opts.workloads = vec![test_workload("productpage-v1", "")];
+    let outcome = run_with(&opts, &[]).expect("runs");
+    assert!(outcome.report.passed(), "{}", outcome.report.summary());
+    let log = std::fs::read_to_string(opts.artifacts.join("workloads/productpage-v1.log"))
+        .expect("the program's output is its log");
+    assert!(log.contains("GET /productpage"), "{log}");
+}
+
+#[test]
+fn a_productpage_that_drops_end_user_fails_routing_and_mirroring_saying_the_header_never_arrived() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut opts = options(&project_manifests(), "1.31.1", Duration::from_secs(2), &dir);
+    opts.workloads = vec![test_workload("productpage-v1", "--drop-end-user")];
+    let outcome = run_with(&opts, &["--exact", "routing::tester_served_by_v2"]).expect("runs");
+    let message = &outcome.report.checks[0].message;
+    assert!(
+        !outcome.report.passed()
+            && message.contains("served by reviews-v1")
+            && message.contains("the `end-user: tester` header never arrived"),
+        "{}",
+        outcome.report.summary()
+    );
+    let outcome = run_with(
+        &opts,
+        &["--exact", "mirror::tester_requests_mirrored_with_end_user"],
+    )
+    .expect("runs");
+    let message = &outcome.report.checks[0].message;
+    assert!(
+        message.contains("never reached the mirror") && message.contains("header never arrived"),
+        "{}",
+        outcome.report.summary()
+    );
+}
+
+#[test]
+fn a_workload_that_is_not_a_deployment_stops_the_run_naming_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut opts = options(&project_manifests(), "1.31.1", Duration::from_secs(2), &dir);
+    opts.workloads = vec![test_workload("productpage", "")];
+    let err = run_with(&opts, &[]).err().expect("an error").to_string();
+    assert!(
+        err.contains("no Deployment productpage in the manifests")
+            && err.contains("productpage-v1"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_gateway_that_does_not_route_productpage_fails_naming_the_gateway_routes() {
+    let manifests = mutated_file(
+        "bookinfo-gateway.yaml",
+        "exact: /productpage",
+        "exact: /products",
+    );
+    let (outcome, _dir) = run(
+        manifests.path(),
+        "1.31.1",
+        &["--exact", "routing::anonymous_served_by_v1"],
+        Duration::from_secs(2),
+    );
+    let message = &outcome.report.checks[0].message;
+    assert!(
+        !outcome.report.passed()
+            && message.contains("the ingress gateway answered 404 for GET /productpage")
+            && message.contains("\"path\":\"/products\""),
+        "{}",
+        outcome.report.summary()
+    );
 }

@@ -76,6 +76,14 @@ impl flags::E2e {
             istio.to_owned(),
         ];
         args.extend(self.common_suite_args());
+        for w in &self.workloads {
+            args.extend(["--workload".to_owned(), w.clone()]);
+        }
+        if !self.workloads.is_empty() {
+            // The commands' relative paths are the user's, from where they stand.
+            let here = std::env::current_dir().context("the current directory")?;
+            args.extend(["--workload-dir".to_owned(), here.display().to_string()]);
+        }
         if let Some(root) = artifacts_root {
             args.extend(["--artifacts-root".to_owned(), root.display().to_string()]);
             if !self.keep {

@@ -100,6 +100,11 @@ pub struct E2e {
     /// Registry path for the echo image (`HUB/http-https-echo:<tag>`) instead of docker.io/mendhak.
     #[arg(long, value_name = "HUB")]
     pub echo_hub: Option<String>,
+    /// local: run COMMAND as the Deployment NAME of the manifests instead of its built-in
+    /// stand-in (repeatable). `{port}` (also PORT) is the port to listen on, HTTP_PROXY the
+    /// workload's sidecar, stdout and stderr its log. See the README.
+    #[arg(long = "workload", value_name = "NAME=COMMAND")]
+    pub workloads: Vec<String>,
     /// existing: the Istio revision whose control plane injects the run's namespace (default:
     /// the default revision, or the only one installed).
     #[arg(long)]
@@ -156,6 +161,11 @@ impl E2e {
             .filter(|(_, set)| *set)
             .map(|(flag, _)| *flag)
             .collect();
+        if !self.local && !self.workloads.is_empty() {
+            anyhow::bail!(
+                "--workload runs a program in local mode's mesh: use it with --local (a cluster runs the manifests' images)"
+            );
+        }
         if !self.local && self.cluster == ClusterKind::Kind && !given.is_empty() {
             anyhow::bail!(
                 "{} only apply to --cluster existing; the kind cluster is the run's own",

@@ -7,7 +7,6 @@
 pub mod apply;
 pub mod evidence;
 pub mod logs;
-pub mod productpage;
 pub mod ready;
 pub mod rollout;
 #[cfg(test)]
@@ -27,13 +26,13 @@ use crate::istio::VirtualService;
 use crate::manifest::ManifestSet;
 use crate::mesh::{Call, Mesh, MeshError, Reply};
 use crate::mirror_log::MirrorRecords;
+use crate::productpage::Productpage;
 use crate::progress::Progress;
 use crate::topology::Topology;
 use crate::version::IstioVersion;
 use crate::wait::poll_until;
 use apply::{Applier, ApplyError, apply_order};
 use logs::LogFollower;
-use productpage::Productpage;
 
 /// Errors preparing the cluster.
 #[derive(Debug, thiserror::Error)]

@@ -19,6 +19,19 @@ use crate::version::IstioVersion;
 /// Route configuration name, as Istio names outbound routes by port.
 pub const ROUTE_CONFIG_NAME: &str = "9080";
 
+/// The sidecar's outbound listener (productpage's, whose calls the routing under test
+/// steers), as Istio names it.
+pub const OUTBOUND_LISTENER: &str = "outbound_0.0.0.0_9080";
+
+/// The ingress gateway's listener and its routes, as Istio names them for a Gateway
+/// server on port 8080 (`0.0.0.0_8080`, `http.8080`).
+pub const INGRESS_LISTENER: &str = "0.0.0.0_8080";
+/// See [`INGRESS_LISTENER`].
+pub const INGRESS_ROUTE_CONFIG_NAME: &str = "http.8080";
+
+/// The Gateway selector of the ingress gateway local mode plays.
+const INGRESS_SELECTOR: (&str, &str) = ("istio", "ingressgateway");
+
 /// Port assumed for a host whose Service is not in the manifests.
 const DEFAULT_PORT: u32 = 9080;
 
@@ -126,7 +139,21 @@ pub fn destinations(vss: &[&VirtualService]) -> Vec<Destination> {
     out
 }
 
-/// The `RouteConfiguration` for the mesh VirtualServices, as an RDS discovery response.
+/// The default cluster of a Service (no subset), where a sidecar sends a host that no
+/// VirtualService routes.
+pub fn service_cluster(topo: &Topology, service: &str) -> String {
+    cluster_name(
+        topo,
+        &Destination {
+            host: service.to_owned(),
+            ..Destination::default()
+        },
+    )
+}
+
+/// The `RouteConfiguration` of the sidecar's outbound listener, as an RDS discovery
+/// response: the mesh VirtualServices, then, as istiod does, a default route to each
+/// Service no VirtualService covers.
 pub fn route_configuration(
     topo: &Topology,
     vss: &[&VirtualService],
@@ -135,10 +162,12 @@ pub fn route_configuration(
     config_version: u64,
 ) -> Result<Value, TranslateError> {
     let mut virtual_hosts = Vec::new();
+    let mut covered = Vec::new();
     for vs in vss.iter().filter(|vs| applies_to_mesh(vs)) {
         let name = vs.metadata.name.clone().unwrap_or_default();
         let routes = translate_routes(topo, vs, &name, known_clusters, version)?;
         for host in &vs.spec.hosts {
+            covered.push(topo.fqdn(host));
             virtual_hosts.push(json!({
                 "name": format!("{}:{}", topo.fqdn(host), service_port(topo, host)),
                 "domains": domains(topo, host),
@@ -147,15 +176,111 @@ pub fn route_configuration(
             }));
         }
     }
-    Ok(json!({
+    for service in &topo.services {
+        let name = service.object.metadata.name.clone().unwrap_or_default();
+        let cluster = service_cluster(topo, &name);
+        if covered.contains(&topo.fqdn(&name)) || !known_clusters.contains(&cluster) {
+            continue;
+        }
+        virtual_hosts.push(json!({
+            "name": format!("{}:{}", topo.fqdn(&name), service_port(topo, &name)),
+            "domains": domains(topo, &name),
+            "routes": [{"name": "default", "match": {"prefix": "/"}, "route": {"cluster": cluster}}],
+        }));
+    }
+    Ok(rds_response(
+        ROUTE_CONFIG_NAME,
+        virtual_hosts,
+        config_version,
+    ))
+}
+
+fn rds_response(name: &str, virtual_hosts: Vec<Value>, config_version: u64) -> Value {
+    json!({
         "version_info": config_version.to_string(),
         "resources": [{
             "@type": "type.googleapis.com/envoy.config.route.v3.RouteConfiguration",
-            "name": ROUTE_CONFIG_NAME,
+            "name": name,
             "virtual_hosts": virtual_hosts,
             "validate_clusters": false,
         }],
-    }))
+    })
+}
+
+/// The ingress gateway's routes: the Gateways that select `istio: ingressgateway` with an
+/// HTTP server on port 8080, and the VirtualServices bound to them, whose hosts the server
+/// admits (istiod's gateway translation, pilot/pkg/networking/core/gateway.go).
+pub fn gateway_route_configuration(
+    topo: &Topology,
+    vss: &[&VirtualService],
+    known_clusters: &[String],
+    version: &IstioVersion,
+) -> Result<Value, TranslateError> {
+    let gateways: Vec<(String, Vec<String>)> = topo
+        .gateways
+        .iter()
+        .map(|g| &g.object)
+        .filter(|g| {
+            g.spec.selector.get(INGRESS_SELECTOR.0).map(String::as_str) == Some(INGRESS_SELECTOR.1)
+        })
+        .filter_map(|g| {
+            let hosts: Vec<String> = g
+                .spec
+                .servers
+                .iter()
+                .filter(|s| {
+                    s.port.number == 8080
+                        && s.port
+                            .protocol
+                            .as_deref()
+                            .is_some_and(|p| p.eq_ignore_ascii_case("HTTP"))
+                })
+                .flat_map(|s| {
+                    s.hosts
+                        .iter()
+                        .map(|h| h.rsplit('/').next().unwrap_or(h).to_owned())
+                })
+                .collect();
+            let name = g.metadata.name.clone()?;
+            (!hosts.is_empty()).then_some((name, hosts))
+        })
+        .collect();
+    let mut virtual_hosts = Vec::new();
+    for vs in vss {
+        let bound: Vec<&(String, Vec<String>)> = gateways
+            .iter()
+            .filter(|(name, _)| {
+                vs.spec
+                    .gateways
+                    .iter()
+                    .any(|g| g == name || g.rsplit('/').next() == Some(name))
+            })
+            .collect();
+        if bound.is_empty() {
+            continue;
+        }
+        let name = vs.metadata.name.clone().unwrap_or_default();
+        let routes = translate_routes(topo, vs, &name, known_clusters, version)?;
+        for host in &vs.spec.hosts {
+            let admitted = bound
+                .iter()
+                .any(|(_, hosts)| hosts.iter().any(|h| h == "*" || h == host));
+            if !admitted {
+                continue;
+            }
+            let domains = if host == "*" {
+                vec!["*".to_owned()]
+            } else {
+                vec![host.clone(), format!("{host}:*")]
+            };
+            virtual_hosts.push(json!({
+                "name": format!("{host}:80"),
+                "domains": domains,
+                "routes": routes,
+            }));
+        }
+    }
+    Ok(rds_response(INGRESS_ROUTE_CONFIG_NAME, virtual_hosts, 1))
 }
 
 /// Every name a caller in the namespace may use for the host, with and without the port.
@@ -415,8 +540,10 @@ fn string_match_parts(sm: &StringMatch) -> Option<(&'static str, &str)> {
 
 /// Where the generated bootstrap points Envoy.
 pub struct BootstrapPaths<'a> {
-    /// The RDS file Envoy watches.
+    /// The RDS file Envoy watches for the sidecar's routes.
     pub routes_file: &'a Path,
+    /// The RDS file of the ingress gateway's routes.
+    pub gateway_routes_file: &'a Path,
     /// The access log.
     pub access_log: &'a Path,
 }
@@ -425,7 +552,6 @@ pub struct BootstrapPaths<'a> {
 /// routes from a watched file (so a change propagates asynchronously, as from istiod), and
 /// the clusters with their local endpoints.
 pub fn bootstrap(clusters: &[Cluster], paths: &BootstrapPaths<'_>) -> Value {
-    let routes_dir = paths.routes_file.parent().unwrap_or(Path::new("."));
     let clusters: Vec<Value> = clusters
         .iter()
         .map(|c| {
@@ -446,49 +572,64 @@ pub fn bootstrap(clusters: &[Cluster], paths: &BootstrapPaths<'_>) -> Value {
         "node": {"id": "sidecar~127.0.0.1~productpage-v1.test~test.svc.cluster.local", "cluster": "productpage.test"},
         "admin": {"address": loopback_any_port()},
         "static_resources": {
-            "listeners": [{
-                "name": "outbound_0.0.0.0_9080",
-                "address": loopback_any_port(),
-                "filter_chains": [{"filters": [{
-                    "name": "envoy.filters.network.http_connection_manager",
-                    "typed_config": {
-                        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-                        "stat_prefix": "outbound_0.0.0.0_9080",
-                        "rds": {
-                            "route_config_name": ROUTE_CONFIG_NAME,
-                            "config_source": {
-                                "path_config_source": {
-                                    "path": paths.routes_file,
-                                    "watched_directory": {"path": routes_dir},
-                                },
-                                "resource_api_version": "V3",
-                            },
-                        },
-                        "http_filters": [{
-                            "name": "envoy.filters.http.router",
-                            "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},
-                        }],
-                        "access_log": [{
-                            "name": "envoy.access_loggers.file",
-                            "typed_config": {
-                                "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
-                                "path": paths.access_log,
-                                // Upstreams by cluster (outbound|port|subset|host names the
-                                // workload), not by a loopback address nobody can place.
-                                "log_format": {"text_format_source": {"inline_string": ACCESS_LOG_FORMAT}},
-                            },
-                        }],
-                    },
-                }]}],
-            }],
+            // The ingress gateway's listener and productpage's sidecar, in one Envoy: the
+            // request path of a cluster, ingress -> productpage -> sidecar -> reviews.
+            "listeners": [
+                listener(INGRESS_LISTENER, INGRESS_ROUTE_CONFIG_NAME, paths.gateway_routes_file, paths),
+                listener(OUTBOUND_LISTENER, ROUTE_CONFIG_NAME, paths.routes_file, paths),
+            ],
             "clusters": clusters,
         },
     })
 }
 
+/// An HTTP listener on an ephemeral loopback port whose routes come from a watched RDS file.
+fn listener(
+    name: &str,
+    route_config: &str,
+    routes_file: &Path,
+    paths: &BootstrapPaths<'_>,
+) -> Value {
+    json!({
+        "name": name,
+        "address": loopback_any_port(),
+        "filter_chains": [{"filters": [{
+            "name": "envoy.filters.network.http_connection_manager",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                "stat_prefix": name,
+                "rds": {
+                    "route_config_name": route_config,
+                    "config_source": {
+                        "path_config_source": {
+                            "path": routes_file,
+                            "watched_directory": {"path": routes_file.parent().unwrap_or(Path::new("."))},
+                        },
+                        "resource_api_version": "V3",
+                    },
+                },
+                "http_filters": [{
+                    "name": "envoy.filters.http.router",
+                    "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},
+                }],
+                "access_log": [{
+                    "name": "envoy.access_loggers.file",
+                    "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+                        "path": paths.access_log,
+                        // Upstreams by cluster (outbound|port|subset|host names the
+                        // workload), not by a loopback address nobody can place.
+                        "log_format": {"text_format_source": {"inline_string": ACCESS_LOG_FORMAT}},
+                    },
+                }],
+            },
+        }]}],
+    })
+}
+
 /// One line per request through Envoy: what, the answer, which cluster served it, and the
 /// headers the suite routes and tags by.
-const ACCESS_LOG_FORMAT: &str = "[%START_TIME%] \"%REQ(:METHOD)% %REQ(:PATH)% %PROTOCOL%\" %RESPONSE_CODE% %RESPONSE_FLAGS% %DURATION%ms upstream=%UPSTREAM_CLUSTER% (%UPSTREAM_HOST%) user-agent=\"%REQ(USER-AGENT)%\" end-user=\"%REQ(END-USER)%\"\n";
+const ACCESS_LOG_FORMAT: &str = "[%START_TIME%] %DOWNSTREAM_LOCAL_ADDRESS% \"%REQ(:METHOD)% %REQ(:AUTHORITY)%%REQ(:PATH)% %PROTOCOL%\" %RESPONSE_CODE% %RESPONSE_FLAGS% %DURATION%ms upstream=%UPSTREAM_CLUSTER% (%UPSTREAM_HOST%) user-agent=\"%REQ(USER-AGENT)%\" end-user=\"%REQ(END-USER)%\"\n";
 
 fn loopback_any_port() -> Value {
     json!({"socket_address": {"address": "127.0.0.1", "port_value": 0}})

@@ -57,7 +57,8 @@ pub enum EnvoyError {
 pub struct Envoy {
     child: Child,
     admin: String,
-    listener_port: u16,
+    /// Bound listeners: name and port.
+    listeners: Vec<(String, u16)>,
     http: reqwest::Client,
 }
 
@@ -72,6 +73,8 @@ impl Envoy {
     ) -> Result<Envoy, EnvoyError> {
         let dir = log_file.parent().unwrap_or(Path::new("."));
         let admin_file = dir.join("envoy-admin-address.txt");
+        // A file left by an earlier Envoy in this directory would name its (closed) port.
+        let _ = std::fs::remove_file(&admin_file);
         // What Envoy prints before its log file is open (a bootstrap it rejects) goes here.
         let stderr_file = dir.join("envoy.stderr.log");
         let stderr = std::fs::File::create(&stderr_file).map_err(|source| EnvoyError::Spawn {
@@ -105,7 +108,7 @@ impl Envoy {
         let mut envoy = Envoy {
             child,
             admin: String::new(),
-            listener_port: 0,
+            listeners: Vec::new(),
             http: reqwest::Client::new(),
         };
         envoy.admin = envoy
@@ -139,14 +142,26 @@ impl Envoy {
             })
             .await?;
         let listeners = envoy.admin_json("/listeners?format=json").await?;
-        envoy.listener_port = listeners
-            .pointer("/listener_statuses/0/local_address/socket_address/port_value")
-            .and_then(Value::as_u64)
-            .and_then(|p| u16::try_from(p).ok())
-            .ok_or_else(|| EnvoyError::Admin {
+        envoy.listeners = listeners
+            .get("listener_statuses")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|l| {
+                let name = l.get("name")?.as_str()?.to_owned();
+                let port = l
+                    .pointer("/local_address/socket_address/port_value")?
+                    .as_u64()
+                    .and_then(|p| u16::try_from(p).ok())?;
+                Some((name, port))
+            })
+            .collect();
+        if envoy.listeners.is_empty() {
+            return Err(EnvoyError::Admin {
                 path: "/listeners".into(),
                 message: format!("no bound listener in {listeners}"),
-            })?;
+            });
+        }
         Ok(envoy)
     }
 
@@ -184,9 +199,19 @@ impl Envoy {
         }
     }
 
-    /// The outbound listener's address.
-    pub fn listener(&self) -> String {
-        format!("127.0.0.1:{}", self.listener_port)
+    /// The address of the listener `name`, e.g. [`crate::envoy::config::INGRESS_LISTENER`].
+    pub fn listener(&self, name: &str) -> Result<std::net::SocketAddr, EnvoyError> {
+        self.listeners
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, port)| ([127, 0, 0, 1], *port).into())
+            .ok_or_else(|| EnvoyError::Admin {
+                path: "/listeners".into(),
+                message: format!(
+                    "no listener {name}; bound: {:?}",
+                    self.listeners.iter().map(|(n, _)| n).collect::<Vec<_>>()
+                ),
+            })
     }
 
     /// GET an admin path and parse it as JSON.
@@ -235,7 +260,7 @@ pub fn tail(path: &Path, lines: usize) -> String {
 /// runner never leaves Envoy holding ports.
 #[cfg(target_os = "linux")]
 #[allow(unsafe_code)]
-fn die_with_parent(command: &mut Command) {
+pub(crate) fn die_with_parent(command: &mut Command) {
     // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
     unsafe {
         command.pre_exec(|| {
@@ -248,4 +273,4 @@ fn die_with_parent(command: &mut Command) {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn die_with_parent(_command: &mut Command) {}
+pub(crate) fn die_with_parent(_command: &mut Command) {}

@@ -94,8 +94,8 @@ impl<M: Mesh> Suite<M> {
                 let tags: Vec<String> = (0..BATCH)
                     .map(|i| self.tag(name, a, &i.to_string()))
                     .collect();
-                for reply in self.send_all(identity, &tags).await? {
-                    self.expect_served(&reply, expected)?;
+                for (reply, tag) in self.send_all(identity, &tags).await?.iter().zip(&tags) {
+                    self.expect_served(reply, expected, tag, identity)?;
                 }
                 Ok(())
             })
@@ -123,9 +123,13 @@ impl<M: Mesh> Suite<M> {
                     self.send_all(&Identity::User(user.clone()), &tags).await?;
                     let seen = self.wait_for_tags(&tags).await;
                     let missing: Vec<&String> = tags.iter().filter(|t| !seen.contains(t)).collect();
+                    let trail = missing
+                        .first()
+                        .map(|t| self.trail(t, &Identity::User(user.clone())))
+                        .unwrap_or_default();
                     if !missing.is_empty() {
                         return Err(format!(
-                            "{} of {} tester requests never reached the mirror: {missing:?}; {}",
+                            "{} of {} tester requests never reached the mirror: {missing:?}; {}{trail}",
                             missing.len(),
                             tags.len(),
                             seen.describe()
@@ -381,15 +385,43 @@ impl<M: Mesh> Suite<M> {
         Ok(reply)
     }
 
-    fn expect_served(&self, reply: &Reply, expected: &[String]) -> Result<(), String> {
+    fn expect_served(
+        &self,
+        reply: &Reply,
+        expected: &[String],
+        tag: &str,
+        identity: &Identity,
+    ) -> Result<(), String> {
         match &reply.workload {
             Some(w) if expected.contains(w) => Ok(()),
             other => Err(format!(
-                "served by {}, expected {}",
+                "served by {}, expected {}{}",
                 other.as_deref().unwrap_or("an unknown workload"),
-                expected.join(" or ")
+                expected.join(" or "),
+                self.trail(tag, identity)
             )),
         }
+    }
+
+    /// What the mode saw of request `tag` on its way, for a failure message; and when a
+    /// logged-in request reached a workload without `end-user`, says so plainly: the classic
+    /// reason header-based routing "does not work" is an app that does not forward it.
+    fn trail(&self, tag: &str, identity: &Identity) -> String {
+        let Some(trail) = self.mesh.request_trail(tag) else {
+            return String::new();
+        };
+        let lost = matches!(identity, Identity::User(_)) && trail.contains("end-user=-");
+        format!(
+            "{}; what the workloads saw of {tag}: {trail}",
+            if lost {
+                format!(
+                    "; the `end-user: {}` header never arrived: the productpage in use does not forward it",
+                    self.spec.user
+                )
+            } else {
+                String::new()
+            }
+        )
     }
 
     /// The Deployments behind a subset of the host under test.
@@ -472,7 +504,7 @@ impl<M: Mesh> Suite<M> {
                 check.rsplit("::").next().unwrap_or(check)
             );
             let reply = self.send(who, &tag).await?;
-            self.expect_served(&reply, expected)?;
+            self.expect_served(&reply, expected, &tag, who)?;
             latencies.push(reply.latency);
         }
         latencies.sort();

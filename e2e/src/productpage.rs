@@ -1,5 +1,5 @@
-//! Bookinfo's productpage as the suite's client: log in, request the page, read which
-//! reviews pod served it.
+//! Bookinfo's productpage as the suite's client, in both modes: log in, request the page
+//! through the ingress gateway, read which reviews pod served it.
 //!
 //! productpage sets `end-user` from its session after `POST /login` (FIELD-NOTES section 3)
 //! and forwards `user-agent`, so the tag travels to reviews and to the mirror. The login
@@ -7,7 +7,6 @@
 //! the redirect is not followed.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use reqwest::redirect::Policy;
@@ -23,7 +22,8 @@ pub struct Productpage {
     /// The `Host` the run's Gateway binds.
     host: String,
     http: reqwest::Client,
-    sessions: Mutex<HashMap<String, String>>,
+    /// Session cookies by user; held across a login so concurrent requests log in once.
+    sessions: tokio::sync::Mutex<HashMap<String, String>>,
 }
 
 impl Productpage {
@@ -37,7 +37,7 @@ impl Productpage {
                 .no_proxy()
                 .build()
                 .unwrap_or_default(),
-            sessions: Mutex::default(),
+            sessions: tokio::sync::Mutex::default(),
         }
     }
 
@@ -71,12 +71,8 @@ impl Productpage {
 
     /// The session cookie of `user`, logging in once.
     async fn session(&self, user: &str, tag: &str) -> Result<String, String> {
-        if let Some(cookie) = self
-            .sessions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(user)
-        {
+        let mut sessions = self.sessions.lock().await;
+        if let Some(cookie) = sessions.get(user) {
             return Ok(cookie.clone());
         }
         if !user
@@ -108,10 +104,7 @@ impl Productpage {
             .collect();
         let cookie = session_cookie(&cookies)
             .ok_or_else(|| format!("login as {user}: status {status} set no `session` cookie"))?;
-        self.sessions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(user.to_owned(), cookie.clone());
+        sessions.insert(user.to_owned(), cookie.clone());
         Ok(cookie)
     }
 }
