@@ -156,3 +156,58 @@ fn an_envoy_that_exits_at_startup_is_reported_at_once_with_what_it_printed() {
     // Envoy's own words about the bootstrap, not an empty tail.
     assert!(err.to_lowercase().contains("listener"), "{err}");
 }
+
+/// Whether any process runs with `marker` in its command line.
+fn process_with(marker: &str) -> Option<String> {
+    std::fs::read_dir("/proc")
+        .ok()?
+        .filter_map(Result::ok)
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .find(|c| c.contains(marker) && !c.contains("process_hygiene"))
+}
+
+#[test]
+fn ctrl_c_ends_user_workloads_and_what_they_started() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The workload starts a child of its own (the marked sleep) and then serves.
+    let marker = format!("600.{}", std::process::id());
+    let mut run = Command::new(env!("CARGO_BIN_EXE_mirror-e2e"))
+        .args(["local", "--patience", "60", "--manifests"])
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests"))
+        .arg("--envoy")
+        .arg(envoy())
+        .arg("--artifacts-root")
+        .arg(dir.path())
+        .arg("--workload")
+        .arg(format!(
+            "details-v1=sh -c 'sleep {marker} & exec python3 -m http.server --bind 127.0.0.1 {{port}}'"
+        ))
+        .args(["--", "--exact", "mirror::percentage_within_tolerance"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start mirror-e2e");
+    let admin = envoy_admin(dir.path());
+    block_on(poll_until(
+        "the workload's child to run",
+        Duration::from_secs(20),
+        || async { Ok(process_with(&marker).map(|_| ())) },
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    signal(&run, libc::SIGINT);
+    let status = run.wait().expect("runner exits");
+    assert_eq!(status.code(), Some(130));
+    assert_port_closes(&admin);
+    block_on(poll_until(
+        "the workload's child to be gone",
+        Duration::from_secs(10),
+        || async {
+            match process_with(&marker) {
+                Some(p) => Err(format!("still running: {p}")),
+                None => Ok(Some(())),
+            }
+        },
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+}
