@@ -593,3 +593,47 @@ impl Mesh for LocalMesh {
         Ok(start.elapsed())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deployment(image: &str, env: &str) -> Deployment {
+        serde_yaml::from_str(&format!(
+            "metadata: {{name: d}}\nspec: {{selector: {{}}, template: {{spec: {{containers: [{{name: c, image: '{image}', env: [{env}]}}]}}}}}}"
+        ))
+        .expect("fixture")
+    }
+
+    #[test]
+    fn deployments_get_the_stand_in_their_image_calls_for() {
+        let sidecar = Sidecar::default();
+        let of = |image: &str, env: &str| behaviour(&deployment(image, env), &sidecar);
+        assert!(matches!(
+            of(
+                "registry.istio.io/release/examples-bookinfo-productpage-v1:1.20.3",
+                ""
+            ),
+            Behaviour::Productpage(_)
+        ));
+        assert_eq!(
+            of("docker.io/istio/examples-bookinfo-reviews-v2:1.20.3", ""),
+            Behaviour::Reviews
+        );
+        assert_eq!(
+            of("docker.io/istio/examples-bookinfo-ratings-v1:1.20.3", ""),
+            Behaviour::BookinfoData
+        );
+        assert_eq!(of("example.com/app:1", ""), Behaviour::Named);
+        // Node's truthiness: any non-empty LOG_WITHOUT_NEWLINE means compact, "false" too.
+        let compact = |value: &str| match of(
+            "docker.io/mendhak/http-https-echo:41",
+            &format!("{{name: LOG_WITHOUT_NEWLINE, value: '{value}'}}"),
+        ) {
+            Behaviour::Echo(s) => s.compact,
+            other => panic!("{other:?}"),
+        };
+        assert!(compact("false") && compact("1"));
+        assert!(!compact(""));
+    }
+}

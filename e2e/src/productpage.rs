@@ -150,8 +150,9 @@ mod tests {
 
     #[test]
     fn served_by_reads_the_pod_across_markup_and_newlines() {
-        let v120 =
-            "<div><h4>Reviews served by:</h4>\n      <u>reviews-v2-7d79d5bd5d-8xzmf</u></div>";
+        // Bookinfo 1.20.x (templates/productpage.html): the marker in a div, a trailing
+        // space, the pod on the next line.
+        let v120 = "<div class=\"mt-0.5 text-gray-600 font-mono\">Reviews served by: \n                  reviews-v2-7d79d5bd5d-8xzmf\n                  \n                </div>";
         assert_eq!(served_by(v120), Some("reviews-v2-7d79d5bd5d-8xzmf"));
         let plain = "Reviews served by:\n  reviews-v1-5b4c8d9f6-abcde\n";
         assert_eq!(served_by(plain), Some("reviews-v1-5b4c8d9f6-abcde"));
