@@ -111,12 +111,170 @@ impl Comparison {
     }
 }
 
+/// An upgrade walk: the runs in order and the comparison of each with the one before.
+#[derive(Debug, Clone)]
+pub struct Walk {
+    /// The runs, FROM first.
+    pub runs: Vec<RunReport>,
+    /// `hops[i]` compares `runs[i + 1]` with `runs[i]`.
+    pub hops: Vec<Comparison>,
+}
+
+/// Compares every run of a walk with the one before it.
+pub fn walk(runs: Vec<RunReport>) -> Walk {
+    let hops = runs.windows(2).map(|w| compare(&w[0], &w[1])).collect();
+    Walk { runs, hops }
+}
+
+impl Walk {
+    /// Whether any hop changed something that is not intended.
+    pub fn failed(&self) -> bool {
+        self.hops.iter().any(Comparison::failed)
+    }
+
+    /// Rows of the version-by-check table: the check, then one cell per run; a cell whose
+    /// hop changed something carries a note number.
+    fn rows(&self) -> (Vec<(String, Vec<String>)>, Vec<String>) {
+        let mut notes = Vec::new();
+        let names: Vec<String> = self
+            .runs
+            .first()
+            .map(|r| r.checks.iter().map(|c| c.name.clone()).collect())
+            .unwrap_or_default();
+        let rows = names
+            .iter()
+            .map(|name| {
+                let cells = self
+                    .runs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, run)| {
+                        let mut cell = match run.checks.iter().find(|c| &c.name == name) {
+                            Some(c) if c.passed => "PASS".to_owned(),
+                            Some(_) => "FAIL".to_owned(),
+                            None => "-".to_owned(),
+                        };
+                        let verdict = i
+                            .checked_sub(1)
+                            .and_then(|h| self.hops.get(h))
+                            .and_then(|hop| hop.checks.iter().find(|(n, _)| n == name))
+                            .map(|(_, v)| v);
+                        let note = match verdict {
+                            Some(Verdict::Intended(why)) => Some(why.clone()),
+                            Some(Verdict::Regression(why)) => Some(format!("REGRESSION: {why}")),
+                            Some(Verdict::Unexplained(why)) => Some(format!("CHANGED: {why}")),
+                            _ => None,
+                        };
+                        if let Some(note) = note {
+                            notes.push(format!(
+                                "[{}] {} -> {}, {name}: {note}",
+                                notes.len() + 1,
+                                self.runs[i - 1].istio,
+                                run.istio
+                            ));
+                            cell.push_str(&format!(" [{}]", notes.len()));
+                        }
+                        cell
+                    })
+                    .collect();
+                (name.clone(), cells)
+            })
+            .collect();
+        (rows, notes)
+    }
+
+    fn totals(&self) -> String {
+        let count = |f: fn(&Verdict) -> bool| {
+            self.hops
+                .iter()
+                .flat_map(|h| h.checks.iter())
+                .filter(|(_, v)| f(v))
+                .count()
+        };
+        format!(
+            "{}: {}, {}",
+            plural(self.hops.len(), "hop", "hops"),
+            plural(
+                count(|v| matches!(v, Verdict::Intended(_))),
+                "intended behaviour change",
+                "intended behaviour changes"
+            ),
+            plural(
+                count(|v| matches!(v, Verdict::Regression(_) | Verdict::Unexplained(_))),
+                "unexplained change or regression",
+                "unexplained changes or regressions"
+            )
+        )
+    }
+
+    /// The text of `comparison.txt`: the version-by-check table, its notes, each hop.
+    pub fn render(&self) -> String {
+        let (rows, notes) = self.rows();
+        let width = rows.iter().map(|(n, _)| n.len()).max().unwrap_or(5).max(5);
+        let cell_width = rows
+            .iter()
+            .flat_map(|(_, c)| c.iter().map(String::len))
+            .chain(self.runs.iter().map(|r| r.istio.len()))
+            .max()
+            .unwrap_or(4);
+        let mut s = String::new();
+        let _ = write!(s, "{:<width$}", "check");
+        for r in &self.runs {
+            let _ = write!(s, "  {:<cell_width$}", r.istio);
+        }
+        s.push('\n');
+        for (name, cells) in &rows {
+            let _ = write!(s, "{name:<width$}");
+            for c in cells {
+                let _ = write!(s, "  {c:<cell_width$}");
+            }
+            s.push('\n');
+        }
+        for note in &notes {
+            let _ = writeln!(s, "{note}");
+        }
+        s.push('\n');
+        for hop in &self.hops {
+            s.push_str(&hop.render());
+        }
+        let _ = writeln!(s, "{}", self.totals());
+        s
+    }
+
+    /// The table in Markdown, for `summary.md` and a CI job's summary.
+    pub fn markdown(&self) -> String {
+        let (rows, notes) = self.rows();
+        let mut s = format!(
+            "| check | {} |\n|---|{}\n",
+            self.runs
+                .iter()
+                .map(|r| r.istio.as_str())
+                .collect::<Vec<_>>()
+                .join(" | "),
+            "---|".repeat(self.runs.len())
+        );
+        for (name, cells) in &rows {
+            let _ = writeln!(s, "| `{name}` | {} |", cells.join(" | "));
+        }
+        s.push('\n');
+        for note in &notes {
+            let _ = writeln!(s, "- {note}");
+        }
+        let _ = writeln!(s, "\n{}", self.totals());
+        s
+    }
+}
+
 /// Compares `after` with `before`.
 pub fn compare(before: &RunReport, after: &RunReport) -> Comparison {
     let from: Option<IstioVersion> = before.istio.parse().ok();
     let to: Option<IstioVersion> = after.istio.parse().ok();
+    // A known change explains a hop across its boundary, upwards or (a rollback) downwards.
     let crosses = |since: (u32, u32)| match (from, to) {
-        (Some(f), Some(t)) => (f.major, f.minor) < since && since <= (t.major, t.minor),
+        (Some(f), Some(t)) => {
+            let (f, t) = ((f.major, f.minor), (t.major, t.minor));
+            f.min(t) < since && since <= f.max(t)
+        }
         _ => false,
     };
     let mut checks = Vec::new();
@@ -290,5 +448,51 @@ mod tests {
         assert!(matches!(verdicts[3], Verdict::Unexplained(why) if why.contains("new after")));
         let same = compare(&before, &before.clone());
         assert!(!same.failed(), "{}", same.render());
+    }
+
+    #[test]
+    fn a_walk_reads_as_a_version_by_check_table_with_the_change_where_it_happened() {
+        let old = [(
+            "mirror::shadow_host_matches_istio_version",
+            true,
+            &[("shadow host", "reviews-shadow")][..],
+        )];
+        let new = [(
+            "mirror::shadow_host_matches_istio_version",
+            true,
+            &[("shadow host", "reviews")][..],
+        )];
+        let w = walk(vec![
+            run("1.27.7", &old),
+            run("1.28.4", &new),
+            run("1.29.8", &new),
+        ]);
+        assert!(!w.failed());
+        let text = w.render();
+        let header = text.lines().next().expect("header");
+        assert!(
+            header.contains("1.27.7") && header.contains("1.29.8"),
+            "{text}"
+        );
+        let row = text.lines().nth(1).expect("row");
+        assert!(
+            row.contains("PASS [1]") && row.trim_end().ends_with("PASS"),
+            "{text}"
+        );
+        assert!(text.contains("[1] 1.27.7 -> 1.28.4, mirror::shadow_host_matches_istio_version: shadow host `reviews-shadow` -> `reviews` (intended:"), "{text}");
+        assert!(
+            text.contains("2 hops: 1 intended behaviour change, 0 unexplained"),
+            "{text}"
+        );
+        assert!(
+            w.markdown().contains(
+                "| `mirror::shadow_host_matches_istio_version` | PASS | PASS [1] | PASS |"
+            ),
+            "{}",
+            w.markdown()
+        );
+        // A rollback across the boundary is explained the same way.
+        let back = walk(vec![run("1.28.4", &new), run("1.27.7", &old)]);
+        assert!(!back.failed(), "{}", back.render());
     }
 }

@@ -50,13 +50,12 @@ enum Command {
         #[arg(long, env = PATIENCE_ENV, default_value = "300", value_parser = parse_patience)]
         patience: Duration,
     },
-    /// Compare two runs check by check (the Istio upgrade check); exit 1 on any change
-    /// that is not a known, intended behaviour change.
+    /// Compare the runs of an upgrade walk, each with the one before, check by check; exit 1
+    /// on any change that is not a known, intended behaviour change.
     Compare {
-        /// The run before the upgrade (its directory, or the directory holding it).
-        before: PathBuf,
-        /// The run after the upgrade.
-        after: PathBuf,
+        /// The runs in walking order (each a run directory, or the directory holding one).
+        #[arg(num_args = 2.., required = true)]
+        runs: Vec<PathBuf>,
         /// Also write the comparison to this file.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -186,7 +185,7 @@ fn main() -> ExitCode {
         Command::Lint { paths } => lint(&paths),
         Command::Local(args) => local(args),
         Command::Cluster(args) => cluster(*args),
-        Command::Compare { before, after, out } => compare(&before, &after, out.as_deref()),
+        Command::Compare { runs, out } => compare(&runs, out.as_deref()),
         Command::NodesReady {
             kubeconfig,
             context,
@@ -195,29 +194,28 @@ fn main() -> ExitCode {
     }
 }
 
-fn compare(
-    before: &std::path::Path,
-    after: &std::path::Path,
-    out: Option<&std::path::Path>,
-) -> ExitCode {
-    let reports = RunReport::read(before).and_then(|b| Ok((b, RunReport::read(after)?)));
-    let (before, after) = match reports {
+fn compare(runs: &[PathBuf], out: Option<&std::path::Path>) -> ExitCode {
+    let reports: Result<Vec<RunReport>, _> = runs.iter().map(|r| RunReport::read(r)).collect();
+    let reports = match reports {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);
         }
     };
-    let comparison = e2e::compare::compare(&before, &after);
-    let text = comparison.render();
+    let walk = e2e::compare::walk(reports);
+    let text = walk.render();
     print!("{text}");
-    if let Some(out) = out
-        && let Err(e) = std::fs::write(out, &text)
-    {
-        eprintln!("error: write {}: {e}", out.display());
-        return ExitCode::from(2);
+    if let Some(out) = out {
+        let written = std::fs::write(out, &text)
+            .and_then(|()| std::fs::write(out.with_extension("md"), walk.markdown()));
+        if let Err(e) = written {
+            eprintln!("error: write {}: {e}", out.display());
+            return ExitCode::from(2);
+        }
+        e2e::report::append_step_summary(&format!("## Istio upgrade walk\n\n{}", walk.markdown()));
     }
-    if comparison.failed() {
+    if walk.failed() {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS

@@ -106,6 +106,26 @@ mod phase_seconds {
     }
 }
 
+/// Appends Markdown to the CI job's summary page when `GITHUB_STEP_SUMMARY` names one
+/// (GitHub Actions shows it on the job's page); does nothing elsewhere.
+pub fn append_step_summary(markdown: &str) {
+    let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY") else {
+        return;
+    };
+    use std::io::Write as _;
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|mut f| writeln!(f, "{markdown}"));
+    if let Err(e) = written {
+        eprintln!(
+            "warning: cannot append to GITHUB_STEP_SUMMARY {}: {e}",
+            std::path::Path::new(&path).display()
+        );
+    }
+}
+
 /// `1 error`, `2 errors`.
 pub fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })

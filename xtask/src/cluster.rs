@@ -253,7 +253,7 @@ name=mirror-e2e
 prev=""
 for a in "$@"; do [ "$prev" = "--name" ] && name="$a"; prev="$a"; done
 clusters() { cat "$FAKE_DIR/clusters" 2>/dev/null; [ -z "$FAKE_KIND_CLUSTERS" ] || echo "$FAKE_KIND_CLUSTERS"; }
-case "$tool $1" in "$FAKE_BLOCK"|"$FAKE_BLOCK "*)
+case "$tool $1" in "${FAKE_BLOCK:-none}"|"${FAKE_BLOCK:-none} "*)
   [ -n "$FAKE_BLOCK" ] && { echo started > "$FAKE_DIR/started"; exec sleep 600; } ;;
 esac
 case "$tool $1 $2" in
@@ -271,7 +271,8 @@ case "$tool $1 $2" in
     grep -vx "$name" "$FAKE_DIR/clusters" > "$FAKE_DIR/clusters.new" 2>/dev/null; mv "$FAKE_DIR/clusters.new" "$FAKE_DIR/clusters" 2>/dev/null; true ;;
   "istioctl install "*) [ -z "$FAKE_ISTIOCTL_FAILS" ] || { echo "Error: failed to install" >&2; exit 1; } ;;
   "istioctl proxy-config routes") echo '[{"name": "9080"}]' ;;
-  "mirror-e2e cluster "*) [ -z "$FAKE_SUITE_FAILS" ] || { echo "2 passed, 1 failed"; exit 1; } ;;
+  "mirror-e2e cluster "*) [ -z "$FAKE_SUITE_FAILS" ] || { echo "2 passed, 1 failed"; exit 1; }
+    case " $* " in *" --istio $FAKE_SUITE_FAILS_ON "*) echo "6 passed, 1 failed"; exit 1 ;; esac ;;
 esac
 "#;
 

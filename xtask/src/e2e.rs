@@ -96,25 +96,37 @@ impl flags::E2e {
     }
 
     fn run_local_upgrade(&self, sh: &Shell, runner: &Runner, spec: &str) -> anyhow::Result<()> {
-        let (from, to) = versions::istio_upgrade(spec)?;
-        let root = paths::project_root()
-            .join("target/e2e")
-            .join(format!("upgrade-{}", run_id()));
-        let (before, after) = (root.join("before"), root.join("after"));
-        upgrade_steps(
-            |side| match side {
-                Side::Before => self.local_suite(sh, runner, from.version, Some(&before)),
-                Side::After => self.local_suite(sh, runner, to.version, Some(&after)),
-            },
-            || Ok(()),
-            || compare_runs(sh, runner, &root),
-        )
+        let path = versions::upgrade_path(spec)?;
+        let root = artifacts_root().join(format!("upgrade-{}", run_id()));
+        let dirs = walk_dirs(&root, &path);
+        let walked = walk(
+            &path,
+            |i| self.local_suite(sh, runner, path[i].version, Some(&dirs[i])),
+            // Local mode emulates each version; there is nothing to install.
+            |_| Ok(()),
+            |ran| compare_runs(sh, runner, &root, &dirs[..ran]),
+        );
+        self.finish_walk(&root, walked)
+    }
+
+    /// Removes a passing walk's directory unless `--keep`; a failing one is kept.
+    fn finish_walk(&self, root: &Path, walked: anyhow::Result<()>) -> anyhow::Result<()> {
+        if walked.is_ok() && !self.keep {
+            let _ = std::fs::remove_dir_all(root);
+            eprintln!("artifacts: removed (the walk passed; --keep keeps them)");
+        } else if root.exists() {
+            eprintln!(
+                "artifacts: {} (comparison.txt and comparison.md: the version-by-check table; one directory per run)",
+                root.display()
+            );
+        }
+        walked
     }
 
     fn run_kind(&self, sh: &Shell, interrupt: &Interrupt) -> anyhow::Result<()> {
         let release = versions::istio_release(self.istio.as_deref())?;
         let run_id = run_id();
-        let artifacts = paths::project_root().join("target/e2e").join(&run_id);
+        let artifacts = artifacts_root().join(&run_id);
         let runner = Runner::build(sh, interrupt)?;
         let (kind, plan) = self.kind_run(
             sh,
@@ -149,63 +161,55 @@ impl flags::E2e {
         interrupt: &Interrupt,
         spec: &str,
     ) -> anyhow::Result<()> {
-        let (from, to) = versions::istio_upgrade(spec)?;
-        let node_image = versions::shared_node_image(from, to)?;
+        let path = versions::upgrade_path(spec)?;
+        let node_image = versions::shared_node_image(&path)?;
         let run_id = run_id();
-        let runs = paths::project_root()
-            .join("target/e2e")
-            .join(format!("upgrade-{run_id}"));
+        let root = artifacts_root().join(format!("upgrade-{run_id}"));
+        let dirs = walk_dirs(&root, &path);
         let runner = Runner::build(sh, interrupt)?;
-        // An upgrade needs a cluster that starts on FROM: never a reused one.
-        let (kind, plan) = self.kind_run(sh, interrupt, node_image.image, runs.clone(), false)?;
-        let istioctl_from = self.istioctl(
-            sh,
-            interrupt,
-            tools::ensure(sh, &tools::istioctl_asset(from.version)?)?,
-            &kind,
-        );
-        let istioctl_to = self.istioctl(
-            sh,
-            interrupt,
-            tools::ensure(sh, &tools::istioctl_asset(to.version)?)?,
-            &kind,
-        );
-        let suite = |phases: &[(String, f64)], side: Side| {
-            let (release, dir) = match side {
-                Side::Before => (from, runs.join("before")),
-                Side::After => (to, runs.join("after")),
-            };
-            let mut args = self.kind_suite_args(&kind, release, &run_id, phases);
-            args.extend(["--artifacts-root".to_owned(), dir.display().to_string()]);
-            // Both runs' reports stay for the comparison; the common arguments carry
+        // A walk needs a cluster that starts on FROM: never a reused one.
+        let (kind, plan) = self.kind_run(sh, interrupt, node_image.image, root.clone(), false)?;
+        let istioctls = path
+            .iter()
+            .map(|r| {
+                Ok(self.istioctl(
+                    sh,
+                    interrupt,
+                    tools::ensure(sh, &tools::istioctl_asset(r.version)?)?,
+                    &kind,
+                ))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let suite = |phases: &[(String, f64)], i: usize| {
+            let mut args = self.kind_suite_args(&kind, path[i], &run_id, phases);
+            args.extend(["--artifacts-root".to_owned(), dirs[i].display().to_string()]);
+            // Every run's report stays for the comparison; the common arguments carry
             // --keep already when the user asked for it.
             if !self.keep {
                 args.push("--keep".into());
             }
-            if side == Side::After {
+            if i > 0 {
                 args.push("--restart-workloads".into());
             }
             args.push("--".into());
             args.extend(self.harness.iter().cloned());
             runner.run(sh, &args)
         };
-        run_on_kind(
+        let walked = run_on_kind(
             &kind,
-            &istioctl_from,
+            &istioctls[0],
             &plan,
             || self.nodes_ready(sh, &runner, &kind),
             |phases| {
-                upgrade_steps(
-                    |side| suite(if side == Side::Before { phases } else { &[] }, side),
-                    || {
-                        istioctl_to
-                            .install(&plan.operator)
-                            .context("upgrade istio in place")
-                    },
-                    || compare_runs(sh, &runner, &runs),
+                walk(
+                    &path,
+                    |i| suite(if i == 0 { phases } else { &[] }, i),
+                    |i| istioctls[i].install(&plan.operator),
+                    |ran| compare_runs(sh, &runner, &root, &dirs[..ran]),
                 )
             },
-        )
+        );
+        self.finish_walk(&root, walked)
     }
 
     /// Checks Docker, provisions kind, and plans a run on the project's kind cluster.
@@ -419,55 +423,77 @@ fn utc_stamp(secs: u64) -> String {
     )
 }
 
-/// Which run of an upgrade check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Side {
-    Before,
-    After,
+/// Where run `i` of a walk keeps its report: `<root>/<i>-<version>`.
+fn walk_dirs(root: &Path, path: &[&versions::IstioRelease]) -> Vec<PathBuf> {
+    path.iter()
+        .enumerate()
+        .map(|(i, r)| root.join(format!("{}-{}", i + 1, r.version)))
+        .collect()
 }
 
-/// The upgrade check: run, upgrade, run again, compare. Both runs and the comparison happen
-/// even when the first run fails, so the report shows everything; any failure fails it.
-/// An interruption stops it where it is.
-pub fn upgrade_steps(
-    mut run: impl FnMut(Side) -> anyhow::Result<()>,
-    upgrade: impl FnOnce() -> anyhow::Result<()>,
-    compare: impl FnOnce() -> anyhow::Result<()>,
+/// Where xtask keeps runs: `MIRROR_E2E_ARTIFACTS_ROOT` (the suite reads it too), else
+/// `target/e2e/` in the project.
+pub fn artifacts_root() -> PathBuf {
+    std::env::var_os("MIRROR_E2E_ARTIFACTS_ROOT")
+        .map_or_else(|| paths::project_root().join("target/e2e"), PathBuf::from)
+}
+
+/// An upgrade walk: the suite on `path[0]`, then for every hop: install `path[i]` in place
+/// and run the suite again. A hop whose install or suite fails stops the walk, naming the
+/// hop; the runs made so far are compared either way (`compare` gets how many ran), so the
+/// table shows where it broke. An interruption stops everything at once.
+pub fn walk(
+    path: &[&versions::IstioRelease],
+    mut run: impl FnMut(usize) -> anyhow::Result<()>,
+    mut install: impl FnMut(usize) -> anyhow::Result<()>,
+    compare: impl FnOnce(usize) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
-    let before = run(Side::Before);
-    if let Err(e) = &before
+    let hops = path.len().saturating_sub(1);
+    let hop_name = |i: usize| {
+        format!(
+            "hop {i} of {hops}, {} -> {} ({})",
+            path[i - 1].version,
+            path[i].version,
+            versions::hop_kind(path[i - 1], path[i]).describe()
+        )
+    };
+    // Runs made so far: the first always counts, even when it failed.
+    let mut ran = 1;
+    let mut failed =
+        run(0).with_context(|| format!("the suite failed on {}, before the walk", path[0].version));
+    if failed.is_ok() {
+        for i in 1..path.len() {
+            eprintln!("{}", hop_name(i));
+            let hop = install(i)
+                .with_context(|| format!("install Istio {} in place", path[i].version))
+                .and_then(|()| {
+                    ran = i + 1;
+                    run(i).with_context(|| format!("the suite failed on {}", path[i].version))
+                });
+            if let Err(e) = hop {
+                failed = Err(e.context(hop_name(i)));
+                break;
+            }
+        }
+    }
+    if let Err(e) = &failed
         && is_interrupted(e)
     {
-        return before;
+        return failed;
     }
-    upgrade()?;
-    let after = run(Side::After);
-    if let Err(e) = &after
-        && is_interrupted(e)
-    {
-        return after;
-    }
-    let compared = compare();
-    before.context("the suite failed before the upgrade")?;
-    after.context("the suite failed after the upgrade")?;
+    let compared = if ran >= 2 { compare(ran) } else { Ok(()) };
+    failed?;
     compared
 }
 
-fn compare_runs(sh: &Shell, runner: &Runner, root: &Path) -> anyhow::Result<()> {
-    let args = [
-        "compare".to_owned(),
-        root.join("before").display().to_string(),
-        root.join("after").display().to_string(),
+fn compare_runs(sh: &Shell, runner: &Runner, root: &Path, dirs: &[PathBuf]) -> anyhow::Result<()> {
+    let mut args = vec!["compare".to_owned()];
+    args.extend(dirs.iter().map(|d| d.display().to_string()));
+    args.extend([
         "--out".into(),
         root.join("comparison.txt").display().to_string(),
-    ];
-    let compared = runner.run(sh, &args);
-    eprintln!(
-        "comparison: {} (the two runs' reports: {})",
-        root.join("comparison.txt").display(),
-        root.display()
-    );
-    compared.with_context(|| {
+    ]);
+    runner.run(sh, &args).with_context(|| {
         format!(
             "the runs differ beyond intended behaviour changes (see {})",
             root.join("comparison.txt").display()
@@ -871,16 +897,110 @@ mod tests {
         );
     }
 
+    /// A kind-mode walk over `spec` with the fake tools: one istioctl per release (each a
+    /// copy of the fake, named `istioctl-<version>`), the suite as `mirror-e2e cluster
+    /// --istio <version>`, the comparison as `mirror-e2e compare`.
+    fn kind_walk(f: &Fakes, spec: &str) -> anyhow::Result<()> {
+        let (kind, _, plan, runner) = setup(f);
+        let path = versions::upgrade_path(spec).expect("walk");
+        let istioctls: Vec<Istioctl<'_>> = path
+            .iter()
+            .map(|r| {
+                let bin = f.dir.path().join(format!("istioctl-{}", r.version));
+                std::fs::copy(f.bin("istioctl"), &bin).expect("copy fake");
+                Istioctl {
+                    sh: &f.sh,
+                    bin,
+                    kubeconfig: None,
+                    context: None,
+                    hub: None,
+                    interrupt: kind.interrupt.clone(),
+                }
+            })
+            .collect();
+        run_on_kind(&kind, &istioctls[0], &plan, nodes(f, &runner), |_| {
+            walk(
+                &path,
+                |i| {
+                    let mut args = vec![
+                        "cluster".to_owned(),
+                        "--istio".into(),
+                        path[i].version.into(),
+                    ];
+                    if i > 0 {
+                        args.push("--restart-workloads".into());
+                    }
+                    runner.run(&f.sh, &args)
+                },
+                |i| istioctls[i].install(Path::new("operator.yaml")),
+                |ran| runner.run(&f.sh, &["compare".to_owned(), format!("{ran} runs")]),
+            )
+        })
+    }
+
     #[test]
-    fn ctrl_c_during_the_first_upgrade_run_upgrades_nothing_and_runs_nothing_more() {
+    fn a_two_minor_walk_installs_restarts_runs_and_compares_hop_by_hop() {
+        let f = Fakes::new();
+        kind_walk(&f, "1.29.8..1.31.1").expect("passes");
+        assert_eq!(
+            short(f.calls()),
+            [
+                "kind get clusters",
+                "kind create cluster",
+                "mirror-e2e nodes-ready",
+                "istioctl-1.29.8 install -y",
+                "mirror-e2e cluster",
+                "istioctl-1.30.5 install -y",
+                "mirror-e2e cluster",
+                "istioctl-1.31.1 install -y",
+                "mirror-e2e cluster",
+                "mirror-e2e compare 3 runs",
+                "kind delete cluster"
+            ]
+        );
+        let restarts = f
+            .calls()
+            .iter()
+            .filter(|c| c.contains("--restart-workloads"))
+            .count();
+        assert_eq!(
+            restarts, 2,
+            "every run after an install restarts the workloads"
+        );
+    }
+
+    #[test]
+    fn a_failing_middle_hop_stops_the_walk_naming_the_hop() {
+        let f = Fakes::new();
+        f.sh.set_var("FAKE_SUITE_FAILS_ON", "1.30.5");
+        let err = format!("{:#}", kind_walk(&f, "1.29.8..1.31.1").expect_err("fails"));
+        assert!(
+            err.starts_with("hop 1 of 2, 1.29.8 -> 1.30.5 (upgrade): the suite failed on 1.30.5"),
+            "{err}"
+        );
+        let calls = short(f.calls());
+        assert!(
+            !calls.iter().any(|c| c.starts_with("istioctl-1.31.1")),
+            "{calls:?}"
+        );
+        assert!(
+            calls.contains(&"mirror-e2e compare 2 runs".to_owned()),
+            "the runs made are compared: {calls:?}"
+        );
+    }
+
+    #[test]
+    fn ctrl_c_during_the_first_run_of_a_walk_installs_nothing_more() {
         let f = Fakes::new();
         let (kind, istioctl, plan, runner) = setup(&f);
         let watcher = f.interrupt_during("mirror-e2e cluster", &kind.interrupt);
+        let path = versions::upgrade_path("1.29.8..1.31.1").expect("walk");
         let err = run_on_kind(&kind, &istioctl, &plan, nodes(&f, &runner), |_| {
-            upgrade_steps(
+            walk(
+                &path,
                 |_| runner.run(&f.sh, &["cluster".to_owned()]),
-                || istioctl.install(Path::new("operator.yaml")),
-                || runner.run(&f.sh, &["compare".to_owned()]),
+                |_| istioctl.install(Path::new("operator.yaml")),
+                |_| runner.run(&f.sh, &["compare".to_owned()]),
             )
         })
         .expect_err("interrupted");
@@ -897,79 +1017,6 @@ mod tests {
                 "kind delete cluster"
             ]
         );
-    }
-
-    #[test]
-    fn the_upgrade_check_runs_installs_upgrades_restarts_and_compares_in_order() {
-        let f = Fakes::new();
-        std::fs::copy(f.bin("istioctl"), f.dir.path().join("istioctl-1.31.1")).expect("copy fake");
-        let (kind, istioctl_from, plan, runner) = setup(&f);
-        let istioctl_to = Istioctl {
-            sh: &f.sh,
-            bin: f.dir.path().join("istioctl-1.31.1"),
-            kubeconfig: None,
-            context: None,
-            hub: None,
-            interrupt: kind.interrupt.clone(),
-        };
-        run_on_kind(&kind, &istioctl_from, &plan, nodes(&f, &runner), |_| {
-            upgrade_steps(
-                |side| {
-                    let mut args = vec!["cluster".to_owned()];
-                    if side == Side::After {
-                        args.push("--restart-workloads".into());
-                    }
-                    runner.run(&f.sh, &args)
-                },
-                || istioctl_to.install(&plan.operator),
-                || runner.run(&f.sh, &["compare".to_owned()]),
-            )
-        })
-        .expect("passes");
-        assert_eq!(
-            f.calls(),
-            [
-                "kind get clusters",
-                "kind create cluster --name mirror-e2e --config cluster.yaml --image kindest/node:v1.36.1@sha256:ab --kubeconfig <dir>/kubeconfig --wait 180s",
-                "mirror-e2e nodes-ready",
-                "istioctl install -y --kubeconfig <dir>/kubeconfig -f operator.yaml",
-                "mirror-e2e cluster",
-                "istioctl-1.31.1 install -y -f operator.yaml",
-                "mirror-e2e cluster --restart-workloads",
-                "mirror-e2e compare",
-                "kind delete cluster --name mirror-e2e --kubeconfig <dir>/kubeconfig"
-            ]
-        );
-    }
-
-    #[test]
-    fn a_failing_first_run_still_upgrades_runs_again_compares_and_fails() {
-        let mut steps = Vec::new();
-        let steps_ref = std::cell::RefCell::new(&mut steps);
-        let err = upgrade_steps(
-            |side| {
-                steps_ref.borrow_mut().push(format!("{side:?}"));
-                if side == Side::Before {
-                    bail!("1 check failed")
-                } else {
-                    Ok(())
-                }
-            },
-            || {
-                steps_ref.borrow_mut().push("upgrade".into());
-                Ok(())
-            },
-            || {
-                steps_ref.borrow_mut().push("compare".into());
-                Ok(())
-            },
-        )
-        .expect_err("fails");
-        assert!(
-            format!("{err:#}").starts_with("the suite failed before the upgrade"),
-            "{err:#}"
-        );
-        assert_eq!(steps, ["Before", "upgrade", "After", "compare"]);
     }
 
     #[test]

@@ -45,6 +45,20 @@ impl flags::Test {
             unreachable!("parsed as the e2e command")
         };
         local.run_with(sh, &interrupt)?;
+
+        step("local upgrade walk");
+        let flags::Command::E2e(walk) = <flags::Xtask as clap::Parser>::parse_from([
+            "cargo xtask",
+            "e2e",
+            "--local",
+            "--istio-upgrade",
+            "1.27.7..1.31.1",
+        ])
+        .command
+        else {
+            unreachable!("parsed as the e2e command")
+        };
+        walk.run_with(sh, &interrupt)?;
         Ok(())
     }
 }

@@ -124,38 +124,94 @@ pub fn istio_release(version: Option<&str>) -> anyhow::Result<&'static IstioRele
     }
 }
 
-/// An upgrade `FROM..TO` of two supported releases, FROM older than TO.
-pub fn istio_upgrade(spec: &str) -> anyhow::Result<(&'static IstioRelease, &'static IstioRelease)> {
+/// What one hop of an upgrade walk is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HopKind {
+    /// To the next minor: the in-place upgrade Istio supports.
+    Upgrade,
+    /// Within one minor.
+    PatchUpgrade,
+    /// To the previous minor or an older patch: a rollback drill.
+    Downgrade,
+}
+
+impl HopKind {
+    /// How the report names it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            HopKind::Upgrade => "upgrade",
+            HopKind::PatchUpgrade => "patch upgrade",
+            HopKind::Downgrade => "downgrade (rollback drill)",
+        }
+    }
+}
+
+/// `--istio-upgrade FROM..TO` as the walk Istio supports: an in-place upgrade goes "no more
+/// than one minor version" at a time (istio.io, "In-place upgrade"), so a longer one passes
+/// through the newest patch of every minor between (from the version table). A downgrade
+/// walks back the same way; a change within one minor is one hop. Returns the releases in
+/// order, FROM first and TO last.
+pub fn upgrade_path(spec: &str) -> anyhow::Result<Vec<&'static IstioRelease>> {
     let Some((from, to)) = spec.split_once("..") else {
         bail!("--istio-upgrade {spec}: expected FROM..TO, e.g. 1.30.5..1.31.1");
     };
-    let (from, to) = (istio_release(Some(from))?, istio_release(Some(to))?);
-    if version_key(from.version) >= version_key(to.version) {
-        bail!(
-            "--istio-upgrade {spec}: {} is not older than {}",
-            from.version,
-            to.version
-        );
+    let (from, to) = (
+        istio_release(Some(from)).map_err(|e| anyhow::anyhow!("--istio-upgrade {spec}: {e}"))?,
+        istio_release(Some(to)).map_err(|e| anyhow::anyhow!("--istio-upgrade {spec}: {e}"))?,
+    );
+    if from.version == to.version {
+        bail!("--istio-upgrade {spec}: FROM and TO are the same version");
     }
-    Ok((from, to))
+    let minor = |r: &IstioRelease| version_key(r.version).get(1).copied().unwrap_or(0);
+    let (lo, hi) = (minor(from).min(minor(to)), minor(from).max(minor(to)));
+    // The newest patch of every minor strictly between, in walking order.
+    let mut between: Vec<&'static IstioRelease> = (lo + 1..hi)
+        .map(|m| {
+            ISTIO_RELEASES
+                .iter()
+                .filter(|r| minor(r) == m)
+                .max_by_key(|r| version_key(r.version))
+                .ok_or_else(|| anyhow::anyhow!("--istio-upgrade {spec}: the version table has no 1.{m} release to pass through"))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    if minor(from) > minor(to) {
+        between.reverse();
+    }
+    let mut path = vec![from];
+    path.extend(between);
+    path.push(to);
+    Ok(path)
+}
+
+/// The kind of the hop from `a` to `b`.
+pub fn hop_kind(a: &IstioRelease, b: &IstioRelease) -> HopKind {
+    let (ka, kb) = (version_key(a.version), version_key(b.version));
+    if kb < ka {
+        HopKind::Downgrade
+    } else if ka.get(1) == kb.get(1) {
+        HopKind::PatchUpgrade
+    } else {
+        HopKind::Upgrade
+    }
 }
 
 fn version_key(version: &str) -> Vec<u32> {
     version.split('.').map(|p| p.parse().unwrap_or(0)).collect()
 }
 
-/// A node image whose Kubernetes both releases support, for an upgrade on one cluster.
-pub fn shared_node_image(a: &IstioRelease, b: &IstioRelease) -> anyhow::Result<NodeImage> {
-    let (lo, hi) = (a.k8s_min.max(b.k8s_min), a.k8s_max.min(b.k8s_max));
+/// A node image whose Kubernetes every release of a walk supports, for one cluster.
+pub fn shared_node_image(path: &[&IstioRelease]) -> anyhow::Result<NodeImage> {
+    let lo = path.iter().map(|r| r.k8s_min).max().unwrap_or((0, 0));
+    let hi = path.iter().map(|r| r.k8s_max).min().unwrap_or((0, 0));
+    let versions: Vec<&str> = path.iter().map(|r| r.version).collect();
     NODE_IMAGES
         .iter()
         .copied()
         .find(|node| node_minor(node.image).is_some_and(|m| lo <= m && m <= hi))
         .ok_or_else(|| {
             anyhow::anyhow!(
-                "Istio {} and {} share no Kubernetes version with a pinned node image",
-                a.version,
-                b.version
+                "Istio {} share no Kubernetes version with a pinned node image",
+                versions.join(", ")
             )
         })
 }
@@ -244,22 +300,45 @@ mod tests {
         );
     }
 
+    fn walk(spec: &str) -> Vec<&'static str> {
+        upgrade_path(spec)
+            .expect("valid")
+            .iter()
+            .map(|r| r.version)
+            .collect()
+    }
+
     #[test]
-    fn upgrades_parse_and_pick_a_node_both_sides_support() {
-        let (from, to) = istio_upgrade("1.27.7..1.31.1").expect("valid");
-        assert_eq!((from.version, to.version), ("1.27.7", "1.31.1"));
-        // 1.27 supports Kubernetes up to 1.33, 1.31 from 1.32: the shared node is 1.33.
+    fn upgrades_walk_one_minor_at_a_time_through_the_newest_patches() {
         assert_eq!(
-            node_minor(shared_node_image(from, to).expect("shared").image),
+            walk("1.27.7..1.31.1"),
+            ["1.27.7", "1.28.4", "1.29.8", "1.30.5", "1.31.1"]
+        );
+        assert_eq!(walk("1.30.5..1.31.1"), ["1.30.5", "1.31.1"]);
+        assert_eq!(walk("1.31.1..1.29.8"), ["1.31.1", "1.30.5", "1.29.8"]);
+        let path = upgrade_path("1.31.1..1.30.5").expect("valid");
+        assert_eq!(hop_kind(path[0], path[1]), HopKind::Downgrade);
+        let path = upgrade_path("1.27.7..1.28.4").expect("valid");
+        assert_eq!(hop_kind(path[0], path[1]), HopKind::Upgrade);
+        for bad in ["1.31.1..1.31.1", "1.31.1..9.9.9", "1.31.1"] {
+            assert!(upgrade_path(bad).is_err(), "{bad}");
+        }
+        let err = upgrade_path("1.26.0..1.31.1")
+            .expect_err("unknown")
+            .to_string();
+        assert!(err.contains("supported: 1.31.1, 1.30.5"), "{err}");
+    }
+
+    #[test]
+    fn a_walk_runs_on_a_node_every_release_of_it_supports() {
+        let path = upgrade_path("1.27.7..1.31.1").expect("valid");
+        // 1.27 supports Kubernetes up to 1.33, 1.30 and 1.31 from 1.32: the node is 1.33.
+        assert_eq!(
+            node_minor(shared_node_image(&path).expect("shared").image),
             Some((1, 33))
         );
-        let (from, to) = istio_upgrade("1.30.5..1.31.1").expect("valid");
-        assert_eq!(shared_node_image(from, to).expect("shared"), NODE_1_36);
-        for bad in ["1.31.1..1.30.5", "1.31.1..1.31.1", "1.31.1..9.9.9"] {
-            assert!(istio_upgrade(bad).is_err(), "{bad}");
-        }
-        let err = istio_upgrade("1.31.1").expect_err("no range").to_string();
-        assert!(err.contains("expected FROM..TO"), "{err}");
+        let path = upgrade_path("1.30.5..1.31.1").expect("valid");
+        assert_eq!(shared_node_image(&path).expect("shared"), NODE_1_36);
     }
 
     #[test]

@@ -116,7 +116,7 @@ fn check(inv: &Invocation) -> Result<(), String> {
             versions::istio_release(Some(v)).map_err(place)?;
         }
         if let Some(u) = &e2e.istio_upgrade {
-            versions::istio_upgrade(u).map_err(place)?;
+            versions::upgrade_path(u).map_err(place)?;
         }
     }
     Ok(())
@@ -205,6 +205,100 @@ fn the_nightly_matrix_is_the_version_table_and_the_upgrade_is_previous_to_newest
     );
 }
 
+/// Every job that runs the suite keeps its evidence apart from older runs': no cache
+/// restores `target/e2e` (a cache of `target` must exclude it), the suite writes into
+/// `MIRROR_E2E_ARTIFACTS_ROOT` set on its step, and the job uploads exactly that directory.
+fn evidence_is_this_runs_only(file: &str, text: &str) -> Result<(), String> {
+    let doc: Value = serde_yaml::from_str(text).map_err(|e| format!("{file}: {e}"))?;
+    let mut errors = Vec::new();
+    for (name, job) in doc
+        .get("jobs")
+        .and_then(Value::as_mapping)
+        .into_iter()
+        .flatten()
+    {
+        let name = name.as_str().unwrap_or("?");
+        let steps: Vec<&Value> = job
+            .get("steps")
+            .and_then(Value::as_sequence)
+            .into_iter()
+            .flatten()
+            .collect();
+        let uses = |s: &&Value, action: &str| {
+            s.get("uses")
+                .and_then(Value::as_str)
+                .is_some_and(|u| u.starts_with(action))
+        };
+        let suite = steps.iter().find(|s| {
+            s.get("run")
+                .and_then(Value::as_str)
+                .is_some_and(|r| r.contains("cargo xtask e2e"))
+        });
+        let Some(suite) = suite else { continue };
+        for cache in steps.iter().filter(|s| uses(s, "actions/cache")) {
+            let paths: Vec<&str> = cache
+                .get("with")
+                .and_then(|w| w.get("path"))
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .lines()
+                .map(str::trim)
+                .collect();
+            let whole_target = paths.iter().any(|p| *p == "target" || *p == "target/");
+            if (whole_target && !paths.contains(&"!target/e2e"))
+                || paths.iter().any(|p| p.starts_with("target/e2e"))
+            {
+                errors.push(format!("{file}: job {name}: the cache restores target/e2e, so older runs' evidence comes back; exclude it (`!target/e2e`)"));
+            }
+        }
+        let root = suite
+            .get("env")
+            .and_then(|e| e.get("MIRROR_E2E_ARTIFACTS_ROOT"))
+            .and_then(Value::as_str);
+        let Some(root) = root else {
+            errors.push(format!("{file}: job {name}: the suite's step sets no MIRROR_E2E_ARTIFACTS_ROOT, so it writes into target/e2e with whatever was there"));
+            continue;
+        };
+        let uploaded: Vec<&str> = steps
+            .iter()
+            .filter(|s| uses(s, "actions/upload-artifact"))
+            .filter_map(|s| s.get("with")?.get("path")?.as_str())
+            .collect();
+        if !uploaded
+            .iter()
+            .all(|p| p.trim_end_matches('/') == root.trim_end_matches('/'))
+            || uploaded.is_empty()
+        {
+            errors.push(format!(
+                "{file}: job {name}: uploads {uploaded:?}, not exactly the run's directory {root}"
+            ));
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors.join("\n"))
+    }
+}
+
+#[test]
+fn every_job_uploads_its_own_evidence_and_caches_none() {
+    for (file, text) in workflows() {
+        evidence_is_this_runs_only(&file, &text).unwrap_or_else(|e| panic!("{e}"));
+    }
+}
+
+#[test]
+fn the_evidence_check_rejects_a_cached_target_and_a_shared_directory() {
+    // The nightly's e2e job as it was: the whole target cached, target/e2e uploaded.
+    let before = "jobs:\n  e2e:\n    steps:\n      - uses: actions/cache@v5\n        with:\n          path: |\n            ~/.cargo/registry\n            target\n      - run: cargo xtask e2e --istio 1.31.1\n      - uses: actions/upload-artifact@v7\n        with:\n          path: target/e2e/\n";
+    let err = evidence_is_this_runs_only("nightly.yml", before).expect_err("rejected");
+    assert!(
+        err.contains("restores target/e2e") && err.contains("sets no MIRROR_E2E_ARTIFACTS_ROOT"),
+        "{err}"
+    );
+}
+
 fn flag_value(args: &[String], flag: &str) -> Option<String> {
     args.iter()
         .position(|a| a == flag)
@@ -221,8 +315,12 @@ fn the_checker_rejects_unknown_commands_flags_and_versions() {
         ("cargo xtask deploy", "not accepted by the CLI"),
         ("cargo xtask e2e --istio 1.2.3", "not a supported version"),
         (
-            "cargo xtask e2e --istio-upgrade 1.31.1..1.30.5",
-            "is not older",
+            "cargo xtask e2e --istio-upgrade 1.31.1..1.31.1",
+            "the same version",
+        ),
+        (
+            "cargo xtask e2e --istio-upgrade 1.31.1..1.26.0",
+            "not a supported version",
         ),
     ] {
         let invs = invocations("w.yml", &workflow(run)).expect("parses");
