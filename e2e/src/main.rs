@@ -533,6 +533,15 @@ fn finish(
     artifacts: &std::path::Path,
     keep: bool,
 ) -> ExitCode {
+    // The job page of a CI run shows each run's summary (GITHUB_STEP_SUMMARY), passing,
+    // failing or stopped early alike.
+    let summary_md = match &outcome {
+        Ok(o) => Some(o.report.summary_md()),
+        Err(_) => std::fs::read_to_string(artifacts.join("summary.md")).ok(),
+    };
+    if let Some(md) = summary_md {
+        e2e::report::append_step_summary(&md);
+    }
     match outcome {
         Ok(outcome) => {
             if outcome.report.passed() && !keep {

@@ -61,6 +61,11 @@ pub struct RunReport {
     pub error: Option<String>,
 }
 
+/// Text safe in a Markdown table cell: one line, pipes escaped.
+fn markdown_cell(text: &str) -> String {
+    text.replace('|', "\\|").replace('\n', " ")
+}
+
 /// `Duration` as seconds (a float) in JSON, as people and `jq` read it.
 mod seconds {
     use serde::{Deserialize, Deserializer, Serializer};
@@ -183,6 +188,68 @@ impl RunReport {
         s
     }
 
+    /// The evidence file to open first for a failed check, in this run's directory.
+    fn first_evidence(&self, check: &str) -> &'static str {
+        match (self.mode.as_str(), check.starts_with("routing::")) {
+            ("local", true) => "envoy-access.log (which upstream served each tag, with its end-user)",
+            ("local", false) => "workloads/mirror.log (what the mirror received)",
+            (_, true) => "diagnostics/productpage-routes.json (productpage's sidecar routes), then evidence/",
+            (_, false) => "evidence/logs/ (the mirror's log and sidecars)",
+        }
+    }
+
+    /// The text of `summary.md`: the verdict in one line, the checks, the phases, and for
+    /// each failure what was expected, what was seen, and the evidence to open first.
+    pub fn summary_md(&self) -> String {
+        let mut s = String::new();
+        let failed: Vec<&CheckResult> = self.checks.iter().filter(|c| !c.passed).collect();
+        let verdict = match (&self.error, failed.len()) {
+            (Some(e), _) => format!("**FAIL**: the run stopped before its checks finished: {e}"),
+            (None, 0) if self.checks.is_empty() => "**FAIL**: no check ran".to_owned(),
+            (None, 0) => format!("**PASS**: {} passed", plural(self.checks.len(), "check", "checks")),
+            (None, n) => format!("**FAIL**: {n} of {} checks failed", self.checks.len()),
+        };
+        let _ = writeln!(
+            s,
+            "### mirror-e2e {}: {verdict}\n\n{} mode, Istio {}, run `{}`\n",
+            self.mode, self.mode, self.istio, self.run_id
+        );
+        if !self.checks.is_empty() {
+            let _ = writeln!(s, "| | check | attempts | time | what was seen |\n|---|---|---|---|---|");
+            for c in &self.checks {
+                let _ = writeln!(
+                    s,
+                    "| {} | `{}` | {} | {:.3}s | {} |",
+                    if c.passed { "✅ PASS" } else { "❌ FAIL" },
+                    c.name,
+                    if c.attempts == 0 { "-".to_owned() } else { c.attempts.to_string() },
+                    c.duration.as_secs_f64(),
+                    markdown_cell(&c.message)
+                );
+            }
+        }
+        if !self.phases.is_empty() {
+            let _ = writeln!(s, "\n| phase | time |\n|---|---|");
+            for (name, d) in &self.phases {
+                let _ = writeln!(s, "| {name} | {:.3}s |", d.as_secs_f64());
+            }
+        }
+        for c in &failed {
+            let _ = writeln!(
+                s,
+                "\n#### ❌ `{}`\n\n- expected: {}\n- seen: {}\n- open first: `{}`",
+                c.name,
+                crate::suite::expectation(&c.name),
+                markdown_cell(&c.message),
+                self.first_evidence(&c.name)
+            );
+        }
+        for note in &self.notes {
+            let _ = writeln!(s, "\n> note: {}", markdown_cell(note));
+        }
+        s
+    }
+
     /// The JUnit XML report.
     pub fn junit(&self) -> String {
         let mut report = quick_junit::Report::new("mirror-e2e");
@@ -265,6 +332,7 @@ impl RunReport {
         let json = serde_json::to_string_pretty(self).unwrap_or_default();
         for (file, text) in [
             ("summary.txt", self.summary()),
+            ("summary.md", self.summary_md()),
             ("junit.xml", self.junit()),
             ("report.json", json),
         ] {
@@ -390,5 +458,18 @@ mod tests {
             "{xml}"
         );
         assert!(xml.contains("name=\"attempts\" value=\"4\""), "{xml}");
+    }
+
+    #[test]
+    fn summary_md_has_the_verdict_the_checks_and_what_to_open_for_a_failure() {
+        let md = report().summary_md();
+        assert!(md.starts_with("### mirror-e2e local: **FAIL**: 1 of 2 checks failed"), "{md}");
+        assert!(md.contains("| ✅ PASS | `routing::tester_served_by_v2` | 4 | 0.012s | ok |"), "{md}");
+        assert!(md.contains("#### ❌ `mirror::tester_requests_mirrored_with_end_user`"), "{md}");
+        assert!(md.contains("- expected: every tagged tester request shows up in the mirror's log"), "{md}");
+        assert!(md.contains("- open first: `workloads/mirror.log"), "{md}");
+        let mut passing = report();
+        passing.checks.remove(1);
+        assert!(passing.summary_md().contains("**PASS**: 1 check passed"));
     }
 }

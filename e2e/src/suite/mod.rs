@@ -53,6 +53,26 @@ pub const CHECKS: &[&str] = &[
     "mirror::percentage_within_tolerance",
 ];
 
+/// What a check expects, in the product's words (the README's table).
+pub fn expectation(check: &str) -> &'static str {
+    match check {
+        "routing::anonymous_served_by_v1" => "anonymous requests are served by the workload behind subset v1",
+        "routing::tester_served_by_v2" => "`end-user: tester` requests are served by subset v2",
+        "mirror::tester_requests_mirrored_with_end_user" => {
+            "every tagged tester request shows up in the mirror's log with `end-user: tester`"
+        }
+        "mirror::anonymous_requests_not_mirrored" => "no anonymous request is mirrored",
+        "mirror::shadow_host_matches_istio_version" => {
+            "the mirror sees `reviews-shadow` up to Istio 1.27 and `reviews` from 1.28"
+        }
+        "mirror::primary_unaffected_when_mirror_down" => {
+            "with the mirror stopped, tester requests still get 200 from v2 at baseline latency"
+        }
+        "mirror::percentage_within_tolerance" => "a 50% variant mirrors 50% ± 10 points",
+        _ => "(no description)",
+    }
+}
+
 /// A mesh, the behaviour expected of it, and how patient to be.
 pub struct Suite<M> {
     /// The mode's mesh.
