@@ -462,13 +462,13 @@ pub fn walk(
     let mut failed =
         run(0).with_context(|| format!("the suite failed on {}, before the walk", path[0].version));
     if failed.is_ok() {
-        for i in 1..path.len() {
+        for (i, release) in path.iter().enumerate().skip(1) {
             eprintln!("{}", hop_name(i));
             let hop = install(i)
-                .with_context(|| format!("install Istio {} in place", path[i].version))
+                .with_context(|| format!("install Istio {} in place", release.version))
                 .and_then(|()| {
                     ran = i + 1;
-                    run(i).with_context(|| format!("the suite failed on {}", path[i].version))
+                    run(i).with_context(|| format!("the suite failed on {}", release.version))
                 });
             if let Err(e) = hop {
                 failed = Err(e.context(hop_name(i)));

@@ -5,6 +5,7 @@
 //! through xshell's `cmd!`. See ARCHITECTURE.md for the map.
 
 mod bench;
+mod browser;
 mod cluster;
 mod download;
 mod e2e;

@@ -7,7 +7,7 @@ use xshell::{Shell, cmd};
 
 use crate::interrupt::{Interrupt, Output};
 use crate::runner::nested_cargo;
-use crate::{flags, tools};
+use crate::{browser, flags, paths, tools};
 
 impl flags::Test {
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
@@ -39,12 +39,36 @@ impl flags::Test {
         cargo(cmd!(sh, "cargo test --workspace --quiet")).context("tests")?;
 
         step("local e2e");
-        let flags::Command::E2e(local) =
-            <flags::Xtask as clap::Parser>::parse_from(["cargo xtask", "e2e", "--local"]).command
-        else {
-            unreachable!("parsed as the e2e command")
+        // Kept in a directory of its own, for the browser check of its report.
+        let root = paths::project_root().join("target/e2e-test-run");
+        let _ = std::fs::remove_dir_all(&root);
+        let local = {
+            let _root = sh.push_env("MIRROR_E2E_ARTIFACTS_ROOT", &root);
+            let flags::Command::E2e(local) = <flags::Xtask as clap::Parser>::parse_from([
+                "cargo xtask",
+                "e2e",
+                "--local",
+                "--keep",
+            ])
+            .command
+            else {
+                unreachable!("parsed as the e2e command")
+            };
+            local.run_with(sh, &interrupt)
         };
-        local.run_with(sh, &interrupt)?;
+        local?;
+
+        step("report in a browser");
+        let html = std::fs::read_dir(&root)
+            .context("the local run's directory")?
+            .filter_map(Result::ok)
+            .map(|e| e.path().join("report.html"))
+            .find(|p| p.is_file())
+            .context("the local run wrote no report.html")?;
+        let screenshot = paths::project_root().join("target/report-screenshot.png");
+        browser::check_report(sh, &html, 7, &screenshot)?;
+        eprintln!("screenshot of the report: {}", screenshot.display());
+        let _ = std::fs::remove_dir_all(&root);
 
         step("local upgrade walk");
         let flags::Command::E2e(walk) = <flags::Xtask as clap::Parser>::parse_from([

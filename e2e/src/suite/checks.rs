@@ -129,9 +129,10 @@ impl<M: Mesh> Suite<M> {
                         .unwrap_or_default();
                     if !missing.is_empty() {
                         return Err(format!(
-                            "{} of {} tester requests never reached the mirror: {missing:?}; {}{trail}",
+                            "{} of {} tester requests never reached the mirror (first: {}); {}{trail}",
                             missing.len(),
                             tags.len(),
+                            missing.first().map_or("-", |t| t.as_str()),
                             seen.describe()
                         ));
                     }
@@ -343,7 +344,9 @@ impl<M: Mesh> Suite<M> {
             let attempt = step(a);
             let check = check.clone();
             async move {
+                let started = std::time::Instant::now();
                 let outcome = attempt.await;
+                self.note_attempt(started, outcome.is_ok());
                 if let Err(e) = &outcome {
                     let mut last = last_notice.lock().unwrap_or_else(|e| e.into_inner());
                     if last.is_none_or(|t| t.elapsed() >= RETRY_NOTICE) {
@@ -410,7 +413,11 @@ impl<M: Mesh> Suite<M> {
         let Some(trail) = self.mesh.request_trail(tag) else {
             return String::new();
         };
-        let lost = matches!(identity, Identity::User(_)) && trail.contains("end-user=-");
+        // Only the hop under test counts: productpage itself never receives `end-user`.
+        let lost = matches!(identity, Identity::User(_))
+            && trail
+                .split("; ")
+                .any(|seen| seen.starts_with(&self.spec.host) && seen.ends_with("end-user=-"));
         format!(
             "{}; what the workloads saw of {tag}: {trail}",
             if lost {

@@ -56,7 +56,9 @@ pub const CHECKS: &[&str] = &[
 /// What a check expects, in the product's words (the README's table).
 pub fn expectation(check: &str) -> &'static str {
     match check {
-        "routing::anonymous_served_by_v1" => "anonymous requests are served by the workload behind subset v1",
+        "routing::anonymous_served_by_v1" => {
+            "anonymous requests are served by the workload behind subset v1"
+        }
         "routing::tester_served_by_v2" => "`end-user: tester` requests are served by subset v2",
         "mirror::tester_requests_mirrored_with_end_user" => {
             "every tagged tester request shows up in the mirror's log with `end-user: tester`"
@@ -73,6 +75,9 @@ pub fn expectation(check: &str) -> &'static str {
     }
 }
 
+/// One attempt of a check in time: seconds from the check's start, seconds taken, passed.
+pub type AttemptSpan = (f64, f64, bool);
+
 /// A mesh, the behaviour expected of it, and how patient to be.
 pub struct Suite<M> {
     /// The mode's mesh.
@@ -87,6 +92,8 @@ pub struct Suite<M> {
     pub concurrency: usize,
     /// The check running now, for retry notices.
     current: Mutex<String>,
+    /// When the check running now started, and its attempts so far (for the timeline).
+    attempts: Mutex<(Option<Instant>, Vec<AttemptSpan>)>,
 }
 
 /// Requests of one batch in flight at once, unless `--concurrency` says otherwise: a batch
@@ -109,7 +116,23 @@ impl<M: Mesh> Suite<M> {
             run_id: run_id.to_owned(),
             concurrency: DEFAULT_CONCURRENCY,
             current: Mutex::default(),
+            attempts: Mutex::default(),
         }
+    }
+
+    /// Notes one attempt of the running check: when it started, how long, whether it passed.
+    pub(crate) fn note_attempt(&self, started: Instant, passed: bool) {
+        let mut attempts = self.attempts.lock().unwrap_or_else(|e| e.into_inner());
+        let origin = *attempts.0.get_or_insert(started);
+        let offset = started.saturating_duration_since(origin).as_secs_f64();
+        attempts
+            .1
+            .push((offset, started.elapsed().as_secs_f64(), passed));
+    }
+
+    /// The attempts of the check that just ran.
+    fn take_attempts(&self) -> Vec<AttemptSpan> {
+        std::mem::take(&mut *self.attempts.lock().unwrap_or_else(|e| e.into_inner())).1
     }
 
     /// The check running now.
@@ -129,6 +152,8 @@ impl<M: Mesh> Suite<M> {
     /// Runs one check by name.
     pub async fn run_check(&self, name: &str) -> Result<checks::Passed, CheckFailure> {
         name.clone_into(&mut self.current.lock().unwrap_or_else(|e| e.into_inner()));
+        *self.attempts.lock().unwrap_or_else(|e| e.into_inner()) =
+            (Some(Instant::now()), Vec::new());
         let user = Identity::User(self.spec.user.clone());
         match name {
             "routing::anonymous_served_by_v1" => {
@@ -229,6 +254,7 @@ pub fn trials<M: Mesh + Send + Sync + 'static>(
                     attempts,
                     message: message.clone(),
                     observed,
+                    timeline: suite.take_attempts(),
                 };
                 crate::run::live::check_done(&result);
                 results

@@ -1,6 +1,8 @@
 //! The run's report: per-check outcomes with timings and attempts, phase timings, a JUnit
 //! file for CI, and a short summary a person reads first.
 
+pub mod html;
+
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -38,6 +40,9 @@ pub struct CheckResult {
     /// across an upgrade.
     #[serde(default)]
     pub observed: BTreeMap<String, String>,
+    /// Its attempts in time: seconds from the check's start, seconds taken, passed.
+    #[serde(default)]
+    pub timeline: Vec<(f64, f64, bool)>,
 }
 
 /// Everything the run reports.
@@ -191,9 +196,13 @@ impl RunReport {
     /// The evidence file to open first for a failed check, in this run's directory.
     fn first_evidence(&self, check: &str) -> &'static str {
         match (self.mode.as_str(), check.starts_with("routing::")) {
-            ("local", true) => "envoy-access.log (which upstream served each tag, with its end-user)",
+            ("local", true) => {
+                "envoy-access.log (which upstream served each tag, with its end-user)"
+            }
             ("local", false) => "workloads/mirror.log (what the mirror received)",
-            (_, true) => "diagnostics/productpage-routes.json (productpage's sidecar routes), then evidence/",
+            (_, true) => {
+                "diagnostics/productpage-routes.json (productpage's sidecar routes), then evidence/"
+            }
             (_, false) => "evidence/logs/ (the mirror's log and sidecars)",
         }
     }
@@ -206,7 +215,10 @@ impl RunReport {
         let verdict = match (&self.error, failed.len()) {
             (Some(e), _) => format!("**FAIL**: the run stopped before its checks finished: {e}"),
             (None, 0) if self.checks.is_empty() => "**FAIL**: no check ran".to_owned(),
-            (None, 0) => format!("**PASS**: {} passed", plural(self.checks.len(), "check", "checks")),
+            (None, 0) => format!(
+                "**PASS**: {} passed",
+                plural(self.checks.len(), "check", "checks")
+            ),
             (None, n) => format!("**FAIL**: {n} of {} checks failed", self.checks.len()),
         };
         let _ = writeln!(
@@ -215,14 +227,21 @@ impl RunReport {
             self.mode, self.mode, self.istio, self.run_id
         );
         if !self.checks.is_empty() {
-            let _ = writeln!(s, "| | check | attempts | time | what was seen |\n|---|---|---|---|---|");
+            let _ = writeln!(
+                s,
+                "| | check | attempts | time | what was seen |\n|---|---|---|---|---|"
+            );
             for c in &self.checks {
                 let _ = writeln!(
                     s,
                     "| {} | `{}` | {} | {:.3}s | {} |",
                     if c.passed { "✅ PASS" } else { "❌ FAIL" },
                     c.name,
-                    if c.attempts == 0 { "-".to_owned() } else { c.attempts.to_string() },
+                    if c.attempts == 0 {
+                        "-".to_owned()
+                    } else {
+                        c.attempts.to_string()
+                    },
                     c.duration.as_secs_f64(),
                     markdown_cell(&c.message)
                 );
@@ -333,6 +352,7 @@ impl RunReport {
         for (file, text) in [
             ("summary.txt", self.summary()),
             ("summary.md", self.summary_md()),
+            ("report.html", html::render(self)),
             ("junit.xml", self.junit()),
             ("report.json", json),
         ] {
@@ -463,13 +483,50 @@ mod tests {
     #[test]
     fn summary_md_has_the_verdict_the_checks_and_what_to_open_for_a_failure() {
         let md = report().summary_md();
-        assert!(md.starts_with("### mirror-e2e local: **FAIL**: 1 of 2 checks failed"), "{md}");
-        assert!(md.contains("| ✅ PASS | `routing::tester_served_by_v2` | 4 | 0.012s | ok |"), "{md}");
-        assert!(md.contains("#### ❌ `mirror::tester_requests_mirrored_with_end_user`"), "{md}");
-        assert!(md.contains("- expected: every tagged tester request shows up in the mirror's log"), "{md}");
+        assert!(
+            md.starts_with("### mirror-e2e local: **FAIL**: 1 of 2 checks failed"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| ✅ PASS | `routing::tester_served_by_v2` | 4 | 0.012s | ok |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("#### ❌ `mirror::tester_requests_mirrored_with_end_user`"),
+            "{md}"
+        );
+        assert!(
+            md.contains("- expected: every tagged tester request shows up in the mirror's log"),
+            "{md}"
+        );
         assert!(md.contains("- open first: `workloads/mirror.log"), "{md}");
         let mut passing = report();
         passing.checks.remove(1);
         assert!(passing.summary_md().contains("**PASS**: 1 check passed"));
+    }
+
+    #[test]
+    fn report_html_is_self_contained_with_rows_a_timeline_and_the_journeys() {
+        let mut r = report();
+        r.phases.push(("checks".into(), Duration::from_secs(3)));
+        r.checks[0].timeline = vec![(0.0, 0.004, false), (0.005, 0.003, true)];
+        r.checks[0]
+            .observed
+            .insert("served by".into(), "reviews-v2".into());
+        let page = html::render(&r);
+        assert_eq!(page.matches("<tr class=check>").count(), 2, "{page}");
+        assert!(page.contains("<svg id=timeline") && page.contains("<svg id=journey"));
+        assert!(
+            page.contains("fill='#cf222e'><title>attempt at +0.000s"),
+            "a failed attempt is red"
+        );
+        assert!(
+            page.contains(">reviews-v2</text>"),
+            "the tester's request as observed"
+        );
+        for external in ["<script", "src=", "href=", "@import", "url(http"] {
+            assert!(!page.contains(external), "self-contained: found {external}");
+        }
+        assert!(page.contains("FAIL</span>: 1 of 2 checks failed"));
     }
 }
