@@ -87,3 +87,37 @@ pub fn check_report(sh: &Shell, html: &Path, rows: usize, screenshot: &Path) -> 
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page(body: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let html = dir.path().join("report.html");
+        std::fs::write(
+            &html,
+            format!("<!doctype html><html><body><p id=verdict>x</p><svg id=timeline></svg><svg id=journey></svg><table>{body}</table></body></html>"),
+        )
+        .expect("write page");
+        (dir, html)
+    }
+
+    #[test]
+    fn the_browser_check_fails_on_missing_rows_and_on_script_errors() {
+        let sh = Shell::new().expect("shell");
+        let row = "<tr class=check><td>PASS</td></tr>";
+        let (dir, html) = page(&row.repeat(2));
+        let shot = dir.path().join("shot.png");
+        check_report(&sh, &html, 2, &shot).expect("two rows render");
+        let err = check_report(&sh, &html, 7, &shot)
+            .expect_err("rows missing")
+            .to_string();
+        assert!(err.contains("rendered 2 check rows, expected 7"), "{err}");
+        let (_dir, broken) = page(&format!("{row}<script>undefinedFunction()</script>"));
+        let err = check_report(&sh, &broken, 1, &shot)
+            .expect_err("script error")
+            .to_string();
+        assert!(err.contains("logged an error"), "{err}");
+    }
+}
