@@ -185,23 +185,22 @@ pub fn login(headers: &HeaderMap, body: &[u8]) -> Response<Full<Bytes>> {
         .find(|(k, _)| k == "username")
         .map(|(_, v)| v.into_owned())
         .unwrap_or_default();
-    let referer = headers
-        .get("referer")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("None");
-    Response::builder()
-        .status(StatusCode::FOUND)
-        .header("location", referer)
-        .header(
-            "set-cookie",
-            format!("session={}; HttpOnly; Path=/", session_value(&user)),
-        )
-        .body(Full::new(Bytes::new()))
-        .unwrap_or_default()
+    back_to_referer(
+        headers,
+        &format!("session={}; HttpOnly; Path=/", session_value(&user)),
+    )
 }
 
 /// productpage's `GET /logout`.
 pub fn logout(headers: &HeaderMap) -> Response<Full<Bytes>> {
+    back_to_referer(
+        headers,
+        "session=; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly; Path=/",
+    )
+}
+
+/// `redirect(request.referrer)` with a session cookie to set.
+fn back_to_referer(headers: &HeaderMap, set_cookie: &str) -> Response<Full<Bytes>> {
     let referer = headers
         .get("referer")
         .and_then(|v| v.to_str().ok())
@@ -209,10 +208,7 @@ pub fn logout(headers: &HeaderMap) -> Response<Full<Bytes>> {
     Response::builder()
         .status(StatusCode::FOUND)
         .header("location", referer)
-        .header(
-            "set-cookie",
-            "session=; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly; Path=/",
-        )
+        .header("set-cookie", set_cookie)
         .body(Full::new(Bytes::new()))
         .unwrap_or_default()
 }
