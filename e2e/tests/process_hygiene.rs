@@ -116,6 +116,18 @@ fn interrupted_by(sig: i32) {
         output.1
     );
     assert_port_closes(&admin);
+    // The interrupted run leaves its reports, saying it was interrupted.
+    let summary = std::fs::read_dir(dir.path())
+        .expect("run root")
+        .filter_map(Result::ok)
+        .map(|e| e.path().join("summary.txt"))
+        .find(|p| p.is_file())
+        .expect("an interrupted run writes summary.txt");
+    let text = std::fs::read_to_string(summary).expect("summary");
+    assert!(
+        text.contains("stopped before its checks finished: interrupted (Ctrl-C)"),
+        "{text}"
+    );
 }
 
 #[test]
