@@ -18,7 +18,6 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use serde_json::{Map, Value, json};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::bookinfo::{self, Sidecar};
@@ -54,13 +53,12 @@ pub enum BackendError {
     },
 }
 
-/// A workload's stdout: kept in memory for the suite and in a file for the evidence; every
-/// write bumps a counter that readers can await instead of polling.
+/// A workload's stdout: kept in memory for the suite and in a file for the evidence, and
+/// parsed as it is written when it is the mirror's ([`LogBuffer::feed`]).
 #[derive(Clone)]
 pub struct LogBuffer {
     inner: Arc<Mutex<String>>,
     file: Arc<Mutex<std::fs::File>>,
-    changed: watch::Sender<usize>,
     feed: Arc<Mutex<Option<Feed>>>,
 }
 
@@ -73,7 +71,6 @@ impl LogBuffer {
         Ok(LogBuffer {
             inner: Arc::default(),
             file: Arc::new(Mutex::new(std::fs::File::create(path)?)),
-            changed: watch::channel(0).0,
             feed: Arc::default(),
         })
     }
@@ -87,11 +84,10 @@ impl LogBuffer {
     /// Appends text (one or more whole lines).
     pub fn append(&self, text: &str) {
         use std::io::Write;
-        let len = {
-            let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-            inner.push_str(text);
-            inner.len()
-        };
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push_str(text);
         // The file is evidence only; a full disk must not fail the request being logged.
         let _ = self
             .file
@@ -103,17 +99,11 @@ impl LogBuffer {
         {
             records.add(parser.push(text));
         }
-        self.changed.send_replace(len);
     }
 
     /// Everything logged so far.
     pub fn text(&self) -> String {
         self.inner.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    /// A receiver that sees the log length after each write.
-    pub fn subscribe(&self) -> watch::Receiver<usize> {
-        self.changed.subscribe()
     }
 }
 

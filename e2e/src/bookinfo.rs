@@ -69,11 +69,6 @@ impl Sidecar {
         let _ = self.0.set((addr, client));
         Ok(())
     }
-
-    /// The sidecar's outbound listener, once set.
-    pub fn addr(&self) -> Option<SocketAddr> {
-        self.0.get().map(|(a, _)| *a)
-    }
 }
 
 impl PartialEq for Sidecar {

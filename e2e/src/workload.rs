@@ -124,7 +124,6 @@ enum Readiness {
 /// A user's program running as a Deployment.
 pub struct ProcessWorkload {
     name: String,
-    pod: String,
     addr: SocketAddr,
     argv: Vec<String>,
     dir: Option<std::path::PathBuf>,
@@ -172,7 +171,7 @@ impl ProcessWorkload {
             .flatten()
             .filter_map(|e| Some((e.name.clone(), e.value.clone()?)))
             .collect();
-        env.push(("HOSTNAME".into(), pod.clone()));
+        env.push(("HOSTNAME".into(), pod));
         env.push(("PORT".into(), port));
         let readiness = container
             .and_then(|c| c.readiness_probe.as_ref())
@@ -183,7 +182,6 @@ impl ProcessWorkload {
         let log = LogBuffer::create(log_path).map_err(spawn_err)?;
         Ok(ProcessWorkload {
             name: command.name.clone(),
-            pod,
             addr,
             argv,
             dir: command.dir.clone(),
@@ -197,11 +195,6 @@ impl ProcessWorkload {
     /// Its address.
     pub fn addr(&self) -> SocketAddr {
         self.addr
-    }
-
-    /// Its pod-like name (`HOSTNAME`).
-    pub fn pod(&self) -> &str {
-        &self.pod
     }
 
     /// Its log: what it printed.

@@ -1031,14 +1031,7 @@ mod tests {
 
     #[test]
     fn default_manifests_are_the_projects_and_given_ones_are_from_where_you_stand() {
-        let parse = |args: &[&str]| {
-            let mut all = vec!["cargo xtask", "e2e"];
-            all.extend(args);
-            match <flags::Xtask as clap::Parser>::parse_from(all).command {
-                flags::Command::E2e(e) => e.manifests_dir(),
-                _ => unreachable!(),
-            }
-        };
+        let parse = |args: &[&str]| flags::E2e::parse(args).manifests_dir();
         assert_eq!(parse(&[]), paths::project_root().join("manifests"));
         let cwd = std::env::current_dir().expect("cwd");
         assert_eq!(parse(&["--manifests", "mine"]), cwd.join("mine"));
@@ -1047,12 +1040,9 @@ mod tests {
     #[test]
     fn flags_that_would_be_ignored_are_usage_errors() {
         let parse = |args: &[&str]| {
-            let mut all = vec!["cargo xtask", "e2e"];
-            all.extend(args);
-            match <flags::Xtask as clap::Parser>::parse_from(all).command {
-                flags::Command::E2e(e) => e.validate().map_err(|e| e.to_string()),
-                _ => unreachable!(),
-            }
+            flags::E2e::parse(args)
+                .validate()
+                .map_err(|e| e.to_string())
         };
         for flag in [
             &["--cluster", "existing"][..],

@@ -115,6 +115,18 @@ pub struct E2e {
 }
 
 impl E2e {
+    /// `cargo xtask e2e ARGS...` as the command line parses it (for the commands that run
+    /// e2e themselves, and tests).
+    pub fn parse(args: &[&str]) -> E2e {
+        let all = ["cargo xtask", "e2e"]
+            .into_iter()
+            .chain(args.iter().copied());
+        match Xtask::parse_from(all).command {
+            Command::E2e(e2e) => e2e,
+            _ => unreachable!("`e2e` parses as the e2e command"),
+        }
+    }
+
     /// The manifests to test: the user's (from where they stand), else the project's.
     pub fn manifests_dir(&self) -> PathBuf {
         self.manifests.as_deref().map_or_else(

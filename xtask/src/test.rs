@@ -44,17 +44,7 @@ impl flags::Test {
         let _ = std::fs::remove_dir_all(&root);
         let local = {
             let _root = sh.push_env("MIRROR_E2E_ARTIFACTS_ROOT", &root);
-            let flags::Command::E2e(local) = <flags::Xtask as clap::Parser>::parse_from([
-                "cargo xtask",
-                "e2e",
-                "--local",
-                "--keep",
-            ])
-            .command
-            else {
-                unreachable!("parsed as the e2e command")
-            };
-            local.run_with(sh, &interrupt)
+            flags::E2e::parse(&["--local", "--keep"]).run_with(sh, &interrupt)
         };
         local?;
 
@@ -71,18 +61,8 @@ impl flags::Test {
         let _ = std::fs::remove_dir_all(&root);
 
         step("local upgrade walk");
-        let flags::Command::E2e(walk) = <flags::Xtask as clap::Parser>::parse_from([
-            "cargo xtask",
-            "e2e",
-            "--local",
-            "--istio-upgrade",
-            "1.27.7..1.31.1",
-        ])
-        .command
-        else {
-            unreachable!("parsed as the e2e command")
-        };
-        walk.run_with(sh, &interrupt)?;
+        flags::E2e::parse(&["--local", "--istio-upgrade", "1.27.7..1.31.1"])
+            .run_with(sh, &interrupt)?;
         Ok(())
     }
 }

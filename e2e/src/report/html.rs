@@ -27,22 +27,9 @@ svg text{font:12px system-ui,sans-serif}";
 /// The whole page.
 pub fn render(report: &RunReport) -> String {
     let failed: Vec<&CheckResult> = report.checks.iter().filter(|c| !c.passed).collect();
-    let verdict = match (&report.error, failed.len()) {
-        (Some(e), _) => format!(
-            "<span class=fail>FAIL</span>: the run stopped before its checks finished: {}",
-            esc(e)
-        ),
-        (None, 0) if report.checks.is_empty() => {
-            "<span class=fail>FAIL</span>: no check ran".to_owned()
-        }
-        (None, 0) => format!(
-            "<span class=pass>PASS</span>: {} checks passed",
-            report.checks.len()
-        ),
-        (None, n) => format!(
-            "<span class=fail>FAIL</span>: {n} of {} checks failed",
-            report.checks.len()
-        ),
+    let verdict = match report.verdict() {
+        (true, text) => format!("<span class=pass>PASS</span>: {}", esc(&text)),
+        (false, text) => format!("<span class=fail>FAIL</span>: {}", esc(&text)),
     };
     let mut s = String::new();
     let _ = write!(

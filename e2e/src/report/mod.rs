@@ -193,6 +193,24 @@ impl RunReport {
         s
     }
 
+    /// The verdict in a few words, and whether it is a pass: the first line a reader sees in
+    /// `summary.md` and `report.html`.
+    pub fn verdict(&self) -> (bool, String) {
+        let failed = self.checks.iter().filter(|c| !c.passed).count();
+        match (&self.error, failed) {
+            (Some(e), _) => (
+                false,
+                format!("the run stopped before its checks finished: {e}"),
+            ),
+            (None, 0) if self.checks.is_empty() => (false, "no check ran".to_owned()),
+            (None, 0) => (
+                true,
+                format!("{} passed", plural(self.checks.len(), "check", "checks")),
+            ),
+            (None, n) => (false, format!("{n} of {} checks failed", self.checks.len())),
+        }
+    }
+
     /// The evidence file to open first for a failed check, in this run's directory.
     fn first_evidence(&self, check: &str) -> &'static str {
         match (self.mode.as_str(), check.starts_with("routing::")) {
@@ -212,14 +230,9 @@ impl RunReport {
     pub fn summary_md(&self) -> String {
         let mut s = String::new();
         let failed: Vec<&CheckResult> = self.checks.iter().filter(|c| !c.passed).collect();
-        let verdict = match (&self.error, failed.len()) {
-            (Some(e), _) => format!("**FAIL**: the run stopped before its checks finished: {e}"),
-            (None, 0) if self.checks.is_empty() => "**FAIL**: no check ran".to_owned(),
-            (None, 0) => format!(
-                "**PASS**: {} passed",
-                plural(self.checks.len(), "check", "checks")
-            ),
-            (None, n) => format!("**FAIL**: {n} of {} checks failed", self.checks.len()),
+        let verdict = match self.verdict() {
+            (true, text) => format!("**PASS**: {text}"),
+            (false, text) => format!("**FAIL**: {text}"),
         };
         let _ = writeln!(
             s,
