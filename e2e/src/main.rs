@@ -50,6 +50,28 @@ enum Command {
         #[arg(long, env = PATIENCE_ENV, default_value = "300", value_parser = parse_patience)]
         patience: Duration,
     },
+    /// Server-side apply what a provisioned cluster needs before the suite (Istio's CRDs, a
+    /// kwok node): CRDs first, each awaited until Established, then the rest.
+    Install {
+        /// Kubeconfig file (default: KUBECONFIG or ~/.kube/config, read only).
+        #[arg(long)]
+        kubeconfig: Option<PathBuf>,
+        /// Kubeconfig context (default: the file's current context).
+        #[arg(long)]
+        context: Option<String>,
+        /// Namespace for namespaced documents that name none.
+        #[arg(long, default_value = "default")]
+        namespace: String,
+        /// Seconds to wait for CRDs to be served.
+        #[arg(long, env = PATIENCE_ENV, default_value = "300", value_parser = parse_patience)]
+        patience: Duration,
+        /// Apply only documents of these kinds (comma-separated; default: every document).
+        #[arg(long, value_delimiter = ',')]
+        only_kinds: Vec<String>,
+        /// YAML files or directories to apply.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
     /// Compare the runs of an upgrade walk, each with the one before, check by check; exit 1
     /// on any change that is not a known, intended behaviour change.
     Compare {
@@ -191,6 +213,67 @@ fn main() -> ExitCode {
             context,
             patience,
         } => nodes_ready(kubeconfig.as_deref(), context, patience),
+        Command::Install {
+            kubeconfig,
+            context,
+            namespace,
+            patience,
+            only_kinds,
+            files,
+        } => install(
+            kubeconfig.as_deref(),
+            context,
+            &namespace,
+            patience,
+            &only_kinds,
+            &files,
+        ),
+    }
+}
+
+fn install(
+    kubeconfig: Option<&std::path::Path>,
+    context: Option<String>,
+    namespace: &str,
+    patience: Duration,
+    only_kinds: &[String],
+    files: &[PathBuf],
+) -> ExitCode {
+    let mut set = match e2e::manifest::ManifestSet::load(files) {
+        Ok(set) => set,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if !only_kinds.is_empty() {
+        set.documents
+            .retain(|d| only_kinds.iter().any(|k| k.as_str() == d.kind()));
+    }
+    let Some(runtime) = runtime() else {
+        return ExitCode::from(2);
+    };
+    let started = std::time::Instant::now();
+    let installed = runtime.block_on(async {
+        let client = client(kubeconfig, context).await?;
+        e2e::cluster::install::install(&client, &set, namespace, patience)
+            .await
+            .map_err(|e| e.to_string())
+    });
+    match installed {
+        Ok(done) => {
+            eprintln!(
+                "installed {} ({} established) in {:.1?}",
+                e2e::report::plural(done.objects, "object", "objects"),
+                e2e::report::plural(done.crds, "CRD", "CRDs"),
+                started.elapsed()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

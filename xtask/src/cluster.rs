@@ -11,6 +11,8 @@ use xshell::{Shell, cmd};
 
 use crate::interrupt::{Failed, Interrupt, Output, is_interrupted};
 
+pub mod kwok;
+
 /// How often `kind create cluster` is tried, as Istio's CI does on kind.
 pub const CREATE_ATTEMPTS: u32 = 5;
 

@@ -25,6 +25,19 @@ pub enum Command {
     Tools(Tools),
     /// Time repeated `cargo xtask e2e --local` runs and print medians per phase.
     Bench(Bench),
+    /// Run cluster mode's code against a real Kubernetes control plane (a kwok cluster of
+    /// local processes built from pinned Go modules; needs Go 1.26+, no Docker).
+    TestControlPlane(TestControlPlane),
+}
+
+#[derive(Args)]
+pub struct TestControlPlane {
+    /// Keep the kwok cluster running afterwards (its directory is target/kwok/<name>/).
+    #[arg(long)]
+    pub keep: bool,
+    /// Seconds every wait may take.
+    #[arg(long, default_value_t = 120)]
+    pub patience: u64,
 }
 
 #[derive(Args)]
@@ -219,6 +232,9 @@ pub enum Tool {
     Kind,
     /// istioctl of the default Istio release.
     Istioctl,
+    /// etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok and helm, built
+    /// from their pinned Go modules (needs Go 1.26+; a cold build takes long).
+    ControlPlane,
 }
 
 #[derive(Args)]

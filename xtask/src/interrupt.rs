@@ -76,13 +76,19 @@ pub struct Interrupt {
 }
 
 /// How a child's output reaches the user.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum Output {
     /// The child writes to this terminal itself (progress bars, colours).
     Terminal,
     /// Lines pass through xtask, which keeps the last stderr lines for the error (and,
     /// in tests, lets the harness capture them).
     Relay,
+    /// Both streams go to a log file (a long build's output, too much for a terminal);
+    /// while it runs, xtask shows `what`, the lines logged so far and the time taken.
+    Log {
+        path: std::path::PathBuf,
+        what: String,
+    },
 }
 
 impl Interrupt {
@@ -122,8 +128,19 @@ impl Interrupt {
         self.check()?;
         let mut command = Command::from(cmd);
         let program = command.get_program().to_string_lossy().into_owned();
-        if output == Output::Relay {
-            command.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut ticker = None;
+        match &output {
+            Output::Terminal => {}
+            Output::Relay => {
+                command.stdout(Stdio::piped()).stderr(Stdio::piped());
+            }
+            Output::Log { path, what } => {
+                let log = std::fs::File::create(path)
+                    .with_context(|| format!("create {}", path.display()))?;
+                let log_err = log.try_clone().context("share the log file")?;
+                command.stdout(log).stderr(log_err);
+                ticker = Some(crate::progress::Ticker::start(what.clone(), path.clone()));
+            }
         }
         let mut child = command
             .spawn()
@@ -137,11 +154,15 @@ impl Interrupt {
             waiter.shared.1.notify_all();
         });
         let status = self.wait_for(pid);
-        let stderr_tail = relays
+        let mut stderr_tail: Vec<String> = relays
             .into_iter()
             .filter_map(|r| r.join().ok())
             .flatten()
             .collect();
+        if let (Some(ticker), Output::Log { path, .. }) = (ticker, &output) {
+            ticker.stop();
+            stderr_tail = crate::progress::last_lines(path, TAIL);
+        }
         let status = status.with_context(|| format!("wait for {program}"))?;
         if self.is_set() {
             return Err(Interrupted.into());

@@ -13,8 +13,11 @@ mod flags;
 mod interrupt;
 mod lint;
 mod paths;
+mod poll;
+mod progress;
 mod runner;
 mod test;
+mod test_control_plane;
 mod tools;
 mod versions;
 #[cfg(test)]
@@ -59,5 +62,6 @@ fn run(flags: flags::Xtask) -> anyhow::Result<()> {
         flags::Command::E2e(cmd) => cmd.run(&sh),
         flags::Command::Tools(cmd) => cmd.run(&sh),
         flags::Command::Bench(cmd) => cmd.run(&sh),
+        flags::Command::TestControlPlane(cmd) => cmd.run(&sh),
     }
 }

@@ -76,8 +76,21 @@ impl Runner {
     /// failure is [`Reported`]: the suite has said why itself.
     pub fn run(&self, sh: &Shell, args: &[String]) -> anyhow::Result<()> {
         let bin = &self.bin;
+        self.finish(cmd!(sh, "{bin} {args...}"))
+    }
+
+    /// The runner inside a kwok cluster's namespaces, where its API server is reachable
+    /// (`nsenter_args` from [`crate::cluster::kwok::Holder::nsenter_args`]).
+    pub fn inside(&self, nsenter_args: &[String]) -> InNamespaces<'_> {
+        InNamespaces {
+            runner: self,
+            nsenter_args: nsenter_args.to_vec(),
+        }
+    }
+
+    fn finish(&self, cmd: Cmd<'_>) -> anyhow::Result<()> {
         self.interrupt
-            .run(cmd!(sh, "{bin} {args...}").quiet(), self.output)
+            .run(cmd.quiet(), self.output.clone())
             .map_err(|e| match e.downcast::<Failed>() {
                 Ok(failed) => Reported {
                     code: failed.status.code().unwrap_or(1),
@@ -85,6 +98,22 @@ impl Runner {
                 .into(),
                 Err(e) => e,
             })
+    }
+}
+
+/// The suite binary, run through `nsenter` in a cluster's namespaces.
+pub struct InNamespaces<'a> {
+    runner: &'a Runner,
+    nsenter_args: Vec<String>,
+}
+
+impl InNamespaces<'_> {
+    /// Like [`Runner::run`], inside the namespaces.
+    pub fn run(&self, sh: &Shell, args: &[String]) -> anyhow::Result<()> {
+        let bin = &self.runner.bin;
+        let enter = &self.nsenter_args;
+        self.runner
+            .finish(cmd!(sh, "nsenter {enter...} {bin} {args...}"))
     }
 }
 

@@ -30,12 +30,25 @@ pub const ENVOY: EnvoyPin = EnvoyPin {
 impl flags::Tools {
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
         for tool in &self.install {
+            if let flags::Tool::ControlPlane = tool {
+                let interrupt = crate::interrupt::Interrupt::default();
+                interrupt.install_ctrl_c()?;
+                let bins = crate::cluster::kwok::Binaries::ensure(sh, &interrupt)?;
+                println!(
+                    "installed: {}",
+                    bins.kube_apiserver
+                        .parent()
+                        .map_or_else(String::new, |d| d.display().to_string())
+                );
+                continue;
+            }
             let path = match tool {
                 flags::Tool::Envoy => envoy(sh)?,
                 flags::Tool::Kind => ensure(sh, &kind_asset()?)?,
                 flags::Tool::Istioctl => {
                     ensure(sh, &istioctl_asset(versions::istio_release(None)?.version)?)?
                 }
+                flags::Tool::ControlPlane => continue,
             };
             println!("installed: {}", path.display());
         }
@@ -88,6 +101,26 @@ impl flags::Tools {
         );
         if envoy_cache_path().is_file() {
             println!("{:<39} at {}", "", envoy_cache_path().display());
+        }
+        for build in crate::cluster::kwok::binaries::ALL {
+            let built = build.is_built(&cache)?;
+            println!(
+                "{:<9} {:<9} {:<8} {:<8} go build {} (xtask/src/cluster/kwok/{}/go.sum is the lock)",
+                build.module,
+                build.version,
+                if built { "yes" } else { "no" },
+                "go.sum",
+                build
+                    .binaries
+                    .iter()
+                    .map(|(name, _)| *name)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                build.module
+            );
+            if built {
+                println!("{:<39} at {}", "", build.cache_dir(&cache)?.display());
+            }
         }
         for release in versions::ISTIO_RELEASES {
             println!(

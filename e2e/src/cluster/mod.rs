@@ -6,6 +6,7 @@
 
 pub mod apply;
 pub mod evidence;
+pub mod install;
 pub mod logs;
 pub mod ready;
 pub mod rollout;

@@ -1,0 +1,498 @@
+//! `--cluster kwok`: a real Kubernetes control plane as local processes, without Docker.
+//!
+//! etcd, kube-apiserver, kube-controller-manager and kube-scheduler (built from pinned Go
+//! modules, `binaries.rs`) and kwok, which plays the nodes and pods with its upstream
+//! stages. Everything runs inside namespaces the cluster owns (`netns.rs`): a network
+//! namespace, so pod addresses from a private range are real addresses that no traffic
+//! outside the run can reach, and a PID namespace, so ending one process (the holder)
+//! ends every process of the cluster, whatever state the run was in.
+//!
+//! The cluster lives in `target/kwok/<name>/`: its PKI, private kubeconfig, etcd data and
+//! one log per component. Only a cluster this run created is ever deleted.
+
+pub mod binaries;
+mod netns;
+mod pki;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use xshell::Shell;
+
+use crate::interrupt::Interrupt;
+use crate::paths;
+
+pub use netns::Holder;
+
+/// Where the API server listens, inside the cluster's network namespace.
+pub const API_SERVER: &str = "https://127.0.0.1:6443";
+/// Pod addresses kwok hands out (a private range, inside the cluster's namespace only).
+pub const POD_CIDR: &str = "10.244.0.1/16";
+/// Service addresses; does not overlap the pods'.
+pub const SERVICE_CIDR: &str = "10.96.0.0/16";
+/// The node kwok plays, and the address its kubelet-style endpoint answers on.
+pub const NODE_NAME: &str = "kwok-node-0";
+const NODE_IP: &str = "10.250.0.1";
+const KUBELET_PORT: &str = "10250";
+
+/// A kwok cluster's directory and, while it runs, its holder process.
+pub struct KwokCluster {
+    pub name: String,
+    pub dir: PathBuf,
+    pub holder: Holder,
+    /// Whether this run started it (only then may the run delete it).
+    pub created_by_this_run: bool,
+}
+
+/// The pinned binaries, built or found in the cache.
+pub struct Binaries {
+    pub etcd: PathBuf,
+    pub kube_apiserver: PathBuf,
+    pub kube_controller_manager: PathBuf,
+    pub kube_scheduler: PathBuf,
+    pub kwok: PathBuf,
+    pub helm: PathBuf,
+    /// kwok's module source, for its upstream stage files.
+    pub kwok_source: PathBuf,
+}
+
+impl Binaries {
+    /// Builds what is missing (a cold build takes long; progress and a log are shown).
+    pub fn ensure(sh: &Shell, interrupt: &Interrupt) -> anyhow::Result<Binaries> {
+        binaries::check_kubernetes_replaces(sh).context("check the Kubernetes wrapper module")?;
+        let etcd = binaries::ETCD.ensure(sh, interrupt)?;
+        let kwok = binaries::KWOK.ensure(sh, interrupt)?;
+        let helm = binaries::HELM.ensure(sh, interrupt)?;
+        let kubernetes = binaries::KUBERNETES.ensure(sh, interrupt)?;
+        Ok(Binaries {
+            etcd: etcd.join("etcd"),
+            kube_apiserver: kubernetes.join("kube-apiserver"),
+            kube_controller_manager: kubernetes.join("kube-controller-manager"),
+            kube_scheduler: kubernetes.join("kube-scheduler"),
+            kwok: kwok.join("kwok"),
+            helm: helm.join("helm"),
+            kwok_source: binaries::module_dir(sh, binaries::KWOK.upstream, binaries::KWOK.version)?,
+        })
+    }
+}
+
+/// Istio's source as a Go module: where a release's CRDs and istiod's chart come from.
+///
+/// The module proxy serves `istio.io/istio` only at pseudo-versions of commits it has
+/// seen; the release tags' own (e.g. 1.30.3 = v0.0.0-20260713165634-56df41f63e51) answer
+/// 403 "This module version is not available". So each minor maps to the newest commit of
+/// its release branch that is served, and says so.
+pub struct IstioModule {
+    /// Istio minor, e.g. "1.31".
+    pub minor: &'static str,
+    /// The pseudo-version served.
+    pub version: &'static str,
+    /// What that commit is.
+    pub provenance: &'static str,
+}
+
+/// The Istio modules served, by minor.
+pub const ISTIO_MODULES: &[IstioModule] = &[IstioModule {
+    minor: "1.31",
+    version: "v0.0.0-20260827124520-eed52ebb66ad",
+    provenance: "a release-1.31 branch commit of 2026-08-27 (VERSION file 1.31; it ships the compatibility-version-1.30 profile); the module proxy refuses the release tags' pseudo-versions",
+}];
+
+/// Where a release's files are in the module cache.
+pub struct IstioSource {
+    /// `manifests/charts/base/files/crd-all.gen.yaml`.
+    pub crds: PathBuf,
+    /// istiod's chart, `manifests/charts/istio-control/istio-discovery`.
+    pub discovery_chart: PathBuf,
+    pub module: &'static IstioModule,
+}
+
+/// Istio's CRDs and istiod's chart for the release `version` (from its minor's module).
+pub fn istio_source(sh: &Shell, version: &str) -> anyhow::Result<IstioSource> {
+    let minor = version.rsplit_once('.').map_or(version, |(minor, _)| minor);
+    let Some(module) = ISTIO_MODULES.iter().find(|m| m.minor == minor) else {
+        bail!(
+            "no istio.io/istio module is pinned for Istio {minor} (pinned: {}); the module proxy serves only some commits of Istio, see ISTIO_MODULES",
+            ISTIO_MODULES
+                .iter()
+                .map(|m| m.minor)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    };
+    let dir = binaries::module_dir(sh, "istio.io/istio", module.version)
+        .with_context(|| format!("download Istio {minor}'s module ({})", module.provenance))?;
+    Ok(IstioSource {
+        crds: dir.join("manifests/charts/base/files/crd-all.gen.yaml"),
+        discovery_chart: dir.join("manifests/charts/istio-control/istio-discovery"),
+        module,
+    })
+}
+
+/// The directory every kwok cluster of this checkout lives in.
+pub fn clusters_dir() -> PathBuf {
+    paths::project_root().join("target/kwok")
+}
+
+impl KwokCluster {
+    /// The cluster `name` if its holder still runs.
+    pub fn find(name: &str) -> anyhow::Result<Option<KwokCluster>> {
+        let dir = clusters_dir().join(name);
+        Ok(Holder::read(&dir)?.map(|holder| KwokCluster {
+            name: name.to_owned(),
+            dir,
+            holder,
+            created_by_this_run: false,
+        }))
+    }
+
+    /// The private kubeconfig (valid inside the cluster's network namespace).
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.dir.join("kubeconfig")
+    }
+
+    fn log(&self, component: &str) -> PathBuf {
+        self.dir.join("logs").join(format!("{component}.log"))
+    }
+
+    /// Creates the cluster `name`: refuses when one of that name runs (naming `--reuse`),
+    /// and deletes what it started when any step fails or Ctrl-C comes.
+    pub fn create(
+        sh: &Shell,
+        name: &str,
+        bins: &Binaries,
+        interrupt: &Interrupt,
+        patience: Duration,
+    ) -> anyhow::Result<KwokCluster> {
+        if Self::find(name)?.is_some() {
+            bail!(
+                "a kwok cluster named {name} already runs (target/kwok/{name}); use it with --reuse, or delete it with `cargo xtask kwok delete {name}`"
+            );
+        }
+        interrupt.check()?;
+        let dir = clusters_dir().join(name);
+        if dir.exists() {
+            // A directory without a running holder: a cluster that ended (host restart,
+            // kill -9 of its holder). Nothing in it runs; start afresh.
+            sh.remove_path(&dir)
+                .with_context(|| format!("remove the ended cluster's {}", dir.display()))?;
+        }
+        sh.create_dir(dir.join("logs"))?;
+        sh.create_dir(dir.join("pki"))?;
+        let holder = Holder::start(sh, &dir).context("create the cluster's namespaces")?;
+        let cluster = KwokCluster {
+            name: name.to_owned(),
+            dir,
+            holder,
+            created_by_this_run: true,
+        };
+        match cluster.start_control_plane(sh, bins, interrupt, patience) {
+            Ok(()) => Ok(cluster),
+            Err(e) => {
+                // Only what this call created is removed: the holder it started takes every
+                // process of the cluster with it.
+                if let Err(d) = cluster.delete(sh) {
+                    eprintln!("error: delete the half-created kwok cluster {name}: {d:#}");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn start_control_plane(
+        &self,
+        sh: &Shell,
+        bins: &Binaries,
+        interrupt: &Interrupt,
+        patience: Duration,
+    ) -> anyhow::Result<()> {
+        let files = pki::PkiFiles::in_dir(&self.dir.join("pki"));
+        files
+            .generate()
+            .context("generate the cluster's certificates")?;
+        pki::write(
+            &self.kubeconfig(),
+            &files.kubeconfig(&self.name, API_SERVER),
+            true,
+        )?;
+        self.holder.run(sh, &["ip", "link", "set", "lo", "up"])?;
+        // The node's address: kwok's kubelet-style endpoint answers here and the API server
+        // reaches it for pod logs. Not loopback: the node proxy refuses any address that is
+        // not global unicast (pkg/registry/core/node/strategy.go, isProxyableHostname).
+        self.holder.run(
+            sh,
+            &["ip", "addr", "add", &format!("{NODE_IP}/32"), "dev", "lo"],
+        )?;
+
+        let etcd_data = self.dir.join("etcd");
+        let deadline = Instant::now() + patience;
+        interrupt.check()?;
+        self.holder.spawn(
+            &self.log("etcd"),
+            &bins.etcd,
+            &[
+                "--name=mirror-e2e".into(),
+                format!("--data-dir={}", etcd_data.display()),
+                "--listen-client-urls=http://127.0.0.1:2379".into(),
+                "--advertise-client-urls=http://127.0.0.1:2379".into(),
+                "--listen-peer-urls=http://127.0.0.1:2380".into(),
+                "--initial-advertise-peer-urls=http://127.0.0.1:2380".into(),
+                "--initial-cluster=mirror-e2e=http://127.0.0.1:2380".into(),
+                // A test cluster's data is disposable (envtest does the same).
+                "--unsafe-no-fsync".into(),
+                "--quota-backend-bytes=4294967296".into(),
+            ],
+        )?;
+        interrupt.check()?;
+        let p = |p: &Path| p.display().to_string();
+        self.holder.spawn(
+            &self.log("kube-apiserver"),
+            &bins.kube_apiserver,
+            &[
+                "--etcd-servers=http://127.0.0.1:2379".into(),
+                "--bind-address=127.0.0.1".into(),
+                "--advertise-address=127.0.0.1".into(),
+                "--secure-port=6443".into(),
+                format!("--tls-cert-file={}", p(&files.serving_cert)),
+                format!("--tls-private-key-file={}", p(&files.serving_key)),
+                format!("--client-ca-file={}", p(&files.ca_cert)),
+                format!(
+                    "--service-account-key-file={}",
+                    p(&files.service_account_pub)
+                ),
+                format!(
+                    "--service-account-signing-key-file={}",
+                    p(&files.service_account_key)
+                ),
+                "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
+                format!("--service-cluster-ip-range={SERVICE_CIDR}"),
+                "--authorization-mode=Node,RBAC".into(),
+                // The API server advertises a loopback address: no Endpoints for it.
+                "--endpoint-reconciler-type=none".into(),
+                // For pod logs, the API server is kwok's kubelet client.
+                format!("--kubelet-client-certificate={}", p(&files.admin_cert)),
+                format!("--kubelet-client-key={}", p(&files.admin_key)),
+                "--kubelet-preferred-address-types=InternalIP".into(),
+                "--allow-privileged=true".into(),
+            ],
+        )?;
+        self.wait_for(
+            "the API server to answer /readyz",
+            deadline,
+            interrupt,
+            &["kube-apiserver", "etcd"],
+            || {
+                self.holder.probe(
+                    sh,
+                    &[
+                        "curl".into(),
+                        "--silent".into(),
+                        "--show-error".into(),
+                        "--fail".into(),
+                        "--max-time".into(),
+                        "2".into(),
+                        "--cacert".into(),
+                        p(&files.ca_cert),
+                        "--cert".into(),
+                        p(&files.admin_cert),
+                        "--key".into(),
+                        p(&files.admin_key),
+                        format!("{API_SERVER}/readyz"),
+                    ],
+                )
+            },
+        )?;
+        let kubeconfig = p(&self.kubeconfig());
+        interrupt.check()?;
+        self.holder.spawn(
+            &self.log("kube-controller-manager"),
+            &bins.kube_controller_manager,
+            &[
+                format!("--kubeconfig={kubeconfig}"),
+                // Nothing scrapes it; no port of the run's own to keep track of.
+                "--secure-port=0".into(),
+                format!("--root-ca-file={}", p(&files.ca_cert)),
+                format!(
+                    "--service-account-private-key-file={}",
+                    p(&files.service_account_key)
+                ),
+                format!("--service-cluster-ip-range={SERVICE_CIDR}"),
+                "--leader-elect=false".into(),
+                "--use-service-account-credentials=false".into(),
+            ],
+        )?;
+        interrupt.check()?;
+        self.holder.spawn(
+            &self.log("kube-scheduler"),
+            &bins.kube_scheduler,
+            &[
+                format!("--kubeconfig={kubeconfig}"),
+                format!("--authentication-kubeconfig={kubeconfig}"),
+                format!("--authorization-kubeconfig={kubeconfig}"),
+                "--bind-address=127.0.0.1".into(),
+                "--secure-port=10259".into(),
+                "--leader-elect=false".into(),
+            ],
+        )?;
+        interrupt.check()?;
+        let stages = bins.kwok_source.join("kustomize/stage");
+        let mut kwok_args = vec![
+            format!("--kubeconfig={kubeconfig}"),
+            "--manage-all-nodes=true".into(),
+            format!("--cidr={POD_CIDR}"),
+            format!("--node-ip={NODE_IP}"),
+            format!("--node-name={NODE_NAME}"),
+            format!("--node-port={KUBELET_PORT}"),
+            format!("--server-address={NODE_IP}:{KUBELET_PORT}"),
+            format!("--tls-cert-file={}", p(&files.serving_cert)),
+            format!("--tls-private-key-file={}", p(&files.serving_key)),
+            "--node-lease-duration-seconds=40".into(),
+        ];
+        // kwokctl's defaults: nodes initialise fast and renew a lease; pods are Ready at once.
+        for stage in [
+            "node/fast/node-initialize.yaml",
+            "node/heartbeat-with-lease/node-heartbeat-with-lease.yaml",
+            "pod/fast/pod-ready.yaml",
+            "pod/fast/pod-complete.yaml",
+            "pod/fast/pod-delete.yaml",
+        ] {
+            kwok_args.push(format!("--config={}", p(&stages.join(stage))));
+        }
+        self.holder
+            .spawn(&self.log("kwok"), &bins.kwok, &kwok_args)?;
+        Ok(())
+    }
+
+    /// Polls `probe` until it succeeds, a component exits, Ctrl-C, or the deadline: a
+    /// bounded, named wait that reports what it saw last.
+    fn wait_for(
+        &self,
+        what: &str,
+        deadline: Instant,
+        interrupt: &Interrupt,
+        components: &[&str],
+        probe: impl Fn() -> Result<(), String>,
+    ) -> anyhow::Result<()> {
+        let limit = deadline.saturating_duration_since(Instant::now());
+        crate::poll::poll_until(what, limit, Some(interrupt), |seen| {
+            match probe() {
+                Ok(()) => return Ok(Some(())),
+                Err(e) => *seen = e,
+            }
+            for component in components {
+                if let Some(status) = self.holder.exited(component) {
+                    bail!(
+                        "{component} exited ({status}) while waiting for {what}; its log ({}) ends:\n  {}",
+                        self.log(component).display(),
+                        crate::progress::last_lines(&self.log(component), 12).join("\n  ")
+                    );
+                }
+            }
+            Ok(None)
+        })
+    }
+
+    /// Ends every process of the cluster and removes its directory: only for a cluster this
+    /// run created (a found one is someone's, kept on purpose).
+    pub fn delete(&self, sh: &Shell) -> anyhow::Result<()> {
+        if !self.created_by_this_run {
+            bail!(
+                "the kwok cluster {} was not created by this run; it is not deleted",
+                self.name
+            );
+        }
+        self.holder.stop()?;
+        sh.remove_path(&self.dir)
+            .with_context(|| format!("remove {}", self.dir.display()))
+    }
+}
+
+/// The provider against real processes: the pinned binaries (built on first use), a real
+/// control plane. `cargo xtask test-control-plane` runs these.
+#[cfg(all(test, feature = "control-plane"))]
+mod real {
+    use super::*;
+
+    const PATIENCE: Duration = Duration::from_secs(120);
+
+    fn binaries(sh: &Shell) -> Binaries {
+        Binaries::ensure(sh, &Interrupt::default()).expect("the pinned control-plane binaries")
+    }
+
+    /// Every process whose command line names `dir` (the cluster's components do).
+    fn processes_naming(dir: &Path) -> Vec<String> {
+        let needle = dir.display().to_string();
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+                continue;
+            };
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            if cmdline.contains(&needle) {
+                found.push(format!(
+                    "{}: {cmdline}",
+                    entry.file_name().to_string_lossy()
+                ));
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn a_cluster_of_the_same_name_that_runs_before_the_run_is_never_deleted() {
+        let sh = Shell::new().expect("shell");
+        let bins = binaries(&sh);
+        let name = format!("real-exists-{}", std::process::id());
+        let first = KwokCluster::create(&sh, &name, &bins, &Interrupt::default(), PATIENCE)
+            .expect("the first cluster");
+        let second = KwokCluster::create(&sh, &name, &bins, &Interrupt::default(), PATIENCE);
+        let err = second
+            .err()
+            .expect("a second create of the same name is refused");
+        assert!(err.to_string().contains("--reuse"), "{err:#}");
+        let found = KwokCluster::find(&name)
+            .expect("look")
+            .expect("the first cluster still runs");
+        assert_eq!(found.holder.pid, first.holder.pid);
+        assert!(
+            !processes_naming(&first.dir).is_empty(),
+            "its components still run"
+        );
+        first.delete(&sh).expect("delete");
+        assert!(KwokCluster::find(&name).expect("look").is_none());
+    }
+
+    #[test]
+    fn ctrl_c_during_create_leaves_no_process_of_the_cluster() {
+        let sh = Shell::new().expect("shell");
+        let bins = binaries(&sh);
+        let name = format!("real-ctrl-c-{}", std::process::id());
+        let dir = clusters_dir().join(&name);
+        let interrupt = Interrupt::default();
+        let presser = {
+            let interrupt = interrupt.clone();
+            let apiserver_log = dir.join("logs/kube-apiserver.log");
+            std::thread::spawn(move || {
+                // Press Ctrl-C once the API server has started: mid-create, with etcd and
+                // the API server running and the rest still to come.
+                let started =
+                    crate::poll::poll_until("the API server's log", PATIENCE, None, |_| {
+                        Ok(apiserver_log.exists().then_some(()))
+                    });
+                interrupt.trigger();
+                started.expect("the API server starts");
+            })
+        };
+        let created = KwokCluster::create(&sh, &name, &bins, &interrupt, PATIENCE);
+        presser.join().expect("presser");
+        let err = created.err().expect("Ctrl-C stops the create");
+        assert!(crate::interrupt::is_interrupted(&err), "{err:#}");
+        assert!(KwokCluster::find(&name).expect("look").is_none());
+        assert_eq!(processes_naming(&dir), Vec::<String>::new());
+        assert!(
+            !dir.exists(),
+            "the half-created cluster's directory is left"
+        );
+    }
+}
