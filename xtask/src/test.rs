@@ -30,7 +30,7 @@ impl flags::Test {
         .context("clippy")?;
 
         step("envoy");
-        let envoy = tools::envoy(sh).context("provision envoy")?;
+        let envoy = tools::envoy(sh, &interrupt).context("provision envoy")?;
         let _env = sh.push_env("ENVOY_BIN", &envoy);
 
         step("build tests");
