@@ -25,6 +25,9 @@ pub enum Command {
     Tools(Tools),
     /// Time repeated `cargo xtask e2e --local` runs and print medians per phase.
     Bench(Bench),
+    /// Print the pinned Istio releases and where each was confirmed; `--check-latest` fails
+    /// when a newer patch of a pinned minor has been released (needs the network).
+    Versions(Versions),
 }
 
 #[derive(Args)]
@@ -242,6 +245,14 @@ pub enum Tool {
     Kind,
     /// istioctl of the default Istio release.
     Istioctl,
+}
+
+#[derive(Args)]
+pub struct Versions {
+    /// Ask Istio's repository for its tags (`git ls-remote`; MIRROR_E2E_ISTIO_REPO moves it)
+    /// and fail when a pinned minor has a newer patch, or when no answer comes.
+    #[arg(long)]
+    pub check_latest: bool,
 }
 
 #[derive(Args)]

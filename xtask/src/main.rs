@@ -59,5 +59,6 @@ fn run(flags: flags::Xtask) -> anyhow::Result<()> {
         flags::Command::E2e(cmd) => cmd.run(&sh),
         flags::Command::Tools(cmd) => cmd.run(&sh),
         flags::Command::Bench(cmd) => cmd.run(&sh),
+        flags::Command::Versions(cmd) => cmd.run(&sh),
     }
 }
