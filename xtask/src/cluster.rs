@@ -355,6 +355,15 @@ esac
             })
         }
 
+        /// Fails the test, listing every call, if any `kind delete` ran.
+        pub fn assert_deleted_nothing(&self) {
+            let calls = self.calls();
+            assert!(
+                !calls.iter().any(|c| c.starts_with("kind delete")),
+                "{calls:?}"
+            );
+        }
+
         /// Every call, one line each, with the tool's name and its arguments.
         pub fn calls(&self) -> Vec<String> {
             std::fs::read_to_string(self.dir.path().join("calls.log"))
@@ -551,11 +560,7 @@ mod tests {
             k.create(Path::new("c.yaml"), "i").expect_err("taken")
         );
         assert!(err.contains("exists already"), "{err}");
-        assert!(
-            !f.calls().iter().any(|c| c.starts_with("kind delete")),
-            "{:?}",
-            f.calls()
-        );
+        f.assert_deleted_nothing();
     }
 
     #[test]

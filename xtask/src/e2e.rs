@@ -793,11 +793,7 @@ mod tests {
             suite(&f, &runner),
         )
         .expect_err("fails");
-        assert!(
-            !f.calls().iter().any(|c| c.starts_with("kind delete")),
-            "{:?}",
-            f.calls()
-        );
+        f.assert_deleted_nothing();
     }
 
     #[test]
@@ -925,11 +921,7 @@ mod tests {
         })
         .expect_err("interrupted");
         assert!(is_interrupted(&err), "{err:#}");
-        assert!(
-            !f.calls().iter().any(|c| c.starts_with("kind delete")),
-            "{:?}",
-            f.calls()
-        );
+        f.assert_deleted_nothing();
     }
 
     #[test]
