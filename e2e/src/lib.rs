@@ -16,6 +16,7 @@ pub mod local;
 pub mod manifest;
 pub mod mesh;
 pub mod mirror_log;
+pub mod parent;
 pub mod productpage;
 pub mod progress;
 pub mod report;

@@ -203,7 +203,17 @@ fn parse_version(text: &str) -> Result<IstioVersion, String> {
 }
 
 fn main() -> ExitCode {
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    if let Some(parent) = std::env::var(e2e::parent::PARENT_PID_ENV)
+        .ok()
+        .and_then(|p| p.parse().ok())
+        && let Err(e) = e2e::parent::end_with_parent(parent)
+    {
+        // As after Ctrl-C: whoever started the run is gone, so nothing of it is wanted.
+        eprintln!("interrupted: {e}");
+        return ExitCode::from(130);
+    }
+    match cli.command {
         Command::Lint { paths } => lint(&paths),
         Command::Local(args) => local(args),
         Command::Cluster(args) => cluster(*args),

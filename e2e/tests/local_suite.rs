@@ -285,8 +285,13 @@ fn two_runs_side_by_side_do_not_interfere_and_leave_no_envoy() {
 #[test]
 fn upgrading_across_1_28_reports_the_shadow_host_as_an_intended_behaviour_change() {
     use e2e::compare::{Verdict, compare};
-    let (before, _d1) = run(&project_manifests(), "1.27.7", &[], Duration::from_secs(30));
-    let (after, _d2) = run(&project_manifests(), "1.28.4", &[], Duration::from_secs(30));
+    let (before, _d1) = run(&project_manifests(), "1.27.9", &[], Duration::from_secs(30));
+    let (after, _d2) = run(
+        &project_manifests(),
+        "1.28.10",
+        &[],
+        Duration::from_secs(30),
+    );
     assert!(before.report.passed(), "{}", before.report.summary());
     assert!(after.report.passed(), "{}", after.report.summary());
     let comparison = compare(&before.report, &after.report);

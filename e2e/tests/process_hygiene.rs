@@ -223,3 +223,36 @@ fn ctrl_c_ends_user_workloads_and_what_they_started() {
     ))
     .unwrap_or_else(|e| panic!("{e}"));
 }
+
+#[test]
+fn a_runner_whose_starter_has_exited_already_stops_at_once() {
+    // xtask died between spawning the runner and the runner's PR_SET_PDEATHSIG: no signal
+    // will ever come, so the runner must notice by itself that its parent is not xtask.
+    let gone = Command::new("true").spawn().expect("spawn true");
+    let gone_pid = gone.id();
+    let _ = gone.wait_with_output().expect("true exits");
+    let out = Command::new(env!("CARGO_BIN_EXE_mirror-e2e"))
+        .arg("lint")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests"))
+        .env(e2e::parent::PARENT_PID_ENV, gone_pid.to_string())
+        .output()
+        .expect("run mirror-e2e");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains(&format!("(pid {gone_pid}) has exited already")),
+        "{stderr}"
+    );
+    // Started by its real parent, it runs as ever.
+    let out = Command::new(env!("CARGO_BIN_EXE_mirror-e2e"))
+        .arg("lint")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests"))
+        .env(e2e::parent::PARENT_PID_ENV, std::process::id().to_string())
+        .output()
+        .expect("run mirror-e2e");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

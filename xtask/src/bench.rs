@@ -7,12 +7,14 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use xshell::{Shell, cmd};
 
+use crate::interrupt::Interrupt;
 use crate::runner::nested_cargo;
 use crate::{flags, paths, tools};
 
 impl flags::Bench {
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
-        tools::envoy(sh).context("provision envoy")?;
+        // No Ctrl-C handler here: Ctrl-C ends the benchmark, children and all, as a whole.
+        tools::envoy(sh, &Interrupt::default()).context("provision envoy")?;
         // Warm up with the exact command: building the packages together unifies features
         // differently from `cargo xtask` alone, and the first timed run would compile.
         nested_cargo(cmd!(sh, "cargo xtask e2e --local"))

@@ -4,6 +4,7 @@
 //! The user's kubeconfig is never touched: kind writes the cluster's credentials to a private
 //! file, and every command is pointed at it explicitly.
 
+use std::cell::Cell;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -16,8 +17,10 @@ pub mod kwok;
 /// How often `kind create cluster` is tried, as Istio's CI does on kind.
 pub const CREATE_ATTEMPTS: u32 = 5;
 
-/// kind needs a running Docker engine: say so before anything is created.
-pub fn docker_is_running(sh: &Shell) -> anyhow::Result<()> {
+/// kind needs a running Docker engine: say so before anything is created. `docker info`
+/// can hang on an engine that does not answer, so it runs under the run's `interrupt`.
+pub fn docker_is_running(sh: &Shell, interrupt: &Interrupt) -> anyhow::Result<()> {
+    interrupt.check()?;
     if cmd!(sh, "docker --version")
         .quiet()
         .ignore_stdout()
@@ -30,13 +33,9 @@ pub fn docker_is_running(sh: &Shell) -> anyhow::Result<()> {
         );
     }
     // `docker info` exits non-zero when no engine answers; a client alone is not enough.
-    match cmd!(sh, "docker info")
-        .quiet()
-        .ignore_stdout()
-        .ignore_stderr()
-        .run()
-    {
+    match interrupt.run(cmd!(sh, "docker info").quiet(), Output::Quiet) {
         Ok(()) => Ok(()),
+        Err(e) if is_interrupted(&e) => Err(e),
         Err(_) => bail!(
             "cluster mode needs a running Docker engine for kind, and `docker info` reached none; start Docker (or check DOCKER_HOST), or run `cargo xtask e2e --local`"
         ),
@@ -52,13 +51,35 @@ pub struct Kind<'a> {
     pub kubeconfig: PathBuf,
     /// Ctrl-C ends a running `kind` at once.
     pub interrupt: Interrupt,
+    /// Whether this run's own `kind create` started: only then may the run delete the
+    /// cluster (even half-created). An interruption or failure before that point left
+    /// nothing of this run's, and a cluster of the name is someone else's.
+    pub started: Cell<bool>,
 }
 
 /// What kind says when a cluster of the name exists already (kind
 /// pkg/cluster/internal/create/create.go, `alreadyExists`).
 const ALREADY_EXISTS: &str = "already exist for a cluster with the name";
 
-impl Kind<'_> {
+impl<'a> Kind<'a> {
+    /// The cluster `name`, with credentials in `kubeconfig`; nothing of it is this run's yet.
+    pub fn new(
+        sh: &'a Shell,
+        bin: PathBuf,
+        name: &str,
+        kubeconfig: PathBuf,
+        interrupt: &Interrupt,
+    ) -> Kind<'a> {
+        Kind {
+            sh,
+            bin,
+            name: name.to_owned(),
+            kubeconfig,
+            interrupt: interrupt.clone(),
+            started: Cell::new(false),
+        }
+    }
+
     /// Whether a cluster of this name exists.
     pub fn exists(&self) -> anyhow::Result<bool> {
         let (bin, sh) = (&self.bin, self.sh);
@@ -75,15 +96,17 @@ impl Kind<'_> {
     /// Why a cluster of this name is in the way, and the two ways on.
     fn in_the_way(&self) -> anyhow::Error {
         anyhow::anyhow!(
-            "a kind cluster named {name} exists already (kept from an earlier run, or another run's); it is not this run's to delete. Use it with --reuse, or delete it with `kind delete cluster --name {name}`",
+            "a kind cluster named {name} exists already (kept from an earlier run, or another run's); it is not this run's to delete. Use it with `--reuse {name}`, or delete it with `kind delete cluster --name {name}`",
             name = self.name
         )
     }
 
     /// Creates the cluster. A cluster of this name that exists already is never touched: it
-    /// fails at once. A failed attempt of this run's own is retried (kind cleans up after
-    /// a failed create itself unless `--retain`); Ctrl-C ends the attempt and retries
-    /// nothing. Returns the attempts it took.
+    /// fails at once. A failed attempt of this run's own is retried: kind deletes what a
+    /// failed create left (it was given no `--retain`), and a cluster of the name found
+    /// after a failure is left alone and stops the run, since nothing proves it is this
+    /// attempt's. Ctrl-C ends the attempt and retries nothing. Returns the attempts it took;
+    /// [`Kind::started`] says whether there is anything of this run's to delete.
     pub fn create(&self, config: &Path, image: &str) -> anyhow::Result<u32> {
         if self.exists()? {
             return Err(self.in_the_way());
@@ -91,6 +114,9 @@ impl Kind<'_> {
         let (bin, sh, name, kubeconfig) = (&self.bin, self.sh, &self.name, &self.kubeconfig);
         let mut attempt = 1;
         loop {
+            // Checked here so that `started` is only set for a create that gets to run.
+            self.interrupt.check()?;
+            self.started.set(true);
             let created = self.interrupt.run(
                 cmd!(sh, "{bin} create cluster --name {name} --config {config} --image {image} --kubeconfig {kubeconfig} --wait 180s"),
                 Output::Relay,
@@ -104,6 +130,7 @@ impl Kind<'_> {
                 .is_some_and(|f| f.stderr_tail.iter().any(|l| l.contains(ALREADY_EXISTS)));
             if taken {
                 // Another run created it between our look and our create: theirs.
+                self.started.set(false);
                 return Err(self.in_the_way());
             }
             if is_interrupted(&e) || attempt == CREATE_ATTEMPTS {
@@ -114,10 +141,12 @@ impl Kind<'_> {
             eprintln!(
                 "kind create cluster failed (attempt {attempt} of {CREATE_ATTEMPTS}): {e}; retrying"
             );
-            // kind deletes what a failed create left unless --retain; make sure of it, since
-            // the name is this run's now.
-            self.delete()
-                .context("delete what the failed attempt left before retrying")?;
+            if self.exists()? {
+                self.started.set(false);
+                return Err(e).context(format!(
+                    "create kind cluster {name} (attempt {attempt} of {CREATE_ATTEMPTS}) failed, and a cluster of that name exists now; it is left as it is (delete it with `kind delete cluster --name {name}`)"
+                ));
+            }
             attempt += 1;
         }
     }
@@ -246,7 +275,8 @@ pub mod fakes {
     /// (pkg/cmd/kind/get/clusters); `create cluster` of a name that exists fails at once
     /// with `node(s) already exist for a cluster with the name "<name>"`
     /// (pkg/cluster/internal/create/create.go), and a failed create leaves no cluster (it
-    /// deletes its nodes unless --retain). `FAKE_BLOCK="<tool> <verb>"` makes that call say
+    /// deletes its nodes unless --retain; `FAKE_KIND_APPEARS_ON_FAILURE` stands for another
+    /// run creating the name right after). `FAKE_BLOCK="<tool> <verb>"` makes that call say
     /// so on the fifo `$FAKE_DIR/started` and then block until it is killed.
     const SCRIPT: &str = r#"#!/bin/sh
 tool=$(basename "$0")
@@ -265,7 +295,10 @@ case "$tool $1 $2" in
       echo "ERROR: failed to create cluster: node(s) already exist for a cluster with the name \"$name\"" >&2; exit 1
     fi
     n=$(cat "$FAKE_DIR/creates" 2>/dev/null || echo 0); n=$((n + 1)); echo "$n" > "$FAKE_DIR/creates"
-    if [ "$n" -le "${FAKE_KIND_CREATE_FAILS:-0}" ]; then echo "ERROR: failed to create cluster: failed to init node with kubeadm" >&2; exit 1; fi
+    if [ "$n" -le "${FAKE_KIND_CREATE_FAILS:-0}" ]; then
+      [ -z "$FAKE_KIND_APPEARS_ON_FAILURE" ] || echo "$name" >> "$FAKE_DIR/clusters"
+      echo "ERROR: failed to create cluster: failed to init node with kubeadm" >&2; exit 1
+    fi
     echo "$name" >> "$FAKE_DIR/clusters" ;;
   "kind get clusters") c=$(clusters); if [ -z "$c" ]; then echo "No kind clusters found." >&2; else echo "$c"; fi ;;
   "kind get kubeconfig") echo "apiVersion: v1" ;;
@@ -324,6 +357,15 @@ esac
             })
         }
 
+        /// Fails the test, listing every call, if any `kind delete` ran.
+        pub fn assert_deleted_nothing(&self) {
+            let calls = self.calls();
+            assert!(
+                !calls.iter().any(|c| c.starts_with("kind delete")),
+                "{calls:?}"
+            );
+        }
+
         /// Every call, one line each, with the tool's name and its arguments.
         pub fn calls(&self) -> Vec<String> {
             std::fs::read_to_string(self.dir.path().join("calls.log"))
@@ -342,13 +384,13 @@ mod tests {
     use crate::interrupt::{Interrupt, is_interrupted};
 
     fn kind(f: &Fakes) -> Kind<'_> {
-        Kind {
-            sh: &f.sh,
-            bin: f.bin("kind"),
-            name: "mirror-e2e".into(),
-            kubeconfig: f.dir.path().join("kubeconfig"),
-            interrupt: Interrupt::default(),
-        }
+        Kind::new(
+            &f.sh,
+            f.bin("kind"),
+            "mirror-e2e",
+            f.dir.path().join("kubeconfig"),
+            &Interrupt::default(),
+        )
     }
 
     fn short(calls: Vec<String>) -> Vec<String> {
@@ -362,7 +404,7 @@ mod tests {
     fn docker_down_is_reported_before_anything_else() {
         let f = Fakes::new();
         f.sh.set_var("FAKE_DOCKER_DOWN", "1");
-        let err = docker_is_running(&f.sh)
+        let err = docker_is_running(&f.sh, &Interrupt::default())
             .expect_err("docker down")
             .to_string();
         assert!(
@@ -376,8 +418,24 @@ mod tests {
     fn docker_missing_is_reported() {
         let f = Fakes::new();
         f.sh.set_var("PATH", "/nonexistent");
-        let err = docker_is_running(&f.sh).expect_err("no docker").to_string();
+        let err = docker_is_running(&f.sh, &Interrupt::default())
+            .expect_err("no docker")
+            .to_string();
         assert!(err.contains("no `docker` command was found"), "{err}");
+    }
+
+    #[test]
+    fn ctrl_c_during_the_docker_check_ends_it_as_an_interruption() {
+        // An engine that does not answer makes `docker info` hang; Ctrl-C must end it, and
+        // say "interrupted" (exit 130), not "Docker is down".
+        let f = Fakes::new();
+        let interrupt = Interrupt::default();
+        let watcher = f.interrupt_during("docker info", &interrupt);
+        let start = std::time::Instant::now();
+        let err = docker_is_running(&f.sh, &interrupt).expect_err("interrupted");
+        watcher.join().expect("watcher");
+        assert!(is_interrupted(&err), "{err:#}");
+        assert!(start.elapsed() < std::time::Duration::from_secs(5));
     }
 
     #[test]
@@ -400,7 +458,7 @@ mod tests {
     }
 
     #[test]
-    fn create_failing_twice_deletes_and_retries_then_succeeds() {
+    fn create_failing_twice_retries_after_kinds_own_cleanup_then_succeeds() {
         let f = Fakes::new();
         f.sh.set_var("FAKE_KIND_CREATE_FAILS", "2");
         let attempts = kind(&f)
@@ -412,10 +470,34 @@ mod tests {
             [
                 "kind get clusters",
                 "kind create cluster",
-                "kind delete cluster",
+                "kind get clusters",
                 "kind create cluster",
-                "kind delete cluster",
+                "kind get clusters",
                 "kind create cluster"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_cluster_that_appears_after_a_failed_attempt_is_left_alone() {
+        // Our attempt fails (kind removes it); meanwhile another run creates a cluster of
+        // the name. Nothing proves it is ours: no delete, no retry over it.
+        let f = Fakes::new();
+        f.sh.set_var("FAKE_KIND_CREATE_FAILS", "1");
+        f.sh.set_var("FAKE_KIND_APPEARS_ON_FAILURE", "1");
+        let k = kind(&f);
+        let err = format!(
+            "{:#}",
+            k.create(Path::new("c.yaml"), "i").expect_err("stops")
+        );
+        assert!(err.contains("exists now; it is left as it is"), "{err}");
+        assert!(!k.started.get(), "nothing of this run's to delete");
+        assert_eq!(
+            short(f.calls()),
+            [
+                "kind get clusters",
+                "kind create cluster",
+                "kind get clusters"
             ]
         );
     }
@@ -480,11 +562,7 @@ mod tests {
             k.create(Path::new("c.yaml"), "i").expect_err("taken")
         );
         assert!(err.contains("exists already"), "{err}");
-        assert!(
-            !f.calls().iter().any(|c| c.starts_with("kind delete")),
-            "{:?}",
-            f.calls()
-        );
+        f.assert_deleted_nothing();
     }
 
     #[test]
@@ -514,10 +592,23 @@ mod tests {
         watcher.join().expect("watcher");
         assert!(is_interrupted(&err), "{err:#}");
         assert!(start.elapsed() < std::time::Duration::from_secs(5));
+        assert!(k.started.get(), "a half-created cluster is this run's");
         assert_eq!(
             short(f.calls()),
             ["kind get clusters", "kind create cluster"]
         );
+    }
+
+    #[test]
+    fn ctrl_c_before_create_starts_nothing_and_claims_nothing() {
+        let f = Fakes::new();
+        f.sh.set_var("FAKE_KIND_CLUSTERS", "mirror-e2e");
+        let k = kind(&f);
+        k.interrupt.trigger();
+        let err = k.create(Path::new("c.yaml"), "i").expect_err("interrupted");
+        assert!(is_interrupted(&err), "{err:#}");
+        assert!(!k.started.get());
+        assert!(f.calls().is_empty(), "{:?}", f.calls());
     }
 
     #[test]

@@ -175,13 +175,15 @@ pub fn cached_binary(cache: &Path, asset: &Asset) -> PathBuf {
 }
 
 /// The executable of `asset`: from the cache when its recorded hash still matches the lock,
-/// otherwise downloaded, verified, recorded and unpacked.
+/// otherwise downloaded, verified, recorded and unpacked. Ctrl-C (the run's `interrupt`)
+/// ends a download at once and leaves nothing behind.
 pub fn ensure(
     sh: &Shell,
     asset: &Asset,
     base: &str,
     cache: &Path,
     lock_path: &Path,
+    interrupt: &Interrupt,
 ) -> anyhow::Result<PathBuf> {
     let lock = Lock::read(lock_path)?;
     let dir = cache.join(format!("{}-{}", asset.tool, asset.version));
@@ -210,7 +212,7 @@ pub fn ensure(
     ));
     let _ = sh.remove_path(&partial);
     sh.create_dir(&partial)?;
-    let result = fetch_and_verify(sh, asset, base, &partial, lock.hash(asset));
+    let result = fetch_and_verify(sh, asset, base, &partial, lock.hash(asset), interrupt);
     let hash = match result {
         Ok(hash) => hash,
         Err(e) => {
@@ -243,13 +245,14 @@ fn fetch_and_verify(
     base: &str,
     dir: &Path,
     locked: Option<&str>,
+    interrupt: &Interrupt,
 ) -> anyhow::Result<String> {
     let file = dir.join(&asset.file);
     let sums = dir.join("published.sha256");
     let url = format!("{base}{}", asset.path);
     let sums_url = format!("{base}{}", asset.checksum_path);
     eprintln!("downloading {url}");
-    Interrupt::default()
+    interrupt
         .run(
             cmd!(
                 sh,
@@ -258,7 +261,7 @@ fn fetch_and_verify(
             Output::Relay,
         )
         .with_context(|| format!("download {url}"))?;
-    Interrupt::default()
+    interrupt
         .run(
             cmd!(
                 sh,
@@ -414,7 +417,14 @@ mod tests {
     }
 
     fn ensure_in(f: &Fixture) -> anyhow::Result<PathBuf> {
-        ensure(&f.sh, &f.asset, &f.base, &f.cache, &f.lock)
+        ensure(
+            &f.sh,
+            &f.asset,
+            &f.base,
+            &f.cache,
+            &f.lock,
+            &Interrupt::default(),
+        )
     }
 
     #[test]
@@ -475,7 +485,15 @@ mod tests {
         let asset = kind_asset("v0.0.1", ("linux", "amd64"));
         let err = format!(
             "{:#}",
-            ensure(&f.sh, &asset, &f.base, &f.cache, &f.lock).expect_err("404")
+            ensure(
+                &f.sh,
+                &asset,
+                &f.base,
+                &f.cache,
+                &f.lock,
+                &Interrupt::default()
+            )
+            .expect_err("404")
         );
         assert!(
             err.contains("download http://127.0.0.1:") && err.contains("v0.0.1/kind-linux-amd64"),
@@ -521,5 +539,46 @@ mod tests {
             "/kubernetes-sigs/kind/releases/download/v0.32.0/kind-darwin-arm64"
         );
         assert_eq!(k.checksum_path, format!("{}.sha256sum", k.path));
+    }
+
+    #[test]
+    fn ctrl_c_during_a_download_ends_it_as_an_interruption_and_leaves_nothing() {
+        // A server that takes the request, has Ctrl-C pressed, and answers 404 only after
+        // a long while: the download must end at once, interrupted (exit 130, not 1).
+        let dir = tempfile::tempdir().expect("tempdir");
+        let server = tiny_http::Server::http("127.0.0.1:0").expect("bind loopback");
+        let base = format!(
+            "http://{}",
+            server.server_addr().to_ip().expect("ip address")
+        );
+        let interrupt = Interrupt::default();
+        let trigger = interrupt.clone();
+        let (done, finished) = std::sync::mpsc::channel::<()>();
+        std::thread::spawn(move || {
+            if let Ok(request) = server.recv() {
+                trigger.trigger();
+                // A bound, not a synchronisation: the old code waits this out.
+                let _ = finished.recv_timeout(std::time::Duration::from_secs(10));
+                let _ = request.respond(tiny_http::Response::empty(404));
+            }
+        });
+        let (cache, lock) = (dir.path().join("cache"), dir.path().join("tools.lock"));
+        let asset = kind_asset("v9.9.9", ("linux", "amd64"));
+        let start = std::time::Instant::now();
+        let err = ensure(
+            &Shell::new().expect("shell"),
+            &asset,
+            &base,
+            &cache,
+            &lock,
+            &interrupt,
+        )
+        .expect_err("interrupted");
+        let _ = done.send(());
+        assert!(crate::interrupt::is_interrupted(&err), "{err:#}");
+        assert!(start.elapsed() < std::time::Duration::from_secs(5));
+        let leftovers: Vec<_> = std::fs::read_dir(&cache).expect("cache").collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+        assert!(!lock.exists());
     }
 }

@@ -21,8 +21,14 @@ use crate::interrupt::{Interrupt, is_interrupted};
 use crate::runner::Runner;
 use crate::{flags, paths, tools, versions};
 
-/// The kind cluster's name.
-const CLUSTER_NAME: &str = "mirror-e2e";
+/// What every kind cluster this project creates is named after: `mirror-e2e-<run-id>`.
+const CLUSTER_PREFIX: &str = "mirror-e2e";
+
+/// The kind cluster of run `run_id`, unless the user named one: a name of the run's own, so
+/// two runs on one host never create, reuse or delete each other's cluster.
+fn cluster_name(run_id: &str) -> String {
+    format!("{CLUSTER_PREFIX}-{run_id}")
+}
 
 impl flags::E2e {
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
@@ -67,7 +73,7 @@ impl flags::E2e {
         artifacts_root: Option<&Path>,
     ) -> anyhow::Result<()> {
         runner.interrupt.check()?;
-        let envoy = tools::envoy(sh).context("provision envoy")?;
+        let envoy = tools::envoy(sh, &runner.interrupt).context("provision envoy")?;
         let mut args = vec![
             "local".to_owned(),
             "--envoy".into(),
@@ -133,12 +139,13 @@ impl flags::E2e {
             interrupt,
             release.node_image.image,
             artifacts,
-            self.reuse,
+            &run_id,
+            self.reuse.is_some(),
         )?;
         let istioctl = self.istioctl(
             sh,
             interrupt,
-            tools::ensure(sh, &tools::istioctl_asset(release.version)?)?,
+            tools::ensure(sh, &tools::istioctl_asset(release.version)?, interrupt)?,
             &kind,
         );
         run_on_kind(
@@ -168,14 +175,21 @@ impl flags::E2e {
         let dirs = walk_dirs(&root, &path);
         let runner = Runner::build(sh, interrupt)?;
         // A walk needs a cluster that starts on FROM: never a reused one.
-        let (kind, plan) = self.kind_run(sh, interrupt, node_image.image, root.clone(), false)?;
+        let (kind, plan) = self.kind_run(
+            sh,
+            interrupt,
+            node_image.image,
+            root.clone(),
+            &run_id,
+            false,
+        )?;
         let istioctls = path
             .iter()
             .map(|r| {
                 Ok(self.istioctl(
                     sh,
                     interrupt,
-                    tools::ensure(sh, &tools::istioctl_asset(r.version)?)?,
+                    tools::ensure(sh, &tools::istioctl_asset(r.version)?, interrupt)?,
                     &kind,
                 ))
             })
@@ -212,26 +226,31 @@ impl flags::E2e {
         self.finish_walk(&root, walked)
     }
 
-    /// Checks Docker, provisions kind, and plans a run on the project's kind cluster.
+    /// Checks Docker, provisions kind, and plans a run on the kind cluster: `--reuse NAME`,
+    /// `--cluster-name NAME`, or the run's own `mirror-e2e-<run-id>`.
     fn kind_run<'a>(
         &self,
         sh: &'a Shell,
         interrupt: &Interrupt,
         node_image: &'static str,
         artifacts: PathBuf,
+        run_id: &str,
         reuse: bool,
     ) -> anyhow::Result<(Kind<'a>, KindPlan)> {
-        docker_is_running(sh)?;
+        docker_is_running(sh, interrupt)?;
         let root = paths::project_root();
-        let kind = Kind {
-            sh,
-            bin: tools::ensure(sh, &tools::kind_asset()?)?,
-            name: CLUSTER_NAME.into(),
-            kubeconfig: root
-                .join("target/kind")
-                .join(format!("{CLUSTER_NAME}.kubeconfig")),
-            interrupt: interrupt.clone(),
+        let name = match (&self.reuse, &self.cluster_name) {
+            (Some(name), _) if reuse => name.clone(),
+            (_, Some(name)) => name.clone(),
+            _ => cluster_name(run_id),
         };
+        let kind = Kind::new(
+            sh,
+            tools::ensure(sh, &tools::kind_asset()?, interrupt)?,
+            &name,
+            root.join("target/kind").join(format!("{name}.kubeconfig")),
+            interrupt,
+        );
         let plan = KindPlan {
             config: root.join("manifests/kind/cluster.yaml"),
             operator: root.join("manifests/istio/operator.yaml"),
@@ -321,7 +340,7 @@ impl flags::E2e {
         if self.install_istio {
             let istioctl = Istioctl {
                 sh,
-                bin: tools::ensure(sh, &tools::istioctl_asset(release.version)?)?,
+                bin: tools::ensure(sh, &tools::istioctl_asset(release.version)?, interrupt)?,
                 kubeconfig: self.kubeconfig.as_deref().map(paths::from_invocation),
                 context: self.context.clone(),
                 hub: self.istio_hub.clone(),
@@ -399,7 +418,10 @@ fn run_id() -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
-    let noise = (u64::from(std::process::id()) << 20) ^ u64::from(now.subsec_nanos());
+    // The pid is spread over the low bits (a plain shift would be masked away), so two runs
+    // started in the same second differ by more than their clock's nanoseconds.
+    let noise =
+        u64::from(std::process::id()).wrapping_mul(0x9e37_79b9) ^ u64::from(now.subsec_nanos());
     format!("{}-{:04x}", utc_stamp(now.as_secs()), noise & 0xffff)
 }
 
@@ -516,7 +538,8 @@ pub struct KindPlan {
 /// Creates (or reuses) the cluster, waits for its nodes, installs Istio on a new one, runs
 /// `suite`, collects diagnostics on failure, and deletes a cluster it created unless it is
 /// to be kept. After Ctrl-C nothing new starts and no diagnostics are collected: a cluster
-/// this run created (even half-created) is deleted unless `--keep`.
+/// this run's own `kind create` started (even half-created) is deleted unless `--keep`;
+/// nothing else ever is.
 pub fn run_on_kind(
     kind: &Kind<'_>,
     istioctl: &Istioctl<'_>,
@@ -563,15 +586,16 @@ pub fn run_on_kind(
         collect_diagnostics(kind, istioctl, plan);
     }
     let keep = plan.keep || (outcome.is_err() && plan.keep_on_failure && !interrupted);
-    let cleanup = if reused || keep {
-        if keep {
-            eprintln!(
-                "kept kind cluster {}; kubeconfig {}; delete it with `kind delete cluster --name {}`",
-                kind.name,
-                kind.kubeconfig.display(),
-                kind.name
-            );
-        }
+    // Only what this run's own `kind create` started is the run's: not a reused cluster,
+    // and not one a Ctrl-C before the create (or someone else's create) left in place.
+    let cleanup = if !kind.started.get() {
+        Ok(())
+    } else if keep {
+        eprintln!(
+            "kept kind cluster {name}; kubeconfig {}; use it again with `cargo xtask e2e --reuse {name}`, delete it with `kind delete cluster --name {name}`",
+            kind.kubeconfig.display(),
+            name = kind.name,
+        );
         Ok(())
     } else {
         kind.delete()
@@ -610,13 +634,13 @@ mod tests {
         let kubeconfig = f.dir.path().join("kubeconfig");
         let interrupt = Interrupt::default();
         (
-            Kind {
-                sh: &f.sh,
-                bin: f.bin("kind"),
-                name: "mirror-e2e".into(),
-                kubeconfig: kubeconfig.clone(),
-                interrupt: interrupt.clone(),
-            },
+            Kind::new(
+                &f.sh,
+                f.bin("kind"),
+                "mirror-e2e",
+                kubeconfig.clone(),
+                &interrupt,
+            ),
             Istioctl {
                 sh: &f.sh,
                 bin: f.bin("istioctl"),
@@ -769,11 +793,7 @@ mod tests {
             suite(&f, &runner),
         )
         .expect_err("fails");
-        assert!(
-            !f.calls().iter().any(|c| c.starts_with("kind delete")),
-            "{:?}",
-            f.calls()
-        );
+        f.assert_deleted_nothing();
     }
 
     #[test]
@@ -888,6 +908,49 @@ mod tests {
     }
 
     #[test]
+    fn ctrl_c_before_the_create_deletes_no_cluster_that_was_there() {
+        // Ctrl-C noted during the Docker check or a download, before `kind create`: the
+        // cluster of the name (kept from an earlier run) was never looked at, is not this
+        // run's, and must survive.
+        let f = Fakes::new();
+        f.sh.set_var("FAKE_KIND_CLUSTERS", "mirror-e2e");
+        let (kind, istioctl, plan, runner) = setup(&f);
+        kind.interrupt.trigger();
+        let err = run_on_kind(&kind, &istioctl, &plan, nodes(&f, &runner), |_| {
+            panic!("the suite must not run")
+        })
+        .expect_err("interrupted");
+        assert!(is_interrupted(&err), "{err:#}");
+        f.assert_deleted_nothing();
+    }
+
+    #[test]
+    fn every_run_gets_a_kind_cluster_name_of_its_own() {
+        let (a, b) = (cluster_name(&run_id()), cluster_name(&run_id()));
+        assert_ne!(a, b, "two runs, two clusters");
+        for name in [&a, &b] {
+            assert!(name.starts_with("mirror-e2e-2"), "{name}");
+            // kind's own rule for a name, and its length warning.
+            assert!(name.len() <= 50, "{name}");
+            assert!(
+                name.bytes()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-'),
+                "{name}"
+            );
+        }
+        use clap::Parser;
+        // A kept cluster's name is what --reuse takes back.
+        let e2e = flags::E2e::parse(&["--reuse", &a]);
+        assert_eq!(e2e.reuse.as_deref(), Some(a.as_str()));
+        for bad in ["Mirror", "a_b", ""] {
+            assert!(
+                flags::Xtask::try_parse_from(["cargo xtask", "e2e", "--reuse", bad]).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
     fn ctrl_c_with_keep_keeps_the_cluster() {
         let (err, calls, _) = interrupted_during("mirror-e2e cluster", true);
         assert!(is_interrupted(&err));
@@ -941,14 +1004,14 @@ mod tests {
     #[test]
     fn a_two_minor_walk_installs_restarts_runs_and_compares_hop_by_hop() {
         let f = Fakes::new();
-        kind_walk(&f, "1.29.8..1.31.1").expect("passes");
+        kind_walk(&f, "1.29.9..1.31.1").expect("passes");
         assert_eq!(
             short(f.calls()),
             [
                 "kind get clusters",
                 "kind create cluster",
                 "mirror-e2e nodes-ready",
-                "istioctl-1.29.8 install -y",
+                "istioctl-1.29.9 install -y",
                 "mirror-e2e cluster",
                 "istioctl-1.30.5 install -y",
                 "mirror-e2e cluster",
@@ -973,9 +1036,9 @@ mod tests {
     fn a_failing_middle_hop_stops_the_walk_naming_the_hop() {
         let f = Fakes::new();
         f.sh.set_var("FAKE_SUITE_FAILS_ON", "1.30.5");
-        let err = format!("{:#}", kind_walk(&f, "1.29.8..1.31.1").expect_err("fails"));
+        let err = format!("{:#}", kind_walk(&f, "1.29.9..1.31.1").expect_err("fails"));
         assert!(
-            err.starts_with("hop 1 of 2, 1.29.8 -> 1.30.5 (upgrade): the suite failed on 1.30.5"),
+            err.starts_with("hop 1 of 2, 1.29.9 -> 1.30.5 (upgrade): the suite failed on 1.30.5"),
             "{err}"
         );
         let calls = short(f.calls());
@@ -994,7 +1057,7 @@ mod tests {
         let f = Fakes::new();
         let (kind, istioctl, plan, runner) = setup(&f);
         let watcher = f.interrupt_during("mirror-e2e cluster", &kind.interrupt);
-        let path = versions::upgrade_path("1.29.8..1.31.1").expect("walk");
+        let path = versions::upgrade_path("1.29.9..1.31.1").expect("walk");
         let err = run_on_kind(&kind, &istioctl, &plan, nodes(&f, &runner), |_| {
             walk(
                 &path,
@@ -1046,7 +1109,8 @@ mod tests {
         };
         for flag in [
             &["--cluster", "existing"][..],
-            &["--reuse"],
+            &["--reuse", "mirror-e2e-kept"],
+            &["--cluster-name", "mine"],
             &["--kubeconfig", "k"],
             &["--context", "c"],
             &["--ingress", "http://x"],

@@ -28,6 +28,9 @@ pub enum Command {
     /// Run cluster mode's code against a real Kubernetes control plane (a kwok cluster of
     /// local processes built from pinned Go modules; needs Go 1.26+, no Docker).
     TestControlPlane(TestControlPlane),
+    /// Print the pinned Istio releases and where each was confirmed; `--check-latest` fails
+    /// when a newer patch of a pinned minor has been released (needs the network).
+    Versions(Versions),
 }
 
 #[derive(Args)]
@@ -71,9 +74,16 @@ pub struct E2e {
     /// Which cluster: a new kind cluster, or the current (or --kubeconfig/--context) one.
     #[arg(long, value_enum, default_value = "kind")]
     pub cluster: ClusterKind,
-    /// kind: use an existing cluster of the same name instead of creating one.
-    #[arg(long)]
-    pub reuse: bool,
+    /// kind: use the kind cluster NAME as it is (Istio included) instead of creating one;
+    /// it is never deleted. Without it every run creates a cluster of its own,
+    /// `mirror-e2e-<run-id>` (if NAME does not exist, it is created under that name).
+    #[arg(long, value_name = "NAME", value_parser = kind_cluster_name)]
+    pub reuse: Option<String>,
+    /// kind: name of the cluster the run creates (default `mirror-e2e-<run-id>`, a name of
+    /// the run's own, so parallel runs never meet). An existing cluster of the name stops
+    /// the run.
+    #[arg(long, value_name = "NAME", value_parser = kind_cluster_name, conflicts_with = "reuse")]
+    pub cluster_name: Option<String>,
     /// kind: what to do with the cluster when the run fails (default: keep on a laptop,
     /// delete in CI, i.e. when CI is set).
     #[arg(long, value_enum)]
@@ -150,9 +160,10 @@ impl E2e {
 
     /// Flag combinations clap cannot express: a flag that would be ignored is an error.
     pub fn validate(&self) -> anyhow::Result<()> {
-        let cluster_only: [(&str, bool); 11] = [
+        let cluster_only: [(&str, bool); 12] = [
             ("--cluster existing", self.cluster == ClusterKind::Existing),
-            ("--reuse", self.reuse),
+            ("--reuse", self.reuse.is_some()),
+            ("--cluster-name", self.cluster_name.is_some()),
             ("--kubeconfig", self.kubeconfig.is_some()),
             ("--context", self.context.is_some()),
             ("--ingress", self.ingress.is_some()),
@@ -201,6 +212,21 @@ impl E2e {
     }
 }
 
+/// A kind cluster name as kind accepts it (kind's config validation: `^[a-z0-9.-]+$`; names
+/// over 50 characters only draw a warning from kind, but its node names grow from them).
+fn kind_cluster_name(name: &str) -> Result<String, String> {
+    let valid = !name.is_empty()
+        && name.len() <= 50
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-');
+    if valid {
+        Ok(name.to_owned())
+    } else {
+        Err("a kind cluster name: lowercase letters, digits, `.` and `-`, at most 50".into())
+    }
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ClusterKind {
     /// Create (or with --reuse, use) a kind cluster and install the pinned Istio.
@@ -235,6 +261,14 @@ pub enum Tool {
     /// etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok and helm, built
     /// from their pinned Go modules (needs Go 1.26+; a cold build takes long).
     ControlPlane,
+}
+
+#[derive(Args)]
+pub struct Versions {
+    /// Ask Istio's repository for its tags (`git ls-remote`; MIRROR_E2E_ISTIO_REPO moves it)
+    /// and fail when a pinned minor has a newer patch, or when no answer comes.
+    #[arg(long)]
+    pub check_latest: bool,
 }
 
 #[derive(Args)]

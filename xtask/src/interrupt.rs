@@ -5,7 +5,10 @@
 //! (unless kept), and xtask exits 130 after its child has exited. A terminal sends SIGINT
 //! to the whole foreground process group, but `kill -INT <xtask>` or a CI runner's cancel
 //! reaches xtask alone, so xtask ends the child itself: SIGTERM (which no shell left
-//! ignored, unlike SIGINT for background jobs), then SIGKILL after [`GRACE`].
+//! ignored, unlike SIGINT for background jobs), then SIGKILL after [`GRACE`], or at once
+//! on a second signal. SIGTERM and SIGHUP reaching xtask count as Ctrl-C (ctrlc's
+//! `termination` feature): a CI cancel sends SIGINT, then SIGTERM about 7.5 s later, then
+//! kills, and the cleanup after the child must fit in that window.
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read};
@@ -16,8 +19,11 @@ use std::time::Duration;
 use anyhow::Context;
 use xshell::Cmd;
 
-/// How long a child may take to exit after SIGTERM before it is killed.
-pub const GRACE: Duration = Duration::from_secs(10);
+/// How long a child may take to exit after SIGTERM before it is killed. Short: every child
+/// (kind, istioctl, curl, the suite) exits at once on SIGTERM, and after a CI cancel's
+/// SIGINT the cleanup (`kind delete`) must still finish before the runner kills xtask
+/// about 10 s later.
+pub const GRACE: Duration = Duration::from_secs(3);
 
 /// How many of a child's last stderr lines an error quotes.
 const TAIL: usize = 12;
@@ -64,7 +70,8 @@ impl std::error::Error for Failed {}
 
 #[derive(Default)]
 struct State {
-    interrupted: bool,
+    /// How many times Ctrl-C (or SIGTERM, SIGHUP) came; a second one kills the child at once.
+    signals: u32,
     /// Exit statuses of children waited for, by pid.
     exited: Vec<(u32, std::io::Result<ExitStatus>)>,
 }
@@ -83,6 +90,9 @@ pub enum Output {
     /// Lines pass through xtask, which keeps the last stderr lines for the error (and,
     /// in tests, lets the harness capture them).
     Relay,
+    /// Nothing is shown (a probe such as `docker info`); the last stderr lines are kept
+    /// for the error.
+    Quiet,
     /// Both streams go to a log file (a long build's output, too much for a terminal);
     /// while it runs, xtask shows `what`, the lines logged so far and the time taken.
     Log {
@@ -92,7 +102,8 @@ pub enum Output {
 }
 
 impl Interrupt {
-    /// Notes Ctrl-C for every holder of this `Interrupt`, from a signal handler.
+    /// Notes Ctrl-C, SIGTERM and SIGHUP for every holder of this `Interrupt`, from a
+    /// signal handler.
     pub fn install_ctrl_c(&self) -> anyhow::Result<()> {
         let this = self.clone();
         ctrlc::set_handler(move || this.trigger()).context("install the Ctrl-C handler")
@@ -100,13 +111,13 @@ impl Interrupt {
 
     /// Marks the run interrupted and wakes whoever waits for a child.
     pub fn trigger(&self) {
-        self.lock().interrupted = true;
+        self.lock().signals += 1;
         self.shared.1.notify_all();
     }
 
     /// Whether Ctrl-C came.
     pub fn is_set(&self) -> bool {
-        self.lock().interrupted
+        self.lock().signals > 0
     }
 
     /// Fails with [`Interrupted`] once Ctrl-C came: call it before starting anything new.
@@ -134,6 +145,9 @@ impl Interrupt {
             Output::Relay => {
                 command.stdout(Stdio::piped()).stderr(Stdio::piped());
             }
+            Output::Quiet => {
+                command.stdout(Stdio::null()).stderr(Stdio::piped());
+            }
             Output::Log { path, what } => {
                 let log = std::fs::File::create(path)
                     .with_context(|| format!("create {}", path.display()))?;
@@ -146,7 +160,7 @@ impl Interrupt {
             .spawn()
             .with_context(|| format!("start {program}"))?;
         let pid = child.id();
-        let relays = relay(&mut child);
+        let relays = relay(&mut child, output == Output::Relay);
         let waiter = self.clone();
         std::thread::spawn(move || {
             let status = child.wait();
@@ -179,23 +193,34 @@ impl Interrupt {
         }
     }
 
-    /// Waits for child `pid` to exit; on Ctrl-C ends it first.
+    /// Waits for child `pid` to exit; on Ctrl-C ends it first: SIGTERM, then SIGKILL after
+    /// [`GRACE`] or as soon as a second signal comes.
     fn wait_for(&self, pid: u32) -> std::io::Result<ExitStatus> {
         let (_, changed) = &*self.shared;
         let mut state = self.lock();
-        let mut signalled = false;
+        let (mut termed, mut killed) = (false, false);
         loop {
             if let Some(i) = state.exited.iter().position(|(p, _)| *p == pid) {
                 return state.exited.swap_remove(i).1;
             }
-            if state.interrupted && !signalled {
-                signalled = true;
+            if state.signals > 1 && !killed {
+                // No SIGTERM after this: the pid may be reaped and reused any moment.
+                (termed, killed) = (true, true);
+                eprintln!("a second interrupt: killing the child (pid {pid}) now");
+                terminate(pid, Signal::Kill);
+                continue;
+            }
+            if state.signals > 0 && !termed {
+                termed = true;
                 terminate(pid, Signal::Term);
                 let (next, waited) = changed
-                    .wait_timeout_while(state, GRACE, |s| !s.exited.iter().any(|(p, _)| *p == pid))
+                    .wait_timeout_while(state, GRACE, |s| {
+                        s.signals < 2 && !s.exited.iter().any(|(p, _)| *p == pid)
+                    })
                     .unwrap_or_else(|e| e.into_inner());
                 state = next;
-                if waited.timed_out() {
+                if waited.timed_out() && !killed {
+                    killed = true;
                     eprintln!(
                         "the child (pid {pid}) did not exit within {GRACE:?} of SIGTERM; killing it"
                     );
@@ -209,17 +234,21 @@ impl Interrupt {
 }
 
 /// Copies a child's piped stdout and stderr to ours line by line (through `println!` and
-/// `eprintln!`, which a test harness captures); the stderr thread returns the last lines.
-fn relay(child: &mut Child) -> Vec<std::thread::JoinHandle<Vec<String>>> {
+/// `eprintln!`, which a test harness captures) when `echo`; the stderr thread returns the
+/// last lines.
+fn relay(child: &mut Child, echo: bool) -> Vec<std::thread::JoinHandle<Vec<String>>> {
     fn lines(
         from: impl Read + Send + 'static,
         to_stderr: bool,
+        echo: bool,
     ) -> std::thread::JoinHandle<Vec<String>> {
         std::thread::spawn(move || {
             let mut tail = VecDeque::with_capacity(TAIL);
             for line in BufReader::new(from).lines().map_while(Result::ok) {
                 if to_stderr {
-                    eprintln!("{line}");
+                    if echo {
+                        eprintln!("{line}");
+                    }
                     if tail.len() == TAIL {
                         tail.pop_front();
                     }
@@ -233,10 +262,10 @@ fn relay(child: &mut Child) -> Vec<std::thread::JoinHandle<Vec<String>>> {
     }
     let mut threads = Vec::new();
     if let Some(out) = child.stdout.take() {
-        threads.push(lines(out, false));
+        threads.push(lines(out, false, echo));
     }
     if let Some(err) = child.stderr.take() {
-        threads.push(lines(err, true));
+        threads.push(lines(err, true, echo));
     }
     threads
 }
@@ -295,8 +324,10 @@ mod tests {
         );
     }
 
-    #[test]
-    fn ctrl_c_ends_a_running_child_at_once_and_nothing_starts_after() {
+    /// Runs `sh -c SCRIPT FIFO`, whose SCRIPT writes to the fifo `$0` once it runs (the open
+    /// blocks until read), and presses Ctrl-C `presses` times as soon as it has. Returns the
+    /// error, how long the run took, and the interrupt.
+    fn interrupted(script: &str, presses: u32) -> (anyhow::Error, Duration, Interrupt) {
         let sh = Shell::new().expect("shell");
         let dir = tempfile::tempdir().expect("tempdir");
         let fifo = dir.path().join("started");
@@ -304,29 +335,42 @@ mod tests {
         let interrupt = Interrupt::default();
         let trigger = interrupt.clone();
         let fifo_reader = fifo.clone();
-        // The child says it started (the open blocks until read), then blocks until killed.
         let watcher = std::thread::spawn(move || {
             std::fs::read_to_string(fifo_reader).expect("read fifo");
-            trigger.trigger();
+            for _ in 0..presses {
+                trigger.trigger();
+            }
         });
         let start = Instant::now();
         let err = interrupt
-            .run(
-                cmd!(sh, "sh -c 'echo started > \"$0\"; exec sleep 600' {fifo}"),
-                Output::Relay,
-            )
+            .run(cmd!(sh, "sh -c {script} {fifo}"), Output::Relay)
             .expect_err("interrupted");
+        let took = start.elapsed();
         watcher.join().expect("watcher");
+        (err, took, interrupt)
+    }
+
+    #[test]
+    fn ctrl_c_ends_a_running_child_at_once_and_nothing_starts_after() {
+        let (err, took, interrupt) = interrupted("echo started > \"$0\"; exec sleep 600", 1);
         assert!(is_interrupted(&err), "{err:#}");
-        assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "{:?}",
-            start.elapsed()
-        );
+        assert!(took < Duration::from_secs(5), "{took:?}");
+        let sh = Shell::new().expect("shell");
         let again = interrupt.run(cmd!(sh, "true"), Output::Relay);
         assert!(
             again.is_err_and(|e| is_interrupted(&e)),
             "nothing new starts"
         );
+    }
+
+    #[test]
+    fn a_second_interrupt_kills_a_child_that_ignores_sigterm_at_once() {
+        // A CI cancel: SIGINT, then SIGTERM ~7.5 s later, then a kill ~2.5 s after that.
+        // The grace alone must leave the cleanup most of that window.
+        assert!(GRACE <= Duration::from_secs(3), "{GRACE:?}");
+        // An ignored SIGTERM survives exec: this child only ends by SIGKILL.
+        let (err, took, _) = interrupted("trap '' TERM; echo started > \"$0\"; exec sleep 600", 2);
+        assert!(is_interrupted(&err), "{err:#}");
+        assert!(took < GRACE, "{took:?}");
     }
 }

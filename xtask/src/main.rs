@@ -63,5 +63,6 @@ fn run(flags: flags::Xtask) -> anyhow::Result<()> {
         flags::Command::Tools(cmd) => cmd.run(&sh),
         flags::Command::Bench(cmd) => cmd.run(&sh),
         flags::Command::TestControlPlane(cmd) => cmd.run(&sh),
+        flags::Command::Versions(cmd) => cmd.run(&sh),
     }
 }

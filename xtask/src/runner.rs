@@ -43,6 +43,10 @@ pub fn nested_cargo(mut cmd: Cmd<'_>) -> Cmd<'_> {
     cmd
 }
 
+/// Where `mirror-e2e` finds xtask's pid, to end itself when xtask dies (the e2e crate's
+/// `parent::PARENT_PID_ENV` names the same variable).
+pub const PARENT_PID_ENV: &str = "MIRROR_E2E_PARENT_PID";
+
 /// The built suite binary.
 pub struct Runner {
     pub bin: PathBuf,
@@ -73,7 +77,8 @@ impl Runner {
     }
 
     /// Runs `mirror-e2e <args...>` on this terminal until it ends (or Ctrl-C ends it). A
-    /// failure is [`Reported`]: the suite has said why itself.
+    /// failure is [`Reported`]: the suite has said why itself. The suite gets xtask's pid in
+    /// [`PARENT_PID_ENV`] and ends itself when xtask dies, even by `kill -9`.
     pub fn run(&self, sh: &Shell, args: &[String]) -> anyhow::Result<()> {
         let bin = &self.bin;
         self.finish(cmd!(sh, "{bin} {args...}"))
@@ -89,8 +94,9 @@ impl Runner {
     }
 
     fn finish(&self, cmd: Cmd<'_>) -> anyhow::Result<()> {
+        let pid = std::process::id().to_string();
         self.interrupt
-            .run(cmd.quiet(), self.output.clone())
+            .run(cmd.env(PARENT_PID_ENV, pid).quiet(), self.output.clone())
             .map_err(|e| match e.downcast::<Failed>() {
                 Ok(failed) => Reported {
                     code: failed.status.code().unwrap_or(1),

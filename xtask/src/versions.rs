@@ -3,9 +3,17 @@
 //!
 //! Sources: Istio's supported-releases table (Kubernetes ranges; 1.27 and 1.28 as listed by
 //! endoflife.date), kind v0.32.0's pre-built node images (see [`NodeImage`]), Istio's Bookinfo manifests
-//! (images on docker.io/istio up to 1.29, registry.istio.io/release from 1.30).
+//! (images on docker.io/istio up to 1.29, registry.istio.io/release from 1.30). Where each
+//! pinned Istio release was seen to exist is its [`IstioRelease::confirmed`].
+//!
+//! `cargo xtask versions [--check-latest]` prints the table; `--check-latest` fails when
+//! Istio has released a newer patch of a pinned minor (the nightly runs it), so the table
+//! cannot silently go stale.
 
-use anyhow::bail;
+use anyhow::{Context, bail};
+use xshell::{Shell, cmd};
+
+use crate::flags;
 
 /// The kind release used to create clusters.
 pub const KIND_VERSION: &str = "v0.32.0";
@@ -25,6 +33,10 @@ pub struct IstioRelease {
     pub bookinfo_hub: &'static str,
     /// Tag of the Bookinfo images.
     pub bookinfo_tag: &'static str,
+    /// Where this release was seen to exist (a tag, a release page). istioctl's sha256 is
+    /// not pinned here: the first download is checked against the release's published
+    /// `.sha256` file and then recorded in `tools.lock`, which every later download must match.
+    pub confirmed: &'static str,
 }
 
 /// A kind node image and the kind release that built it. kind supports a node image only
@@ -72,6 +84,7 @@ pub const ISTIO_RELEASES: &[IstioRelease] = &[
         node_image: NODE_1_36,
         bookinfo_hub: "registry.istio.io/release",
         bookinfo_tag: "1.20.3",
+        confirmed: "Istio's release list of Sept 2026 (FIELD-NOTES section 5); not yet among the tags of the istio/istio snapshot of 2026-08-22, whose newest 1.31 tag is 1.31.0-rc.0",
     },
     IstioRelease {
         version: "1.30.5",
@@ -80,32 +93,110 @@ pub const ISTIO_RELEASES: &[IstioRelease] = &[
         node_image: NODE_1_36,
         bookinfo_hub: "registry.istio.io/release",
         bookinfo_tag: "1.20.3",
+        confirmed: "release page istio.io/latest/news/releases/1.30.x/announcing-1.30.5 (the newest 1.30 patch found)",
     },
     IstioRelease {
-        version: "1.29.8",
+        version: "1.29.9",
         k8s_min: (1, 31),
         k8s_max: (1, 35),
         node_image: NODE_1_35,
         bookinfo_hub: "docker.io/istio",
         bookinfo_tag: "1.20.3",
+        confirmed: "release page istio.io/latest/news/releases/1.29.x/announcing-1.29.9, which says it is the last 1.29 release (end of life 2026-10-15)",
     },
     IstioRelease {
-        version: "1.28.4",
+        version: "1.28.10",
         k8s_min: (1, 30),
         k8s_max: (1, 34),
         node_image: NODE_1_34,
         bookinfo_hub: "docker.io/istio",
         bookinfo_tag: "1.20.3",
+        confirmed: "tag 1.28.10 (3889af929df4) in the istio/istio snapshot of 2026-08-22, its newest 1.28 tag",
     },
     IstioRelease {
-        version: "1.27.7",
+        version: "1.27.9",
         k8s_min: (1, 29),
         k8s_max: (1, 33),
         node_image: NODE_1_33,
         bookinfo_hub: "docker.io/istio",
         bookinfo_tag: "1.20.3",
+        confirmed: "tag 1.27.9 (cea9e4a2fda2) in the istio/istio snapshot of 2026-08-22, its newest 1.27 tag",
     },
 ];
+
+/// Where Istio's tags are listed (overridable for tests and mirrors).
+pub const ISTIO_REPO_ENV: &str = "MIRROR_E2E_ISTIO_REPO";
+const ISTIO_REPO: &str = "https://github.com/istio/istio";
+
+impl flags::Versions {
+    pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
+        for r in ISTIO_RELEASES {
+            println!("Istio {:<8} {}", r.version, r.confirmed);
+        }
+        if !self.check_latest {
+            return Ok(());
+        }
+        let repo = std::env::var(ISTIO_REPO_ENV).unwrap_or_else(|_| ISTIO_REPO.to_owned());
+        let tags = istio_tags(sh, &repo)?;
+        let pinned: Vec<&str> = ISTIO_RELEASES.iter().map(|r| r.version).collect();
+        let stale = newer_patches(&pinned, &tags);
+        if stale.is_empty() {
+            println!("every pinned minor is at its newest patch ({repo})");
+            return Ok(());
+        }
+        let lines: Vec<String> = stale
+            .iter()
+            .map(|(pin, newest)| format!("{pin} is pinned, {newest} is released"))
+            .collect();
+        bail!(
+            "the version table is stale: {}; move the pins in xtask/src/versions.rs (and the nightly matrix)",
+            lines.join(", ")
+        )
+    }
+}
+
+/// Istio's release tags (`1.28.10`; Istio's tags carry no `v`), from `git ls-remote`. No
+/// answer is an error, never an empty list: offline, the check must fail, not pass.
+fn istio_tags(sh: &Shell, repo: &str) -> anyhow::Result<Vec<String>> {
+    let out = cmd!(sh, "git ls-remote --tags --refs {repo}")
+        .quiet()
+        .read()
+        .with_context(|| format!("list Istio's tags at {repo} (this check needs the network)"))?;
+    let tags: Vec<String> = out
+        .lines()
+        .filter_map(|l| l.split_once("refs/tags/"))
+        .map(|(_, tag)| tag.trim().to_owned())
+        .collect();
+    if tags.is_empty() {
+        bail!("{repo} lists no tags; cannot tell whether the pins are the newest");
+    }
+    Ok(tags)
+}
+
+/// For every pinned version with a newer released patch of its minor among `tags` (release
+/// candidates and other pre-releases do not count): the pin and the newest patch.
+pub fn newer_patches(pinned: &[&str], tags: &[String]) -> Vec<(String, String)> {
+    let release = |t: &str| -> Option<[u32; 3]> {
+        let mut parts = t.split('.').map(|p| p.parse::<u32>().ok());
+        let v = [parts.next()??, parts.next()??, parts.next()??];
+        parts.next().is_none().then_some(v)
+    };
+    pinned
+        .iter()
+        .filter_map(|pin| {
+            let p = release(pin)?;
+            let newest = tags
+                .iter()
+                .filter_map(|t| release(t))
+                .filter(|t| t[..2] == p[..2] && t[2] > p[2])
+                .max()?;
+            Some((
+                (*pin).to_owned(),
+                format!("{}.{}.{}", newest[0], newest[1], newest[2]),
+            ))
+        })
+        .collect()
+}
 
 /// The release for `--istio`, or the default; an unknown version lists the supported ones.
 pub fn istio_release(version: Option<&str>) -> anyhow::Result<&'static IstioRelease> {
@@ -266,7 +357,7 @@ mod tests {
     fn lookup_defaults_to_the_newest_and_rejects_unknown_versions() {
         assert_eq!(istio_release(None).expect("default").version, "1.31.1");
         assert_eq!(
-            istio_release(Some("1.29.8")).expect("known").bookinfo_hub,
+            istio_release(Some("1.29.9")).expect("known").bookinfo_hub,
             "docker.io/istio"
         );
         assert_eq!(
@@ -277,7 +368,8 @@ mod tests {
             .expect_err("unknown")
             .to_string();
         assert!(
-            err.contains("--istio 1.2.3") && err.contains("1.31.1, 1.30.5, 1.29.8, 1.28.4, 1.27.7"),
+            err.contains("--istio 1.2.3")
+                && err.contains("1.31.1, 1.30.5, 1.29.9, 1.28.10, 1.27.9"),
             "{err}"
         );
     }
@@ -311,14 +403,14 @@ mod tests {
     #[test]
     fn upgrades_walk_one_minor_at_a_time_through_the_newest_patches() {
         assert_eq!(
-            walk("1.27.7..1.31.1"),
-            ["1.27.7", "1.28.4", "1.29.8", "1.30.5", "1.31.1"]
+            walk("1.27.9..1.31.1"),
+            ["1.27.9", "1.28.10", "1.29.9", "1.30.5", "1.31.1"]
         );
         assert_eq!(walk("1.30.5..1.31.1"), ["1.30.5", "1.31.1"]);
-        assert_eq!(walk("1.31.1..1.29.8"), ["1.31.1", "1.30.5", "1.29.8"]);
+        assert_eq!(walk("1.31.1..1.29.9"), ["1.31.1", "1.30.5", "1.29.9"]);
         let path = upgrade_path("1.31.1..1.30.5").expect("valid");
         assert_eq!(hop_kind(path[0], path[1]), HopKind::Downgrade);
-        let path = upgrade_path("1.27.7..1.28.4").expect("valid");
+        let path = upgrade_path("1.27.9..1.28.10").expect("valid");
         assert_eq!(hop_kind(path[0], path[1]), HopKind::Upgrade);
         for bad in ["1.31.1..1.31.1", "1.31.1..9.9.9", "1.31.1"] {
             assert!(upgrade_path(bad).is_err(), "{bad}");
@@ -331,7 +423,7 @@ mod tests {
 
     #[test]
     fn a_walk_runs_on_a_node_every_release_of_it_supports() {
-        let path = upgrade_path("1.27.7..1.31.1").expect("valid");
+        let path = upgrade_path("1.27.9..1.31.1").expect("valid");
         // 1.27 supports Kubernetes up to 1.33, 1.30 and 1.31 from 1.32: the node is 1.33.
         assert_eq!(
             node_minor(shared_node_image(&path).expect("shared").image),
@@ -345,5 +437,69 @@ mod tests {
     fn node_minor_parses_kind_tags() {
         assert_eq!(node_minor(NODE_1_36.image), Some((1, 36)));
         assert_eq!(node_minor("kindest/node"), None);
+    }
+
+    #[test]
+    fn every_pin_says_where_it_was_confirmed_and_none_is_older_than_a_known_tag() {
+        for r in ISTIO_RELEASES {
+            assert!(!r.confirmed.is_empty(), "{}", r.version);
+        }
+        // Tags seen in the istio/istio snapshot of 2026-08-22 and on istio.io's release
+        // pages: no pin may be behind them (1.27.7 and 1.28.4 were).
+        let known: Vec<String> = ["1.27.9", "1.28.10", "1.29.9", "1.30.5", "1.31.0-rc.0"]
+            .map(str::to_owned)
+            .to_vec();
+        let pinned: Vec<&str> = ISTIO_RELEASES.iter().map(|r| r.version).collect();
+        assert_eq!(newer_patches(&pinned, &known), []);
+    }
+
+    #[test]
+    fn newer_patches_of_pinned_minors_are_found_and_pre_releases_ignored() {
+        let tags: Vec<String> = [
+            "1.28.4",
+            "1.28.10",
+            "1.28.9",
+            "1.29.0",
+            "1.28.11-rc.0",
+            "1.27.9",
+            "x",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        assert_eq!(
+            newer_patches(&["1.28.4", "1.27.9", "1.30.5"], &tags),
+            [("1.28.4".to_owned(), "1.28.10".to_owned())]
+        );
+    }
+
+    #[test]
+    fn check_latest_reads_the_tags_and_fails_when_offline() {
+        let sh = Shell::new().expect("shell");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let repo = dir.path().join("istio");
+        let newer = "1.28.99";
+        cmd!(sh, "git init --quiet {repo}").run().expect("git init");
+        let git = |args: &[&str]| {
+            cmd!(
+                sh,
+                "git -C {repo} -c user.name=t -c user.email=t@t {args...}"
+            )
+            .quiet()
+            .run()
+            .expect("git")
+        };
+        git(&["commit", "--quiet", "--allow-empty", "-m", "r"]);
+        git(&["tag", newer]);
+        git(&["tag", "1.31.1"]);
+        let tags = istio_tags(&sh, &repo.display().to_string()).expect("tags");
+        let pinned: Vec<&str> = ISTIO_RELEASES.iter().map(|r| r.version).collect();
+        assert!(
+            newer_patches(&pinned, &tags).contains(&("1.28.10".to_owned(), newer.to_owned())),
+            "{tags:?}"
+        );
+        // No answer (offline, or no such repository) fails; it never passes.
+        let err = istio_tags(&sh, &dir.path().join("nothing").display().to_string())
+            .expect_err("no repository");
+        assert!(format!("{err:#}").contains("needs the network"), "{err:#}");
     }
 }

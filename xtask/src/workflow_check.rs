@@ -205,12 +205,18 @@ fn the_nightly_matrix_is_the_version_table_and_the_upgrade_is_previous_to_newest
     );
 }
 
+/// The commands whose runs write evidence under the artifacts root: `e2e`, and `test`
+/// (its local run and upgrade walk).
+const WRITES_EVIDENCE: &[&str] = &["cargo xtask e2e", "cargo xtask test"];
+
 /// Every job that runs the suite keeps its evidence apart from older runs': no cache
 /// restores `target/e2e` (a cache of `target` must exclude it), the suite writes into
 /// `MIRROR_E2E_ARTIFACTS_ROOT` set on its step, and the job uploads exactly that directory.
-fn evidence_is_this_runs_only(file: &str, text: &str) -> Result<(), String> {
+/// Returns how many jobs ran the suite.
+fn evidence_is_this_runs_only(file: &str, text: &str) -> Result<usize, String> {
     let doc: Value = serde_yaml::from_str(text).map_err(|e| format!("{file}: {e}"))?;
     let mut errors = Vec::new();
+    let mut suites = 0;
     for (name, job) in doc
         .get("jobs")
         .and_then(Value::as_mapping)
@@ -232,9 +238,10 @@ fn evidence_is_this_runs_only(file: &str, text: &str) -> Result<(), String> {
         let suite = steps.iter().find(|s| {
             s.get("run")
                 .and_then(Value::as_str)
-                .is_some_and(|r| r.contains("cargo xtask e2e"))
+                .is_some_and(|r| WRITES_EVIDENCE.iter().any(|c| r.contains(c)))
         });
         let Some(suite) = suite else { continue };
+        suites += 1;
         for cache in steps.iter().filter(|s| uses(s, "actions/cache")) {
             let paths: Vec<&str> = cache
                 .get("with")
@@ -275,7 +282,7 @@ fn evidence_is_this_runs_only(file: &str, text: &str) -> Result<(), String> {
         }
     }
     if errors.is_empty() {
-        Ok(())
+        Ok(suites)
     } else {
         Err(errors.join("\n"))
     }
@@ -283,9 +290,29 @@ fn evidence_is_this_runs_only(file: &str, text: &str) -> Result<(), String> {
 
 #[test]
 fn every_job_uploads_its_own_evidence_and_caches_none() {
+    let mut errors = Vec::new();
     for (file, text) in workflows() {
-        evidence_is_this_runs_only(&file, &text).unwrap_or_else(|e| panic!("{e}"));
+        match evidence_is_this_runs_only(&file, &text) {
+            // Every workflow here runs the suite somewhere: one the check finds nothing in
+            // would escape it.
+            Ok(0) => errors.push(format!("{file}: no job runs {WRITES_EVIDENCE:?}")),
+            Ok(_) => {}
+            Err(e) => errors.push(e),
+        }
     }
+    assert!(errors.is_empty(), "{}", errors.join("\n"));
+}
+
+#[test]
+fn the_evidence_check_rejects_the_old_pull_request_workflow() {
+    // ci/workflows/pull-request.yml at 7a325d9: the whole target cached, target/e2e uploaded.
+    let before = "jobs:\n  test:\n    steps:\n      - uses: actions/checkout@v7\n      - uses: actions/cache@v5\n        with:\n          path: |\n            ~/.cargo/registry\n            ~/.cargo/git\n            ~/.cache/mirror-e2e\n            target\n          key: test\n      - name: cargo xtask test\n        run: cargo xtask test\n      - name: Upload local e2e evidence\n        if: always()\n        uses: actions/upload-artifact@v7\n        with:\n          name: local-e2e\n          path: target/e2e/\n";
+    let err = evidence_is_this_runs_only("pull-request.yml", before).expect_err("rejected");
+    assert!(
+        err.contains("job test: the cache restores target/e2e")
+            && err.contains("job test: the suite's step sets no MIRROR_E2E_ARTIFACTS_ROOT"),
+        "{err}"
+    );
 }
 
 #[test]
