@@ -156,7 +156,23 @@ impl Document {
     pub fn line_of(&self, path: &YamlPath) -> usize {
         self.positions.line_of(path)
     }
+
+    /// Whether this is provisioning configuration kept beside the manifests (kind's cluster
+    /// config, read by `kind create`; the IstioOperator, read by `istioctl install`): it says
+    /// how to provision, and is never applied to a cluster as an object of the run.
+    pub fn is_provider_configuration(&self) -> bool {
+        let api_version = self
+            .value
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let group = api_version.split_once('/').map_or("", |(group, _)| group);
+        PROVIDER_CONFIGURATION_GROUPS.contains(&group)
+    }
 }
+
+/// The API groups of provisioning configuration (see [`Document::is_provider_configuration`]).
+pub const PROVIDER_CONFIGURATION_GROUPS: [&str; 2] = ["kind.x-k8s.io", "install.istio.io"];
 
 /// All documents read from a set of paths, and the files that failed to parse.
 #[derive(Debug, Default)]
@@ -348,6 +364,20 @@ fn node_path(stack: &mut [Frame], positions: &mut Positions, line: usize) -> Yam
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kind_and_istioctl_configuration_is_provider_configuration_and_objects_are_not() {
+        let set = ManifestSet::from_str(
+            "m.yaml",
+            "apiVersion: kind.x-k8s.io/v1alpha4\nkind: Cluster\n---\napiVersion: install.istio.io/v1alpha1\nkind: IstioOperator\n---\napiVersion: networking.istio.io/v1\nkind: VirtualService\n---\napiVersion: v1\nkind: Service\n",
+        );
+        let provider: Vec<bool> = set
+            .documents
+            .iter()
+            .map(Document::is_provider_configuration)
+            .collect();
+        assert_eq!(provider, [true, true, false, false]);
+    }
 
     const TWO_DOCS: &str = "\
 # a comment

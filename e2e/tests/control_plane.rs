@@ -309,3 +309,118 @@ fn an_unserved_kind_stops_the_run_naming_its_file_and_line() {
     assert!(said.contains("extra.yaml:4"), "{said}");
     assert!(said.contains("Widget"), "{said}");
 }
+
+/// A client that authenticates as the ServiceAccount `name` of `namespace` (a token from
+/// the real TokenRequest API), against the same server as the admin kubeconfig.
+async fn client_as(admin: &Client, namespace: &str, name: &str) -> Client {
+    use k8s_openapi::api::authentication::v1::TokenRequest;
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    let accounts: Api<ServiceAccount> = Api::namespaced(admin.clone(), namespace);
+    let request: TokenRequest =
+        serde_json::from_value(json!({"spec": {"audiences": []}})).expect("token request");
+    let token = accounts
+        .create_token_request(name, &PostParams::default(), &request)
+        .await
+        .expect("a token for the ServiceAccount")
+        .status
+        .expect("the token")
+        .token;
+    // The admin kubeconfig is the provider's own (pki.rs): its server and CA, this token.
+    let admin_config = std::fs::read_to_string(kubeconfig()).expect("read the kubeconfig");
+    let field = |key: &str| {
+        admin_config
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(key).map(str::trim))
+            .unwrap_or_else(|| panic!("no {key} in the kubeconfig"))
+            .to_owned()
+    };
+    let yaml = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {}\n    certificate-authority: {}\nusers:\n- name: u\n  user:\n    token: {token}\ncontexts:\n- name: x\n  context: {{cluster: c, user: u}}\ncurrent-context: x\n",
+        field("server:"),
+        field("certificate-authority:")
+    );
+    let file = kube::config::Kubeconfig::from_yaml(&yaml).expect("kubeconfig");
+    let config = kube::Config::from_custom_kubeconfig(file, &Default::default())
+        .await
+        .expect("config");
+    Client::try_from(config).expect("client")
+}
+
+#[tokio::test]
+async fn a_user_limited_to_one_namespace_is_told_forbidden_naming_the_verb_and_resource() {
+    let admin = client().await;
+    let ns = namespace(&admin, "rbac").await;
+    let applier = Applier::new(admin.clone(), &ns).await.expect("discovery");
+    let set = ManifestSet::from_str(
+        "rbac.yaml",
+        "apiVersion: v1
+kind: ServiceAccount
+metadata: {name: limited}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: everything-here}
+rules:
+- apiGroups: ['*']
+  resources: ['*']
+  verbs: ['*']
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: limited-everything-here}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: everything-here}
+subjects:
+- {kind: ServiceAccount, name: limited}
+",
+    );
+    for (i, doc) in set.documents.iter().enumerate() {
+        let mut doc = doc.value.clone();
+        if doc["kind"] == "RoleBinding" {
+            doc["subjects"][0]["namespace"] = ns.clone().into();
+        }
+        applier.apply(i, &doc).await.expect("apply the RBAC");
+    }
+    let limited = client_as(&admin, &ns, "limited").await;
+    let started = std::time::Instant::now();
+    let err = e2e::cluster::installed_istio(&limited, None)
+        .await
+        .expect_err("a namespace-bound user cannot list istiods cluster-wide")
+        .to_string();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        err.starts_with("forbidden: the user may not list deployments.apps in all namespaces"),
+        "{err}"
+    );
+    assert!(!err.contains("--install-istio"), "{err}");
+    drop_namespace(&admin, &ns).await;
+}
+
+#[test]
+fn the_projects_manifests_directory_deploys_without_its_provider_configuration() {
+    // manifests/ also holds kind's cluster config and the IstioOperator that istioctl reads:
+    // provider configuration, not objects of the run. A run on the whole directory applies
+    // Bookinfo and the routing, and gets as far as waiting for sidecars (which nothing
+    // injects on this cluster) instead of stopping at a kind no server serves.
+    let artifacts = tempfile::tempdir().expect("artifacts dir");
+    let out = Command::new(env!("CARGO_BIN_EXE_mirror-e2e"))
+        .args(["cluster", "--kubeconfig"])
+        .arg(kubeconfig())
+        .arg("--manifests")
+        .arg(project().join("manifests"))
+        .arg("--artifacts-root")
+        .arg(artifacts.path())
+        .args(["--namespace", &format!("whole-{}", std::process::id())])
+        .args(["--delete-namespace", "--patience", "5"])
+        .output()
+        .expect("run mirror-e2e");
+    let said =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{said}");
+    assert!(!said.contains("serves no"), "{said}");
+    assert!(said.contains("wait for workloads"), "{said}");
+    assert!(said.contains("sidecar"), "{said}");
+}

@@ -55,38 +55,31 @@ impl PkiFiles {
 
         // The names the API server is reached by: from this host inside the run's network
         // namespace, and from pods (the `kubernetes` Service's first address).
-        let serving_key = KeyPair::generate().context("generate the serving key")?;
-        let mut serving = CertificateParams::new(vec![
-            "localhost".to_owned(),
-            "127.0.0.1".to_owned(),
-            "10.96.0.1".to_owned(),
-            "kubernetes".to_owned(),
-            "kubernetes.default".to_owned(),
-            "kubernetes.default.svc".to_owned(),
-            "kubernetes.default.svc.cluster.local".to_owned(),
-        ])
-        .context("serving certificate parameters")?;
-        serving
-            .distinguished_name
-            .push(DnType::CommonName, "kube-apiserver");
-        serving.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        let serving_cert = serving
-            .signed_by(&serving_key, &issuer)
-            .context("sign the serving certificate")?;
-
-        let admin_key = KeyPair::generate().context("generate the admin key")?;
-        let mut admin =
-            CertificateParams::new(Vec::<String>::new()).context("admin certificate parameters")?;
-        admin
-            .distinguished_name
-            .push(DnType::CommonName, "kubernetes-admin");
-        admin
-            .distinguished_name
-            .push(DnType::OrganizationName, "system:masters");
-        admin.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        let admin_cert = admin
-            .signed_by(&admin_key, &issuer)
-            .context("sign the admin certificate")?;
+        let (serving_cert, serving_key) = leaf(
+            &[
+                "localhost",
+                "127.0.0.1",
+                "10.96.0.1",
+                "kubernetes",
+                "kubernetes.default",
+                "kubernetes.default.svc",
+                "kubernetes.default.svc.cluster.local",
+            ],
+            &[(DnType::CommonName, "kube-apiserver")],
+            ExtendedKeyUsagePurpose::ServerAuth,
+            &issuer,
+        )
+        .context("the serving certificate")?;
+        let (admin_cert, admin_key) = leaf(
+            &[],
+            &[
+                (DnType::CommonName, "kubernetes-admin"),
+                (DnType::OrganizationName, "system:masters"),
+            ],
+            ExtendedKeyUsagePurpose::ClientAuth,
+            &issuer,
+        )
+        .context("the admin certificate")?;
 
         let service_account_key =
             KeyPair::generate().context("generate the service-account key")?;
@@ -137,6 +130,24 @@ current-context: {context}
             key = self.admin_key.display(),
         )
     }
+}
+
+/// A new key and a certificate for it, signed by `issuer`.
+fn leaf(
+    names: &[&str],
+    subject: &[(DnType, &str)],
+    usage: ExtendedKeyUsagePurpose,
+    issuer: &Issuer<'_, KeyPair>,
+) -> anyhow::Result<(rcgen::Certificate, KeyPair)> {
+    let key = KeyPair::generate().context("generate a key")?;
+    let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+    let mut params = CertificateParams::new(names).context("certificate parameters")?;
+    for (kind, value) in subject {
+        params.distinguished_name.push(kind.clone(), *value);
+    }
+    params.extended_key_usages = vec![usage];
+    let cert = params.signed_by(&key, issuer).context("sign")?;
+    Ok((cert, key))
 }
 
 /// Writes `text` to `path`; a secret is readable by its owner only, from its creation on.
