@@ -141,7 +141,7 @@ pub enum ClusterError {
         field: String,
         /// The server's refusal.
         #[source]
-        source: ApplyError,
+        source: Box<ApplyError>,
     },
     /// Manifests could not be read or typed.
     #[error("{path}: {message}")]
@@ -355,7 +355,7 @@ pub async fn installed_istio(
         None => all.clone(),
     };
     match (pick.as_slice(), revision) {
-        ([one], _) => one.istiod(),
+        ([one], _) => one.istiod().ok_or_else(|| one.unreadable()),
         ([], None) => Err(ClusterError::NoIstio("none found".into())),
         ([], Some(rev)) => Err(ClusterError::NoIstio(format!(
             "no istiod of revision {rev}; found: {}",
@@ -465,6 +465,15 @@ impl Listed {
         }
     }
 
+    /// The error for a version that could not be read.
+    fn unreadable(&self) -> ClusterError {
+        ClusterError::IstiodVersion {
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+            tried: self.version.clone().err().unwrap_or_default(),
+        }
+    }
+
     fn describe(&self) -> String {
         let version = match &self.version {
             Ok((v, _)) => v.to_string(),
@@ -476,16 +485,10 @@ impl Listed {
         )
     }
 
-    fn istiod(&self) -> Result<Istiod, ClusterError> {
-        let (version, version_from) =
-            self.version
-                .clone()
-                .map_err(|tried| ClusterError::IstiodVersion {
-                    namespace: self.namespace.clone(),
-                    name: self.name.clone(),
-                    tried,
-                })?;
-        Ok(Istiod {
+    /// The control plane, when its version could be read (else see [`Listed::unreadable`]).
+    fn istiod(&self) -> Option<Istiod> {
+        let (version, version_from) = self.version.clone().ok()?;
+        Some(Istiod {
             namespace: self.namespace.clone(),
             name: self.name.clone(),
             revision: self.revision.clone(),
@@ -591,46 +594,59 @@ fn document_place(set: &ManifestSet, index: usize) -> (String, usize) {
 /// The kind of a CustomResourceDefinition.
 const CRD: &str = "CustomResourceDefinition";
 
-/// Refuses a cluster-scoped document (other than the run's Namespace) where the run must not
-/// change the cluster beyond its namespace; a kind discovery does not know yet passes here
-/// and is checked again when it is applied.
-fn check_scope(
-    applier: &Applier,
-    set: &ManifestSet,
+/// What applying one document needs: where it goes, where it was written, and the run's
+/// rules for cluster-scoped documents.
+struct Deploying<'a> {
+    applier: &'a Applier,
+    set: &'a ManifestSet,
+    opts: &'a ClusterOptions,
+}
+
+impl<'a> Deploying<'a> {
+    fn new(applier: &'a Applier, set: &'a ManifestSet, opts: &'a ClusterOptions) -> Self {
+        Deploying { applier, set, opts }
+    }
+}
+
+/// The refusal of a cluster-scoped document (other than the run's Namespace) where the run
+/// must not change the cluster beyond its namespace. A kind discovery does not know yet
+/// passes here and is checked again when it is applied.
+fn scope_refusal(
+    Deploying { applier, set, opts }: &Deploying<'_>,
     index: usize,
     doc: &Value,
-    opts: &ClusterOptions,
-) -> Result<(), ClusterError> {
+) -> Option<ClusterError> {
     let kind = doc.get("kind").and_then(Value::as_str).unwrap_or("");
-    if kind == "Namespace" || opts.cluster_scoped != ClusterScoped::Refuse {
-        return Ok(());
+    if kind == "Namespace"
+        || opts.cluster_scoped != ClusterScoped::Refuse
+        || applier.scope(doc) != Some(Scope::Cluster)
+    {
+        return None;
     }
-    if applier.scope(doc) == Some(Scope::Cluster) {
-        let (file, line) = document_place(set, index);
-        return Err(ClusterError::ClusterScoped {
-            file,
-            line,
-            kind: kind.to_owned(),
-            name: doc
-                .pointer("/metadata/name")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_owned(),
-        });
-    }
-    Ok(())
+    let (file, line) = document_place(set, index);
+    Some(ClusterError::ClusterScoped {
+        file,
+        line,
+        kind: kind.to_owned(),
+        name: doc
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned(),
+    })
 }
 
 /// Applies one document, refusing or recording a cluster-scoped one as `opts` says, and
 /// naming the document's file and line in an error.
 async fn apply_document(
-    applier: &Applier,
-    set: &ManifestSet,
+    deploying: &Deploying<'_>,
     index: usize,
     doc: &Value,
-    opts: &ClusterOptions,
 ) -> Result<(), ClusterError> {
-    check_scope(applier, set, index, doc, opts)?;
+    if let Some(refused) = scope_refusal(deploying, index, doc) {
+        return Err(refused);
+    }
+    let Deploying { applier, set, opts } = deploying;
     let kind = doc.get("kind").and_then(Value::as_str).unwrap_or("");
     let track = opts.cluster_scoped == ClusterScoped::ApplyAndDelete
         && kind != "Namespace"
@@ -673,7 +689,7 @@ async fn apply_document(
                     file: d.file.display().to_string(),
                     line: d.line_of(&crate::manifest::YamlPath::parse(field)),
                     field: field.clone(),
-                    source: e,
+                    source: Box::new(e),
                 }),
                 _ => Err(e.into()),
             }
@@ -703,6 +719,8 @@ fn manifests_namespace(set: &ManifestSet) -> Option<String> {
 /// the run's namespace: left as written, they would route to namespace `test`, which on a
 /// shared cluster is someone else's or nobody's.
 fn move_namespace(value: &mut Value, from: &str, to: &str) {
+    /// A host name or reference, moved, or `None` when it names another namespace.
+    type Rewrite<'a> = &'a dyn Fn(&str) -> Option<String>;
     if from == to {
         return;
     }
@@ -718,7 +736,7 @@ fn move_namespace(value: &mut Value, from: &str, to: &str) {
     match value {
         Value::Object(map) => {
             for (key, v) in map.iter_mut() {
-                let rewrite: Option<&dyn Fn(&str) -> Option<String>> = match key.as_str() {
+                let rewrite: Option<Rewrite<'_>> = match key.as_str() {
                     "host" | "hosts" => Some(&host),
                     "gateways" => Some(&gateway),
                     _ => None,
@@ -791,7 +809,10 @@ impl ClusterMesh {
         docs.sort_by_key(|(_, d)| apply_order(d.get("kind").and_then(Value::as_str).unwrap_or("")));
         // Refuse what is known to be cluster-wide before anything is applied.
         for (index, doc) in &docs {
-            check_scope(&applier, set, *index, doc, &opts)?;
+            if let Some(refused) = scope_refusal(&Deploying::new(&applier, set, &opts), *index, doc)
+            {
+                return Err(refused);
+            }
         }
         let mut rediscovered = false;
         let mut new_crds: Vec<String> = Vec::new();
@@ -806,12 +827,13 @@ impl ClusterMesh {
                 applier.rediscover().await?;
                 rediscovered = true;
             }
-            let mut applied = apply_document(&applier, set, *index, doc, &opts).await;
+            let mut applied =
+                apply_document(&Deploying::new(&applier, set, &opts), *index, doc).await;
             // Istio's CRDs may have arrived after discovery ran: look again once.
             if matches!(applied, Err(ClusterError::UnservedKind { .. })) && !rediscovered {
                 rediscovered = true;
                 applier.rediscover().await?;
-                applied = apply_document(&applier, set, *index, doc, &opts).await;
+                applied = apply_document(&Deploying::new(&applier, set, &opts), *index, doc).await;
             }
             applied?;
             if kind == CRD {
@@ -1498,8 +1520,7 @@ spec:
 
     #[tokio::test]
     async fn every_kind_is_applied_and_an_unserved_one_names_its_file_and_line() {
-        let set = ManifestSet::from_str(
-            "extra.yaml",
+        let (task, mut server) = deploying(
             "apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata: {name: external}
@@ -1513,27 +1534,9 @@ apiVersion: example.com/v1
 kind: Widget
 metadata: {name: w}
 ",
-        );
-        let (client, mut server) = ApiServer::start();
-        let task = tokio::spawn(async move {
-            let mut progress = Progress::new();
-            ClusterMesh::deploy(client, &set, opts(), &mut progress)
-                .await
-                .map(|_| ())
-        });
-        // istiod's rollout, by the label-found name.
-        let (wait, _) = server.next().await;
-        assert_eq!(
-            wait.uri().path(),
-            "/apis/apps/v1/namespaces/istio-system/deployments"
-        );
-        server
-            .respond(200, json!({"apiVersion": "apps/v1", "kind": "DeploymentList", "metadata": {"resourceVersion": "1"},
-                "items": [{"metadata": {"name": "istiod", "namespace": "istio-system", "generation": 1, "resourceVersion": "1"},
-                    "spec": {"replicas": 1, "selector": {}, "template": {}},
-                    "status": {"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "availableReplicas": 1}}]}))
-            .await;
-        server.answer_discovery().await;
+            opts(),
+        )
+        .await;
         let mut applied = Vec::new();
         for _ in 0..2 {
             let (patch, body) = server.next().await;
@@ -1558,7 +1561,7 @@ metadata: {name: w}
             .to_string();
         assert_eq!(
             err,
-            "extra.yaml:11: Widget w: the API server serves no Widget in example.com/v1"
+            "m.yaml:11: Widget w: the API server serves no Widget in example.com/v1"
         );
     }
 
@@ -1576,7 +1579,12 @@ metadata: {name: w}
                 .await
                 .map(|_| ())
         });
-        let _ = server.next().await;
+        // istiod's rollout, by the label-found name.
+        let (wait, _) = server.next().await;
+        assert_eq!(
+            wait.uri().path(),
+            "/apis/apps/v1/namespaces/istio-system/deployments"
+        );
         server
             .respond(200, json!({"apiVersion": "apps/v1", "kind": "DeploymentList", "metadata": {"resourceVersion": "1"},
                 "items": [{"metadata": {"name": "istiod", "namespace": "istio-system", "generation": 1, "resourceVersion": "1"},
