@@ -66,7 +66,7 @@ pub fn expectation(check: &str) -> &'static str {
         }
         "mirror::anonymous_requests_not_mirrored" => "no anonymous request is mirrored",
         "mirror::shadow_host_matches_istio_version" => {
-            "the mirror sees `reviews-shadow` up to Istio 1.27 and `reviews` from 1.28"
+            "the mirror sees `reviews-shadow` up to Istio 1.27 and `reviews` from 1.28, unless istiod's `DISABLE_SHADOW_HOST_SUFFIX` says otherwise"
         }
         "mirror::primary_unaffected_when_mirror_down" => {
             "with the mirror stopped, tester requests still get 200 from v2 at baseline latency"
