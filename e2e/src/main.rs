@@ -7,11 +7,12 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use e2e::cluster::{ClusterOptions, installed_istio};
+use e2e::cluster::{ClusterOptions, ClusterScoped, CreatedObjects, installed_istio};
 use e2e::envoy::process::{ENVOY_BIN_ENV, HOW_TO_GET_ENVOY};
 use e2e::lint::{Severity, lint_paths};
 use e2e::local::LocalOptions;
 use e2e::report::RunReport;
+use e2e::report::live::LiveReport;
 use e2e::run::{ClusterRun, RunOutcome, new_run_id, run_cluster, run_local};
 use e2e::suite::{self, DEFAULT_CONCURRENCY, Spec, harness_arguments};
 use e2e::version::{DEFAULT_ISTIO, IstioVersion};
@@ -72,6 +73,16 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Succeed only when the cluster runs no istiod: `--install-istio` asks this first, so it
+    /// never installs over someone else's control plane.
+    NoIstiod {
+        /// Kubeconfig file (default: KUBECONFIG or ~/.kube/config, read only).
+        #[arg(long)]
+        kubeconfig: Option<PathBuf>,
+        /// Kubeconfig context (default: the file's current context).
+        #[arg(long)]
+        context: Option<String>,
+    },
     /// Compare the runs of an upgrade walk, each with the one before, check by check; exit 1
     /// on any change that is not a known, intended behaviour change.
     Compare {
@@ -95,9 +106,15 @@ struct ClusterArgs {
     /// Namespace to deploy into.
     #[arg(long, default_value = "test")]
     namespace: String,
-    /// Delete the namespace at the end (only for a namespace this run created).
+    /// Delete the namespace at the end (only for a namespace this run created): the run is on
+    /// a cluster it does not own, so cluster-scoped documents are refused unless
+    /// --allow-cluster-scoped.
     #[arg(long)]
     delete_namespace: bool,
+    /// With --delete-namespace: apply cluster-scoped documents (a CustomResourceDefinition,
+    /// a ClusterRole, ...) anyway, and delete at the end those the run created.
+    #[arg(long, requires = "delete_namespace")]
+    allow_cluster_scoped: bool,
     /// Base URL of the ingress gateway on this host.
     #[arg(long, default_value = "http://127.0.0.1:30080")]
     ingress: String,
@@ -238,6 +255,10 @@ fn main() -> ExitCode {
             &only_kinds,
             &files,
         ),
+        Command::NoIstiod {
+            kubeconfig,
+            context,
+        } => no_istiod(kubeconfig.as_deref(), context),
     }
 }
 
@@ -280,6 +301,25 @@ fn install(
             );
             ExitCode::SUCCESS
         }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn no_istiod(kubeconfig: Option<&std::path::Path>, context: Option<String>) -> ExitCode {
+    let Some(runtime) = runtime() else {
+        return ExitCode::from(2);
+    };
+    let checked = runtime.block_on(async {
+        let client = client(kubeconfig, context).await?;
+        e2e::cluster::refuse_install_over_istio(&client)
+            .await
+            .map_err(|e| e.to_string())
+    });
+    match checked {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
@@ -405,6 +445,7 @@ fn local(args: LocalArgs) -> ExitCode {
     let run_id = new_run_id();
     let artifacts = args.artifacts_root.join(&run_id);
     let spec = Spec::default();
+    let live = LiveReport::default();
     let opts = LocalOptions {
         manifests: args.manifests,
         istio: args.istio,
@@ -427,9 +468,9 @@ fn local(args: LocalArgs) -> ExitCode {
     };
     // Ctrl-C: Envoy dies with us (PR_SET_PDEATHSIG) and the workloads live in this process;
     // what is left is to say where the evidence is and exit non-zero.
-    exit_on_ctrl_c(&runtime, artifacts.clone());
+    exit_on_ctrl_c(&runtime, artifacts.clone(), live.clone());
     finish(
-        run_local(&runtime, &opts, spec, &harness),
+        run_local(&runtime, &opts, spec, &harness, &live),
         &artifacts,
         args.keep,
     )
@@ -471,8 +512,13 @@ fn cluster(args: ClusterArgs) -> ExitCode {
     };
     let host = format!("{run_id}.mirror-e2e.test");
     eprintln!(
-        "cluster: {context}; Istio {} ({}/{}, revision {}); namespace {}; ingress host {host}",
-        istiod.version, istiod.namespace, istiod.name, istiod.revision, args.namespace
+        "cluster: {context}; Istio {} (from its {}; {}/{}, revision {}); namespace {}; ingress host {host}",
+        istiod.version,
+        istiod.version_from,
+        istiod.namespace,
+        istiod.name,
+        istiod.revision,
+        args.namespace
     );
     if let Some(expected) = args.istio
         && expected != istiod.version
@@ -496,6 +542,13 @@ fn cluster(args: ClusterArgs) -> ExitCode {
             patience: args.patience,
             mirror: "mirror".into(),
             run_id: run_id.clone(),
+            // A namespace of the run's own means a cluster the run does not own.
+            cluster_scoped: match (args.delete_namespace, args.allow_cluster_scoped) {
+                (false, _) => ClusterScoped::Apply,
+                (true, false) => ClusterScoped::Refuse,
+                (true, true) => ClusterScoped::ApplyAndDelete,
+            },
+            created: CreatedObjects::default(),
         },
         manifests: args.manifests,
         artifacts: artifacts.clone(),
@@ -505,15 +558,22 @@ fn cluster(args: ClusterArgs) -> ExitCode {
         concurrency: usize::try_from(args.concurrency).unwrap_or(DEFAULT_CONCURRENCY),
         allow_lint_errors: args.allow_lint_errors,
     };
-    // Ctrl-C: a namespace this run created goes too (unless kept), then exit non-zero at
-    // once: the deletion is asked for, not waited for (Kubernetes finishes it).
+    let live = LiveReport::default();
+    // Ctrl-C: a namespace this run created goes too (unless kept), and what it created
+    // cluster-wide, then exit non-zero at once: the deletion is asked for, not waited for
+    // (Kubernetes finishes it).
     if run.delete_namespace && !run.keep {
         let client = client.clone();
         let namespace = run.cluster.namespace.clone();
+        let created = run.cluster.created.clone();
         let artifacts = artifacts.clone();
+        let live = live.clone();
         runtime.spawn(async move {
             if stop_requested().await {
                 eprintln!("\ninterrupted: deleting namespace {namespace}");
+                if let Err(e) = e2e::cluster::delete_created(&client, &created).await {
+                    eprintln!("error: {e}");
+                }
                 match e2e::cluster::request_namespace_deletion(&client, &namespace).await {
                     Ok(()) => eprintln!(
                         "namespace {namespace} is being deleted (`kubectl get namespace {namespace}` shows when it is gone)"
@@ -521,17 +581,25 @@ fn cluster(args: ClusterArgs) -> ExitCode {
                     Err(e) => eprintln!("error: {e}"),
                 }
                 e2e::workload::process_groups::kill_all();
-            e2e::run::live::write_stopped("interrupted (Ctrl-C)");
+                live.write_stopped("interrupted (Ctrl-C)");
                 eprintln!("partial evidence kept in {}", absolute(&artifacts).display());
                 std::process::exit(130);
             }
         });
     } else {
-        exit_on_ctrl_c(&runtime, artifacts.clone());
+        exit_on_ctrl_c(&runtime, artifacts.clone(), live.clone());
     }
     let keep = args.keep;
     finish(
-        run_cluster(&runtime, client, &run, Spec::default(), &run_id, &harness),
+        run_cluster(
+            &runtime,
+            client,
+            &run,
+            Spec::default(),
+            &run_id,
+            &harness,
+            &live,
+        ),
         &artifacts,
         keep,
     )
@@ -602,11 +670,11 @@ async fn stop_requested() -> bool {
 
 /// On Ctrl-C: say where the evidence is and exit non-zero. Child processes die with us;
 /// what a cluster run created is cleaned up by xtask, which outlives this process.
-fn exit_on_ctrl_c(runtime: &tokio::runtime::Runtime, artifacts: PathBuf) {
+fn exit_on_ctrl_c(runtime: &tokio::runtime::Runtime, artifacts: PathBuf, live: LiveReport) {
     runtime.spawn(async move {
         if stop_requested().await {
             e2e::workload::process_groups::kill_all();
-            e2e::run::live::write_stopped("interrupted (Ctrl-C)");
+            live.write_stopped("interrupted (Ctrl-C)");
             eprintln!(
                 "\ninterrupted: partial evidence kept in {}",
                 absolute(&artifacts).display()

@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::istio::VirtualService;
 use crate::mirror_log::MirrorRecords;
 use crate::topology::Topology;
-use crate::version::IstioVersion;
+use crate::version::{IstioVersion, ShadowRule};
 
 /// Who sends a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,6 +72,16 @@ pub enum MeshError {
 pub trait Mesh {
     /// The Istio version the mesh runs (or emulates).
     fn istio_version(&self) -> IstioVersion;
+
+    /// The rule that says whether the mirror's Host carries `-shadow`: by default the
+    /// version's (local mode configures Envoy as that version's istiod does by default); a
+    /// cluster reads istiod's own setting.
+    fn shadow_rule(&self) -> ShadowRule {
+        ShadowRule::VersionDefault {
+            version: self.istio_version(),
+            why: "the mesh emulates the version's defaults".into(),
+        }
+    }
 
     /// The manifests' topology (Services, workloads, subsets, the routing under test).
     fn topology(&self) -> &Topology;

@@ -130,7 +130,9 @@ struct Seen {
     tagged: std::collections::HashMap<String, MirroredRequest>,
     recent: std::collections::VecDeque<MirroredRequest>,
     total: u64,
-    problem: Option<String>,
+    /// The current problem of each reader (the pod watch, a pod's stream), by reader: one
+    /// that recovers clears its own, never another's.
+    problems: BTreeMap<String, String>,
 }
 
 /// What the mirror had logged of some tags, and what it logged last.
@@ -142,7 +144,8 @@ pub struct Observed {
     pub total: u64,
     /// The last few requests logged.
     pub recent: Vec<MirroredRequest>,
-    /// The last problem reading the log (a stream that failed and is being reopened).
+    /// The problems reading the log now (a stream that failed and is being reopened); one
+    /// that recovered is no longer here.
     pub problem: Option<String>,
 }
 
@@ -225,9 +228,14 @@ impl MirrorRecords {
         self.changed.send_modify(|n| *n += 1);
     }
 
-    /// Records a problem reading the log (shown with what was seen), or clears it.
-    pub fn set_problem(&self, problem: Option<String>) {
-        self.seen().problem = problem;
+    /// Records the problem `reader` has reading the log (shown with what was seen), or, with
+    /// `None`, that it has recovered.
+    pub fn set_problem(&self, reader: &str, problem: Option<String>) {
+        let problems = &mut self.seen().problems;
+        match problem {
+            Some(p) => problems.insert(reader.to_owned(), p),
+            None => problems.remove(reader),
+        };
     }
 
     /// What the mirror has logged of `tags` so far.
@@ -240,7 +248,13 @@ impl MirrorRecords {
                 .collect(),
             total: seen.total,
             recent: seen.recent.iter().cloned().collect(),
-            problem: seen.problem.clone(),
+            problem: (!seen.problems.is_empty()).then(|| {
+                seen.problems
+                    .values()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            }),
         }
     }
 

@@ -12,6 +12,7 @@ use crate::local::{LocalError, LocalMesh, LocalOptions};
 use crate::manifest::ManifestSet;
 use crate::mesh::Mesh;
 use crate::progress::Progress;
+use crate::report::live::LiveReport;
 use crate::report::{CheckResult, ReportError, RunReport};
 use crate::retry::RetryPolicy;
 use crate::suite::{self, Spec, Suite};
@@ -80,11 +81,17 @@ fn run_trials<M: Mesh + Send + Sync + 'static>(
     suite: Suite<M>,
     args: &Arguments,
     progress: &mut Progress,
+    live: &LiveReport,
 ) -> (Conclusion, Vec<CheckResult>, Option<M>) {
     let suite = Arc::new(suite);
     let results = Arc::new(Mutex::new(Vec::new()));
     progress.phase("checks");
-    let trials = suite::trials(suite.clone(), runtime.handle().clone(), results.clone());
+    let trials = suite::trials(
+        suite.clone(),
+        runtime.handle().clone(),
+        results.clone(),
+        live,
+    );
     let conclusion = progress.suspend(|| libtest_mimic::run(args, trials));
     let checks = std::mem::take(&mut *results.lock().unwrap_or_else(|e| e.into_inner()));
     (
@@ -126,13 +133,19 @@ fn read_manifests(
 
 /// Writes the report of a run that ended with `e` before its checks finished, and gives
 /// `e` back: every run that got as far as its directory leaves a report.
-fn stopped_early(mut report: RunReport, progress: Progress, dir: &Path, e: RunError) -> RunError {
+fn stopped_early(
+    mut report: RunReport,
+    live: &LiveReport,
+    progress: Progress,
+    dir: &Path,
+    e: RunError,
+) -> RunError {
     report.error = Some(e.to_string());
     report.phases.extend(progress.finish());
     if let Err(w) = report.write(dir) {
         eprintln!("error: {w}");
     }
-    live::clear();
+    live.clear();
     e
 }
 
@@ -146,12 +159,14 @@ fn create_dir(dir: &Path) -> Result<(), RunError> {
 }
 
 /// Runs the suite in local mode. Returns an error when the run could not get to its checks
-/// (its report says why); a failing check is a report with failures.
+/// (its report says why); a failing check is a report with failures. `live` holds the
+/// report in progress for a Ctrl-C handler.
 pub fn run_local(
     runtime: &Runtime,
     opts: &LocalOptions,
     spec: Spec,
     args: &Arguments,
+    live: &LiveReport,
 ) -> Result<RunOutcome, RunError> {
     let run_id = &opts.run_id;
     create_dir(&opts.artifacts)?;
@@ -162,15 +177,23 @@ pub fn run_local(
         istio: opts.istio.to_string(),
         ..RunReport::default()
     };
-    live::start(&opts.artifacts, &report);
+    live.start(&opts.artifacts, &report);
     progress.phase("read manifests");
     let set = match read_manifests(&opts.manifests, opts.allow_lint_errors, &mut report) {
         Ok(set) => set,
-        Err(e) => return Err(stopped_early(report, progress, &opts.artifacts, e)),
+        Err(e) => return Err(stopped_early(report, live, progress, &opts.artifacts, e)),
     };
     let mesh = match runtime.block_on(LocalMesh::start(opts, &set, &mut progress)) {
         Ok(mesh) => mesh,
-        Err(e) => return Err(stopped_early(report, progress, &opts.artifacts, e.into())),
+        Err(e) => {
+            return Err(stopped_early(
+                report,
+                live,
+                progress,
+                &opts.artifacts,
+                e.into(),
+            ));
+        }
     };
     let (conclusion, checks, mesh) = run_trials(
         runtime,
@@ -178,6 +201,7 @@ pub fn run_local(
             .with_concurrency(opts.concurrency),
         args,
         &mut progress,
+        live,
     );
     progress.phase("collect evidence");
     let stopped = mesh.map_or(Ok(()), |m| runtime.block_on(m.shutdown()));
@@ -187,7 +211,7 @@ pub fn run_local(
         report.error = Some(format!("stopping the local mesh: {e}"));
     }
     report.write(&opts.artifacts)?;
-    live::clear();
+    live.clear();
     stopped?;
     Ok(RunOutcome {
         report,
@@ -223,7 +247,8 @@ fn check_retry_policy(patience: std::time::Duration) -> RetryPolicy {
     RetryPolicy::istio(patience / 10)
 }
 
-/// Runs the suite against a cluster whose API `client` reaches.
+/// Runs the suite against a cluster whose API `client` reaches; `live` holds the report in
+/// progress for a Ctrl-C handler.
 pub fn run_cluster(
     runtime: &Runtime,
     client: kube::Client,
@@ -231,6 +256,7 @@ pub fn run_cluster(
     spec: Spec,
     run_id: &str,
     args: &Arguments,
+    live: &LiveReport,
 ) -> Result<RunOutcome, RunError> {
     create_dir(&run.artifacts)?;
     let mut progress = Progress::new();
@@ -241,7 +267,7 @@ pub fn run_cluster(
         phases: run.earlier_phases.clone(),
         ..RunReport::default()
     };
-    live::start(&run.artifacts, &report);
+    live.start(&run.artifacts, &report);
     progress.phase("read manifests");
     let set = match read_manifests(&run.manifests, run.allow_lint_errors, &mut report) {
         Ok(set) if set.syntax_errors.is_empty() => set,
@@ -255,9 +281,15 @@ pub fn run_cluster(
                     .collect::<Vec<_>>()
                     .join("; "),
             };
-            return Err(stopped_early(report, progress, &run.artifacts, e.into()));
+            return Err(stopped_early(
+                report,
+                live,
+                progress,
+                &run.artifacts,
+                e.into(),
+            ));
         }
-        Err(e) => return Err(stopped_early(report, progress, &run.artifacts, e)),
+        Err(e) => return Err(stopped_early(report, live, progress, &run.artifacts, e)),
     };
     let deployed = runtime.block_on(ClusterMesh::deploy(
         client.clone(),
@@ -273,6 +305,7 @@ pub fn run_cluster(
                     .with_concurrency(run.concurrency),
                 args,
                 &mut progress,
+                live,
             );
             report.checks = checks;
             let passed = report.passed();
@@ -288,17 +321,21 @@ pub fn run_cluster(
         let notes = runtime.block_on(cluster::evidence::collect(
             &client,
             &run.cluster.namespace,
+            &run.cluster.istiod.namespace,
             &run.artifacts.join("evidence"),
         ));
         report.notes.extend(notes);
     }
     let cleanup = if run.delete_namespace && !run.keep {
         progress.phase("delete namespace");
-        runtime.block_on(cluster::delete_namespace(
-            &client,
-            &run.cluster.namespace,
-            run.cluster.patience,
-        ))
+        runtime.block_on(async {
+            // What the run created cluster-wide goes too (its custom resources first).
+            let created = cluster::delete_created(&client, &run.cluster.created).await;
+            let namespace =
+                cluster::delete_namespace(&client, &run.cluster.namespace, run.cluster.patience)
+                    .await;
+            created.and(namespace)
+        })
     } else {
         Ok(())
     };
@@ -307,7 +344,7 @@ pub fn run_cluster(
         report.error.get_or_insert_with(|| format!("cleanup: {e}"));
     }
     report.write(&run.artifacts)?;
-    live::clear();
+    live.clear();
     let conclusion = conclusion.map_err(|source| RunError::Deploy {
         source: Box::new(source),
         evidence: run.artifacts.clone(),
@@ -319,44 +356,4 @@ pub fn run_cluster(
         conclusion,
         artifacts: run.artifacts.clone(),
     })
-}
-
-/// The report of the run in progress, for a Ctrl-C handler that ends the process: an
-/// interrupted run writes its report too, with the checks that finished.
-pub mod live {
-    use std::path::{Path, PathBuf};
-    use std::sync::Mutex;
-
-    use crate::report::{CheckResult, RunReport};
-
-    static LIVE: Mutex<Option<(PathBuf, RunReport)>> = Mutex::new(None);
-
-    fn lock() -> std::sync::MutexGuard<'static, Option<(PathBuf, RunReport)>> {
-        LIVE.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// A run started writing into `dir`.
-    pub fn start(dir: &Path, report: &RunReport) {
-        *lock() = Some((dir.to_owned(), report.clone()));
-    }
-
-    /// A check finished.
-    pub fn check_done(result: &CheckResult) {
-        if let Some((_, report)) = lock().as_mut() {
-            report.checks.push(result.clone());
-        }
-    }
-
-    /// The run wrote its own report.
-    pub fn clear() {
-        *lock() = None;
-    }
-
-    /// Writes the report of the run in progress as ended by `why`; returns where.
-    pub fn write_stopped(why: &str) -> Option<PathBuf> {
-        let (dir, mut report) = lock().take()?;
-        report.error = Some(why.to_owned());
-        report.write(&dir).ok()?;
-        Some(dir)
-    }
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use e2e::envoy::process::{ENVOY_BIN_ENV, HOW_TO_GET_ENVOY};
 use e2e::local::LocalOptions;
 use e2e::report::RunReport;
+use e2e::report::live::LiveReport;
 use e2e::run::{RunOutcome, new_run_id, run_local};
 use e2e::suite::{Spec, harness_arguments};
 
@@ -71,7 +72,13 @@ fn run_with(opts: &LocalOptions, harness: &[&str]) -> Result<RunOutcome, e2e::ru
     // The inner harness writes straight to stdout, past cargo's capture; keep it as evidence.
     std::fs::create_dir_all(&opts.artifacts).expect("artifacts dir");
     args.logfile = Some(opts.artifacts.join("harness.log").display().to_string());
-    run_local(&runtime, opts, Spec::default(), &args)
+    run_local(
+        &runtime,
+        opts,
+        Spec::default(),
+        &args,
+        &LiveReport::default(),
+    )
 }
 
 fn failed(report: &RunReport) -> Vec<&str> {

@@ -337,7 +337,22 @@ impl flags::E2e {
     fn run_existing(&self, sh: &Shell, interrupt: &Interrupt) -> anyhow::Result<()> {
         let release = versions::istio_release(self.istio.as_deref())?;
         let runner = Runner::build(sh, interrupt)?;
+        let mut target = Vec::new();
+        if let Some(k) = &self.kubeconfig {
+            target.extend([
+                "--kubeconfig".to_owned(),
+                paths::from_invocation(k).display().to_string(),
+            ]);
+        }
+        if let Some(c) = &self.context {
+            target.extend(["--context".to_owned(), c.clone()]);
+        }
         if self.install_istio {
+            // Never over someone else's control plane: the runner refuses when any istiod
+            // runs (and says "forbidden" when it may not look).
+            let mut check = vec!["no-istiod".to_owned()];
+            check.extend(target.iter().cloned());
+            runner.run(sh, &check)?;
             let istioctl = Istioctl {
                 sh,
                 bin: tools::ensure(sh, &tools::istioctl_asset(release.version)?, interrupt)?,
@@ -361,14 +376,9 @@ impl flags::E2e {
             "--run-id".into(),
             run_id,
         ];
-        if let Some(k) = &self.kubeconfig {
-            args.extend([
-                "--kubeconfig".to_owned(),
-                paths::from_invocation(k).display().to_string(),
-            ]);
-        }
-        if let Some(c) = &self.context {
-            args.extend(["--context".to_owned(), c.clone()]);
+        args.extend(target);
+        if self.allow_cluster_scoped {
+            args.push("--allow-cluster-scoped".into());
         }
         if let Some(r) = &self.revision {
             args.extend(["--revision".to_owned(), r.clone()]);
@@ -1115,6 +1125,7 @@ mod tests {
             &["--context", "c"],
             &["--ingress", "http://x"],
             &["--install-istio"],
+            &["--allow-cluster-scoped"],
             &["--on-failure", "keep"],
         ] {
             let mut args = vec!["--local"];
@@ -1123,6 +1134,8 @@ mod tests {
             assert!(err.contains(flag[0]) && err.contains("--local"), "{err}");
         }
         let err = parse(&["--context", "c"]).expect_err("kind has no context");
+        assert!(err.contains("--cluster existing"), "{err}");
+        let err = parse(&["--allow-cluster-scoped"]).expect_err("kind owns its cluster");
         assert!(err.contains("--cluster existing"), "{err}");
         parse(&["--local", "--keep"]).expect("fine");
         parse(&["--cluster", "existing", "--context", "c"]).expect("fine");

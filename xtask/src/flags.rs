@@ -94,9 +94,14 @@ pub struct E2e {
     /// existing: kubeconfig context to use (the current context is never changed).
     #[arg(long)]
     pub context: Option<String>,
-    /// existing: install the pinned Istio when the cluster has none.
+    /// existing: install the pinned Istio when the cluster has none (refused when any istiod
+    /// runs there).
     #[arg(long)]
     pub install_istio: bool,
+    /// existing: apply the manifests' cluster-scoped documents (refused otherwise), and
+    /// delete at the end those the run created.
+    #[arg(long)]
+    pub allow_cluster_scoped: bool,
     /// existing: base URL of the cluster's ingress gateway reachable from here (default
     /// http://127.0.0.1:30080).
     #[arg(long)]
@@ -160,7 +165,7 @@ impl E2e {
 
     /// Flag combinations clap cannot express: a flag that would be ignored is an error.
     pub fn validate(&self) -> anyhow::Result<()> {
-        let cluster_only: [(&str, bool); 12] = [
+        let cluster_only: [(&str, bool); 13] = [
             ("--cluster existing", self.cluster == ClusterKind::Existing),
             ("--reuse", self.reuse.is_some()),
             ("--cluster-name", self.cluster_name.is_some()),
@@ -168,6 +173,7 @@ impl E2e {
             ("--context", self.context.is_some()),
             ("--ingress", self.ingress.is_some()),
             ("--install-istio", self.install_istio),
+            ("--allow-cluster-scoped", self.allow_cluster_scoped),
             ("--on-failure", self.on_failure.is_some()),
             ("--revision", self.revision.is_some()),
             ("--istio-hub", self.istio_hub.is_some()),
@@ -185,11 +191,12 @@ impl E2e {
                 given.join(", ")
             );
         }
-        let existing_only: [(&str, bool); 5] = [
+        let existing_only: [(&str, bool); 6] = [
             ("--kubeconfig", self.kubeconfig.is_some()),
             ("--context", self.context.is_some()),
             ("--ingress", self.ingress.is_some()),
             ("--install-istio", self.install_istio),
+            ("--allow-cluster-scoped", self.allow_cluster_scoped),
             ("--revision", self.revision.is_some()),
         ];
         let given: Vec<&str> = existing_only

@@ -2,9 +2,9 @@
 //! discovery, with one field manager and strict field validation (a misspelled field fails
 //! the run instead of being pruned).
 
-use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
 use kube::core::GroupVersionKind;
-use kube::discovery::{Discovery, Scope};
+use kube::discovery::{ApiCapabilities, Discovery, Scope};
 use kube::{Client, ResourceExt};
 use serde_json::Value;
 
@@ -38,7 +38,7 @@ pub enum ApplyError {
         message: String,
     },
     /// The server rejected the object.
-    #[error("apply {kind} {namespace}/{name}: {reason} ({code}): {message}")]
+    #[error("apply {kind} {namespace}/{name}: {}: {message}", status_text(reason, *code))]
     Rejected {
         /// Kind.
         kind: String,
@@ -48,7 +48,8 @@ pub enum ApplyError {
         name: String,
         /// HTTP status.
         code: u16,
-        /// Server's reason, e.g. Conflict, BadRequest.
+        /// Server's reason, e.g. Conflict, BadRequest; empty for a Strict validation
+        /// failure of server-side apply, which servers answer with a bare 500.
         reason: String,
         /// Server's message (for strict validation it names the unknown field).
         message: String,
@@ -64,6 +65,35 @@ pub enum ApplyError {
         #[source]
         source: kube::Error,
     },
+}
+
+/// The status of a rejection: its reason and code, or the code alone when the server gave
+/// no reason.
+fn status_text(reason: &str, code: u16) -> String {
+    if reason.is_empty() {
+        format!("HTTP {code}")
+    } else {
+        format!("{reason} ({code})")
+    }
+}
+
+/// The fields a Strict server-side apply refused, as the paths the server names
+/// (`.spec.http[0].mirro`), without the leading dot. The message is structured-merge-diff's:
+/// `failed to create typed patch object (<ns>/<name>; <gvk>): <path>: field not declared in
+/// schema`, one `<path>: field not declared in schema` per field when there are several
+/// (apimachinery's structuredmerge.go; kubernetes issues 122480, 139253).
+pub fn undeclared_fields(message: &str) -> Vec<String> {
+    const UNDECLARED: &str = "field not declared in schema";
+    let mut pieces: Vec<&str> = message.split(UNDECLARED).collect();
+    pieces.pop();
+    pieces
+        .into_iter()
+        .filter_map(|piece| {
+            let path = piece.trim_end().strip_suffix(':')?;
+            let path = path.rsplit(char::is_whitespace).next()?;
+            path.strip_prefix('.').map(str::to_owned)
+        })
+        .collect()
 }
 
 /// Applies documents into one namespace.
@@ -88,6 +118,45 @@ impl Applier {
     pub async fn rediscover(&mut self) -> Result<(), ApplyError> {
         self.discovery = discover(&self.client).await?;
         Ok(())
+    }
+
+    /// Where discovery says a document goes: its resource and capabilities, or `None` for a
+    /// kind the server does not serve (yet).
+    pub fn resolve(&self, doc: &Value) -> Option<(ApiResource, ApiCapabilities)> {
+        let api_version = doc.get("apiVersion").and_then(Value::as_str)?;
+        let kind = doc.get("kind").and_then(Value::as_str)?;
+        let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+        self.discovery
+            .resolve_gvk(&GroupVersionKind::gvk(group, version, kind))
+    }
+
+    /// Whether the document's kind is namespaced or cluster-wide, when discovery knows it.
+    pub fn scope(&self, doc: &Value) -> Option<Scope> {
+        self.resolve(doc).map(|(_, caps)| caps.scope)
+    }
+
+    /// Whether the object a cluster-scoped document names exists already.
+    pub async fn exists(&self, index: usize, doc: &Value) -> Result<bool, ApplyError> {
+        let name = doc
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ApplyError::Malformed {
+                index,
+                message: "no metadata.name".into(),
+            })?;
+        let kind = doc.get("kind").and_then(Value::as_str).unwrap_or("");
+        let Some((resource, _)) = self.resolve(doc) else {
+            return Ok(false);
+        };
+        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &resource);
+        api.get_opt(name)
+            .await
+            .map(|o| o.is_some())
+            .map_err(|source| ApplyError::Request {
+                kind: kind.to_owned(),
+                name: name.to_owned(),
+                source,
+            })
     }
 
     /// Applies one document; namespaced objects go into the applier's namespace.
@@ -167,7 +236,8 @@ async fn discover(client: &Client) -> Result<Discovery, ApplyError> {
 /// then the routing that refers to them.
 pub fn apply_order(kind: &str) -> u8 {
     match kind {
-        "Namespace" => 0,
+        // A definition first: the kinds it defines may be among the documents.
+        "CustomResourceDefinition" | "Namespace" => 0,
         "ServiceAccount" | "ConfigMap" | "Secret" => 1,
         "Service" => 2,
         "Deployment" => 3,
@@ -181,7 +251,9 @@ pub fn apply_order(kind: &str) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::test_api::{ApiServer, discovery_response, status};
+    use crate::cluster::test_api::{
+        ApiServer, discovery_response, status, strict_validation_failure,
+    };
     use serde_json::json;
 
     fn virtual_service() -> Value {
@@ -244,14 +316,38 @@ mod tests {
 
     #[tokio::test]
     async fn strict_validation_failure_names_the_object_and_the_field() {
-        let message = ".spec.http[0].mirrorPercentge: field not declared in schema";
-        let err = rejected_with(422, status(422, "Invalid", message))
-            .await
-            .to_string();
-        assert_eq!(
-            err,
-            format!("apply VirtualService test/reviews: Invalid (422): {message}")
+        // As a real server answers it: a bare 500 with no reason.
+        let (code, body) = strict_validation_failure(
+            "test/reviews",
+            "networking.istio.io/v1, Kind=VirtualService",
+            ".spec.http[0].mirro",
         );
+        let err = rejected_with(code, body).await;
+        assert!(
+            matches!(&err, ApplyError::Rejected { code: 500, reason, .. } if reason.is_empty()),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "apply VirtualService test/reviews: HTTP 500: failed to create typed patch object (test/reviews; networking.istio.io/v1, Kind=VirtualService): .spec.http[0].mirro: field not declared in schema"
+        );
+    }
+
+    #[test]
+    fn the_undeclared_fields_are_read_from_the_servers_message() {
+        assert_eq!(
+            undeclared_fields(
+                "failed to create typed patch object (test/reviews; networking.istio.io/v1, Kind=VirtualService): .spec.http[0].mirro: field not declared in schema"
+            ),
+            ["spec.http[0].mirro"]
+        );
+        assert_eq!(
+            undeclared_fields(
+                "failed to create typed patch object (test/reviews; networking.istio.io/v1, Kind=VirtualService): errors:\n  .spec.a: field not declared in schema\n  .spec.b[1].c: field not declared in schema"
+            ),
+            ["spec.a", "spec.b[1].c"]
+        );
+        assert!(undeclared_fields("Apply failed with 1 conflict").is_empty());
     }
 
     #[tokio::test]

@@ -15,9 +15,16 @@ use super::ready::describe_pod;
 /// Apps whose pods' logs are collected.
 const LOGGED_APPS: &[&str] = &["productpage", "reviews", "mirror"];
 
-/// Writes evidence for `namespace` (and `istio-system`) under `dir`; returns notes about
-/// anything that could not be collected.
-pub async fn collect(client: &Client, namespace: &str, dir: &Path) -> Vec<String> {
+/// Writes evidence for `namespace` and the control plane's namespace `istio_namespace`
+/// (where istiod was found: `istio-system` by default, but any namespace on a cluster the
+/// run did not install) under `dir`; returns notes about anything that could not be
+/// collected.
+pub async fn collect(
+    client: &Client,
+    namespace: &str,
+    istio_namespace: &str,
+    dir: &Path,
+) -> Vec<String> {
     let mut notes = Vec::new();
     let mut note =
         |what: &str, e: &dyn std::fmt::Display| notes.push(format!("evidence: {what}: {e}"));
@@ -25,7 +32,7 @@ pub async fn collect(client: &Client, namespace: &str, dir: &Path) -> Vec<String
         note("create directory", &e);
         return notes;
     }
-    for ns in [namespace, "istio-system"] {
+    for ns in [namespace, istio_namespace] {
         let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
         match pods.list(&ListParams::default()).await {
             Ok(list) => {
@@ -139,5 +146,47 @@ async fn collect_logs(
 fn write(dir: &Path, file: &str, text: &str, note: &mut impl FnMut(&str, &dyn std::fmt::Display)) {
     if let Err(e) = std::fs::write(dir.join(file), text) {
         note(&format!("write {file}"), &e);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::test_api::ApiServer;
+    use serde_json::json;
+
+    #[tokio::test]
+    async fn the_control_planes_evidence_comes_from_where_istiod_was_found() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (client, mut server) = ApiServer::start();
+        let out = dir.path().to_owned();
+        let task =
+            tokio::spawn(async move { collect(&client, "test-run", "istio-canary", &out).await });
+        let mut paths = Vec::new();
+        while let Some((request, _)) = server.try_next().await {
+            paths.push(request.uri().path().to_owned());
+            server
+                .respond(
+                    200,
+                    json!({"apiVersion": "v1", "kind": "List", "metadata": {}, "items": []}),
+                )
+                .await;
+        }
+        let notes = task.await.expect("task");
+        assert!(notes.is_empty(), "{notes:?}");
+        for path in [
+            "/api/v1/namespaces/istio-canary/pods",
+            "/api/v1/namespaces/istio-canary/events",
+        ] {
+            assert!(
+                paths.iter().any(|p| p == path),
+                "{path} not asked: {paths:?}"
+            );
+        }
+        assert!(
+            !paths.iter().any(|p| p.contains("istio-system")),
+            "{paths:?}"
+        );
+        assert!(dir.path().join("pods-istio-canary.txt").is_file());
     }
 }

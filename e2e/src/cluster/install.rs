@@ -7,12 +7,11 @@
 
 use std::time::{Duration, Instant};
 
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::runtime::wait::{await_condition, conditions::is_crd_established};
-use kube::{Api, Client};
+use kube::Client;
 use serde_json::Value;
 
 use super::apply::{Applier, ApplyError, apply_order};
+use super::ready;
 use crate::manifest::{ManifestSet, YamlPath};
 
 /// Errors installing prerequisites; each names the file and line of the document involved.
@@ -32,22 +31,9 @@ pub enum InstallError {
         #[source]
         source: ApplyError,
     },
-    /// A CRD did not become Established in time.
-    #[error("CustomResourceDefinition {name} was not Established within {waited:.0?}")]
-    NotEstablished {
-        /// The CRD.
-        name: String,
-        /// How long was waited.
-        waited: Duration,
-    },
-    /// Watching a CRD failed.
-    #[error("watch CustomResourceDefinition {name}: {message}")]
-    Watch {
-        /// The CRD.
-        name: String,
-        /// The watch error.
-        message: String,
-    },
+    /// A CRD did not become Established in time, or watching it failed.
+    #[error(transparent)]
+    NotEstablished(#[from] ready::ReadyError),
 }
 
 /// What an install did.
@@ -89,7 +75,7 @@ pub async fn install(
         if !established && doc.kind() != "CustomResourceDefinition" {
             for &crd in &crds {
                 let name = set.documents[crd].name().to_owned();
-                await_established(client, &name, patience.saturating_sub(started.elapsed()))
+                ready::crd_established(client, &name, patience.saturating_sub(started.elapsed()))
                     .await?;
             }
             established = true;
@@ -135,25 +121,5 @@ fn place(set: &ManifestSet, index: usize, source: ApplyError) -> InstallError {
         file: doc.file.display().to_string(),
         line: doc.line_of(&YamlPath::parse("kind")),
         source,
-    }
-}
-
-/// Waits (watching, within `patience`) until the CRD `name` is Established.
-pub async fn await_established(
-    client: &Client,
-    name: &str,
-    patience: Duration,
-) -> Result<(), InstallError> {
-    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    match tokio::time::timeout(patience, await_condition(api, name, is_crd_established())).await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(InstallError::Watch {
-            name: name.to_owned(),
-            message: e.to_string(),
-        }),
-        Err(_) => Err(InstallError::NotEstablished {
-            name: name.to_owned(),
-            waited: patience,
-        }),
     }
 }

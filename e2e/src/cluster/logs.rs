@@ -87,6 +87,7 @@ async fn follow_pods(target: Target, config: watcher::Config) {
     while let Some(pod) = pods.next().await {
         match pod {
             Ok(pod) => {
+                target.records.set_problem(POD_WATCH, None);
                 let Some(restarts) = running_restart_count(&pod, &target.container) else {
                     continue;
                 };
@@ -95,12 +96,16 @@ async fn follow_pods(target: Target, config: watcher::Config) {
                     streams.spawn(follow_container(target.clone(), pod.name_any(), restarts));
                 }
             }
-            Err(e) => target
-                .records
-                .set_problem(Some(format!("watch the mirror's pods (retrying): {e}"))),
+            Err(e) => target.records.set_problem(
+                POD_WATCH,
+                Some(format!("watch the mirror's pods (retrying): {e}")),
+            ),
         }
     }
 }
+
+/// The pod watch's name as a reader of the log (each stream's is its pod's name).
+const POD_WATCH: &str = "pod watch";
 
 /// Where a stream stopped: the last timestamp taken and how many lines carried it (lines
 /// written together share a timestamp, and a reopened stream repeats that second).
@@ -157,6 +162,9 @@ async fn follow_container(target: Target, pod: String, restarts: i32) {
         let mut took_any = false;
         match target.api.log_stream(&pod, &params).await {
             Ok(stream) => {
+                // The stream is open again: an earlier failure is history, and a failing
+                // check must not quote it.
+                target.records.set_problem(&pod, None);
                 let mut lines = stream.lines();
                 while let Some(line) = lines.next().await {
                     let line = match line {
@@ -164,7 +172,7 @@ async fn follow_container(target: Target, pod: String, restarts: i32) {
                         Err(e) => {
                             target
                                 .records
-                                .set_problem(Some(format!("log stream of {pod} broke: {e}")));
+                                .set_problem(&pod, Some(format!("log stream of {pod} broke: {e}")));
                             break;
                         }
                     };
@@ -175,18 +183,23 @@ async fn follow_container(target: Target, pod: String, restarts: i32) {
                     }
                 }
             }
-            Err(e) => target
-                .records
-                .set_problem(Some(format!("follow the log of {pod} (retrying): {e}"))),
+            Err(e) => target.records.set_problem(
+                &pod,
+                Some(format!("follow the log of {pod} (retrying): {e}")),
+            ),
         }
         // The stream ended. Reopen it only while this container instance still runs; a
         // restart or a new pod is the pod watch's to follow.
         match target.api.get_opt(&pod).await {
             Ok(Some(p)) if running_restart_count(&p, &target.container) == Some(restarts) => {}
-            Ok(_) => return,
+            Ok(_) => {
+                // This instance is done; a problem of its stream no longer matters.
+                target.records.set_problem(&pod, None);
+                return;
+            }
             Err(e) => target
                 .records
-                .set_problem(Some(format!("look up pod {pod} (retrying): {e}"))),
+                .set_problem(&pod, Some(format!("look up pod {pod} (retrying): {e}"))),
         }
         pause = if took_any {
             FIRST_REOPEN
@@ -213,7 +226,7 @@ fn running_restart_count(pod: &Pod, container: &str) -> Option<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::test_api::{ApiServer, Responder};
+    use crate::cluster::test_api::{ApiServer, Responder, status};
     use serde_json::{Value, json};
     use std::collections::{BTreeMap, VecDeque};
 
@@ -224,6 +237,22 @@ mod tests {
             "status": {"containerStatuses": [{"name": "mirror", "ready": true, "restartCount": restarts, "image": "i", "imageID": "",
                 "state": {"running": {"startedAt": "2026-11-27T08:00:00Z"}}}]},
         })
+    }
+
+    /// Follows container `mirror` of the pods labelled `app=mirror` in namespace `test`.
+    fn follow_mirror(
+        client: &kube::Client,
+        since: Timestamp,
+        records: &Arc<MirrorRecords>,
+    ) -> LogFollower {
+        LogFollower::start(
+            client,
+            "test",
+            "app=mirror",
+            "mirror",
+            since,
+            records.clone(),
+        )
     }
 
     /// One compact echo record tagged `tag`, logged at `ts`, with the access line after it.
@@ -252,6 +281,69 @@ mod tests {
         assert!(p.take(t("2026-11-27T08:00:02Z"), &mut replayed));
     }
 
+    #[tokio::test]
+    async fn a_stream_error_that_recovered_is_not_quoted() {
+        let (client, mut server) = ApiServer::start();
+        let records = Arc::new(MirrorRecords::new("run/"));
+        let since: Timestamp = "2026-11-27T08:00:00Z".parse().expect("since");
+        let follower = follow_mirror(&client, since, &records);
+        let mut held = Vec::new();
+        let mut log_requests = 0;
+        let (before, stream) = loop {
+            let (request, _) = server.next().await;
+            let path = request.uri().path().to_owned();
+            let query = request.uri().query().unwrap_or_default().to_owned();
+            if path == "/api/v1/namespaces/test/pods" && query.contains("watch=true") {
+                held.push(server.take_pending());
+            } else if path == "/api/v1/namespaces/test/pods" {
+                server
+                    .respond(200, json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "1"}, "items": [pod("mirror-a", 0, "1")]}))
+                    .await;
+            } else if path == "/api/v1/namespaces/test/pods/mirror-a/log" {
+                log_requests += 1;
+                if log_requests == 1 {
+                    // The first open fails (an API server restarting, say).
+                    server
+                        .respond(
+                            503,
+                            status(503, "ServiceUnavailable", "the server is shutting down"),
+                        )
+                        .await;
+                } else {
+                    // Asked again, not yet answered: the failure still stands.
+                    break (records.observe(&[]).problem, server.open());
+                }
+            } else if path == "/api/v1/namespaces/test/pods/mirror-a" {
+                server.respond(200, pod("mirror-a", 0, "1")).await;
+            } else {
+                panic!("unexpected request {path}?{query}");
+            }
+        };
+        let before = before.unwrap_or_default();
+        assert!(
+            before.contains("follow the log of mirror-a (retrying)")
+                && before.contains("shutting down"),
+            "the failure is reported while it lasts: {before:?}"
+        );
+        // The reopened stream stays open and carries the run's request.
+        stream.send(&record("2026-11-27T08:00:01Z", "run/1"));
+        let seen = records
+            .wait_for(
+                &["run/1".to_owned()],
+                tokio::time::Instant::now() + Duration::from_secs(5),
+            )
+            .await;
+        assert!(seen.contains("run/1"), "{}", seen.describe());
+        assert_eq!(seen.problem, None, "{}", seen.describe());
+        assert!(
+            !seen.describe().contains("shutting down"),
+            "{}",
+            seen.describe()
+        );
+        drop(follower);
+        drop(held);
+    }
+
     /// The scripted cluster: pod states per GET, log bodies per GET of a pod's log (held
     /// open once they run out, as a follow stream with nothing new), and pod watch events
     /// released once the first pod has restarted.
@@ -269,14 +361,7 @@ mod tests {
         let (client, mut server) = ApiServer::start();
         let since: Timestamp = "2026-11-27T08:00:00.6Z".parse().expect("since");
         let records = Arc::new(MirrorRecords::new("run/"));
-        let follower = LogFollower::start(
-            &client,
-            "test",
-            "app=mirror",
-            "mirror",
-            since,
-            records.clone(),
-        );
+        let follower = follow_mirror(&client, since, &records);
         let mut script = Script {
             states: BTreeMap::from([
                 (

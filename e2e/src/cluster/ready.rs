@@ -8,8 +8,9 @@ use futures_util::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::runtime::WatchStreamExt;
-use kube::runtime::wait::{Condition, await_condition};
+use kube::runtime::wait::{Condition, await_condition, conditions};
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
 use tokio::time::Instant;
@@ -34,6 +35,17 @@ pub enum ReadyError {
         /// Patience used.
         waited: Duration,
         /// The object's last state.
+        last_seen: String,
+    },
+    /// The deployment controller gave up on the rollout (`Progressing` is
+    /// `ProgressDeadlineExceeded`): no wait can end well, as `kubectl rollout status` says.
+    #[error("deployment {namespace}/{name} exceeded its progress deadline: {last_seen}")]
+    ProgressDeadlineExceeded {
+        /// Namespace.
+        namespace: String,
+        /// The Deployment.
+        name: String,
+        /// The condition's message and the Deployment's state.
         last_seen: String,
     },
     /// The watch failed.
@@ -90,6 +102,34 @@ pub fn is_rolled_out() -> impl Condition<Deployment> {
     |d: Option<&Deployment>| d.is_some_and(|d| rollout_pending(d).is_none())
 }
 
+/// The `Progressing` condition's reason once the deployment controller has given up.
+const TIMED_OUT_REASON: &str = "ProgressDeadlineExceeded";
+
+/// Why a rollout can no longer finish, or `None`: kubectl's rollout_status.go fails as soon
+/// as the controller has observed the latest generation and set `Progressing` to
+/// `ProgressDeadlineExceeded` (`spec.progressDeadlineSeconds` ran out); waiting on would
+/// only wait out the patience.
+pub fn rollout_failed(d: &Deployment) -> Option<String> {
+    let status = d.status.as_ref()?;
+    if status.observed_generation.unwrap_or(0) < d.metadata.generation.unwrap_or(0) {
+        return None;
+    }
+    let progressing = status
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == "Progressing")?;
+    (progressing.reason.as_deref() == Some(TIMED_OUT_REASON))
+        .then(|| progressing.message.clone().unwrap_or_default())
+}
+
+/// A Deployment that has rolled out or whose rollout has failed: either ends the wait.
+fn is_rolled_out_or_failed() -> impl Condition<Deployment> {
+    |d: Option<&Deployment>| {
+        d.is_some_and(|d| rollout_pending(d).is_none() || rollout_failed(d).is_some())
+    }
+}
+
 /// Why a Deployment has not rolled out yet, or `None` when it has.
 pub fn rollout_pending(d: &Deployment) -> Option<String> {
     let generation = d.metadata.generation.unwrap_or(0);
@@ -119,7 +159,8 @@ pub fn rollout_pending(d: &Deployment) -> Option<String> {
     }
 }
 
-/// Waits until a Deployment has rolled out completely (see [`is_rolled_out`]).
+/// Waits until a Deployment has rolled out completely (see [`is_rolled_out`]); fails at once
+/// when its rollout has failed (see [`rollout_failed`]).
 pub async fn deployment_complete(
     client: &Client,
     namespace: &str,
@@ -129,11 +170,18 @@ pub async fn deployment_complete(
     let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
     let waited = tokio::time::timeout(
         patience,
-        await_condition(api.clone(), name, is_rolled_out()),
+        await_condition(api.clone(), name, is_rolled_out_or_failed()),
     )
     .await;
     match waited {
-        Ok(Ok(_)) => Ok(()),
+        Ok(Ok(d)) => match d.as_ref().and_then(rollout_failed) {
+            Some(message) => Err(ReadyError::ProgressDeadlineExceeded {
+                namespace: namespace.to_owned(),
+                name: name.to_owned(),
+                last_seen: format!("{message}; {}", describe_deployment(d.as_ref())),
+            }),
+            None => Ok(()),
+        },
         Ok(Err(source)) => Err(ReadyError::Watch {
             namespace: namespace.to_owned(),
             name: name.to_owned(),
@@ -145,6 +193,55 @@ pub async fn deployment_complete(
             name: name.to_owned(),
             waited: patience,
             last_seen: describe_deployment(api.get_opt(name).await.ok().flatten().as_ref()),
+        }),
+    }
+}
+
+/// Waits until a CustomResourceDefinition is `Established` (its kinds are served; the
+/// apiextensions controller sets it after `NamesAccepted`), as kube's `is_crd_established`
+/// reads it.
+pub async fn crd_established(
+    client: &Client,
+    name: &str,
+    patience: Duration,
+) -> Result<(), ReadyError> {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let waited = tokio::time::timeout(
+        patience,
+        await_condition(api.clone(), name, conditions::is_crd_established()),
+    )
+    .await;
+    match waited {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(source)) => Err(ReadyError::Watch {
+            namespace: String::new(),
+            name: name.to_owned(),
+            source,
+        }),
+        Err(_) => Err(ReadyError::TimedOut {
+            what: "CustomResourceDefinition to be Established",
+            namespace: String::new(),
+            name: name.to_owned(),
+            waited: patience,
+            last_seen: match api.get_opt(name).await {
+                Ok(Some(crd)) => crd
+                    .status
+                    .and_then(|s| s.conditions)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|c| {
+                        format!(
+                            "{}={} ({})",
+                            c.type_,
+                            c.status,
+                            c.reason.as_deref().unwrap_or("")
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                Ok(None) => "no such CustomResourceDefinition".into(),
+                Err(e) => e.to_string(),
+            },
         }),
     }
 }
@@ -542,25 +639,11 @@ mod tests {
         // The sequence the deployment controller produces after `replicas: 0 -> 1`: the
         // Progressing condition still says NewReplicaSetAvailable from the last rollout while
         // the new generation is unobserved, then while the new pod starts.
-        let (client, mut server) = ApiServer::start();
-        let task = tokio::spawn(async move {
-            deployment_complete(&client, "test", "reviews-v1", Duration::from_secs(5)).await
-        });
-        let _ = server.next().await;
-        server
-            .respond(
-                200,
-                list(vec![rollout(2, 1, [0, 0, 0], "NewReplicaSetAvailable")]),
-            )
-            .await;
-        let (watch, _) = server.next().await;
-        assert!(
-            watch
-                .uri()
-                .query()
-                .unwrap_or_default()
-                .contains("watch=true")
-        );
+        let (task, mut server) = waiting_for_rollout(
+            rollout(2, 1, [0, 0, 0], "NewReplicaSetAvailable"),
+            Duration::from_secs(5),
+        )
+        .await;
         server
             .respond_raw(
                 200,
@@ -590,6 +673,57 @@ mod tests {
             server.respond(200, list(vec![done])).await;
         }
         task.await.expect("task").expect("rolled out");
+    }
+
+    #[tokio::test]
+    async fn a_rollout_past_its_progress_deadline_fails_at_once_naming_the_deployment() {
+        // The patience is long; the controller gives up while the watch stays open.
+        let (task, mut server) = waiting_for_rollout(
+            rollout(2, 2, [1, 0, 0], "ReplicaSetUpdated"),
+            Duration::from_secs(600),
+        )
+        .await;
+        let events = server.open();
+        // Still progressing: the wait goes on over the same open watch.
+        let mut still = rollout(2, 2, [1, 0, 0], "ReplicaSetUpdated");
+        still["metadata"]["resourceVersion"] = "40".into();
+        events.event("MODIFIED", &still);
+        let mut gave_up = rollout(2, 2, [1, 0, 0], "ProgressDeadlineExceeded");
+        gave_up["metadata"]["resourceVersion"] = "41".into();
+        gave_up["status"]["conditions"][0]["status"] = "False".into();
+        gave_up["status"]["conditions"][0]["message"] =
+            "ReplicaSet \"reviews-v1-5d9c7f7c8b\" has timed out progressing.".into();
+        events.event("MODIFIED", &gave_up);
+        let err = tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("the wait ends as soon as the deadline is exceeded, not after the patience")
+            .expect("task")
+            .expect_err("failed rollout")
+            .to_string();
+        assert!(
+            err.starts_with(
+                "deployment test/reviews-v1 exceeded its progress deadline: ReplicaSet \"reviews-v1-5d9c7f7c8b\" has timed out progressing."
+            ),
+            "{err}"
+        );
+        assert!(
+            err.contains("Progressing=False (ProgressDeadlineExceeded)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_exceeded_deadline_of_an_older_generation_is_not_yet_a_failure() {
+        // kubectl reads the condition only once the controller has seen the latest spec: a
+        // new rollout (generation 3) of a Deployment that timed out before may still succeed.
+        let d: Deployment =
+            serde_json::from_value(rollout(3, 2, [1, 0, 0], "ProgressDeadlineExceeded"))
+                .expect("deployment");
+        assert_eq!(rollout_failed(&d), None);
+        let d: Deployment =
+            serde_json::from_value(rollout(2, 2, [1, 0, 0], "ProgressDeadlineExceeded"))
+                .expect("deployment");
+        assert_eq!(rollout_failed(&d).as_deref(), Some(""));
     }
 
     fn node(name: &str, ready: &str) -> Value {
@@ -708,6 +842,31 @@ mod tests {
         task.await.expect("task").expect("down");
     }
 
+    /// Waits for `test/reviews-v1` with `patience`: answers the list with `first`, and
+    /// returns once the watch is asked for (not answered yet).
+    async fn waiting_for_rollout(
+        first: Value,
+        patience: Duration,
+    ) -> (tokio::task::JoinHandle<Result<(), ReadyError>>, ApiServer) {
+        let (client, mut server) = ApiServer::start();
+        let task = tokio::spawn(async move {
+            deployment_complete(&client, "test", "reviews-v1", patience).await
+        });
+        let _ = server.next().await;
+        server.respond(200, list(vec![first])).await;
+        let (watch, _) = server.next().await;
+        assert!(
+            watch
+                .uri()
+                .query()
+                .unwrap_or_default()
+                .contains("watch=true"),
+            "{}",
+            watch.uri()
+        );
+        (task, server)
+    }
+
     fn list(items: Vec<Value>) -> Value {
         json!({"apiVersion": "apps/v1", "kind": "DeploymentList", "metadata": {"resourceVersion": "10"}, "items": items})
     }
@@ -738,23 +897,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_wait_that_runs_out_reports_the_last_state() {
-        let (client, mut server) = ApiServer::start();
-        let task = tokio::spawn(async move {
-            deployment_complete(&client, "test", "reviews-v1", Duration::from_millis(300)).await
-        });
-        let _ = server.next().await;
-        server.respond(200, list(vec![deployment(false)])).await;
         // The watch: left unanswered, as a rollout that never finishes.
-        let (watch, _) = server.next().await;
-        assert!(
-            watch
-                .uri()
-                .query()
-                .unwrap_or_default()
-                .contains("watch=true"),
-            "{}",
-            watch.uri()
-        );
+        let (task, mut server) =
+            waiting_for_rollout(deployment(false), Duration::from_millis(300)).await;
         let (get, _) = server.next().await;
         assert_eq!(
             get.uri().path(),

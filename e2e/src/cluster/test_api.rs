@@ -1,26 +1,36 @@
 //! A scripted API server for tests (kube-rs's "ApiServerVerifier" pattern): the code under
 //! test gets a real `kube::Client` whose transport is a `tower-test` mock; the test takes
-//! each request, asserts on it, and answers it.
+//! each request, asserts on it, and answers it. An answer is whole (a JSON body), or an
+//! [`OpenStream`] that stays open while the test sends watch events or log lines, as a real
+//! server's watch and `follow=true` log do.
 
+use std::convert::Infallible;
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::BodyExt;
+use http_body_util::combinators::UnsyncBoxBody;
+use hyper::body::Frame;
 use kube::Client;
 use kube::client::Body;
 use serde_json::{Value, json};
+use tokio::sync::mpsc;
 use tower_test::mock::{self, Handle, SendResponse};
+
+/// What the scripted server answers with: a whole body, or one fed while it stays open.
+type Reply = UnsyncBoxBody<Bytes, Infallible>;
 
 /// The test's side of the mock transport.
 pub struct ApiServer {
-    handle: Handle<Request<Body>, Response<Body>>,
+    handle: Handle<Request<Body>, Response<Reply>>,
     pending: Option<Responder>,
 }
 
 /// The answer to one request, to give now or to hold (a watch or a follow stream that
 /// stays open).
 pub struct Responder {
-    send: SendResponse<Response<Body>>,
+    send: SendResponse<Response<Reply>>,
     /// Whether the request was a watch.
     pub is_watch: bool,
 }
@@ -33,19 +43,56 @@ impl Responder {
 
     /// Answers with raw bytes (log text, watch event lines).
     pub fn respond_raw(self, code: u16, body: Vec<u8>) {
+        let body = http_body_util::Full::new(Bytes::from(body)).boxed_unsync();
         self.send.send_response(
             Response::builder()
                 .status(code)
-                .body(Body::from(body))
+                .body(body)
                 .expect("response"),
         );
+    }
+
+    /// Answers `200` now and keeps the body open: what the test sends through the returned
+    /// stream arrives as it is sent, and the answer ends when the stream is dropped.
+    pub fn open(self) -> OpenStream {
+        let (tx, rx) = mpsc::unbounded_channel::<Bytes>();
+        let chunks = futures_util::stream::unfold(rx, |mut rx| async move {
+            let chunk = rx.recv().await?;
+            Some((Ok::<_, Infallible>(Frame::data(chunk)), rx))
+        });
+        let body = http_body_util::StreamBody::new(chunks).boxed_unsync();
+        self.send.send_response(
+            Response::builder()
+                .status(200)
+                .body(body)
+                .expect("response"),
+        );
+        OpenStream { tx }
+    }
+}
+
+/// A watch or a `follow=true` log answer that stays open until dropped.
+pub struct OpenStream {
+    tx: mpsc::UnboundedSender<Bytes>,
+}
+
+impl OpenStream {
+    /// Sends raw bytes (log lines with their timestamps).
+    pub fn send(&self, text: &str) {
+        // The client may have stopped reading (the code under test finished): nothing to do.
+        let _ = self.tx.send(Bytes::from(text.to_owned()));
+    }
+
+    /// Sends one watch event line, `{"type": kind, "object": object}`.
+    pub fn event(&self, kind: &str, object: &Value) {
+        self.send(&format!("{}\n", json!({"type": kind, "object": object})));
     }
 }
 
 impl ApiServer {
     /// A client and the server that answers it.
     pub fn start() -> (Client, ApiServer) {
-        let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
+        let (service, handle) = mock::pair::<Request<Body>, Response<Reply>>();
         (
             Client::new(service, "default"),
             ApiServer {
@@ -57,10 +104,16 @@ impl ApiServer {
 
     /// The next request (head and JSON body, `Null` when empty). Fails after 5 s.
     pub async fn next(&mut self) -> (Request<()>, Value) {
-        let next = tokio::time::timeout(Duration::from_secs(5), self.handle.next_request()).await;
-        let (request, send) = next.expect("the client sent a request within 5 s").expect(
+        self.try_next().await.expect(
             "the client is alive (the code under test ended early: await its task to see why)",
-        );
+        )
+    }
+
+    /// The next request, or `None` once the client is gone (the code under test finished).
+    /// Fails after 5 s.
+    pub async fn try_next(&mut self) -> Option<(Request<()>, Value)> {
+        let next = tokio::time::timeout(Duration::from_secs(5), self.handle.next_request()).await;
+        let (request, send) = next.expect("the client sent a request within 5 s")?;
         let (parts, body) = request.into_parts();
         let bytes = body.collect().await.expect("request body").to_bytes();
         let value = if bytes.is_empty() {
@@ -71,7 +124,7 @@ impl ApiServer {
         };
         let is_watch = parts.uri.query().is_some_and(|q| q.contains("watch=true"));
         self.pending = Some(Responder { send, is_watch });
-        (Request::from_parts(parts, ()), value)
+        Some((Request::from_parts(parts, ()), value))
     }
 
     /// Answers the last request with a JSON body.
@@ -85,6 +138,11 @@ impl ApiServer {
         self.take_pending().respond_raw(code, body);
     }
 
+    /// Answers the last request with a body that stays open (see [`Responder::open`]).
+    pub fn open(&mut self) -> OpenStream {
+        self.take_pending().open()
+    }
+
     /// The last request's answer, to give later.
     pub fn take_pending(&mut self) -> Responder {
         self.pending.take().expect("a request to answer")
@@ -92,6 +150,12 @@ impl ApiServer {
 
     /// Answers aggregated discovery (`/apis`, then `/api`) with the kinds this project uses.
     pub async fn answer_discovery(&mut self) {
+        self.answer_discovery_with(Vec::new()).await;
+    }
+
+    /// Answers aggregated discovery with the project's kinds and the API groups `extra`
+    /// (see [`group`]), as a server serves them once their definitions are established.
+    pub async fn answer_discovery_with(&mut self, extra: Vec<Value>) {
         for _ in 0..2 {
             let (request, _) = self.next().await;
             let path = request.uri().path().to_owned();
@@ -99,7 +163,13 @@ impl ApiServer {
                 path == "/apis" || path == "/api",
                 "expected discovery, got {path}"
             );
-            self.respond(200, discovery_response(&path)).await;
+            let mut body = discovery_response(&path);
+            if path == "/apis"
+                && let Some(items) = body["items"].as_array_mut()
+            {
+                items.extend(extra.iter().cloned());
+            }
+            self.respond(200, body).await;
         }
     }
 
@@ -117,7 +187,23 @@ pub fn status(code: u16, reason: &str, message: &str) -> Value {
     json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message, "reason": reason, "code": code})
 }
 
-fn resource(group: &str, version: &str, kind: &str, plural: &str, scope: &str) -> Value {
+/// What a real API server answers a server-side apply with `fieldValidation=Strict` that
+/// carries an undeclared field: HTTP 500, no reason, structured-merge-diff's message
+/// (apimachinery's structuredmerge.go returns a plain error, which the server turns into a
+/// 500; kubernetes issues 122480, 139253). `object` is `namespace/name`, `gvk` as the server
+/// prints it (`networking.istio.io/v1, Kind=VirtualService`), `field` with its leading dot.
+pub fn strict_validation_failure(object: &str, gvk: &str, field: &str) -> (u16, Value) {
+    let message = format!(
+        "failed to create typed patch object ({object}; {gvk}): {field}: field not declared in schema"
+    );
+    (
+        500,
+        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message, "code": 500}),
+    )
+}
+
+/// One resource of an aggregated discovery group; `scope` is `Namespaced` or `Cluster`.
+pub fn resource(group: &str, version: &str, kind: &str, plural: &str, scope: &str) -> Value {
     json!({
         "resource": plural,
         "responseKind": {"group": group, "version": version, "kind": kind},
@@ -127,9 +213,13 @@ fn resource(group: &str, version: &str, kind: &str, plural: &str, scope: &str) -
     })
 }
 
+/// One API group of aggregated discovery, with one version serving `resources`.
+pub fn group(name: &str, version: &str, resources: Vec<Value>) -> Value {
+    json!({"metadata": {"name": name}, "versions": [{"version": version, "resources": resources}]})
+}
+
 /// Aggregated discovery documents for `/api` (core) or `/apis` (groups).
 pub fn discovery_response(path: &str) -> Value {
-    let group = |name: &str, version: &str, resources: Vec<Value>| json!({"metadata": {"name": name}, "versions": [{"version": version, "resources": resources}]});
     let items = if path == "/api" {
         vec![group(
             "",
@@ -144,6 +234,28 @@ pub fn discovery_response(path: &str) -> Value {
         )]
     } else {
         vec![
+            group(
+                "apiextensions.k8s.io",
+                "v1",
+                vec![resource(
+                    "apiextensions.k8s.io",
+                    "v1",
+                    "CustomResourceDefinition",
+                    "customresourcedefinitions",
+                    "Cluster",
+                )],
+            ),
+            group(
+                "rbac.authorization.k8s.io",
+                "v1",
+                vec![resource(
+                    "rbac.authorization.k8s.io",
+                    "v1",
+                    "ClusterRole",
+                    "clusterroles",
+                    "Cluster",
+                )],
+            ),
             group(
                 "apps",
                 "v1",

@@ -2,6 +2,7 @@
 //! file for CI, and a short summary a person reads first.
 
 pub mod html;
+pub mod live;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};

@@ -201,21 +201,25 @@ impl<M: Mesh> Suite<M> {
 
     /// `mirror::shadow_host_matches_istio_version`.
     pub async fn shadow_host(&self, name: &str) -> Result<Passed, CheckFailure> {
-        let version = self.mesh.istio_version();
-        let expected = version.shadow_hostname(&self.spec.host);
-        let expected = &expected;
+        let rule = self.mesh.shadow_rule();
+        let expected = rule.hostname(&self.spec.host);
+        let (expected, rule) = (&expected, &rule);
         let stable = self
             .retry(|a| async move {
                 let tag = self.tag(name, a, "0");
-                self.send(&Identity::User(self.spec.user.clone()), &tag).await?;
+                self.send(&Identity::User(self.spec.user.clone()), &tag)
+                    .await?;
                 let seen = self.wait_for_tags(std::slice::from_ref(&tag)).await;
                 let Some(record) = seen.found.get(&tag) else {
-                    return Err(format!("request {tag} never reached the mirror; {}", seen.describe()));
+                    return Err(format!(
+                        "request {tag} never reached the mirror; {}",
+                        seen.describe()
+                    ));
                 };
                 let got = record.host().to_owned();
                 if &got != expected {
                     return Err(format!(
-                        "the mirror saw host `{got}`, expected `{expected}` for Istio {version} (the -shadow suffix is appended up to 1.27 and not from 1.28)"
+                        "the mirror saw host `{got}`, expected `{expected}` by {rule}"
                     ));
                 }
                 Ok(())
@@ -223,7 +227,7 @@ impl<M: Mesh> Suite<M> {
             .await?;
         Ok(passed(
             stable,
-            format!("mirror saw host `{expected}` (Istio {version})"),
+            format!("mirror saw host `{expected}`, as expected by {rule}"),
         )
         .observing("shadow host", expected.as_str()))
     }
@@ -609,10 +613,12 @@ mod tests {
     use crate::manifest::ManifestSet;
     use crate::mesh::{Call, MeshError};
     use crate::mirror_log::{MirrorRecords, MirroredRequest};
+    use crate::report::RunReport;
+    use crate::report::live::LiveReport;
     use crate::retry::RetryPolicy;
     use crate::suite::{Spec, Suite, tag_prefix};
     use crate::topology::Topology;
-    use crate::version::IstioVersion;
+    use crate::version::{IstioVersion, ShadowRule};
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -625,6 +631,10 @@ mod tests {
         log_delay: Duration,
         in_flight: AtomicUsize,
         most_in_flight: AtomicUsize,
+        /// The mode's shadow rule, when it has one of its own.
+        shadow_rule: Option<ShadowRule>,
+        /// The Host the mirror logs.
+        mirror_host: &'static str,
     }
 
     const MANIFESTS: &str = "
@@ -659,12 +669,27 @@ spec: {host: reviews, subsets: [{name: v2, labels: {version: v2}}]}
             log_delay,
             in_flight: AtomicUsize::new(0),
             most_in_flight: AtomicUsize::new(0),
+            shadow_rule: None,
+            mirror_host: "reviews",
         }
+    }
+
+    /// The suite over `mesh` for run `run`, retrying for `limit`.
+    fn suite_of(mesh: SlowMesh, limit: Duration) -> Suite<SlowMesh> {
+        Suite::new(mesh, Spec::default(), RetryPolicy::istio(limit), "run")
     }
 
     impl Mesh for SlowMesh {
         fn istio_version(&self) -> IstioVersion {
             "1.31.1".parse().expect("version")
+        }
+        fn shadow_rule(&self) -> ShadowRule {
+            self.shadow_rule
+                .clone()
+                .unwrap_or(ShadowRule::VersionDefault {
+                    version: self.istio_version(),
+                    why: "test".into(),
+                })
         }
         fn topology(&self) -> &Topology {
             &self.topology
@@ -685,6 +710,7 @@ spec: {host: reviews, subsets: [{name: v2, labels: {version: v2}}]}
                     headers: [
                         ("user-agent".to_owned(), call.tag.clone()),
                         ("end-user".to_owned(), user.clone()),
+                        ("host".to_owned(), format!("{}:9080", self.mirror_host)),
                     ]
                     .into(),
                     timestamp: None,
@@ -717,12 +743,7 @@ spec: {host: reviews, subsets: [{name: v2, labels: {version: v2}}]}
         // The retry's limit runs out while the first attempt's shadows are still on their
         // way: the attempt still reads the log for as long as the mode's log takes.
         let mesh = slow_mesh(Duration::ZERO, Duration::from_millis(150));
-        let suite = Suite::new(
-            mesh,
-            Spec::default(),
-            RetryPolicy::istio(Duration::from_millis(50)),
-            "run",
-        );
+        let suite = suite_of(mesh, Duration::from_millis(50));
         let passed = suite
             .tester_mirrored("mirror::tester_requests_mirrored_with_end_user")
             .await
@@ -734,13 +755,7 @@ spec: {host: reviews, subsets: [{name: v2, labels: {version: v2}}]}
     async fn a_batch_has_at_most_the_configured_requests_in_flight() {
         for concurrency in [1, 4] {
             let mesh = slow_mesh(Duration::from_millis(5), Duration::ZERO);
-            let suite = Suite::new(
-                mesh,
-                Spec::default(),
-                RetryPolicy::istio(Duration::from_secs(5)),
-                "run",
-            )
-            .with_concurrency(concurrency);
+            let suite = suite_of(mesh, Duration::from_secs(5)).with_concurrency(concurrency);
             suite
                 .served_by(
                     Identity::User("tester".into()),
@@ -754,6 +769,73 @@ spec: {host: reviews, subsets: [{name: v2, labels: {version: v2}}]}
                 concurrency
             );
         }
+    }
+
+    #[tokio::test]
+    async fn the_shadow_host_is_expected_by_istiods_setting_and_the_check_says_so() {
+        // A 1.31 istiod installed with the 1.27 compatibility profile keeps `-shadow`.
+        let mut mesh = slow_mesh(Duration::ZERO, Duration::ZERO);
+        mesh.mirror_host = "reviews-shadow";
+        mesh.shadow_rule = Some(ShadowRule::for_istiod(
+            mesh.istio_version(),
+            Ok(Some("false")),
+        ));
+        let suite = suite_of(mesh, Duration::from_secs(5));
+        let passed = suite
+            .shadow_host("mirror::shadow_host_matches_istio_version")
+            .await
+            .expect("the suffix istiod's environment keeps is expected");
+        assert_eq!(
+            passed.note,
+            "mirror saw host `reviews-shadow`, as expected by istiod's DISABLE_SHADOW_HOST_SUFFIX=false on Istio 1.31.1"
+        );
+
+        // Without that setting the version's default applies, and a failure names it.
+        let mut mesh = slow_mesh(Duration::ZERO, Duration::ZERO);
+        mesh.mirror_host = "reviews-shadow";
+        let suite = suite_of(mesh, Duration::from_millis(200));
+        let failed = suite
+            .shadow_host("mirror::shadow_host_matches_istio_version")
+            .await
+            .expect_err("1.31's default drops the suffix");
+        assert!(
+            failed.message.contains(
+                "the mirror saw host `reviews-shadow`, expected `reviews` by Istio 1.31.1's default"
+            ),
+            "{}",
+            failed.message
+        );
+    }
+
+    #[test]
+    fn each_finished_check_reaches_the_live_report_the_run_handed_over() {
+        // The run hands its suite a handle (no global): a second run's report in the same
+        // process sees none of this run's checks.
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        let dirs = (
+            tempfile::tempdir().expect("dir"),
+            tempfile::tempdir().expect("dir"),
+        );
+        let (live, other) = (LiveReport::default(), LiveReport::default());
+        live.start(dirs.0.path(), &RunReport::default());
+        other.start(dirs.1.path(), &RunReport::default());
+        let suite = Arc::new(suite_of(
+            slow_mesh(Duration::ZERO, Duration::ZERO),
+            Duration::from_secs(5),
+        ));
+        let results = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let trials = crate::suite::trials(suite, runtime.handle().clone(), results, &live);
+        let args = crate::suite::harness_arguments(&[
+            "--exact".to_owned(),
+            "mirror::tester_requests_mirrored_with_end_user".to_owned(),
+        ]);
+        let conclusion = libtest_mimic::run(&args, trials);
+        assert_eq!(conclusion.num_passed, 1);
+        let names: Vec<String> = live.checks().into_iter().map(|c| c.name).collect();
+        assert_eq!(names, ["mirror::tester_requests_mirrored_with_end_user"]);
+        assert!(other.checks().is_empty());
+        let written = live.write_stopped("interrupted (Ctrl-C)").expect("written");
+        assert_eq!(written, dirs.0.path());
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub use checks::{CheckFailure, percentage_variant};
 
 use crate::mesh::{Identity, Mesh};
 use crate::report::CheckResult;
+use crate::report::live::LiveReport;
 use crate::retry::RetryPolicy;
 
 /// The behaviour under test, in the product's words: requests from `user` go to
@@ -65,7 +66,7 @@ pub fn expectation(check: &str) -> &'static str {
         }
         "mirror::anonymous_requests_not_mirrored" => "no anonymous request is mirrored",
         "mirror::shadow_host_matches_istio_version" => {
-            "the mirror sees `reviews-shadow` up to Istio 1.27 and `reviews` from 1.28"
+            "the mirror sees `reviews-shadow` up to Istio 1.27 and `reviews` from 1.28, unless istiod's `DISABLE_SHADOW_HOST_SUFFIX` says otherwise"
         }
         "mirror::primary_unaffected_when_mirror_down" => {
             "with the mirror stopped, tester requests still get 200 from v2 at baseline latency"
@@ -225,16 +226,23 @@ pub fn listing() -> Vec<Trial> {
         .collect()
 }
 
-/// The trials over a running suite; each records its [`CheckResult`] into `results`.
+/// The trials over a running suite; each records its [`CheckResult`] into `results` and
+/// reports it to the run's `live` report as it finishes.
 pub fn trials<M: Mesh + Send + Sync + 'static>(
     suite: Arc<Suite<M>>,
     runtime: Handle,
     results: Arc<Mutex<Vec<CheckResult>>>,
+    live: &LiveReport,
 ) -> Vec<Trial> {
     CHECKS
         .iter()
         .map(|name| {
-            let (suite, runtime, results) = (suite.clone(), runtime.clone(), results.clone());
+            let (suite, runtime, results, live) = (
+                suite.clone(),
+                runtime.clone(),
+                results.clone(),
+                live.clone(),
+            );
             Trial::test(*name, move || {
                 let start = Instant::now();
                 let outcome = runtime.block_on(suite.run_check(name));
@@ -256,7 +264,7 @@ pub fn trials<M: Mesh + Send + Sync + 'static>(
                     observed,
                     timeline: suite.take_attempts(),
                 };
-                crate::run::live::check_done(&result);
+                live.check_done(&result);
                 results
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
