@@ -235,8 +235,17 @@ spec:
     drop_namespace(&client, &ns).await;
 }
 
-/// Runs `mirror-e2e cluster` on `manifests` against the control plane; returns its stderr.
-fn run_suite(manifests: &Path, extra: &[&str]) -> (bool, String) {
+/// Runs `mirror-e2e cluster` on `manifests` against the control plane, as on an existing
+/// cluster (a namespace of the run's own, deleted at the end); whether it passed, and what it
+/// said. A run that gets past deploying fails waiting for sidecars (nothing injects them
+/// here): tests that expect that give a short patience.
+fn run_suite(manifests: &Path, patience: Duration, extra: &[&str]) -> (bool, String) {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let namespace = format!(
+        "run-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
     let artifacts = tempfile::tempdir().expect("artifacts dir");
     let out = Command::new(env!("CARGO_BIN_EXE_mirror-e2e"))
         .args(["cluster", "--kubeconfig"])
@@ -245,9 +254,9 @@ fn run_suite(manifests: &Path, extra: &[&str]) -> (bool, String) {
         .arg(manifests)
         .arg("--artifacts-root")
         .arg(artifacts.path())
-        .args(["--namespace", &format!("run-{}", std::process::id())])
+        .args(["--namespace", &namespace])
         .args(["--delete-namespace", "--patience"])
-        .arg(patience().as_secs().to_string())
+        .arg(patience.as_secs().to_string())
         .args(extra)
         .output()
         .expect("run mirror-e2e");
@@ -290,7 +299,7 @@ fn the_run_names_the_file_line_and_field_the_real_server_refused() {
         "the shipped VirtualService mirrors"
     );
     std::fs::write(&vs, text.replacen("    mirror:", "    mirro:", 1)).expect("write");
-    let (passed, said) = run_suite(dir.path(), &["--allow-lint-errors"]);
+    let (passed, said) = run_suite(dir.path(), patience(), &["--allow-lint-errors"]);
     assert!(!passed, "{said}");
     assert!(said.contains("virtual-service.yaml:"), "{said}");
     assert!(said.contains("mirro"), "{said}");
@@ -304,7 +313,7 @@ fn an_unserved_kind_stops_the_run_naming_its_file_and_line() {
         "# a kind no API server serves\n\napiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w\n",
     )
     .expect("write");
-    let (passed, said) = run_suite(dir.path(), &[]);
+    let (passed, said) = run_suite(dir.path(), patience(), &[]);
     assert!(!passed, "{said}");
     assert!(said.contains("extra.yaml:4"), "{said}");
     assert!(said.contains("Widget"), "{said}");
@@ -423,4 +432,69 @@ fn the_projects_manifests_directory_deploys_without_its_provider_configuration()
     assert!(!said.contains("serves no"), "{said}");
     assert!(said.contains("wait for workloads"), "{said}");
     assert!(said.contains("sidecar"), "{said}");
+}
+
+#[test]
+fn a_cluster_scoped_document_is_refused_on_a_cluster_the_run_does_not_own() {
+    let dir = manifests_copy();
+    std::fs::write(
+        dir.path().join("extra.yaml"),
+        "# cluster-wide\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: mirror-e2e-refused\nrules: []\n",
+    )
+    .expect("write");
+    let (passed, said) = run_suite(dir.path(), patience(), &[]);
+    assert!(!passed, "{said}");
+    assert!(
+        said.contains("extra.yaml:3: ClusterRole mirror-e2e-refused is cluster-scoped"),
+        "{said}"
+    );
+}
+
+#[tokio::test]
+async fn an_allowed_cluster_scoped_object_the_run_created_is_deleted_at_its_end() {
+    use k8s_openapi::api::rbac::v1::ClusterRole;
+    let name = format!("mirror-e2e-allowed-{}", std::process::id());
+    let dir = manifests_copy();
+    std::fs::write(
+        dir.path().join("extra.yaml"),
+        format!(
+            "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: {name}\nrules: []\n"
+        ),
+    )
+    .expect("write");
+    // The run deploys (the role is created), then fails waiting for sidecars, which nothing
+    // injects on this cluster; its cleanup must still remove the role.
+    let (passed, said) = tokio::task::spawn_blocking({
+        let path = dir.path().to_owned();
+        move || run_suite(&path, Duration::from_secs(5), &["--allow-cluster-scoped"])
+    })
+    .await
+    .expect("run");
+    assert!(!passed, "{said}");
+    assert!(said.contains("sidecar"), "{said}");
+    let roles: Api<ClusterRole> = Api::all(client().await);
+    assert!(
+        roles.get_opt(&name).await.expect("get").is_none(),
+        "the run left {name} behind:\n{said}"
+    );
+}
+
+#[test]
+fn a_revision_picks_its_own_control_plane_among_two() {
+    let dir = manifests_copy();
+    let (passed, said) = run_suite(
+        dir.path(),
+        Duration::from_secs(5),
+        &["--revision", "canary"],
+    );
+    assert!(!passed, "no sidecars are injected here: {said}");
+    assert!(
+        said.contains("istio-system/istiod-canary, revision canary"),
+        "{said}"
+    );
+    let (_, said) = run_suite(dir.path(), Duration::from_secs(5), &[]);
+    assert!(
+        said.contains("istio-system/istiod, revision default"),
+        "{said}"
+    );
 }

@@ -142,8 +142,26 @@ pub fn prepare(
         .context("wait for the kwok node")?;
     interrupt.check()?;
     install(std::slice::from_ref(&istio.crds), "").context("install Istio's CRDs")?;
+    // Two control planes, as a cluster in the middle of a canary upgrade has: the default
+    // revision and `canary` (the tests pick one with --revision).
     let rendered = cluster.dir.join("istiod.yaml");
-    render_istiod(sh, bins, &istio.discovery_chart, release.version, &rendered)?;
+    render_istiod(
+        sh,
+        bins,
+        &istio.discovery_chart,
+        release.version,
+        "",
+        &rendered,
+    )?;
+    let canary = cluster.dir.join("istiod-canary.yaml");
+    render_istiod(
+        sh,
+        bins,
+        &istio.discovery_chart,
+        release.version,
+        "canary",
+        &canary,
+    )?;
     let namespace = cluster.dir.join("istio-system.yaml");
     std::fs::write(
         &namespace,
@@ -151,26 +169,28 @@ pub fn prepare(
     )
     .with_context(|| format!("write {}", namespace.display()))?;
     install(
-        &[namespace, rendered],
+        &[namespace, rendered, canary],
         "Namespace,ServiceAccount,ConfigMap,Service,Deployment",
     )
     .context("install istiod's objects")
 }
 
 /// `helm template` of istiod's chart from the pinned Istio module, as Istio's Helm install
-/// renders it for the release's images.
+/// renders it for the release's images (`revision` "" is the default revision).
 fn render_istiod(
     sh: &Shell,
     bins: &Binaries,
     chart: &Path,
     version: &str,
+    revision: &str,
     out: &Path,
 ) -> anyhow::Result<()> {
     let helm = &bins.helm;
     let tag = format!("global.tag={version}");
+    let revision = format!("revision={revision}");
     let rendered = cmd!(
         sh,
-        "{helm} template istiod {chart} --namespace istio-system --set global.hub=docker.io/istio --set {tag}"
+        "{helm} template istiod {chart} --namespace istio-system --set global.hub=docker.io/istio --set {tag} --set {revision}"
     )
     .quiet()
     .read()
