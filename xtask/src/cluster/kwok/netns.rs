@@ -69,7 +69,12 @@ impl Holder {
             Duration::from_secs(10),
             None,
             |seen| {
-                if let Some(inner) = first_child(pid) {
+                // unshare's child writes the namespace's uid and gid maps and then execs
+                // `sleep`; until then nsenter into it fails ("setgid failed: Invalid
+                // argument"). A child that runs `sleep` has its maps.
+                if let Some(inner) = first_child(pid)
+                    && command_name(inner).as_deref() == Some("sleep")
+                {
                     return Ok(Some(inner));
                 }
                 let mut own = holder.own.lock().unwrap_or_else(|e| e.into_inner());
@@ -277,6 +282,13 @@ fn start_time(pid: u32) -> anyhow::Result<u64> {
         .nth(19)
         .and_then(|f| f.parse().ok())
         .context("no start time in stat")
+}
+
+/// The command name of `pid` (/proc/<pid>/comm).
+fn command_name(pid: u32) -> Option<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .ok()
+        .map(|c| c.trim_end().to_owned())
 }
 
 /// The first child of `pid`, from /proc/<pid>/task/<pid>/children.
