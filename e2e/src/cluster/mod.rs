@@ -695,6 +695,14 @@ async fn apply_document(
                 _ => Err(e.into()),
             }
         }
+        // "document 16: no metadata.name" helps nobody find it: say which file and line.
+        Err(ApplyError::Malformed { message, .. }) => {
+            let (file, line) = document_place(set, index);
+            Err(ClusterError::Manifests {
+                path: format!("{file}:{line}"),
+                message: format!("{kind}: {message}"),
+            })
+        }
         Err(e) => Err(e.into()),
     }
 }
@@ -1567,6 +1575,35 @@ metadata: {name: w}
             err,
             "m.yaml:11: Widget w: the API server serves no Widget in example.com/v1"
         );
+    }
+
+    #[tokio::test]
+    async fn provider_configuration_is_not_applied_and_a_nameless_document_is_placed() {
+        let (task, mut server) = deploying(
+            "apiVersion: kind.x-k8s.io/v1alpha4
+kind: Cluster
+nodes: [{role: control-plane}]
+---
+apiVersion: install.istio.io/v1alpha1
+kind: IstioOperator
+spec: {profile: minimal}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {labels: {a: b}}
+",
+            opts(),
+        )
+        .await;
+        // kind's config and the IstioOperator are not objects of the run: nothing is sent
+        // for them, and the nameless ConfigMap is refused naming its file and line.
+        let err = task
+            .await
+            .expect("task")
+            .expect_err("a nameless document")
+            .to_string();
+        assert_eq!(err, "m.yaml:10: ConfigMap: no metadata.name");
+        server.expect_no_more().await;
     }
 
     /// Starts `deploy` of `manifests` (one file, `m.yaml`) with `opts`, and answers istiod's
