@@ -414,21 +414,8 @@ fn the_projects_manifests_directory_deploys_without_its_provider_configuration()
     // provider configuration, not objects of the run. A run on the whole directory applies
     // Bookinfo and the routing, and gets as far as waiting for sidecars (which nothing
     // injects on this cluster) instead of stopping at a kind no server serves.
-    let artifacts = tempfile::tempdir().expect("artifacts dir");
-    let out = Command::new(env!("CARGO_BIN_EXE_mirror-e2e"))
-        .args(["cluster", "--kubeconfig"])
-        .arg(kubeconfig())
-        .arg("--manifests")
-        .arg(project().join("manifests"))
-        .arg("--artifacts-root")
-        .arg(artifacts.path())
-        .args(["--namespace", &format!("whole-{}", std::process::id())])
-        .args(["--delete-namespace", "--patience", "5"])
-        .output()
-        .expect("run mirror-e2e");
-    let said =
-        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
-    assert!(!out.status.success(), "{said}");
+    let (passed, said) = run_suite(&project().join("manifests"), Duration::from_secs(5), &[]);
+    assert!(!passed, "{said}");
     assert!(!said.contains("serves no"), "{said}");
     assert!(said.contains("wait for workloads"), "{said}");
     assert!(said.contains("sidecar"), "{said}");
