@@ -36,6 +36,12 @@ impl flags::TestControlPlane {
         step("build mirror-e2e and the control-plane tests");
         let runner = Runner::build(sh, &interrupt)?;
         let cargo = |cmd| interrupt.run(nested_cargo(cmd), Output::Terminal);
+        // The fast tier's clippy does not see code behind the feature.
+        cargo(cmd!(
+            sh,
+            "cargo clippy --workspace --all-targets --features e2e/control-plane,xtask/control-plane -- -D warnings"
+        ))
+        .context("clippy on the control-plane tests")?;
         cargo(cmd!(
             sh,
             "cargo test --package e2e --features control-plane --test control_plane --no-run"
