@@ -78,7 +78,7 @@ impl flags::TestControlPlane {
             step("kwok provider tests (xtask, real processes)");
             cargo(cmd!(
                 sh,
-                "cargo test --offline --package xtask --features control-plane -- cluster::kwok::real"
+                "cargo test --offline --package xtask --bin xtask --features control-plane -- cluster::kwok::real"
             ))
             .context("kwok provider tests")
         })();
