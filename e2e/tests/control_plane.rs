@@ -267,6 +267,13 @@ fn run_suite(manifests: &Path, patience: Duration, extra: &[&str]) -> (bool, Str
 }
 
 /// The shipped manifests the suite deploys, copied into a directory a test can change.
+/// The shipped manifests plus `extra.yaml` holding `text`.
+fn manifests_with_extra(text: &str) -> tempfile::TempDir {
+    let dir = manifests_copy();
+    std::fs::write(dir.path().join("extra.yaml"), text).expect("write extra.yaml");
+    dir
+}
+
 fn manifests_copy() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("manifests dir");
     let m = project().join("manifests");
@@ -307,12 +314,9 @@ fn the_run_names_the_file_line_and_field_the_real_server_refused() {
 
 #[test]
 fn an_unserved_kind_stops_the_run_naming_its_file_and_line() {
-    let dir = manifests_copy();
-    std::fs::write(
-        dir.path().join("extra.yaml"),
+    let dir = manifests_with_extra(
         "# a kind no API server serves\n\napiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w\n",
-    )
-    .expect("write");
+    );
     let (passed, said) = run_suite(dir.path(), patience(), &[]);
     assert!(!passed, "{said}");
     assert!(said.contains("extra.yaml:4"), "{said}");
@@ -423,12 +427,9 @@ fn the_projects_manifests_directory_deploys_without_its_provider_configuration()
 
 #[test]
 fn a_cluster_scoped_document_is_refused_on_a_cluster_the_run_does_not_own() {
-    let dir = manifests_copy();
-    std::fs::write(
-        dir.path().join("extra.yaml"),
+    let dir = manifests_with_extra(
         "# cluster-wide\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: mirror-e2e-refused\nrules: []\n",
-    )
-    .expect("write");
+    );
     let (passed, said) = run_suite(dir.path(), patience(), &[]);
     assert!(!passed, "{said}");
     assert!(
@@ -441,14 +442,9 @@ fn a_cluster_scoped_document_is_refused_on_a_cluster_the_run_does_not_own() {
 async fn an_allowed_cluster_scoped_object_the_run_created_is_deleted_at_its_end() {
     use k8s_openapi::api::rbac::v1::ClusterRole;
     let name = format!("mirror-e2e-allowed-{}", std::process::id());
-    let dir = manifests_copy();
-    std::fs::write(
-        dir.path().join("extra.yaml"),
-        format!(
-            "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: {name}\nrules: []\n"
-        ),
-    )
-    .expect("write");
+    let dir = manifests_with_extra(&format!(
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: {name}\nrules: []\n"
+    ));
     // The run deploys (the role is created), then fails waiting for sidecars, which nothing
     // injects on this cluster; its cleanup must still remove the role.
     let (passed, said) = tokio::task::spawn_blocking({

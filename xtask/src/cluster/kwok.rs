@@ -60,7 +60,6 @@ pub struct Binaries {
 impl Binaries {
     /// Builds what is missing (a cold build takes long; progress and a log are shown).
     pub fn ensure(sh: &Shell, interrupt: &Interrupt) -> anyhow::Result<Binaries> {
-        binaries::check_kubernetes_replaces(sh).context("check the Kubernetes wrapper module")?;
         let etcd = binaries::ETCD.ensure(sh, interrupt)?;
         let kwok = binaries::KWOK.ensure(sh, interrupt)?;
         let helm = binaries::HELM.ensure(sh, interrupt)?;

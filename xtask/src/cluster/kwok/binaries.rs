@@ -139,19 +139,24 @@ impl GoBuild {
 
     /// Whether every binary is in the cache.
     pub fn is_built(&self, cache: &Path) -> anyhow::Result<bool> {
-        let dir = self.cache_dir(cache)?;
-        Ok(self
-            .binaries
+        Ok(self.is_built_in(&self.cache_dir(cache)?))
+    }
+
+    fn is_built_in(&self, dir: &Path) -> bool {
+        self.binaries
             .iter()
-            .all(|(name, _)| dir.join(name).is_file()))
+            .all(|(name, _)| dir.join(name).is_file())
     }
 
     /// The cached binaries' directory, building them first when they are missing.
     pub fn ensure(&self, sh: &Shell, interrupt: &Interrupt) -> anyhow::Result<PathBuf> {
         let cache = paths::cache_dir();
         let dir = self.cache_dir(&cache)?;
-        if self.is_built(&cache)? {
+        if self.is_built_in(&dir) {
             return Ok(dir);
+        }
+        if self.upstream == KUBERNETES.upstream {
+            check_kubernetes_replaces(sh).context("check the Kubernetes wrapper module")?;
         }
         self.build(sh, interrupt, &cache, &dir)
             .with_context(|| format!("build {} {}", self.upstream, self.version))?;
@@ -349,7 +354,7 @@ pub fn module_dir(sh: &Shell, module: &str, version: &str) -> anyhow::Result<Pat
 
 /// Checks the Kubernetes wrapper's replace list against the one derived from upstream's
 /// go.mod (read through `go mod download`, so from the proxy or the module cache).
-pub fn check_kubernetes_replaces(sh: &Shell) -> anyhow::Result<()> {
+fn check_kubernetes_replaces(sh: &Shell) -> anyhow::Result<()> {
     let upstream = download_module(sh, KUBERNETES.upstream, KUBERNETES.version)?;
     let upstream = sh.read_file(&upstream.go_mod)?;
     let derived = staging_replaces(&upstream, KUBERNETES.version)?;
