@@ -20,8 +20,11 @@ use serde_json::{Map, Value, json};
 use tokio::net::TcpListener;
 use tokio::task::{JoinHandle, JoinSet};
 
+use k8s_openapi::api::core::v1::Container;
+
 use crate::bookinfo::{self, Sidecar};
 use crate::mirror_log::{LineParser, MirrorRecords};
+use crate::topology::env_value;
 
 /// The image this module emulates.
 pub const ECHO_IMAGE: &str = "mendhak/http-https-echo";
@@ -60,6 +63,8 @@ pub struct LogBuffer {
     inner: Arc<Mutex<String>>,
     file: Arc<Mutex<std::fs::File>>,
     feed: Arc<Mutex<Option<Feed>>>,
+    /// The file is in the CRI log format a kubelet serves `pods/log` from (kwok reads it).
+    cri: bool,
 }
 
 /// Where a log's text is parsed to as it is written.
@@ -72,6 +77,23 @@ impl LogBuffer {
             inner: Arc::default(),
             file: Arc::new(Mutex::new(std::fs::File::create(path)?)),
             feed: Arc::default(),
+            cri: false,
+        })
+    }
+
+    /// A log whose file is a container log in the CRI format (`<RFC 3339 time> stdout F
+    /// <line>`, what a kubelet, and kwok's `Logs`, serve `pods/log` from).
+    /// An existing file is appended to, as a container's log survives its reader.
+    pub fn create_cri(path: &Path) -> std::io::Result<LogBuffer> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        Ok(LogBuffer {
+            inner: Arc::default(),
+            file: Arc::new(Mutex::new(file)),
+            feed: Arc::default(),
+            cri: true,
         })
     }
 
@@ -88,12 +110,17 @@ impl LogBuffer {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push_str(text);
+        let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
+        // Stamped under the file's lock: a log's timestamps never go back, which readers
+        // of `pods/log` rely on to tell a reopened stream's repeated lines from new ones.
+        let written = if self.cri {
+            cri_lines(&k8s_openapi::jiff::Timestamp::now().to_string(), text)
+        } else {
+            text.to_owned()
+        };
         // The file is evidence only; a full disk must not fail the request being logged.
-        let _ = self
-            .file
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .write_all(text.as_bytes());
+        let _ = file.write_all(written.as_bytes());
+        drop(file);
         if let Some((parser, records)) =
             self.feed.lock().unwrap_or_else(|e| e.into_inner()).as_mut()
         {
@@ -105,6 +132,14 @@ impl LogBuffer {
     pub fn text(&self) -> String {
         self.inner.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
+}
+
+/// `text` (whole lines) as CRI log lines stamped `time`: kubelet's format, parsed by
+/// `k8s.io/cri-client/pkg/logs` (`parseCRILog`: time, stream, `F` for a full line, content).
+fn cri_lines(time: &str, text: &str) -> String {
+    text.lines()
+        .map(|line| format!("{time} stdout F {line}\n"))
+        .collect()
 }
 
 /// How a workload answers.
@@ -120,6 +155,42 @@ pub enum Behaviour {
     Reviews,
     /// Bookinfo's details or ratings.
     BookinfoData,
+}
+
+impl Behaviour {
+    /// How a pod's (or Deployment's) local stand-in answers, by its containers' images: the
+    /// echo image and Bookinfo's services are emulated (see `bookinfo`), anything else
+    /// answers with its pod's name.
+    pub fn of(containers: &[Container], sidecar: &Sidecar) -> Behaviour {
+        let has_image = |part: &str| {
+            containers
+                .iter()
+                .any(|c| c.image.as_deref().is_some_and(|i| i.contains(part)))
+        };
+        if has_image("/examples-bookinfo-productpage") {
+            return Behaviour::Productpage(sidecar.clone());
+        }
+        if has_image("/examples-bookinfo-reviews") {
+            return Behaviour::Reviews;
+        }
+        if has_image("/examples-bookinfo-details") || has_image("/examples-bookinfo-ratings") {
+            return Behaviour::BookinfoData;
+        }
+        let echo = containers
+            .iter()
+            .find(|c| c.image.as_deref().is_some_and(|i| i.contains(ECHO_IMAGE)));
+        match echo {
+            Some(c) => Behaviour::Echo(EchoSettings {
+                http_port: env_value(c, "HTTP_PORT").unwrap_or("8080").to_owned(),
+                https_port: env_value(c, "HTTPS_PORT").unwrap_or("8443").to_owned(),
+                // Node's `if (process.env.LOG_WITHOUT_NEWLINE)`: any non-empty value, "false"
+                // included.
+                compact: env_value(c, "LOG_WITHOUT_NEWLINE").is_some_and(|v| !v.is_empty()),
+                request_logs: env_value(c, "DISABLE_REQUEST_LOGS") != Some("true"),
+            }),
+            None => Behaviour::Named,
+        }
+    }
 }
 
 /// The echo image's settings, from the container's environment.
@@ -159,7 +230,25 @@ impl Backend {
             path: log_path.to_owned(),
             source,
         })?;
-        let addr: SocketAddr = ([127, 0, 0, 1], 0).into();
+        Backend::start_as(
+            name,
+            &pod_name(name),
+            ([127, 0, 0, 1], 0).into(),
+            behaviour,
+            log,
+        )
+        .await
+    }
+
+    /// Starts a workload as the pod `pod`, listening on `addr` (a pod's address and port)
+    /// and logging to `log`.
+    pub async fn start_as(
+        name: &str,
+        pod: &str,
+        addr: SocketAddr,
+        behaviour: Behaviour,
+        log: LogBuffer,
+    ) -> Result<Backend, BackendError> {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| BackendError::Bind {
@@ -174,7 +263,7 @@ impl Backend {
         })?;
         let backend = Backend {
             name: name.to_owned(),
-            pod: pod_name(name),
+            pod: pod.to_owned(),
             addr,
             behaviour: Arc::new(behaviour),
             log,
@@ -504,6 +593,96 @@ fn access_line(parts: &hyper::http::request::Parts, peer: SocketAddr, length: us
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn containers(image: &str, env: &str) -> Vec<Container> {
+        serde_yaml::from_str(&format!("[{{name: c, image: '{image}', env: [{env}]}}]"))
+            .expect("fixture")
+    }
+
+    #[test]
+    fn pods_get_the_stand_in_their_image_calls_for() {
+        let sidecar = Sidecar::default();
+        let of = |image: &str, env: &str| Behaviour::of(&containers(image, env), &sidecar);
+        assert!(matches!(
+            of(
+                "registry.istio.io/release/examples-bookinfo-productpage-v1:1.20.3",
+                ""
+            ),
+            Behaviour::Productpage(_)
+        ));
+        assert_eq!(
+            of("docker.io/istio/examples-bookinfo-reviews-v2:1.20.3", ""),
+            Behaviour::Reviews
+        );
+        assert_eq!(
+            of("docker.io/istio/examples-bookinfo-ratings-v1:1.20.3", ""),
+            Behaviour::BookinfoData
+        );
+        assert_eq!(of("example.com/app:1", ""), Behaviour::Named);
+        // Node's truthiness: any non-empty LOG_WITHOUT_NEWLINE means compact, "false" too.
+        let compact = |value: &str| match of(
+            "docker.io/mendhak/http-https-echo:41",
+            &format!("{{name: LOG_WITHOUT_NEWLINE, value: '{value}'}}"),
+        ) {
+            Behaviour::Echo(s) => s.compact,
+            other => panic!("{other:?}"),
+        };
+        assert!(compact("false") && compact("1"));
+        assert!(!compact(""));
+    }
+
+    #[test]
+    fn a_cri_log_stamps_every_whole_line_as_a_full_stdout_line() {
+        assert_eq!(
+            cri_lines("2026-12-02T08:00:00.5Z", "{\n    \"a\": 1\n}\n"),
+            "2026-12-02T08:00:00.5Z stdout F {\n2026-12-02T08:00:00.5Z stdout F     \"a\": 1\n2026-12-02T08:00:00.5Z stdout F }\n"
+        );
+    }
+
+    #[test]
+    fn a_cri_log_never_goes_back_in_time_under_concurrent_writers() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.log");
+        let log = LogBuffer::create_cri(&path).expect("log");
+        std::thread::scope(|s| {
+            for t in 0..8 {
+                let log = log.clone();
+                s.spawn(move || {
+                    for i in 0..300 {
+                        log.append(&format!("{t} {i}\n"));
+                    }
+                });
+            }
+        });
+        let file = std::fs::read_to_string(&path).expect("read");
+        let stamps: Vec<&str> = file
+            .lines()
+            .map(|l| l.split(' ').next().unwrap_or(""))
+            .collect();
+        assert_eq!(stamps.len(), 8 * 300);
+        let parsed: Vec<k8s_openapi::jiff::Timestamp> = stamps
+            .iter()
+            .map(|s| s.parse().expect("a timestamp"))
+            .collect();
+        assert!(
+            parsed.windows(2).all(|w| w[0] <= w[1]),
+            "timestamps go back in the file"
+        );
+    }
+
+    #[test]
+    fn a_cri_log_keeps_the_plain_text_for_the_suite() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.log");
+        let log = LogBuffer::create_cri(&path).expect("log");
+        log.append("one\ntwo\n");
+        assert_eq!(log.text(), "one\ntwo\n");
+        let file = std::fs::read_to_string(&path).expect("read");
+        let lines: Vec<&str> = file.lines().collect();
+        assert_eq!(lines.len(), 2, "{file}");
+        assert!(lines[0].ends_with(" stdout F one"), "{file}");
+        assert!(lines[1].ends_with(" stdout F two"), "{file}");
+    }
 
     async fn get(addr: SocketAddr, host: &str, ua: &str) -> Result<String, reqwest::Error> {
         reqwest::Client::new()

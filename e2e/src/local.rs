@@ -5,26 +5,25 @@
 //! local workload (`backend`). Routing changes are written to the route file Envoy watches,
 //! so they propagate asynchronously, as config from istiod does.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::Deployment;
 use serde_json::Value;
 
-use crate::backend::{Backend, Behaviour, ECHO_IMAGE, EchoSettings, LogBuffer, pod_name};
+use crate::backend::{Backend, Behaviour, LogBuffer, pod_name};
 use crate::bookinfo::Sidecar;
 use crate::envoy::config::{self, BootstrapPaths, Cluster};
 use crate::envoy::process::{Envoy, EnvoyError};
-use crate::istio::{Destination, VirtualService};
+use crate::istio::VirtualService;
 use crate::manifest::ManifestSet;
 use crate::mesh::{Call, Mesh, MeshError, Reply};
 use crate::mirror_log::MirrorRecords;
 use crate::productpage::Productpage;
 use crate::progress::Progress;
-use crate::topology::{Topology, containers, env_value};
+use crate::topology::{Topology, containers};
 use crate::version::IstioVersion;
 use crate::workload::{ProcessWorkload, WorkloadCommand, WorkloadError};
 
@@ -155,7 +154,7 @@ impl LocalMesh {
 
         progress.phase("start workloads");
         let sidecar = Sidecar::default();
-        let destinations = all_destinations(&topology);
+        let destinations = config::all_destinations(&topology);
         let mut workloads = BTreeMap::new();
         for command in &opts.workloads {
             let Some(deployment) = topology
@@ -188,7 +187,12 @@ impl LocalMesh {
                     workloads.insert(
                         name.clone(),
                         Workload::Builtin(
-                            Backend::start(&name, behaviour(deployment, &sidecar), &log).await?,
+                            Backend::start(
+                                &name,
+                                Behaviour::of(containers(deployment), &sidecar),
+                                &log,
+                            )
+                            .await?,
                         ),
                     );
                 }
@@ -356,64 +360,6 @@ impl RunDirs {
             })?;
         }
         Ok(dirs)
-    }
-}
-
-/// Every destination Envoy needs a cluster for: each Service, each subset a
-/// DestinationRule defines, and each host the VirtualServices route or mirror to.
-fn all_destinations(topo: &Topology) -> Vec<Destination> {
-    let mut out: Vec<Destination> = Vec::new();
-    for svc in &topo.services {
-        let host = svc.object.metadata.name.clone().unwrap_or_default();
-        out.push(Destination {
-            host: host.clone(),
-            ..Default::default()
-        });
-        for subset in topo.subsets_of(&host) {
-            out.push(Destination {
-                host: host.clone(),
-                subset: Some(subset.name.clone()),
-                port: None,
-            });
-        }
-    }
-    let vss: Vec<&VirtualService> = topo.virtual_services.iter().map(|t| &t.object).collect();
-    out.extend(config::destinations(&vss));
-    let mut seen = BTreeSet::new();
-    out.retain(|d| seen.insert(config::cluster_name(topo, d)));
-    out
-}
-
-/// How a Deployment's local stand-in answers, by its image: the echo image and Bookinfo's
-/// services are emulated (see `bookinfo`), anything else answers with its pod's name.
-fn behaviour(deployment: &Deployment, sidecar: &Sidecar) -> Behaviour {
-    let has_image = |part: &str| {
-        containers(deployment)
-            .iter()
-            .any(|c| c.image.as_deref().is_some_and(|i| i.contains(part)))
-    };
-    if has_image("/examples-bookinfo-productpage") {
-        return Behaviour::Productpage(sidecar.clone());
-    }
-    if has_image("/examples-bookinfo-reviews") {
-        return Behaviour::Reviews;
-    }
-    if has_image("/examples-bookinfo-details") || has_image("/examples-bookinfo-ratings") {
-        return Behaviour::BookinfoData;
-    }
-    let echo = containers(deployment)
-        .iter()
-        .find(|c| c.image.as_deref().is_some_and(|i| i.contains(ECHO_IMAGE)));
-    match echo {
-        Some(c) => Behaviour::Echo(EchoSettings {
-            http_port: env_value(c, "HTTP_PORT").unwrap_or("8080").to_owned(),
-            https_port: env_value(c, "HTTPS_PORT").unwrap_or("8443").to_owned(),
-            // Node's `if (process.env.LOG_WITHOUT_NEWLINE)`: any non-empty value, "false"
-            // included.
-            compact: env_value(c, "LOG_WITHOUT_NEWLINE").is_some_and(|v| !v.is_empty()),
-            request_logs: env_value(c, "DISABLE_REQUEST_LOGS") != Some("true"),
-        }),
-        None => Behaviour::Named,
     }
 }
 
@@ -591,49 +537,5 @@ impl Mesh for LocalMesh {
             }
         }
         Ok(start.elapsed())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn deployment(image: &str, env: &str) -> Deployment {
-        serde_yaml::from_str(&format!(
-            "metadata: {{name: d}}\nspec: {{selector: {{}}, template: {{spec: {{containers: [{{name: c, image: '{image}', env: [{env}]}}]}}}}}}"
-        ))
-        .expect("fixture")
-    }
-
-    #[test]
-    fn deployments_get_the_stand_in_their_image_calls_for() {
-        let sidecar = Sidecar::default();
-        let of = |image: &str, env: &str| behaviour(&deployment(image, env), &sidecar);
-        assert!(matches!(
-            of(
-                "registry.istio.io/release/examples-bookinfo-productpage-v1:1.20.3",
-                ""
-            ),
-            Behaviour::Productpage(_)
-        ));
-        assert_eq!(
-            of("docker.io/istio/examples-bookinfo-reviews-v2:1.20.3", ""),
-            Behaviour::Reviews
-        );
-        assert_eq!(
-            of("docker.io/istio/examples-bookinfo-ratings-v1:1.20.3", ""),
-            Behaviour::BookinfoData
-        );
-        assert_eq!(of("example.com/app:1", ""), Behaviour::Named);
-        // Node's truthiness: any non-empty LOG_WITHOUT_NEWLINE means compact, "false" too.
-        let compact = |value: &str| match of(
-            "docker.io/mendhak/http-https-echo:41",
-            &format!("{{name: LOG_WITHOUT_NEWLINE, value: '{value}'}}"),
-        ) {
-            Behaviour::Echo(s) => s.compact,
-            other => panic!("{other:?}"),
-        };
-        assert!(compact("false") && compact("1"));
-        assert!(!compact(""));
     }
 }

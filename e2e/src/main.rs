@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use e2e::cluster::{ClusterOptions, ClusterScoped, CreatedObjects, installed_istio};
+use e2e::cluster::node_agent::{NodeAgent, NodeOptions};
+use e2e::cluster::{ClusterOptions, ClusterScoped, CreatedObjects, Proxies, installed_istio};
 use e2e::envoy::process::{ENVOY_BIN_ENV, HOW_TO_GET_ENVOY};
 use e2e::lint::{Severity, lint_paths};
 use e2e::local::LocalOptions;
@@ -118,6 +119,18 @@ struct ClusterArgs {
     /// Base URL of the ingress gateway on this host.
     #[arg(long, default_value = "http://127.0.0.1:30080")]
     ingress: String,
+    /// Play the data plane of this kwok node: a process for each of its Running pods on the
+    /// pod's address, and one Envoy for the proxies (its ingress listening where --ingress
+    /// says), configured from the API. For a cluster whose nodes run no containers.
+    #[arg(long, value_name = "NODE", requires = "envoy")]
+    node: Option<String>,
+    /// The Envoy binary of --node's data plane.
+    #[arg(long, env = ENVOY_BIN_ENV, requires = "node")]
+    envoy: Option<PathBuf>,
+    /// Where --node keeps its pods' container logs (default: the run's artifacts); a
+    /// reused cluster's pods keep theirs across runs.
+    #[arg(long, value_name = "DIR", requires = "node")]
+    node_logs: Option<PathBuf>,
     /// Registry path to move Bookinfo images to (from the version table, or a mirror).
     #[arg(long)]
     bookinfo_hub: Option<String>,
@@ -529,6 +542,13 @@ fn cluster(args: ClusterArgs) -> ExitCode {
         );
         return ExitCode::FAILURE;
     }
+    let node_agent = match start_node_agent(&runtime, &client, &args, istiod.version, &artifacts) {
+        Ok(agent) => agent,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let run = ClusterRun {
         cluster: ClusterOptions {
             namespace: args.namespace,
@@ -549,6 +569,11 @@ fn cluster(args: ClusterArgs) -> ExitCode {
                 (true, true) => ClusterScoped::ApplyAndDelete,
             },
             created: CreatedObjects::default(),
+            proxies: if args.node.is_some() {
+                Proxies::Node
+            } else {
+                Proxies::Injected
+            },
         },
         manifests: args.manifests,
         artifacts: artifacts.clone(),
@@ -590,19 +615,63 @@ fn cluster(args: ClusterArgs) -> ExitCode {
         exit_on_ctrl_c(&runtime, artifacts.clone(), live.clone());
     }
     let keep = args.keep;
-    finish(
-        run_cluster(
-            &runtime,
-            client,
-            &run,
-            Spec::default(),
-            &run_id,
-            &harness,
-            &live,
-        ),
-        &artifacts,
-        keep,
-    )
+    let outcome = run_cluster(
+        &runtime,
+        client,
+        &run,
+        Spec::default(),
+        &run_id,
+        &harness,
+        &live,
+    );
+    if let Some(agent) = node_agent {
+        runtime.block_on(agent.shutdown());
+    }
+    finish(outcome, &artifacts, keep)
+}
+
+/// `--node`: the node's data plane, for the run's namespace, its ingress where `--ingress`
+/// points; `None` without `--node`.
+fn start_node_agent(
+    runtime: &tokio::runtime::Runtime,
+    client: &kube::Client,
+    args: &ClusterArgs,
+    istio: IstioVersion,
+    artifacts: &std::path::Path,
+) -> Result<Option<NodeAgent>, String> {
+    let (Some(node), Some(envoy)) = (&args.node, &args.envoy) else {
+        return Ok(None);
+    };
+    let ingress = &args.ingress;
+    let addr: std::net::SocketAddr = ingress
+        .strip_prefix("http://")
+        .unwrap_or(ingress)
+        .trim_end_matches('/')
+        .parse()
+        .map_err(|e| {
+            format!(
+                "--ingress {ingress}: --node listens there, so it must be http://ADDRESS:PORT ({e})"
+            )
+        })?;
+    runtime
+        .block_on(NodeAgent::start(
+            client.clone(),
+            NodeOptions {
+                node: node.clone(),
+                namespace: args.namespace.clone(),
+                envoy: envoy.clone(),
+                dir: artifacts.join("node"),
+                pod_logs: args
+                    .node_logs
+                    .clone()
+                    .unwrap_or_else(|| artifacts.join("node/containers")),
+                ingress: addr,
+                istio,
+                patience: args.patience,
+            },
+        ))
+        .map(Some)
+        .map_err(|e| e.to_string())
 }
 
 /// A client for the kubeconfig and context given, or the defaults; nothing is written to

@@ -10,12 +10,12 @@
 //! phase at once (see `interrupt`).
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use xshell::Shell;
 
-use crate::cluster::{Istioctl, Kind, docker_is_running};
+use crate::cluster::{Istioctl, Kind, docker_is_running, kwok};
 use crate::flags::{ClusterKind, OnFailure};
 use crate::interrupt::{Interrupt, is_interrupted};
 use crate::runner::Runner;
@@ -54,6 +54,12 @@ impl flags::E2e {
             (ClusterKind::Existing, Some(_)) => {
                 bail!(
                     "--istio-upgrade needs a cluster of the run's own: use it with --local or --cluster kind"
+                )
+            }
+            (ClusterKind::Kwok, None) => self.run_kwok(sh, interrupt),
+            (ClusterKind::Kwok, Some(_)) => {
+                bail!(
+                    "--istio-upgrade on --cluster kwok needs the real istiod of each version, which is not built yet: walk with --local or --cluster kind"
                 )
             }
         }
@@ -332,6 +338,119 @@ impl flags::E2e {
             args.extend(["--phase".to_owned(), format!("{name}={secs:.3}")]);
         }
         args
+    }
+
+    /// A run on a kwok cluster: the pinned control plane (built on first use), created for
+    /// the run (or `--reuse NAME`), prepared with Istio's objects, then `mirror-e2e cluster`
+    /// inside the cluster's namespaces, playing the node's data plane (`--node`). Only a
+    /// cluster this run created is deleted, unless kept.
+    fn run_kwok(&self, sh: &Shell, interrupt: &Interrupt) -> anyhow::Result<()> {
+        let release = versions::istio_release(self.istio.as_deref())?;
+        let run_id = run_id();
+        let runner = Runner::build(sh, interrupt)?;
+        let envoy = tools::envoy(sh, interrupt).context("provision envoy")?;
+        let bins = kwok::Binaries::ensure(sh, interrupt).context("provision the control plane")?;
+        // Cluster mode's patience, for the cluster's start too.
+        let patience = Duration::from_secs(
+            self.patience
+                .as_deref()
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(300),
+        );
+        let started = Instant::now();
+        let mut phases = Vec::new();
+        let found = match &self.reuse {
+            Some(name) => kwok::KwokCluster::find(name)?,
+            None => None,
+        };
+        let cluster = match found {
+            Some(cluster) => {
+                eprintln!("reusing kwok cluster {} (as prepared there)", cluster.name);
+                cluster
+            }
+            None => {
+                let name = match (&self.reuse, &self.cluster_name) {
+                    (Some(name), _) | (_, Some(name)) => name.clone(),
+                    _ => cluster_name(&run_id),
+                };
+                eprintln!(
+                    "[{:>7.1}s] create kwok cluster {name}",
+                    started.elapsed().as_secs_f64()
+                );
+                let cluster = kwok::KwokCluster::create(sh, &name, &bins, interrupt, patience)?;
+                phases.push(("create cluster".to_owned(), started.elapsed().as_secs_f64()));
+                cluster
+            }
+        };
+        let outcome = (|| {
+            if cluster.created_by_this_run {
+                let prepare = Instant::now();
+                eprintln!(
+                    "[{:>7.1}s] install Istio's CRDs and istiod's objects",
+                    started.elapsed().as_secs_f64()
+                );
+                kwok::prepare(
+                    sh,
+                    &cluster,
+                    &runner,
+                    &bins,
+                    release,
+                    &[""],
+                    interrupt,
+                    patience,
+                )?;
+                phases.push(("install istio".to_owned(), prepare.elapsed().as_secs_f64()));
+            }
+            let mut args = vec![
+                "cluster".to_owned(),
+                "--kubeconfig".into(),
+                cluster.kubeconfig().display().to_string(),
+                "--namespace".into(),
+                "test".into(),
+                "--ingress".into(),
+                kwok::INGRESS.into(),
+                "--node".into(),
+                kwok::NODE_NAME.into(),
+                "--envoy".into(),
+                envoy.display().to_string(),
+                "--node-logs".into(),
+                cluster.dir.join("pods").display().to_string(),
+                "--istio".into(),
+                release.version.into(),
+                "--run-id".into(),
+                run_id.clone(),
+            ];
+            args.extend(self.common_suite_args());
+            for (name, secs) in &phases {
+                args.extend(["--phase".to_owned(), format!("{name}={secs:.3}")]);
+            }
+            args.push("--".into());
+            args.extend(self.harness.iter().cloned());
+            runner.inside(&cluster.holder.nsenter_args()).run(sh, &args)
+        })();
+        let interrupted = interrupt.is_set();
+        let keep_on_failure = self
+            .on_failure
+            .map_or(std::env::var_os("CI").is_none(), |p| p == OnFailure::Keep);
+        let keep = self.keep || (outcome.is_err() && keep_on_failure && !interrupted);
+        let cleanup = if !cluster.created_by_this_run {
+            Ok(())
+        } else if keep {
+            eprintln!(
+                "kept kwok cluster {name}: kubeconfig {} (inside its namespaces: nsenter {} ...); use it again with `cargo xtask e2e --cluster kwok --reuse {name}`, delete it with `cargo xtask kwok delete {name}`",
+                cluster.kubeconfig().display(),
+                cluster.holder.nsenter_args().join(" "),
+                name = cluster.name,
+            );
+            Ok(())
+        } else {
+            cluster.delete(sh).context("delete the kwok cluster")
+        };
+        match (outcome, cleanup) {
+            (Ok(()), cleanup) => cleanup,
+            (Err(e), Ok(())) => Err(e),
+            (Err(e), Err(c)) => Err(e.context(format!("and the cleanup failed too: {c:#}"))),
+        }
     }
 
     fn run_existing(&self, sh: &Shell, interrupt: &Interrupt) -> anyhow::Result<()> {

@@ -28,6 +28,9 @@ pub enum Command {
     /// Run cluster mode's code against a real Kubernetes control plane (a kwok cluster of
     /// local processes built from pinned Go modules; needs Go 1.26+, no Docker).
     TestControlPlane(TestControlPlane),
+    /// List the kwok clusters of this checkout, or delete one (`--cluster kwok` clusters kept
+    /// with --keep or on failure).
+    Kwok(Kwok),
     /// Print the pinned Istio releases and where each was confirmed; `--check-latest` fails
     /// when a newer patch of a pinned minor has been released (needs the network).
     Versions(Versions),
@@ -41,6 +44,23 @@ pub struct TestControlPlane {
     /// Seconds every wait may take.
     #[arg(long, default_value_t = 120)]
     pub patience: u64,
+}
+
+#[derive(Args)]
+pub struct Kwok {
+    #[command(subcommand)]
+    pub action: KwokAction,
+}
+
+#[derive(Subcommand)]
+pub enum KwokAction {
+    /// The kwok clusters under target/kwok/ and whether each runs.
+    List,
+    /// End every process of the kwok cluster NAME and remove its directory.
+    Delete {
+        /// The cluster's name (`cargo xtask kwok list` shows them).
+        name: String,
+    },
 }
 
 #[derive(Args)]
@@ -209,10 +229,31 @@ impl E2e {
                 "--workload runs a program in local mode's mesh: use it with --local (a cluster runs the manifests' images)"
             );
         }
-        if !self.local && self.cluster == ClusterKind::Kind && !given.is_empty() {
+        if !self.local && self.cluster != ClusterKind::Existing && !given.is_empty() {
             anyhow::bail!(
-                "{} only apply to --cluster existing; the kind cluster is the run's own",
-                given.join(", ")
+                "{} only apply to --cluster existing; the {} cluster is the run's own",
+                given.join(", "),
+                if self.cluster == ClusterKind::Kind {
+                    "kind"
+                } else {
+                    "kwok"
+                }
+            );
+        }
+        // kwok runs no images: a registry flag would be ignored.
+        let images: Vec<&str> = [
+            ("--istio-hub", self.istio_hub.is_some()),
+            ("--bookinfo-hub", self.bookinfo_hub.is_some()),
+            ("--echo-hub", self.echo_hub.is_some()),
+        ]
+        .iter()
+        .filter(|(_, set)| *set)
+        .map(|(flag, _)| *flag)
+        .collect();
+        if !self.local && self.cluster == ClusterKind::Kwok && !images.is_empty() {
+            anyhow::bail!(
+                "{} do not apply to --cluster kwok: it pulls no images",
+                images.join(", ")
             );
         }
         Ok(())
@@ -240,6 +281,10 @@ pub enum ClusterKind {
     Kind,
     /// Use a cluster that already runs Istio, in a namespace of the run's own.
     Existing,
+    /// Create (or with --reuse, use) a kwok cluster: a real Kubernetes control plane as
+    /// local processes, no Docker; pods run as local stand-ins on their own addresses, in
+    /// network namespaces of the cluster's own.
+    Kwok,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -63,6 +63,7 @@ fn run(flags: flags::Xtask) -> anyhow::Result<()> {
         flags::Command::Tools(cmd) => cmd.run(&sh),
         flags::Command::Bench(cmd) => cmd.run(&sh),
         flags::Command::TestControlPlane(cmd) => cmd.run(&sh),
+        flags::Command::Kwok(cmd) => cmd.run(&sh),
         flags::Command::Versions(cmd) => cmd.run(&sh),
     }
 }

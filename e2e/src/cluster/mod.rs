@@ -8,6 +8,7 @@ pub mod apply;
 pub mod evidence;
 pub mod install;
 pub mod logs;
+pub mod node_agent;
 pub mod ready;
 pub mod rollout;
 #[cfg(test)]
@@ -214,6 +215,18 @@ pub struct ClusterOptions {
     pub cluster_scoped: ClusterScoped,
     /// The cluster-scoped objects the run created, to delete at the end.
     pub created: CreatedObjects,
+    /// Where the pods' proxies are.
+    pub proxies: Proxies,
+}
+
+/// Where the pods' proxies are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proxies {
+    /// Sidecars injected by istiod's webhook: each pod has its `istio-proxy`, awaited Ready.
+    Injected,
+    /// The node's data plane (`node_agent`, on a kwok node): no pod has a sidecar; one
+    /// Envoy outside the pods stands for them.
+    Node,
 }
 
 /// What a run may do with cluster-scoped documents.
@@ -862,7 +875,9 @@ impl ClusterMesh {
             let name = deployment.object.metadata.name.clone().unwrap_or_default();
             ready::deployment_complete(&client, &opts.namespace, &name, opts.patience).await?;
         }
-        ready::sidecars_ready(&client, &opts.namespace, opts.patience).await?;
+        if opts.proxies == Proxies::Injected {
+            ready::sidecars_ready(&client, &opts.namespace, opts.patience).await?;
+        }
         if opts.restart_workloads {
             progress.phase("restart workloads");
             let at = k8s_openapi::jiff::Timestamp::now().to_string();
@@ -1095,8 +1110,14 @@ impl Mesh for ClusterMesh {
     }
 
     fn log_latency(&self) -> Duration {
-        // Through the sidecars to the mirror pod, then its log through the API server.
-        Duration::from_secs(10)
+        match self.opts.proxies {
+            // Through the sidecars to the mirror pod, then its log through the API server.
+            Proxies::Injected => Duration::from_secs(10),
+            // One local Envoy to a local process, its log through the API server and kwok:
+            // milliseconds. Longer waits only slow down an attempt sent before the proxies
+            // had the mirror's new endpoint, which the next attempt passes.
+            Proxies::Node => Duration::from_secs(2),
+        }
     }
 
     async fn send(&self, call: &Call) -> Result<Reply, MeshError> {
@@ -1156,9 +1177,11 @@ impl Mesh for ClusterMesh {
             )
             .await
             .map_err(|e| MeshError::Mirror(e.to_string()))?;
-            ready::sidecars_ready(&self.client, &self.opts.namespace, self.opts.patience)
-                .await
-                .map_err(|e| MeshError::Mirror(e.to_string()))?;
+            if self.opts.proxies == Proxies::Injected {
+                ready::sidecars_ready(&self.client, &self.opts.namespace, self.opts.patience)
+                    .await
+                    .map_err(|e| MeshError::Mirror(e.to_string()))?;
+            }
         } else {
             // A terminating pod still serves, and proxies keep sending to an endpoint until
             // it is no longer ready: only then is the mirror really down.
@@ -1208,6 +1231,7 @@ mod tests {
             run_id: "20261125-1a2b".into(),
             cluster_scoped: ClusterScoped::Refuse,
             created: CreatedObjects::default(),
+            proxies: Proxies::Injected,
         }
     }
 

@@ -6,7 +6,7 @@
 //! and each mirror as a `request_mirror_policies` entry with a runtime fraction. Anything
 //! this translation does not model is an error naming the field, never ignored.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::Path;
 
@@ -538,6 +538,31 @@ fn string_match_parts(sm: &StringMatch) -> Option<(&'static str, &str)> {
     }
 }
 
+/// Every destination Envoy needs a cluster for: each Service, each subset a
+/// DestinationRule defines, and each host the VirtualServices route or mirror to.
+pub fn all_destinations(topo: &Topology) -> Vec<Destination> {
+    let mut out: Vec<Destination> = Vec::new();
+    for svc in &topo.services {
+        let host = svc.object.metadata.name.clone().unwrap_or_default();
+        out.push(Destination {
+            host: host.clone(),
+            ..Default::default()
+        });
+        for subset in topo.subsets_of(&host) {
+            out.push(Destination {
+                host: host.clone(),
+                subset: Some(subset.name.clone()),
+                port: None,
+            });
+        }
+    }
+    let vss: Vec<&VirtualService> = topo.virtual_services.iter().map(|t| &t.object).collect();
+    out.extend(destinations(&vss));
+    let mut seen = BTreeSet::new();
+    out.retain(|d| seen.insert(cluster_name(topo, d)));
+    out
+}
+
 /// Where the generated bootstrap points Envoy.
 pub struct BootstrapPaths<'a> {
     /// The RDS file Envoy watches for the sidecar's routes.
@@ -552,34 +577,86 @@ pub struct BootstrapPaths<'a> {
 /// routes from a watched file (so a change propagates asynchronously, as from istiod), and
 /// the clusters with their local endpoints.
 pub fn bootstrap(clusters: &[Cluster], paths: &BootstrapPaths<'_>) -> Value {
-    let clusters: Vec<Value> = clusters
+    let clusters: Vec<Value> = clusters.iter().map(static_cluster).collect();
+    with_listeners(
+        json!({"static_resources": {"clusters": clusters}}),
+        loopback_any_port(),
+        paths,
+    )
+}
+
+/// The bootstrap of a kwok node's proxies: the same two listeners, the ingress on
+/// `ingress` (the node's address), and the clusters from the watched CDS file `cds_file`
+/// (written by [`cds_file`] whenever the cluster's EndpointSlices change, as istiod pushes
+/// endpoints).
+pub fn node_bootstrap(cds_file: &Path, ingress: SocketAddr, paths: &BootstrapPaths<'_>) -> Value {
+    with_listeners(
+        json!({"dynamic_resources": {"cds_config": watched_file(cds_file)}}),
+        socket_address(ingress),
+        paths,
+    )
+}
+
+/// The CDS file's content: every cluster with its endpoints.
+pub fn cds_file(clusters: &[Cluster], version: u64) -> Value {
+    let resources: Vec<Value> = clusters
         .iter()
         .map(|c| {
-            let endpoints: Vec<Value> = c
-                .endpoints
-                .iter()
-                .map(|a| json!({"endpoint": {"address": socket_address(*a)}}))
-                .collect();
-            json!({
-                "name": c.name,
-                "type": "STATIC",
-                "connect_timeout": "1s",
-                "load_assignment": {"cluster_name": c.name, "endpoints": [{"lb_endpoints": endpoints}]},
-            })
+            let mut cluster = static_cluster(c);
+            cluster["@type"] = "type.googleapis.com/envoy.config.cluster.v3.Cluster".into();
+            cluster
         })
         .collect();
+    json!({"version_info": version.to_string(), "resources": resources})
+}
+
+fn static_cluster(c: &Cluster) -> Value {
+    let endpoints: Vec<Value> = c
+        .endpoints
+        .iter()
+        .map(|a| json!({"endpoint": {"address": socket_address(*a)}}))
+        .collect();
     json!({
-        "node": {"id": "sidecar~127.0.0.1~productpage-v1.test~test.svc.cluster.local", "cluster": "productpage.test"},
-        "admin": {"address": loopback_any_port()},
-        "static_resources": {
-            // The ingress gateway's listener and productpage's sidecar, in one Envoy: the
-            // request path of a cluster, ingress -> productpage -> sidecar -> reviews.
-            "listeners": [
-                listener(INGRESS_LISTENER, INGRESS_ROUTE_CONFIG_NAME, paths.gateway_routes_file, paths),
-                listener(OUTBOUND_LISTENER, ROUTE_CONFIG_NAME, paths.routes_file, paths),
-            ],
-            "clusters": clusters,
+        "name": c.name,
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "load_assignment": {"cluster_name": c.name, "endpoints": [{"lb_endpoints": endpoints}]},
+    })
+}
+
+/// `base` with the node, admin, and the two listeners.
+fn with_listeners(mut base: Value, ingress: Value, paths: &BootstrapPaths<'_>) -> Value {
+    base["node"] = json!({"id": "sidecar~127.0.0.1~productpage-v1.test~test.svc.cluster.local", "cluster": "productpage.test"});
+    base["admin"] = json!({"address": loopback_any_port()});
+    // The ingress gateway's listener and productpage's sidecar, in one Envoy: the request
+    // path of a cluster, ingress -> productpage -> sidecar -> reviews.
+    base["static_resources"]["listeners"] = json!([
+        listener(
+            INGRESS_LISTENER,
+            INGRESS_ROUTE_CONFIG_NAME,
+            paths.gateway_routes_file,
+            ingress,
+            paths
+        ),
+        listener(
+            OUTBOUND_LISTENER,
+            ROUTE_CONFIG_NAME,
+            paths.routes_file,
+            loopback_any_port(),
+            paths
+        ),
+    ]);
+    base
+}
+
+/// A config source of a file Envoy watches (the file is renamed into place when it changes).
+fn watched_file(path: &Path) -> Value {
+    json!({
+        "path_config_source": {
+            "path": path,
+            "watched_directory": {"path": path.parent().unwrap_or(Path::new("."))},
         },
+        "resource_api_version": "V3",
     })
 }
 
@@ -588,11 +665,12 @@ fn listener(
     name: &str,
     route_config: &str,
     routes_file: &Path,
+    address: Value,
     paths: &BootstrapPaths<'_>,
 ) -> Value {
     json!({
         "name": name,
-        "address": loopback_any_port(),
+        "address": address,
         "filter_chains": [{"filters": [{
             "name": "envoy.filters.network.http_connection_manager",
             "typed_config": {
@@ -600,13 +678,7 @@ fn listener(
                 "stat_prefix": name,
                 "rds": {
                     "route_config_name": route_config,
-                    "config_source": {
-                        "path_config_source": {
-                            "path": routes_file,
-                            "watched_directory": {"path": routes_file.parent().unwrap_or(Path::new("."))},
-                        },
-                        "resource_api_version": "V3",
-                    },
+                    "config_source": watched_file(routes_file),
                 },
                 "http_filters": [{
                     "name": "envoy.filters.http.router",

@@ -18,10 +18,11 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use xshell::Shell;
+use xshell::{Shell, cmd};
 
 use crate::interrupt::Interrupt;
-use crate::paths;
+use crate::runner::Runner;
+use crate::{paths, versions};
 
 pub use netns::Holder;
 
@@ -33,7 +34,13 @@ pub const POD_CIDR: &str = "10.244.0.1/16";
 pub const SERVICE_CIDR: &str = "10.96.0.0/16";
 /// The node kwok plays, and the address its kubelet-style endpoint answers on.
 pub const NODE_NAME: &str = "kwok-node-0";
-const NODE_IP: &str = "10.250.0.1";
+pub const NODE_IP: &str = "10.250.0.1";
+/// Where the node's ingress gateway listens (kind maps its NodePort 30080 to the host; here
+/// the node's own address, inside the cluster's network namespace).
+pub const INGRESS: &str = "http://10.250.0.1:30080";
+/// The pod range, every address of which is local inside the cluster's network namespace:
+/// the node's data plane listens on each pod's own address.
+const POD_RANGE: &str = "10.244.0.0/16";
 const KUBELET_PORT: &str = "10250";
 
 /// A kwok cluster's directory and, while it runs, its holder process.
@@ -223,6 +230,8 @@ impl KwokCluster {
             sh,
             &["ip", "addr", "add", &format!("{NODE_IP}/32"), "dev", "lo"],
         )?;
+        self.holder
+            .run(sh, &["ip", "route", "add", "local", POD_RANGE, "dev", "lo"])?;
 
         let etcd_data = self.dir.join("etcd");
         let deadline = Instant::now() + patience;
@@ -347,6 +356,8 @@ impl KwokCluster {
             format!("--tls-cert-file={}", p(&files.serving_cert)),
             format!("--tls-private-key-file={}", p(&files.serving_key)),
             "--node-lease-duration-seconds=40".into(),
+            // Pods' logs come from `Logs` objects the node's data plane writes.
+            "--enable-crds=Logs".into(),
         ];
         // kwokctl's defaults: nodes initialise fast and renew a lease; pods are Ready at once.
         for stage in [
@@ -392,6 +403,16 @@ impl KwokCluster {
         })
     }
 
+    /// Ends every process of a cluster the user names (`cargo xtask kwok delete NAME`) and
+    /// removes its directory: their explicit request, the only way a found cluster goes.
+    pub fn delete_on_request(self, sh: &Shell) -> anyhow::Result<()> {
+        KwokCluster {
+            created_by_this_run: true,
+            ..self
+        }
+        .delete(sh)
+    }
+
     /// Ends every process of the cluster and removes its directory: only for a cluster this
     /// run created (a found one is someone's, kept on purpose).
     pub fn delete(&self, sh: &Shell) -> anyhow::Result<()> {
@@ -405,6 +426,164 @@ impl KwokCluster {
         sh.remove_path(&self.dir)
             .with_context(|| format!("remove {}", self.dir.display()))
     }
+}
+
+impl crate::flags::Kwok {
+    pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
+        match self.action {
+            crate::flags::KwokAction::List => {
+                let dir = clusters_dir();
+                let mut names: Vec<String> = std::fs::read_dir(&dir)
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .filter(|e| e.path().is_dir())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect();
+                names.sort();
+                if names.is_empty() {
+                    println!("no kwok cluster in {}", dir.display());
+                }
+                for name in names {
+                    let state = match KwokCluster::find(&name)? {
+                        Some(c) => format!("running (holder pid {})", c.holder.pid),
+                        None => "ended (its directory is left)".to_owned(),
+                    };
+                    println!("{name}\t{state}\t{}", dir.join(&name).display());
+                }
+                Ok(())
+            }
+            crate::flags::KwokAction::Delete { name } => {
+                let dir = clusters_dir().join(&name);
+                match KwokCluster::find(&name)? {
+                    Some(cluster) => cluster
+                        .delete_on_request(sh)
+                        .with_context(|| format!("delete kwok cluster {name}"))?,
+                    None if dir.exists() => sh
+                        .remove_path(&dir)
+                        .with_context(|| format!("remove {}", dir.display()))?,
+                    None => bail!(
+                        "no kwok cluster named {name} in {} (`cargo xtask kwok list` shows them)",
+                        clusters_dir().display()
+                    ),
+                }
+                println!("deleted kwok cluster {name}");
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Makes a new kwok cluster one the suite can run on: the node (then every node Ready),
+/// Istio's CRDs and kwok's `Logs` CRD, and istiod's objects as Istio's chart renders them
+/// for `release`, one control plane per revision of `revisions` ("" is the default).
+#[allow(clippy::too_many_arguments)]
+pub fn prepare(
+    sh: &Shell,
+    cluster: &KwokCluster,
+    runner: &Runner,
+    bins: &Binaries,
+    release: &versions::IstioRelease,
+    revisions: &[&str],
+    interrupt: &Interrupt,
+    patience: Duration,
+) -> anyhow::Result<()> {
+    let istio = istio_source(sh, release.version)?;
+    eprintln!(
+        "Istio {}: CRDs and istiod's chart from istio.io/istio {}, {}",
+        release.version, istio.module.version, istio.module.provenance
+    );
+    let inside = runner.inside(&cluster.holder.nsenter_args());
+    let kubeconfig = cluster.kubeconfig().display().to_string();
+    let patience_secs = patience.as_secs().to_string();
+    let install = |files: &[PathBuf], only: &str| -> anyhow::Result<()> {
+        let mut args = vec![
+            "install".to_owned(),
+            "--kubeconfig".into(),
+            kubeconfig.clone(),
+            "--patience".into(),
+            patience_secs.clone(),
+        ];
+        if !only.is_empty() {
+            args.extend(["--only-kinds".to_owned(), only.to_owned()]);
+        }
+        args.extend(files.iter().map(|f| f.display().to_string()));
+        inside.run(sh, &args)
+    };
+    interrupt.check()?;
+    // kwok's `Logs`: its kubelet endpoint serves `pods/log` from the files they name (the
+    // data plane of `e2e --cluster kwok` makes one per pod).
+    install(
+        &[
+            paths::project_root().join("xtask/src/cluster/kwok/node.yaml"),
+            istio.crds.clone(),
+            bins.kwok_source
+                .join("kustomize/crd/bases/kwok.x-k8s.io_logs.yaml"),
+        ],
+        "",
+    )
+    .context("install the kwok node, Istio's CRDs and kwok's Logs CRD")?;
+    let mut files = vec![cluster.dir.join("istio-system.yaml")];
+    std::fs::write(
+        &files[0],
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: istio-system\n",
+    )
+    .with_context(|| format!("write {}", files[0].display()))?;
+    for revision in revisions {
+        let rendered = cluster.dir.join(match *revision {
+            "" => "istiod.yaml".to_owned(),
+            r => format!("istiod-{r}.yaml"),
+        });
+        render_istiod(
+            sh,
+            bins,
+            &istio.discovery_chart,
+            release.version,
+            revision,
+            &rendered,
+        )?;
+        files.push(rendered);
+    }
+    install(
+        &files,
+        "Namespace,ServiceAccount,ConfigMap,Service,Deployment",
+    )
+    .context("install istiod's objects")?;
+    inside
+        .run(
+            sh,
+            &[
+                "nodes-ready".to_owned(),
+                "--kubeconfig".into(),
+                kubeconfig.clone(),
+                "--patience".into(),
+                patience_secs.clone(),
+            ],
+        )
+        .context("wait for the kwok node")
+}
+
+/// `helm template` of istiod's chart from the pinned Istio module, as Istio's Helm install
+/// renders it for the release's images (`revision` "" is the default revision).
+fn render_istiod(
+    sh: &Shell,
+    bins: &Binaries,
+    chart: &Path,
+    version: &str,
+    revision: &str,
+    out: &Path,
+) -> anyhow::Result<()> {
+    let helm = &bins.helm;
+    let tag = format!("global.tag={version}");
+    let revision = format!("revision={revision}");
+    let rendered = cmd!(
+        sh,
+        "{helm} template istiod {chart} --namespace istio-system --set global.hub=docker.io/istio --set {tag} --set {revision}"
+    )
+    .quiet()
+    .read()
+    .context("render istiod's chart with helm")?;
+    std::fs::write(out, rendered).with_context(|| format!("write {}", out.display()))
 }
 
 /// The provider against real processes: the pinned binaries (built on first use), a real
