@@ -32,6 +32,7 @@ impl flags::TestControlPlane {
 
         step("control-plane binaries (built from pinned Go modules on first use)");
         let bins = Binaries::ensure(sh, &interrupt)?;
+        let envoy = crate::tools::envoy(sh, &interrupt).context("provision envoy")?;
         step("build mirror-e2e and the control-plane tests");
         let runner = Runner::build(sh, &interrupt)?;
         let cargo = |cmd| interrupt.run(nested_cargo(cmd), Output::Terminal);
@@ -86,9 +87,10 @@ impl flags::TestControlPlane {
             ))
             .context("control-plane tests")?;
             step("kwok provider tests (xtask, real processes)");
+            let _envoy = sh.push_env("ENVOY_BIN", &envoy);
             cargo(cmd!(
                 sh,
-                "cargo test --offline --package xtask --bin xtask --features control-plane -- cluster::kwok::real"
+                "cargo test --offline --package xtask --features control-plane --bin xtask --test kwok_e2e -- cluster::kwok::real ctrl_c_while_the_suite_runs"
             ))
             .context("kwok provider tests")
         })();
