@@ -124,13 +124,23 @@ struct ClusterArgs {
     /// says), configured from the API. For a cluster whose nodes run no containers.
     #[arg(long, value_name = "NODE", requires = "envoy")]
     node: Option<String>,
-    /// The Envoy binary of --node's data plane.
-    #[arg(long, env = ENVOY_BIN_ENV, requires = "node")]
+    /// The Envoy binary of --node's data plane (unused without --node: ENVOY_BIN may be set
+    /// for other reasons).
+    #[arg(long, env = ENVOY_BIN_ENV)]
     envoy: Option<PathBuf>,
     /// Where --node keeps its pods' container logs (default: the run's artifacts); a
     /// reused cluster's pods keep theirs across runs.
     #[arg(long, value_name = "DIR", requires = "node")]
     node_logs: Option<PathBuf>,
+    /// With --node: run COMMAND for each pod of the Deployment NAME in place of its built-in
+    /// stand-in (repeatable). It must listen on `{address}:{port}` (POD_IP and PORT: the
+    /// pod's own address and containerPort); HTTP_PROXY is its sidecar; its output is the
+    /// pod's log.
+    #[arg(long = "workload", value_name = "NAME=COMMAND", requires = "node")]
+    workloads: Vec<e2e::workload::WorkloadCommand>,
+    /// Where `--workload` commands run (default: here).
+    #[arg(long, default_value = ".")]
+    workload_dir: PathBuf,
     /// Registry path to move Bookinfo images to (from the version table, or a mirror).
     #[arg(long)]
     bookinfo_hub: Option<String>,
@@ -668,6 +678,14 @@ fn start_node_agent(
                 ingress: addr,
                 istio,
                 patience: args.patience,
+                workloads: args
+                    .workloads
+                    .iter()
+                    .map(|w| e2e::workload::WorkloadCommand {
+                        dir: Some(args.workload_dir.clone()),
+                        ..w.clone()
+                    })
+                    .collect(),
             },
         ))
         .map(Some)

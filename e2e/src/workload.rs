@@ -22,6 +22,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Container;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
@@ -152,7 +153,27 @@ impl ProcessWorkload {
         let addr = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map_err(spawn_err)?;
+        let log = LogBuffer::create(log_path).map_err(spawn_err)?;
+        ProcessWorkload::prepare_at(command, containers(deployment), pod, addr, log)
+    }
+
+    /// Prepares `command` as the pod `pod` of these containers, listening on `addr` (a
+    /// kwok pod's own address and port: `{address}` and `{port}` in the command, `POD_IP`
+    /// and `PORT` in its environment), logging to `log`.
+    pub fn prepare_at(
+        command: &WorkloadCommand,
+        containers: &[Container],
+        pod: String,
+        addr: SocketAddr,
+        log: LogBuffer,
+    ) -> Result<ProcessWorkload, WorkloadError> {
+        let spawn_err = |source| WorkloadError::Spawn {
+            name: command.name.clone(),
+            command: command.command.clone(),
+            source,
+        };
         let port = addr.port().to_string();
+        let address = addr.ip().to_string();
         let argv: Vec<String> = shlex::split(&command.command)
             .filter(|a| !a.is_empty())
             .ok_or_else(|| {
@@ -162,9 +183,9 @@ impl ProcessWorkload {
                 ))
             })?
             .into_iter()
-            .map(|a| a.replace("{port}", &port))
+            .map(|a| a.replace("{port}", &port).replace("{address}", &address))
             .collect();
-        let container = containers(deployment).first();
+        let container = containers.first();
         let mut env: Vec<(String, String)> = container
             .and_then(|c| c.env.as_ref())
             .into_iter()
@@ -173,13 +194,13 @@ impl ProcessWorkload {
             .collect();
         env.push(("HOSTNAME".into(), pod));
         env.push(("PORT".into(), port));
+        env.push(("POD_IP".into(), address));
         let readiness = container
             .and_then(|c| c.readiness_probe.as_ref())
             .and_then(|p| p.http_get.as_ref())
             .map_or(Readiness::Tcp, |g| {
                 Readiness::Http(g.path.clone().unwrap_or_else(|| "/".into()))
             });
-        let log = LogBuffer::create(log_path).map_err(spawn_err)?;
         Ok(ProcessWorkload {
             name: command.name.clone(),
             addr,
@@ -190,6 +211,11 @@ impl ProcessWorkload {
             log,
             child: Mutex::new(None),
         })
+    }
+
+    /// Its command line, placeholders replaced.
+    pub fn command(&self) -> String {
+        self.argv.join(" ")
     }
 
     /// Its address.

@@ -481,3 +481,52 @@ fn a_revision_picks_its_own_control_plane_among_two() {
         "{said}"
     );
 }
+
+/// `run_suite` with the node's data plane (`--node`, as `e2e --cluster kwok` runs it), its
+/// ingress on a port of the test's own, productpage played by the project's small Python
+/// page with `args`.
+fn run_suite_on_the_node(port: u16, productpage_args: &str) -> (bool, String) {
+    let envoy = std::env::var("ENVOY_BIN")
+        .expect("ENVOY_BIN is not set: `cargo xtask tools --install envoy`, then set it");
+    let page = project().join("e2e/tests/workloads/productpage.py");
+    let dir = manifests_copy();
+    run_suite(
+        dir.path(),
+        patience(),
+        &[
+            "--node",
+            "kwok-node-0",
+            "--envoy",
+            &envoy,
+            "--ingress",
+            &format!("http://10.250.0.1:{port}"),
+            "--workload",
+            &format!(
+                "productpage-v1=python3 {} {{port}} {productpage_args}",
+                page.display()
+            ),
+        ],
+    )
+}
+
+#[test]
+fn the_suite_passes_on_the_node_data_plane_with_a_users_program_as_productpage() {
+    let (passed, said) = run_suite_on_the_node(30081, "");
+    assert!(passed, "{said}");
+    assert!(
+        said.contains("productpage.py 9080`)"),
+        "productpage's pod runs the user's program on its containerPort:\n{said}"
+    );
+    assert!(said.contains("7 passed"), "{said}");
+}
+
+#[test]
+fn a_productpage_that_drops_end_user_fails_tester_routing_on_the_node_data_plane() {
+    let (passed, said) = run_suite_on_the_node(30082, "--drop-end-user");
+    assert!(!passed, "{said}");
+    assert!(said.contains("FAIL routing::tester_served_by_v2"), "{said}");
+    assert!(
+        said.contains("PASS routing::anonymous_served_by_v1"),
+        "{said}"
+    );
+}

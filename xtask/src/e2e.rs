@@ -88,14 +88,7 @@ impl flags::E2e {
             istio.to_owned(),
         ];
         args.extend(self.common_suite_args());
-        for w in &self.workloads {
-            args.extend(["--workload".to_owned(), w.clone()]);
-        }
-        if !self.workloads.is_empty() {
-            // The commands' relative paths are the user's, from where they stand.
-            let here = std::env::current_dir().context("the current directory")?;
-            args.extend(["--workload-dir".to_owned(), here.display().to_string()]);
-        }
+        args.extend(self.workload_args()?);
         if let Some(root) = artifacts_root {
             args.extend(["--artifacts-root".to_owned(), root.display().to_string()]);
             if !self.keep {
@@ -421,6 +414,7 @@ impl flags::E2e {
                 run_id.clone(),
             ];
             args.extend(self.common_suite_args());
+            args.extend(self.workload_args()?);
             for (name, secs) in &phases {
                 args.extend(["--phase".to_owned(), format!("{name}={secs:.3}")]);
             }
@@ -512,6 +506,20 @@ impl flags::E2e {
         args.push("--".into());
         args.extend(self.harness.iter().cloned());
         runner.run(sh, &args)
+    }
+
+    /// `--workload` and where its commands run: the user's relative paths are from where
+    /// they stand.
+    fn workload_args(&self) -> anyhow::Result<Vec<String>> {
+        let mut args = Vec::new();
+        for w in &self.workloads {
+            args.extend(["--workload".to_owned(), w.clone()]);
+        }
+        if !self.workloads.is_empty() {
+            let here = std::env::current_dir().context("the current directory")?;
+            args.extend(["--workload-dir".to_owned(), here.display().to_string()]);
+        }
+        Ok(args)
     }
 
     /// Arguments every mode passes: manifests, keep, patience, concurrency, mirrors.

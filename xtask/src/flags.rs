@@ -224,9 +224,14 @@ impl E2e {
             .filter(|(_, set)| *set)
             .map(|(flag, _)| *flag)
             .collect();
-        if !self.local && !self.workloads.is_empty() {
+        if !self.local && self.cluster != ClusterKind::Kwok && !self.workloads.is_empty() {
             anyhow::bail!(
-                "--workload runs a program in local mode's mesh: use it with --local (a cluster runs the manifests' images)"
+                "--workload runs a program in place of a Deployment's image: use it with --local or --cluster kwok (a {} cluster runs the manifests' images)",
+                if self.cluster == ClusterKind::Kind {
+                    "kind"
+                } else {
+                    "real"
+                }
             );
         }
         if !self.local && self.cluster != ClusterKind::Existing && !given.is_empty() {

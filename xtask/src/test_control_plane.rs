@@ -80,6 +80,7 @@ impl flags::TestControlPlane {
             let kubeconfig = cluster.kubeconfig();
             let _env = sh.push_env(KUBECONFIG_ENV, &kubeconfig);
             let _patience = sh.push_env("MIRROR_E2E_PATIENCE", self.patience.to_string());
+            let _envoy = sh.push_env("ENVOY_BIN", &envoy);
             // Built above: cargo needs no network inside the namespace.
             cargo(cmd!(
                 sh,
@@ -87,7 +88,6 @@ impl flags::TestControlPlane {
             ))
             .context("control-plane tests")?;
             step("kwok provider tests (xtask, real processes)");
-            let _envoy = sh.push_env("ENVOY_BIN", &envoy);
             cargo(cmd!(
                 sh,
                 "cargo test --offline --package xtask --features control-plane --bin xtask --test kwok_e2e -- cluster::kwok::real ctrl_c_while_the_suite_runs"

@@ -42,6 +42,7 @@ use crate::envoy::process::{Envoy, EnvoyError};
 use crate::istio::{Destination, VirtualService};
 use crate::topology::{Topology, Typed, labels_match};
 use crate::version::IstioVersion;
+use crate::workload::{ProcessWorkload, WorkloadCommand};
 
 /// Errors starting a node's data plane.
 #[derive(Debug, thiserror::Error)]
@@ -103,8 +104,10 @@ pub struct NodeOptions {
     pub ingress: SocketAddr,
     /// The Istio whose translation the proxies get.
     pub istio: IstioVersion,
-    /// Patience for Envoy to get ready.
+    /// Patience for Envoy and a user's program to get ready.
     pub patience: Duration,
+    /// User programs in place of the built-in stand-ins, by Deployment (`--workload`).
+    pub workloads: Vec<WorkloadCommand>,
 }
 
 /// The running data plane.
@@ -118,9 +121,10 @@ impl NodeAgent {
     /// Writes an empty configuration, starts Envoy, and follows the API from then on.
     pub async fn start(client: Client, opts: NodeOptions) -> Result<NodeAgent, NodeAgentError> {
         let files = Files::create(&opts)?;
-        let state = State {
+        let mut state = State {
             client,
             sidecar: Sidecar::default(),
+            outbound: SocketAddr::from(([127, 0, 0, 1], 0)),
             pods: BTreeMap::new(),
             written: BTreeMap::new(),
             version: 0,
@@ -175,6 +179,7 @@ impl NodeAgent {
                 node: opts.node.clone(),
                 source,
             })?;
+        state.outbound = outbound;
         state
             .sidecar
             .set(outbound)
@@ -235,7 +240,36 @@ impl Files {
 /// A pod this node runs a process for.
 struct RunningPod {
     name: String,
-    backend: Backend,
+    process: PodProcess,
+}
+
+/// What runs for a pod: a built-in stand-in, or the user's program (`--workload`).
+enum PodProcess {
+    Builtin(Backend),
+    User(Box<ProcessWorkload>),
+}
+
+impl PodProcess {
+    fn addr(&self) -> SocketAddr {
+        match self {
+            PodProcess::Builtin(b) => b.addr(),
+            PodProcess::User(p) => p.addr(),
+        }
+    }
+
+    fn what(&self) -> String {
+        match self {
+            PodProcess::Builtin(_) => "the built-in stand-in".to_owned(),
+            PodProcess::User(p) => format!("`{}`", p.command()),
+        }
+    }
+
+    async fn stop(&self) {
+        match self {
+            PodProcess::Builtin(b) => b.stop(),
+            PodProcess::User(p) => p.stop().await,
+        }
+    }
 }
 
 /// What the data plane follows and has done.
@@ -244,6 +278,8 @@ struct State {
     opts: NodeOptions,
     files: Files,
     sidecar: Sidecar,
+    /// productpage's sidecar listener, the HTTP proxy of a user's program.
+    outbound: SocketAddr,
     /// By pod uid: a pod deleted and made again under the same name is a new pod.
     pods: BTreeMap<String, RunningPod>,
     /// The xDS files as last written, so an unchanged configuration is not pushed again.
@@ -343,7 +379,7 @@ impl State {
             .collect();
         for uid in gone {
             if let Some(pod) = self.pods.remove(&uid) {
-                pod.backend.stop();
+                pod.process.stop().await;
                 eprintln!("node {}: pod {} stopped", self.opts.node, pod.name);
             }
         }
@@ -354,10 +390,11 @@ impl State {
             match self.start_pod(pod).await {
                 Ok(running) => {
                     eprintln!(
-                        "node {}: pod {} runs on {}",
+                        "node {}: pod {} runs on {} ({})",
                         self.opts.node,
                         running.name,
-                        running.backend.addr()
+                        running.process.addr(),
+                        running.process.what()
                     );
                     self.pods.insert(uid, running);
                 }
@@ -385,26 +422,39 @@ impl State {
             .join(format!("{}_{name}_{uid}.log", self.opts.namespace));
         let log = LogBuffer::create_cri(&log_path)
             .map_err(|e| format!("create its log {}: {e}", log_path.display()))?;
-        let workload = pod
-            .metadata
-            .labels
-            .as_ref()
-            .and_then(|l| l.get("app"))
-            .cloned()
-            .unwrap_or_else(|| name.clone());
-        let backend = Backend::start_as(
-            &workload,
-            &name,
-            addr,
-            Behaviour::of(containers, &self.sidecar),
-            log,
-        )
-        .await
-        .map_err(|e| e.to_string())?;
+        let deployment = deployment_of(pod);
+        let user = self
+            .opts
+            .workloads
+            .iter()
+            .find(|w| Some(w.name.as_str()) == deployment.as_deref());
+        let process = match user {
+            Some(command) => {
+                let process =
+                    ProcessWorkload::prepare_at(command, containers, name.clone(), addr, log)
+                        .map_err(|e| e.to_string())?;
+                process
+                    .start(self.outbound, self.opts.patience)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                PodProcess::User(Box::new(process))
+            }
+            None => PodProcess::Builtin(
+                Backend::start_as(
+                    deployment.as_deref().unwrap_or(&name),
+                    &name,
+                    addr,
+                    Behaviour::of(containers, &self.sidecar),
+                    log,
+                )
+                .await
+                .map_err(|e| e.to_string())?,
+            ),
+        };
         self.serve_logs(&name, &uid, &log_path)
             .await
             .map_err(|e| format!("kwok Logs for its log: {e}"))?;
-        Ok(RunningPod { name, backend })
+        Ok(RunningPod { name, process })
     }
 
     /// A kwok `Logs` object naming the pod's log file: kwok's kubelet endpoint serves
@@ -566,6 +616,22 @@ fn is_running(pod: &Pod) -> bool {
     pod.metadata.deletion_timestamp.is_none()
         && status.and_then(|s| s.phase.as_deref()) == Some("Running")
         && status.and_then(|s| s.pod_ip.as_deref()).is_some()
+}
+
+/// The Deployment a pod belongs to: its ReplicaSet owner's name without the
+/// `pod-template-hash` the deployment controller appended.
+fn deployment_of(pod: &Pod) -> Option<String> {
+    let owner = pod
+        .metadata
+        .owner_references
+        .as_ref()?
+        .iter()
+        .find(|o| o.kind == "ReplicaSet")?;
+    let hash = pod.metadata.labels.as_ref()?.get("pod-template-hash")?;
+    owner
+        .name
+        .strip_suffix(&format!("-{hash}"))
+        .map(str::to_owned)
 }
 
 /// The pod's address and its first container's first declared port.
@@ -796,6 +862,21 @@ spec:
         assert!(!is_running(&pod(
             json!({"metadata": {"deletionTimestamp": "2026-12-02T08:00:00Z"}})
         )));
+    }
+
+    #[test]
+    fn a_pod_belongs_to_the_deployment_its_replica_set_was_made_for() {
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": {
+                "name": "reviews-v2-76b94dd577-xprgd",
+                "labels": {"app": "reviews", "pod-template-hash": "76b94dd577"},
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "reviews-v2-76b94dd577", "uid": "u"}],
+            },
+        }))
+        .expect("pod");
+        assert_eq!(deployment_of(&pod).as_deref(), Some("reviews-v2"));
+        let bare: Pod = serde_json::from_value(json!({"metadata": {"name": "p"}})).expect("pod");
+        assert_eq!(deployment_of(&bare), None);
     }
 
     #[test]

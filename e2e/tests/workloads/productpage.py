@@ -13,6 +13,8 @@ import urllib.parse
 import urllib.request
 
 PORT = int(sys.argv[1])
+# A kwok pod listens on its own address (POD_IP); local mode on loopback.
+ADDRESS = os.environ.get("POD_IP", "127.0.0.1")
 DROP_END_USER = "--drop-end-user" in sys.argv
 FORWARD = ["user-agent", "x-request-id", "traceparent", "tracestate", "cookie"]
 
@@ -63,4 +65,4 @@ print("productpage (%s) on %d, sidecar %s" % (os.environ.get("HOSTNAME"), PORT, 
 # The suite sends up to 16 requests at once (--concurrency): a backlog of 5, Python's
 # default, makes the sidecar's connects time out.
 http.server.ThreadingHTTPServer.request_queue_size = 128
-http.server.ThreadingHTTPServer(("127.0.0.1", PORT), Page).serve_forever()
+http.server.ThreadingHTTPServer((ADDRESS, PORT), Page).serve_forever()
