@@ -447,70 +447,9 @@ impl flags::E2e {
         }
     }
 
-    fn run_existing(&self, sh: &Shell, interrupt: &Interrupt) -> anyhow::Result<()> {
-        let release = versions::istio_release(self.istio.as_deref())?;
-        let runner = Runner::build(sh, interrupt)?;
-        let mut target = Vec::new();
-        if let Some(k) = &self.kubeconfig {
-            target.extend([
-                "--kubeconfig".to_owned(),
-                paths::from_invocation(k).display().to_string(),
-            ]);
-        }
-        if let Some(c) = &self.context {
-            target.extend(["--context".to_owned(), c.clone()]);
-        }
-        if self.install_istio {
-            // Never over someone else's control plane: the runner refuses when any istiod
-            // runs (and says "forbidden" when it may not look).
-            let mut check = vec!["no-istiod".to_owned()];
-            check.extend(target.iter().cloned());
-            runner.run(sh, &check)?;
-            let istioctl = Istioctl {
-                sh,
-                bin: tools::ensure(sh, &tools::istioctl_asset(release.version)?, interrupt)?,
-                kubeconfig: self.kubeconfig.as_deref().map(paths::from_invocation),
-                context: self.context.clone(),
-                hub: self.istio_hub.clone(),
-                interrupt: interrupt.clone(),
-            };
-            istioctl.install(&paths::project_root().join("manifests/istio/operator.yaml"))?;
-        }
-        let run_id = run_id();
-        let mut args = vec![
-            "cluster".to_owned(),
-            "--namespace".into(),
-            format!("test-{run_id}"),
-            "--delete-namespace".into(),
-            "--ingress".into(),
-            self.ingress
-                .clone()
-                .unwrap_or_else(|| "http://127.0.0.1:30080".into()),
-            "--run-id".into(),
-            run_id,
-        ];
-        args.extend(target);
-        if self.allow_cluster_scoped {
-            args.push("--allow-cluster-scoped".into());
-        }
-        if let Some(r) = &self.revision {
-            args.extend(["--revision".to_owned(), r.clone()]);
-        }
-        if let Some(hub) = &self.bookinfo_hub {
-            args.extend(["--bookinfo-hub".to_owned(), hub.clone()]);
-        }
-        if self.istio.is_some() {
-            args.extend(["--istio".to_owned(), release.version.to_owned()]);
-        }
-        args.extend(self.common_suite_args());
-        args.push("--".into());
-        args.extend(self.harness.iter().cloned());
-        runner.run(sh, &args)
-    }
-
     /// `--workload` and where its commands run: the user's relative paths are from where
     /// they stand.
-    fn workload_args(&self) -> anyhow::Result<Vec<String>> {
+    pub(crate) fn workload_args(&self) -> anyhow::Result<Vec<String>> {
         let mut args = Vec::new();
         for w in &self.workloads {
             args.extend(["--workload".to_owned(), w.clone()]);
@@ -523,7 +462,7 @@ impl flags::E2e {
     }
 
     /// Arguments every mode passes: manifests, keep, patience, concurrency, mirrors.
-    fn common_suite_args(&self) -> Vec<String> {
+    pub(crate) fn common_suite_args(&self) -> Vec<String> {
         let mut args = vec![
             "--manifests".to_owned(),
             self.manifests_dir().display().to_string(),
@@ -551,7 +490,7 @@ impl flags::E2e {
 /// A run id for both xtask's and the suite's artifacts: seconds since the epoch and the pid.
 /// The format is the suite's own (`mirror-e2e`'s `new_run_id`): `YYYYMMDD-HHMMSS-xxxx`, UTC,
 /// so every directory under target/e2e/ sorts by time and reads the same.
-fn run_id() -> String {
+pub(crate) fn run_id() -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
