@@ -1,0 +1,664 @@
+//! The expectations file: what the mesh must do, as data (`manifests/expectations.yaml`, or
+//! `--expectations FILE`), from which the suite derives its checks and their names.
+//!
+//! ```yaml
+//! service: reviews          # the Service whose routing is tested
+//! mirror: mirror            # the Service that receives the shadow traffic
+//! identities:
+//!   anonymous:              # no login
+//!     served_by: {v1: 100}  # subset -> percent of requests
+//!     mirrored: 0           # percent of requests mirrored
+//!   tester:                 # logs in as this user through productpage
+//!     served_by: {v2: 100}
+//!     mirrored: 100
+//!     mirror_sees: {end-user: tester}   # headers every mirrored request must carry
+//! ```
+//!
+//! Every error names the file, the line and the field, before anything starts.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::istio::{HttpRoute, StringMatch, VirtualService};
+use crate::manifest::{Document, ManifestSet, YamlPath};
+use crate::topology::Topology;
+
+/// The file name the expectations have beside the manifests.
+pub const FILE_NAME: &str = "expectations.yaml";
+
+/// The identity that does not log in.
+pub const ANONYMOUS: &str = "anonymous";
+
+/// Errors reading or checking an expectations file.
+#[derive(Debug, thiserror::Error)]
+pub enum ExpectationsError {
+    /// The file could not be read.
+    #[error("cannot read expectations {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not what an expectations file is.
+    #[error("{path}:{line}: {field}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// The line of the field (or of its nearest parent).
+        line: usize,
+        /// The field, as a path (`identities.tester.served_by.v3`).
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// What one identity's requests must get.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IdentityExpectation {
+    /// `anonymous`, or the user it logs in as.
+    pub name: String,
+    /// Subset -> percent of requests, in the file's order.
+    pub served_by: Vec<(String, f64)>,
+    /// Percent of requests mirrored.
+    pub mirrored: f64,
+    /// Headers every mirrored request must carry, in the file's order.
+    pub mirror_sees: Vec<(String, String)>,
+}
+
+impl IdentityExpectation {
+    /// The user it logs in as, or `None` for anonymous.
+    pub fn user(&self) -> Option<&str> {
+        (self.name != ANONYMOUS).then_some(self.name.as_str())
+    }
+
+    /// The only subset serving it, when one serves all of its requests.
+    pub fn single_subset(&self) -> Option<&str> {
+        match self.served_by.as_slice() {
+            [(subset, p)] if (*p - 100.0).abs() < f64::EPSILON => Some(subset),
+            _ => None,
+        }
+    }
+}
+
+/// The behaviour under test.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Expectations {
+    /// Where they were read from.
+    pub path: PathBuf,
+    /// The Service whose routing is tested.
+    pub service: String,
+    /// The Service that receives the shadow traffic.
+    pub mirror: String,
+    /// The identities, in the file's order.
+    pub identities: Vec<IdentityExpectation>,
+}
+
+impl Expectations {
+    /// Reads and checks the file (syntax, fields, percentages); see [`Expectations::check`]
+    /// for what the manifests must agree with.
+    pub fn load(path: &Path) -> Result<Expectations, ExpectationsError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ExpectationsError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Expectations::parse(path, &text)
+    }
+
+    /// Parses `text` as the file `path`.
+    pub fn parse(path: &Path, text: &str) -> Result<Expectations, ExpectationsError> {
+        let set = ManifestSet::from_str(&path.display().to_string(), text);
+        let invalid = |line: usize, field: &str, message: String| ExpectationsError::Invalid {
+            path: path.to_owned(),
+            line,
+            field: field.to_owned(),
+            message,
+        };
+        if let Some(e) = set.syntax_errors.first() {
+            return Err(invalid(1, "(file)", format!("not YAML: {e}")));
+        }
+        let [doc] = set.documents.as_slice() else {
+            return Err(invalid(
+                1,
+                "(file)",
+                format!("one YAML document expected, found {}", set.documents.len()),
+            ));
+        };
+        let reader = Reader { doc, path };
+        reader.expectations()
+    }
+
+    /// Checks the expectations against the manifests: the Services exist, every subset is
+    /// one the DestinationRules define for the service. Errors name the file, line and
+    /// field.
+    pub fn check(&self, topology: &Topology) -> Result<(), ExpectationsError> {
+        let text = std::fs::read_to_string(&self.path).unwrap_or_default();
+        let set = ManifestSet::from_str(&self.path.display().to_string(), &text);
+        let line = |field: &YamlPath| set.documents.first().map_or(1, |d| d.line_of(field));
+        let invalid = |field: YamlPath, message: String| ExpectationsError::Invalid {
+            path: self.path.clone(),
+            line: line(&field),
+            field: field.to_string(),
+            message,
+        };
+        let known: Vec<String> = topology
+            .services
+            .iter()
+            .filter_map(|s| s.object.metadata.name.clone())
+            .collect();
+        for (field, service) in [("service", &self.service), ("mirror", &self.mirror)] {
+            if topology.service(service).is_none() {
+                return Err(invalid(
+                    YamlPath::default().key(field),
+                    format!(
+                        "no Service `{service}` in the manifests (Services: {})",
+                        known.join(", ")
+                    ),
+                ));
+            }
+        }
+        let defined: Vec<String> = topology
+            .subsets_of(&self.service)
+            .iter()
+            .map(|s| s.name.clone())
+            .collect();
+        for identity in &self.identities {
+            for (subset, _) in &identity.served_by {
+                if !defined.contains(subset) {
+                    return Err(invalid(
+                        YamlPath::default()
+                            .key("identities")
+                            .key(&identity.name)
+                            .key("served_by")
+                            .key(subset),
+                        format!(
+                            "no DestinationRule defines subset `{subset}` of `{}` (defined: {})",
+                            self.service,
+                            if defined.is_empty() {
+                                "none".to_owned()
+                            } else {
+                                defined.join(", ")
+                            }
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Where the routing under test disagrees with the expectations, in words a reviewer
+    /// reads: lint warnings (the point is to catch a routing change that breaks intent).
+    pub fn compare_with_routing(&self, virtual_services: &[&VirtualService]) -> Vec<String> {
+        let Some(vs) = virtual_services
+            .iter()
+            .find(|vs| vs.spec.hosts.iter().any(|h| host_names(h, &self.service)))
+        else {
+            return vec![format!(
+                "expectations test `{}`, but no VirtualService routes it",
+                self.service
+            )];
+        };
+        let vs_name = vs.metadata.name.clone().unwrap_or_default();
+        let mut out = Vec::new();
+        for identity in &self.identities {
+            let who = match identity.user() {
+                Some(user) => format!("`end-user: {user}`"),
+                None => "anonymous requests".to_owned(),
+            };
+            let Some((index, route)) = vs
+                .spec
+                .http
+                .iter()
+                .enumerate()
+                .find(|(_, r)| matches_identity(r, identity.user()))
+            else {
+                out.push(format!(
+                    "expectations say {} -> {}, but no route of VirtualService {vs_name} matches {who}",
+                    identity.name,
+                    served_by_words(&identity.served_by)
+                ));
+                continue;
+            };
+            let routed = route_split(route, &self.service);
+            if !same_split(&routed, &identity.served_by) {
+                out.push(format!(
+                    "expectations say {} -> {}, but VirtualService {vs_name} (http[{index}]) sends {who} to {}",
+                    identity.name,
+                    served_by_words(&identity.served_by),
+                    served_by_words(&routed)
+                ));
+            }
+            let mirrored = mirrored_percent(route, &self.mirror);
+            if (mirrored - identity.mirrored).abs() > 1e-9 {
+                out.push(format!(
+                    "expectations say {}% of {}'s requests mirrored, but VirtualService {vs_name} (http[{index}]) mirrors {mirrored}% to `{}`",
+                    identity.mirrored, identity.name, self.mirror
+                ));
+            }
+        }
+        out
+    }
+}
+
+/// Reads the fields of the one document, naming the line of each problem.
+struct Reader<'a> {
+    doc: &'a Document,
+    path: &'a Path,
+}
+
+impl Reader<'_> {
+    fn invalid(&self, field: &YamlPath, message: impl Into<String>) -> ExpectationsError {
+        ExpectationsError::Invalid {
+            path: self.path.to_owned(),
+            line: self.doc.line_of(field),
+            field: if field.0.is_empty() {
+                "(file)".to_owned()
+            } else {
+                field.to_string()
+            },
+            message: message.into(),
+        }
+    }
+
+    fn mapping<'v>(
+        &self,
+        value: &'v Value,
+        field: &YamlPath,
+        allowed: &[&str],
+    ) -> Result<&'v serde_json::Map<String, Value>, ExpectationsError> {
+        let map = value
+            .as_object()
+            .ok_or_else(|| self.invalid(field, "a mapping expected"))?;
+        if !allowed.is_empty()
+            && let Some(unknown) = map.keys().find(|k| !allowed.contains(&k.as_str()))
+        {
+            return Err(self.invalid(
+                &field.key(unknown),
+                format!("unknown field (known: {})", allowed.join(", ")),
+            ));
+        }
+        Ok(map)
+    }
+
+    fn string(
+        &self,
+        map: &serde_json::Map<String, Value>,
+        field: &YamlPath,
+        key: &str,
+    ) -> Result<String, ExpectationsError> {
+        match map.get(key) {
+            Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
+            Some(_) => Err(self.invalid(&field.key(key), "a non-empty string expected")),
+            None => Err(self.invalid(field, format!("missing field `{key}`"))),
+        }
+    }
+
+    fn percent(&self, value: &Value, field: &YamlPath) -> Result<f64, ExpectationsError> {
+        let p = value
+            .as_f64()
+            .ok_or_else(|| self.invalid(field, "a percentage (a number from 0 to 100) expected"))?;
+        if !(0.0..=100.0).contains(&p) {
+            return Err(self.invalid(field, format!("{p} is not a percentage from 0 to 100")));
+        }
+        Ok(p)
+    }
+
+    fn expectations(&self) -> Result<Expectations, ExpectationsError> {
+        let root = YamlPath::default();
+        let top = self.mapping(&self.doc.value, &root, &["service", "mirror", "identities"])?;
+        let service = self.string(top, &root, "service")?;
+        let mirror = self.string(top, &root, "mirror")?;
+        let ids_field = root.key("identities");
+        let ids = top
+            .get("identities")
+            .ok_or_else(|| self.invalid(&root, "missing field `identities`"))?;
+        let ids = self.mapping(ids, &ids_field, &[])?;
+        if ids.is_empty() {
+            return Err(self.invalid(&ids_field, "at least one identity expected"));
+        }
+        let mut identities = Vec::new();
+        for (name, value) in ids {
+            let field = ids_field.key(name);
+            let map = self.mapping(value, &field, &["served_by", "mirrored", "mirror_sees"])?;
+            let served_field = field.key("served_by");
+            let served = map
+                .get("served_by")
+                .ok_or_else(|| self.invalid(&field, "missing field `served_by`"))?;
+            let served = self.mapping(served, &served_field, &[])?;
+            let mut served_by = Vec::new();
+            for (subset, p) in served {
+                served_by.push((subset.clone(), self.percent(p, &served_field.key(subset))?));
+            }
+            let total: f64 = served_by.iter().map(|(_, p)| p).sum();
+            if served_by.is_empty() || (total - 100.0).abs() > 1e-9 {
+                return Err(self.invalid(
+                    &served_field,
+                    format!("the percentages add up to {total}, not 100"),
+                ));
+            }
+            let mirrored = match map.get("mirrored") {
+                Some(v) => self.percent(v, &field.key("mirrored"))?,
+                None => return Err(self.invalid(&field, "missing field `mirrored`")),
+            };
+            let mut mirror_sees = Vec::new();
+            if let Some(sees) = map.get("mirror_sees") {
+                let sees_field = field.key("mirror_sees");
+                for (header, v) in self.mapping(sees, &sees_field, &[])? {
+                    let value = v.as_str().ok_or_else(|| {
+                        self.invalid(
+                            &sees_field.key(header),
+                            "a header value (a string) expected",
+                        )
+                    })?;
+                    mirror_sees.push((header.to_ascii_lowercase(), value.to_owned()));
+                }
+                if mirrored == 0.0 && !mirror_sees.is_empty() {
+                    return Err(self.invalid(
+                        &sees_field,
+                        "says what mirrored requests carry, but `mirrored` is 0",
+                    ));
+                }
+            }
+            identities.push(IdentityExpectation {
+                name: name.clone(),
+                served_by,
+                mirrored,
+                mirror_sees,
+            });
+        }
+        Ok(Expectations {
+            path: self.path.to_owned(),
+            service,
+            mirror,
+            identities,
+        })
+    }
+}
+
+/// Whether a VirtualService host names the Service `service` (short or qualified).
+fn host_names(host: &str, service: &str) -> bool {
+    host == service || host.starts_with(&format!("{service}."))
+}
+
+/// Whether `route` matches productpage's call to reviews for this identity: productpage
+/// forwards `end-user` when a user is logged in, and calls `/reviews/<id>`.
+fn matches_identity(route: &HttpRoute, user: Option<&str>) -> bool {
+    if route.matches.is_empty() {
+        return true;
+    }
+    route.matches.iter().any(|m| {
+        let headers_hold = m.headers.iter().flatten().all(|(name, want)| {
+            name == "end-user" && user.is_some_and(|u| string_matches(want, u))
+        });
+        let uri_holds = m
+            .uri
+            .as_ref()
+            .is_none_or(|u| string_matches(u, "/reviews/0"));
+        headers_hold && uri_holds
+    })
+}
+
+fn string_matches(m: &StringMatch, value: &str) -> bool {
+    match (&m.exact, &m.prefix, &m.regex) {
+        (Some(e), _, _) => e == value,
+        (_, Some(p), _) => value.starts_with(p.as_str()),
+        // A regex this project does not evaluate: assume it holds (a warning is advice).
+        (_, _, Some(_)) => true,
+        _ => true,
+    }
+}
+
+/// Subset -> percent a route sends to `service` (Istio: a lone destination takes 100).
+fn route_split(route: &HttpRoute, service: &str) -> Vec<(String, f64)> {
+    let dests: Vec<_> = route
+        .route
+        .iter()
+        .filter(|d| host_names(&d.destination.host, service))
+        .collect();
+    let total: u32 = dests.iter().map(|d| d.weight.unwrap_or(0)).sum();
+    dests
+        .iter()
+        .map(|d| {
+            let percent = if dests.len() == 1 {
+                100.0
+            } else if total == 0 {
+                0.0
+            } else {
+                f64::from(d.weight.unwrap_or(0)) * 100.0 / f64::from(total)
+            };
+            (
+                d.destination
+                    .subset
+                    .clone()
+                    .unwrap_or_else(|| "(no subset)".into()),
+                percent,
+            )
+        })
+        .collect()
+}
+
+fn same_split(a: &[(String, f64)], b: &[(String, f64)]) -> bool {
+    let norm = |s: &[(String, f64)]| {
+        let mut v: Vec<(String, i64)> = s
+            .iter()
+            .filter(|(_, p)| *p > 0.0)
+            .map(|(n, p)| (n.clone(), (p * 1000.0).round() as i64))
+            .collect();
+        v.sort();
+        v
+    };
+    norm(a) == norm(b)
+}
+
+fn served_by_words(split: &[(String, f64)]) -> String {
+    match split {
+        [] => "nowhere".to_owned(),
+        [(subset, _)] => subset.clone(),
+        _ => split
+            .iter()
+            .map(|(s, p)| format!("{s} {p}%"))
+            .collect::<Vec<_>>()
+            .join(", "),
+    }
+}
+
+/// Percent of a route's requests mirrored to `mirror` (0 when it mirrors elsewhere or not).
+fn mirrored_percent(route: &HttpRoute, mirror: &str) -> f64 {
+    let fraction = crate::envoy::config::mirror_fraction(route);
+    let to_mirror = route
+        .mirror
+        .as_ref()
+        .is_some_and(|d| host_names(&d.host, mirror));
+    if !to_mirror {
+        let many = route
+            .mirrors
+            .iter()
+            .flatten()
+            .find(|m| host_names(&m.destination.host, mirror));
+        return many.map_or(0.0, |m| m.percentage.as_ref().map_or(100.0, |p| p.value));
+    }
+    match fraction.denominator {
+        "MILLION" => fraction.numerator as f64 / 10_000.0,
+        _ => fraction.numerator as f64,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHIPPED: &str = "\
+service: reviews
+mirror: mirror
+identities:
+  anonymous:
+    served_by: {v1: 100}
+    mirrored: 0
+  tester:
+    served_by: {v2: 100}
+    mirrored: 100
+    mirror_sees: {end-user: tester}
+";
+
+    fn parse(text: &str) -> Result<Expectations, ExpectationsError> {
+        Expectations::parse(Path::new("manifests/expectations.yaml"), text)
+    }
+
+    fn error(text: &str) -> String {
+        parse(text).expect_err("refused").to_string()
+    }
+
+    #[test]
+    fn the_tutorials_expectations_read_in_the_files_order() {
+        let e = parse(SHIPPED).expect("parses");
+        assert_eq!(e.service, "reviews");
+        assert_eq!(e.mirror, "mirror");
+        let names: Vec<&str> = e.identities.iter().map(|i| i.name.as_str()).collect();
+        assert_eq!(names, ["anonymous", "tester"]);
+        assert_eq!(e.identities[0].user(), None);
+        assert_eq!(e.identities[1].user(), Some("tester"));
+        assert_eq!(e.identities[1].single_subset(), Some("v2"));
+        assert_eq!(
+            e.identities[1].mirror_sees,
+            [("end-user".to_owned(), "tester".to_owned())]
+        );
+    }
+
+    #[test]
+    fn an_unknown_field_is_named_with_its_line() {
+        let text = SHIPPED.replace("    mirrored: 100", "    mirroredd: 100");
+        assert_eq!(
+            error(&text),
+            "manifests/expectations.yaml:9: identities.tester.mirroredd: unknown field (known: served_by, mirrored, mirror_sees)"
+        );
+    }
+
+    #[test]
+    fn percentages_that_do_not_add_up_are_named() {
+        let text = SHIPPED.replace("{v1: 100}", "{v1: 90, v2: 20}");
+        assert_eq!(
+            error(&text),
+            "manifests/expectations.yaml:5: identities.anonymous.served_by: the percentages add up to 110, not 100"
+        );
+        let text = SHIPPED.replace("mirrored: 100", "mirrored: 150");
+        assert!(
+            error(&text).contains(":9: identities.tester.mirrored: 150 is not a percentage"),
+            "{}",
+            error(&text)
+        );
+    }
+
+    #[test]
+    fn a_file_that_does_not_parse_or_misses_a_field_is_named() {
+        assert!(error("service: [").starts_with("manifests/expectations.yaml:1: (file): not YAML"));
+        assert_eq!(
+            error("service: reviews\nmirror: mirror\n"),
+            "manifests/expectations.yaml:1: (file): missing field `identities`"
+        );
+    }
+
+    fn topology() -> Topology {
+        let yaml = "
+kind: Service
+metadata: {name: reviews}
+spec: {selector: {app: reviews}, ports: [{port: 9080, name: http}]}
+---
+kind: Service
+metadata: {name: mirror}
+spec: {selector: {app: mirror}, ports: [{port: 9080, name: http}]}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews}
+spec:
+  host: reviews
+  subsets: [{name: v1, labels: {version: v1}}, {name: v2, labels: {version: v2}}]
+";
+        Topology::from_manifests(&ManifestSet::from_str("m.yaml", yaml)).0
+    }
+
+    fn checked(text: &str) -> Result<(), ExpectationsError> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(FILE_NAME);
+        std::fs::write(&path, text).expect("write");
+        Expectations::load(&path)?.check(&topology())
+    }
+
+    #[test]
+    fn a_subset_or_service_the_manifests_do_not_have_is_named() {
+        checked(SHIPPED).expect("the tutorial's expectations fit its manifests");
+        let err = checked(&SHIPPED.replace("{v2: 100}", "{v3: 100}"))
+            .expect_err("no v3")
+            .to_string();
+        assert!(
+            err.ends_with(":8: identities.tester.served_by.v3: no DestinationRule defines subset `v3` of `reviews` (defined: v1, v2)"),
+            "{err}"
+        );
+        let err = checked(&SHIPPED.replace("mirror: mirror", "mirror: shadow"))
+            .expect_err("no shadow")
+            .to_string();
+        assert!(
+            err.ends_with(
+                ":2: mirror: no Service `shadow` in the manifests (Services: reviews, mirror)"
+            ),
+            "{err}"
+        );
+    }
+
+    fn vs(http: &str) -> VirtualService {
+        serde_yaml::from_str(&format!(
+            "metadata: {{name: reviews}}\nspec:\n  hosts: [reviews]\n  http:\n{http}"
+        ))
+        .expect("fixture")
+    }
+
+    const TUTORIAL_ROUTES: &str = "
+    - match: [{headers: {end-user: {exact: tester}}}]
+      route: [{destination: {host: reviews, subset: v2}}]
+      mirror: {host: mirror}
+      mirrorPercentage: {value: 100.0}
+    - route: [{destination: {host: reviews, subset: v1}}]
+";
+
+    #[test]
+    fn routing_that_keeps_the_intent_draws_no_warning() {
+        let e = parse(SHIPPED).expect("parses");
+        assert_eq!(
+            e.compare_with_routing(&[&vs(TUTORIAL_ROUTES)]),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn routing_that_breaks_the_intent_is_said_in_the_readers_words() {
+        let e = parse(SHIPPED).expect("parses");
+        let to_v3 = TUTORIAL_ROUTES.replacen("subset: v2", "subset: v3", 1);
+        assert_eq!(
+            e.compare_with_routing(&[&vs(&to_v3)]),
+            [
+                "expectations say tester -> v2, but VirtualService reviews (http[0]) sends `end-user: tester` to v3"
+            ]
+        );
+        let sampled = TUTORIAL_ROUTES.replace("value: 100.0", "value: 10.0");
+        assert_eq!(
+            e.compare_with_routing(&[&vs(&sampled)]),
+            [
+                "expectations say 100% of tester's requests mirrored, but VirtualService reviews (http[0]) mirrors 10% to `mirror`"
+            ]
+        );
+        let canary = TUTORIAL_ROUTES.replace(
+            "    - route: [{destination: {host: reviews, subset: v1}}]",
+            "    - route: [{destination: {host: reviews, subset: v1}, weight: 90}, {destination: {host: reviews, subset: v2}, weight: 10}]",
+        );
+        assert_eq!(
+            e.compare_with_routing(&[&vs(&canary)]),
+            [
+                "expectations say anonymous -> v1, but VirtualService reviews (http[1]) sends anonymous requests to v1 90%, v2 10%"
+            ]
+        );
+    }
+}
