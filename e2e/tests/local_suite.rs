@@ -414,3 +414,52 @@ fn a_gateway_that_does_not_route_productpage_fails_naming_the_gateway_routes() {
         outcome.report.summary()
     );
 }
+
+#[test]
+fn a_catch_all_route_before_the_tester_route_is_an_unreachable_rule_warning_and_fails_routing() {
+    let catch_all = "    - name: default-to-v1\n      route:\n        - destination:\n            host: reviews\n            subset: v1\n";
+    let vs = std::fs::read_to_string(project_manifests().join("routing/virtual-service.yaml"))
+        .expect("virtual service");
+    let tester_route = vs
+        .split_once("  http:\n")
+        .and_then(|(_, routes)| routes.strip_suffix(catch_all))
+        .expect("the tester route, then the catch-all");
+    let manifests = mutated(
+        &format!("{tester_route}{catch_all}"),
+        &format!("{catch_all}{tester_route}"),
+    );
+    let warnings: Vec<String> = e2e::lint::lint_paths(&[manifests.path().to_owned()])
+        .expect("lints")
+        .iter()
+        .map(ToString::to_string)
+        .filter(|f| f.contains("[unreachable-rule]"))
+        .collect();
+    assert!(
+        warnings.len() == 1
+            && warnings[0].contains(
+                "warning[unreachable-rule]: VirtualService reviews: spec.http[1]: IST0130: VirtualService rule \"tester-to-v2-mirrored\" not used (route without matches defined before)."
+            ),
+        "{warnings:#?}"
+    );
+    // A warning does not stop the run; the report carries it, and routing fails.
+    let (outcome, _dir) = run(
+        manifests.path(),
+        "1.31.1",
+        &["--exact", "routing::tester_served_by_v2"],
+        Duration::from_secs(2),
+    );
+    assert!(
+        outcome.conclusion.has_failed(),
+        "{}",
+        outcome.report.summary()
+    );
+    assert!(
+        outcome
+            .report
+            .notes
+            .iter()
+            .any(|n| n.contains("[unreachable-rule]") && n.contains("tester-to-v2-mirrored")),
+        "{:?}",
+        outcome.report.notes
+    );
+}
