@@ -18,12 +18,13 @@ use crate::bookinfo::Sidecar;
 use crate::envoy::config::{self, BootstrapPaths, Cluster};
 use crate::envoy::process::{Envoy, EnvoyError};
 use crate::istio::VirtualService;
-use crate::manifest::ManifestSet;
+use crate::manifest::{ManifestSet, YamlPath};
 use crate::mesh::{Call, Mesh, MeshError, Reply};
 use crate::mirror_log::MirrorRecords;
 use crate::productpage::Productpage;
 use crate::progress::Progress;
 use crate::topology::{Topology, containers};
+use crate::validation::validate_virtual_service;
 use crate::version::IstioVersion;
 use crate::workload::{ProcessWorkload, WorkloadCommand, WorkloadError};
 
@@ -40,6 +41,18 @@ pub enum LocalError {
         path: PathBuf,
         /// The errors, one per line.
         errors: String,
+    },
+    /// istiod's validating webhook would deny a VirtualService: a cluster never runs it, so
+    /// neither does local mode, `--allow-lint-errors` or not.
+    #[error("{}:{line}: {source}", file.display())]
+    Denied {
+        /// The file of the VirtualService.
+        file: PathBuf,
+        /// The line its document starts on.
+        line: usize,
+        /// Istio's denial.
+        #[source]
+        source: crate::validation::ValidationError,
     },
     /// The routing cannot be translated.
     #[error(transparent)]
@@ -149,6 +162,16 @@ impl LocalMesh {
             return Err(invalid(
                 type_errors.iter().map(ToString::to_string).collect(),
             ));
+        }
+        for vs in &topology.virtual_services {
+            validate_virtual_service(&vs.object).map_err(|source| {
+                let doc = &set.documents[vs.document];
+                LocalError::Denied {
+                    file: doc.file.clone(),
+                    line: doc.line_of(&YamlPath::default()),
+                    source,
+                }
+            })?;
         }
         let dirs = RunDirs::create(&opts.artifacts)?;
 
@@ -486,6 +509,8 @@ impl Mesh for LocalMesh {
             name: name.clone(),
             message,
         };
+        // As on a cluster, a VirtualService the webhook denies is never applied.
+        validate_virtual_service(vs).map_err(|e| err(e.denial()))?;
         let routes = {
             let mut all = self
                 .virtual_services

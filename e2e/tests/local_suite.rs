@@ -415,6 +415,47 @@ fn a_gateway_that_does_not_route_productpage_fails_naming_the_gateway_routes() {
     );
 }
 
+/// Issue 16, "local mode must not pass what a cluster fails": a mutation lint refuses, and
+/// with `--allow-lint-errors` the run, or `check`, fails as on a cluster.
+fn refused_by_lint_then_run_allowed(
+    from: &str,
+    to: &str,
+    finding: &str,
+) -> (LocalOptions, tempfile::TempDir, tempfile::TempDir) {
+    let manifests = mutated(from, to);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut opts = options(manifests.path(), "1.31.1", Duration::from_secs(2), &dir);
+    let err = run_with(&opts, &[])
+        .err()
+        .expect("a lint error stops the run")
+        .to_string();
+    assert!(
+        err.contains("virtual-service.yaml:") && err.contains(finding),
+        "{err}"
+    );
+    opts.allow_lint_errors = true;
+    (opts, manifests, dir)
+}
+
+#[test]
+fn a_mirror_percentage_istio_rejects_stops_the_run_even_when_lint_errors_are_allowed() {
+    let (opts, _manifests, _dir) =
+        refused_by_lint_then_run_allowed("value: 100.0", "value: 150", "150 is outside 0..100");
+    // Istio's webhook (pkg/config/validation/virtualservice.go, validateHTTPRoute) refuses
+    // the object: a cluster never gets to run the checks.
+    let err = run_with(&opts, &[])
+        .err()
+        .expect("the run stops at apply, as on a cluster")
+        .to_string();
+    assert!(
+        err.contains("virtual-service.yaml:")
+            && err.contains(
+                "VirtualService reviews: admission webhook \"validation.istio.io\" denied the request: configuration is invalid: mirror_percentage must have a max value of 100 (it has 150.000000)"
+            ),
+        "{err}"
+    );
+}
+
 #[test]
 fn a_catch_all_route_before_the_tester_route_is_an_unreachable_rule_warning_and_fails_routing() {
     let catch_all = "    - name: default-to-v1\n      route:\n        - destination:\n            host: reviews\n            subset: v1\n";
