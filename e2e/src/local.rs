@@ -177,7 +177,7 @@ impl LocalMesh {
 
         progress.phase("start workloads");
         let sidecar = Sidecar::default();
-        let destinations = config::all_destinations(&topology);
+        let destinations = config::outbound_clusters(&topology);
         let mut workloads = BTreeMap::new();
         for command in &opts.workloads {
             let Some(deployment) = topology
@@ -271,8 +271,7 @@ impl LocalMesh {
             config::route_configuration(&topology, &refs, &known_clusters, &opts.istio, 1)?;
         write_atomically(&routes_file, &routes)?;
         write_json(&dirs.applied.join("routes-v1.json"), &routes)?;
-        let gateway_routes =
-            config::gateway_route_configuration(&topology, &refs, &known_clusters, &opts.istio)?;
+        let gateway_routes = config::gateway_route_configuration(&topology, &refs, &opts.istio)?;
         write_atomically(&gateway_routes_file, &gateway_routes)?;
         write_json(&dirs.applied.join("gateway-routes.json"), &gateway_routes)?;
         let envoy = Envoy::start(

@@ -437,6 +437,66 @@ fn refused_by_lint_then_run_allowed(
     (opts, manifests, dir)
 }
 
+/// The tester route's destination, as the project's VirtualService spells it.
+const TESTER_DESTINATION: &str = "            host: reviews\n            subset: v2\n";
+
+#[test]
+fn a_route_to_a_port_the_service_does_not_expose_is_refused_by_lint_and_gets_503_as_on_a_cluster() {
+    // istiod builds clusters only for the Service's ports: outbound|8080|v2|reviews... does not
+    // exist, so Envoy answers 503 (NC, cluster_not_found) and productpage shows no reviews.
+    let (opts, _manifests, _dir) = refused_by_lint_then_run_allowed(
+        TESTER_DESTINATION,
+        "            host: reviews\n            subset: v2\n            port:\n              number: 8080\n",
+        "host:port not found: \"reviews:8080\" (Service reviews exposes 9080)",
+    );
+    let outcome = run_with(&opts, &["--exact", "routing::tester_served_by_v2"]).expect("runs");
+    assert!(
+        outcome.conclusion.has_failed(),
+        "{}",
+        outcome.report.summary()
+    );
+    let message = &outcome.report.checks[0].message;
+    assert!(
+        message.contains("expected reviews-v2"),
+        "{}",
+        outcome.report.summary()
+    );
+    let access = std::fs::read_to_string(opts.artifacts.join("envoy-access.log"))
+        .expect("Envoy's access log");
+    assert!(
+        access
+            .lines()
+            .any(|l| l.contains("GET reviews:9080/reviews/0") && l.contains(" 503 NC ")),
+        "no 503 NC (cluster_not_found) for reviews in Envoy's access log:\n{access}"
+    );
+}
+
+#[test]
+fn a_mirror_to_a_port_the_service_does_not_expose_is_refused_by_lint_and_mirrors_nothing() {
+    let (opts, _manifests, _dir) = refused_by_lint_then_run_allowed(
+        "      mirror:\n        host: mirror\n",
+        "      mirror:\n        host: mirror\n        port:\n          number: 8080\n",
+        "host:port not found: \"mirror:8080\" (Service mirror exposes 9080)",
+    );
+    let outcome = run_with(
+        &opts,
+        &["--exact", "mirror::tester_requests_mirrored_with_end_user"],
+    )
+    .expect("runs");
+    assert!(
+        outcome.conclusion.has_failed(),
+        "{}",
+        outcome.report.summary()
+    );
+    assert!(
+        outcome.report.checks[0]
+            .message
+            .contains("never reached the mirror"),
+        "{}",
+        outcome.report.summary()
+    );
+}
+
 #[test]
 fn a_mirror_percentage_istio_rejects_stops_the_run_even_when_lint_errors_are_allowed() {
     let (opts, _manifests, _dir) =
