@@ -217,18 +217,24 @@ fn matching_capitalised_tester_fails_routing() {
     );
 }
 
-#[test]
-fn mirroring_to_a_host_without_workload_stops_the_run_and_fails_the_mirror_check_when_allowed() {
-    let manifests = mutated("host: mirror", "host: ghost");
+/// A mutation lint refuses: the run stops before anything starts, naming the finding with
+/// its file and line, and still writes its report. Returns options that allow lint errors,
+/// so the caller can show the run then fails as on a cluster (issue 16: local mode must not
+/// pass what a cluster fails).
+fn refused_by_lint_then_run_allowed(
+    from: &str,
+    to: &str,
+    finding: &str,
+) -> (LocalOptions, tempfile::TempDir, tempfile::TempDir) {
+    let manifests = mutated(from, to);
     let dir = tempfile::tempdir().expect("tempdir");
     let mut opts = options(manifests.path(), "1.31.1", Duration::from_secs(2), &dir);
-    // Before anything starts: the finding, with its file and line.
     let err = run_with(&opts, &[])
         .err()
         .expect("a lint error stops the run")
         .to_string();
     assert!(
-        err.contains("virtual-service.yaml:") && err.contains("host `ghost` names no Service"),
+        err.contains("virtual-service.yaml:") && err.contains(finding),
         "{err}"
     );
     let report = std::fs::read_to_string(opts.artifacts.join("summary.txt")).expect("a report");
@@ -236,14 +242,23 @@ fn mirroring_to_a_host_without_workload_stops_the_run_and_fails_the_mirror_check
         report.contains("stopped before its checks finished"),
         "{report}"
     );
-    // Allowed, the run goes on and the mirror check fails.
     opts.allow_lint_errors = true;
+    (opts, manifests, dir)
+}
+
+/// Runs the mirror check with `opts` and asserts that it, and the run, fail because nothing
+/// reached the mirror.
+fn assert_nothing_mirrored(opts: &LocalOptions) {
     let outcome = run_with(
-        &opts,
+        opts,
         &["--exact", "mirror::tester_requests_mirrored_with_end_user"],
     )
     .expect("runs");
-    assert!(outcome.conclusion.has_failed());
+    assert!(
+        outcome.conclusion.has_failed(),
+        "{}",
+        outcome.report.summary()
+    );
     assert!(
         outcome.report.checks[0]
             .message
@@ -251,6 +266,16 @@ fn mirroring_to_a_host_without_workload_stops_the_run_and_fails_the_mirror_check
         "{}",
         outcome.report.summary()
     );
+}
+
+#[test]
+fn mirroring_to_a_host_without_workload_stops_the_run_and_fails_the_mirror_check_when_allowed() {
+    let (opts, _manifests, _dir) = refused_by_lint_then_run_allowed(
+        "host: mirror",
+        "host: ghost",
+        "host `ghost` names no Service",
+    );
+    assert_nothing_mirrored(&opts);
 }
 
 #[test]
@@ -415,28 +440,6 @@ fn a_gateway_that_does_not_route_productpage_fails_naming_the_gateway_routes() {
     );
 }
 
-/// Issue 16, "local mode must not pass what a cluster fails": a mutation lint refuses, and
-/// with `--allow-lint-errors` the run, or `check`, fails as on a cluster.
-fn refused_by_lint_then_run_allowed(
-    from: &str,
-    to: &str,
-    finding: &str,
-) -> (LocalOptions, tempfile::TempDir, tempfile::TempDir) {
-    let manifests = mutated(from, to);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut opts = options(manifests.path(), "1.31.1", Duration::from_secs(2), &dir);
-    let err = run_with(&opts, &[])
-        .err()
-        .expect("a lint error stops the run")
-        .to_string();
-    assert!(
-        err.contains("virtual-service.yaml:") && err.contains(finding),
-        "{err}"
-    );
-    opts.allow_lint_errors = true;
-    (opts, manifests, dir)
-}
-
 /// The tester route's destination, as the project's VirtualService spells it.
 const TESTER_DESTINATION: &str = "            host: reviews\n            subset: v2\n";
 
@@ -478,23 +481,7 @@ fn a_mirror_to_a_port_the_service_does_not_expose_is_refused_by_lint_and_mirrors
         "      mirror:\n        host: mirror\n        port:\n          number: 8080\n",
         "host:port not found: \"mirror:8080\" (Service mirror exposes 9080)",
     );
-    let outcome = run_with(
-        &opts,
-        &["--exact", "mirror::tester_requests_mirrored_with_end_user"],
-    )
-    .expect("runs");
-    assert!(
-        outcome.conclusion.has_failed(),
-        "{}",
-        outcome.report.summary()
-    );
-    assert!(
-        outcome.report.checks[0]
-            .message
-            .contains("never reached the mirror"),
-        "{}",
-        outcome.report.summary()
-    );
+    assert_nothing_mirrored(&opts);
 }
 
 #[test]
