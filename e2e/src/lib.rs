@@ -2,8 +2,8 @@
 //!
 //! It reads manifests ([`manifest`], [`topology`], [`istio`]), analyzes them offline
 //! ([`lint`]), and runs the mirroring [`suite`] against a [`mesh::Mesh`]: local mode
-//! ([`local`]) drives a real Envoy configured by [`envoy::config`]. It never provisions
-//! clusters: that is xtask's job.
+//! ([`local`]) admits routing as istiod's webhook does ([`validation`]) and drives a real
+//! Envoy configured by [`envoy::config`]. It never provisions clusters: that is xtask's job.
 
 pub mod backend;
 pub mod bookinfo;
@@ -25,6 +25,7 @@ pub mod retry;
 pub mod run;
 pub mod suite;
 pub mod topology;
+pub mod validation;
 pub mod version;
 pub mod wait;
 pub mod workload;

@@ -18,12 +18,13 @@ use crate::bookinfo::Sidecar;
 use crate::envoy::config::{self, BootstrapPaths, Cluster};
 use crate::envoy::process::{Envoy, EnvoyError};
 use crate::istio::VirtualService;
-use crate::manifest::ManifestSet;
+use crate::manifest::{ManifestSet, YamlPath};
 use crate::mesh::{Call, Mesh, MeshError, Reply};
 use crate::mirror_log::MirrorRecords;
 use crate::productpage::Productpage;
 use crate::progress::Progress;
 use crate::topology::{Topology, containers};
+use crate::validation::validate_virtual_service;
 use crate::version::IstioVersion;
 use crate::workload::{ProcessWorkload, WorkloadCommand, WorkloadError};
 
@@ -40,6 +41,18 @@ pub enum LocalError {
         path: PathBuf,
         /// The errors, one per line.
         errors: String,
+    },
+    /// istiod's validating webhook would deny a VirtualService: a cluster never runs it, so
+    /// neither does local mode, `--allow-lint-errors` or not.
+    #[error("{}:{line}: {source}", file.display())]
+    Denied {
+        /// The file of the VirtualService.
+        file: PathBuf,
+        /// The line its document starts on.
+        line: usize,
+        /// Istio's denial.
+        #[source]
+        source: crate::validation::ValidationError,
     },
     /// The routing cannot be translated.
     #[error(transparent)]
@@ -150,11 +163,21 @@ impl LocalMesh {
                 type_errors.iter().map(ToString::to_string).collect(),
             ));
         }
+        for vs in &topology.virtual_services {
+            validate_virtual_service(&vs.object).map_err(|source| {
+                let doc = &set.documents[vs.document];
+                LocalError::Denied {
+                    file: doc.file.clone(),
+                    line: doc.line_of(&YamlPath::default()),
+                    source,
+                }
+            })?;
+        }
         let dirs = RunDirs::create(&opts.artifacts)?;
 
         progress.phase("start workloads");
         let sidecar = Sidecar::default();
-        let destinations = config::all_destinations(&topology);
+        let destinations = config::outbound_clusters(&topology);
         let mut workloads = BTreeMap::new();
         for command in &opts.workloads {
             let Some(deployment) = topology
@@ -248,8 +271,7 @@ impl LocalMesh {
             config::route_configuration(&topology, &refs, &known_clusters, &opts.istio, 1)?;
         write_atomically(&routes_file, &routes)?;
         write_json(&dirs.applied.join("routes-v1.json"), &routes)?;
-        let gateway_routes =
-            config::gateway_route_configuration(&topology, &refs, &known_clusters, &opts.istio)?;
+        let gateway_routes = config::gateway_route_configuration(&topology, &refs, &opts.istio)?;
         write_atomically(&gateway_routes_file, &gateway_routes)?;
         write_json(&dirs.applied.join("gateway-routes.json"), &gateway_routes)?;
         let envoy = Envoy::start(
@@ -486,6 +508,8 @@ impl Mesh for LocalMesh {
             name: name.clone(),
             message,
         };
+        // As on a cluster, a VirtualService the webhook denies is never applied.
+        validate_virtual_service(vs).map_err(|e| err(e.denial()))?;
         let routes = {
             let mut all = self
                 .virtual_services

@@ -103,17 +103,20 @@ fn run_trials<M: Mesh + Send + Sync + 'static>(
 
 /// Reads the manifests and refuses lint errors unless allowed: a misspelled field would
 /// otherwise pass locally (the local mode would never see it) while a cluster rejects it.
+/// Warnings go into the report: one may say why a check failed (a rule that can never match).
 fn read_manifests(
     path: &Path,
     allow_lint_errors: bool,
     report: &mut RunReport,
 ) -> Result<ManifestSet, RunError> {
     let set = ManifestSet::load(&[path.to_owned()]).map_err(LocalError::from)?;
-    let errors: Vec<String> = lint::lint(&set)
+    let (errors, warnings): (Vec<lint::Finding>, Vec<lint::Finding>) = lint::lint(&set)
         .into_iter()
-        .filter(|f| f.severity == lint::Severity::Error)
-        .map(|f| f.to_string())
-        .collect();
+        .partition(|f| f.severity == lint::Severity::Error);
+    report
+        .notes
+        .extend(warnings.iter().map(|w| format!("lint: {w}")));
+    let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
     if errors.is_empty() {
         return Ok(set);
     }

@@ -135,6 +135,17 @@ impl Topology {
             .find(|s| s.metadata.name.as_deref() == Some(name))
     }
 
+    /// The ports a host's Service exposes (none when the set has no such Service).
+    pub fn service_ports(&self, host: &str) -> Vec<u32> {
+        self.service_name_of(host)
+            .and_then(|name| self.service(name))
+            .and_then(|s| s.spec.as_ref()?.ports.as_ref())
+            .into_iter()
+            .flatten()
+            .filter_map(|p| u32::try_from(p.port).ok())
+            .collect()
+    }
+
     /// Subsets defined for a host by any DestinationRule of the set.
     pub fn subsets_of(&self, host: &str) -> Vec<&crate::istio::Subset> {
         let fqdn = self.fqdn(host);

@@ -217,18 +217,24 @@ fn matching_capitalised_tester_fails_routing() {
     );
 }
 
-#[test]
-fn mirroring_to_a_host_without_workload_stops_the_run_and_fails_the_mirror_check_when_allowed() {
-    let manifests = mutated("host: mirror", "host: ghost");
+/// A mutation lint refuses: the run stops before anything starts, naming the finding with
+/// its file and line, and still writes its report. Returns options that allow lint errors,
+/// so the caller can show the run then fails as on a cluster (issue 16: local mode must not
+/// pass what a cluster fails).
+fn refused_by_lint_then_run_allowed(
+    from: &str,
+    to: &str,
+    finding: &str,
+) -> (LocalOptions, tempfile::TempDir, tempfile::TempDir) {
+    let manifests = mutated(from, to);
     let dir = tempfile::tempdir().expect("tempdir");
     let mut opts = options(manifests.path(), "1.31.1", Duration::from_secs(2), &dir);
-    // Before anything starts: the finding, with its file and line.
     let err = run_with(&opts, &[])
         .err()
         .expect("a lint error stops the run")
         .to_string();
     assert!(
-        err.contains("virtual-service.yaml:") && err.contains("host `ghost` names no Service"),
+        err.contains("virtual-service.yaml:") && err.contains(finding),
         "{err}"
     );
     let report = std::fs::read_to_string(opts.artifacts.join("summary.txt")).expect("a report");
@@ -236,14 +242,23 @@ fn mirroring_to_a_host_without_workload_stops_the_run_and_fails_the_mirror_check
         report.contains("stopped before its checks finished"),
         "{report}"
     );
-    // Allowed, the run goes on and the mirror check fails.
     opts.allow_lint_errors = true;
+    (opts, manifests, dir)
+}
+
+/// Runs the mirror check with `opts` and asserts that it, and the run, fail because nothing
+/// reached the mirror.
+fn assert_nothing_mirrored(opts: &LocalOptions) {
     let outcome = run_with(
-        &opts,
+        opts,
         &["--exact", "mirror::tester_requests_mirrored_with_end_user"],
     )
     .expect("runs");
-    assert!(outcome.conclusion.has_failed());
+    assert!(
+        outcome.conclusion.has_failed(),
+        "{}",
+        outcome.report.summary()
+    );
     assert!(
         outcome.report.checks[0]
             .message
@@ -251,6 +266,16 @@ fn mirroring_to_a_host_without_workload_stops_the_run_and_fails_the_mirror_check
         "{}",
         outcome.report.summary()
     );
+}
+
+#[test]
+fn mirroring_to_a_host_without_workload_stops_the_run_and_fails_the_mirror_check_when_allowed() {
+    let (opts, _manifests, _dir) = refused_by_lint_then_run_allowed(
+        "host: mirror",
+        "host: ghost",
+        "host `ghost` names no Service",
+    );
+    assert_nothing_mirrored(&opts);
 }
 
 #[test]
@@ -412,5 +437,117 @@ fn a_gateway_that_does_not_route_productpage_fails_naming_the_gateway_routes() {
             && message.contains("\"path\":\"/products\""),
         "{}",
         outcome.report.summary()
+    );
+}
+
+/// The tester route's destination, as the project's VirtualService spells it.
+const TESTER_DESTINATION: &str = "            host: reviews\n            subset: v2\n";
+
+#[test]
+fn a_route_to_a_port_the_service_does_not_expose_is_refused_by_lint_and_gets_503_as_on_a_cluster() {
+    // istiod builds clusters only for the Service's ports: outbound|8080|v2|reviews... does not
+    // exist, so Envoy answers 503 (NC, cluster_not_found) and productpage shows no reviews.
+    let (opts, _manifests, _dir) = refused_by_lint_then_run_allowed(
+        TESTER_DESTINATION,
+        "            host: reviews\n            subset: v2\n            port:\n              number: 8080\n",
+        "host:port not found: \"reviews:8080\" (Service reviews exposes 9080)",
+    );
+    let outcome = run_with(&opts, &["--exact", "routing::tester_served_by_v2"]).expect("runs");
+    assert!(
+        outcome.conclusion.has_failed(),
+        "{}",
+        outcome.report.summary()
+    );
+    let message = &outcome.report.checks[0].message;
+    assert!(
+        message.contains("expected reviews-v2"),
+        "{}",
+        outcome.report.summary()
+    );
+    let access = std::fs::read_to_string(opts.artifacts.join("envoy-access.log"))
+        .expect("Envoy's access log");
+    assert!(
+        access
+            .lines()
+            .any(|l| l.contains("GET reviews:9080/reviews/0") && l.contains(" 503 NC ")),
+        "no 503 NC (cluster_not_found) for reviews in Envoy's access log:\n{access}"
+    );
+}
+
+#[test]
+fn a_mirror_to_a_port_the_service_does_not_expose_is_refused_by_lint_and_mirrors_nothing() {
+    let (opts, _manifests, _dir) = refused_by_lint_then_run_allowed(
+        "      mirror:\n        host: mirror\n",
+        "      mirror:\n        host: mirror\n        port:\n          number: 8080\n",
+        "host:port not found: \"mirror:8080\" (Service mirror exposes 9080)",
+    );
+    assert_nothing_mirrored(&opts);
+}
+
+#[test]
+fn a_mirror_percentage_istio_rejects_stops_the_run_even_when_lint_errors_are_allowed() {
+    let (opts, _manifests, _dir) =
+        refused_by_lint_then_run_allowed("value: 100.0", "value: 150", "150 is outside 0..100");
+    // Istio's webhook (pkg/config/validation/virtualservice.go, validateHTTPRoute) refuses
+    // the object: a cluster never gets to run the checks.
+    let err = run_with(&opts, &[])
+        .err()
+        .expect("the run stops at apply, as on a cluster")
+        .to_string();
+    assert!(
+        err.contains("virtual-service.yaml:")
+            && err.contains(
+                "VirtualService reviews: admission webhook \"validation.istio.io\" denied the request: configuration is invalid: mirror_percentage must have a max value of 100 (it has 150.000000)"
+            ),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_catch_all_route_before_the_tester_route_is_an_unreachable_rule_warning_and_fails_routing() {
+    let catch_all = "    - name: default-to-v1\n      route:\n        - destination:\n            host: reviews\n            subset: v1\n";
+    let vs = std::fs::read_to_string(project_manifests().join("routing/virtual-service.yaml"))
+        .expect("virtual service");
+    let tester_route = vs
+        .split_once("  http:\n")
+        .and_then(|(_, routes)| routes.strip_suffix(catch_all))
+        .expect("the tester route, then the catch-all");
+    let manifests = mutated(
+        &format!("{tester_route}{catch_all}"),
+        &format!("{catch_all}{tester_route}"),
+    );
+    let warnings: Vec<String> = e2e::lint::lint_paths(&[manifests.path().to_owned()])
+        .expect("lints")
+        .iter()
+        .map(ToString::to_string)
+        .filter(|f| f.contains("[unreachable-rule]"))
+        .collect();
+    assert!(
+        warnings.len() == 1
+            && warnings[0].contains(
+                "warning[unreachable-rule]: VirtualService reviews: spec.http[1]: IST0130: VirtualService rule \"tester-to-v2-mirrored\" not used (route without matches defined before)."
+            ),
+        "{warnings:#?}"
+    );
+    // A warning does not stop the run; the report carries it, and routing fails.
+    let (outcome, _dir) = run(
+        manifests.path(),
+        "1.31.1",
+        &["--exact", "routing::tester_served_by_v2"],
+        Duration::from_secs(2),
+    );
+    assert!(
+        outcome.conclusion.has_failed(),
+        "{}",
+        outcome.report.summary()
+    );
+    assert!(
+        outcome
+            .report
+            .notes
+            .iter()
+            .any(|n| n.contains("[unreachable-rule]") && n.contains("tester-to-v2-mirrored")),
+        "{:?}",
+        outcome.report.notes
     );
 }

@@ -142,8 +142,8 @@ impl NodeAgent {
         };
         let routes =
             config::route_configuration(&empty, &[], &[], &opts.istio, 0).map_err(translate)?;
-        let gateway = config::gateway_route_configuration(&empty, &[], &[], &opts.istio)
-            .map_err(translate)?;
+        let gateway =
+            config::gateway_route_configuration(&empty, &[], &opts.istio).map_err(translate)?;
         state.write("clusters.json", config::cds_file(&[], 0))?;
         state.write("routes.json", routes)?;
         state.write("gateway-routes.json", gateway)?;
@@ -488,7 +488,7 @@ impl State {
     /// ready endpoints of its Service (of its subset's pods), as EDS from istiod does.
     fn configure_proxies(&mut self, snapshot: &Snapshot) -> Result<(), String> {
         let topology = &snapshot.topology;
-        let clusters: Vec<Cluster> = config::all_destinations(topology)
+        let clusters: Vec<Cluster> = config::outbound_clusters(topology)
             .iter()
             .map(|dest| Cluster {
                 name: config::cluster_name(topology, dest),
@@ -504,7 +504,7 @@ impl State {
         let version = self.version + 1;
         let routes = config::route_configuration(topology, &vss, &known, &self.opts.istio, version)
             .map_err(|e| e.to_string())?;
-        let gateway = config::gateway_route_configuration(topology, &vss, &known, &self.opts.istio)
+        let gateway = config::gateway_route_configuration(topology, &vss, &self.opts.istio)
             .map_err(|e| e.to_string())?;
         // Clusters first: a route never names a cluster Envoy does not have yet.
         let mut changed =

@@ -12,7 +12,9 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use crate::istio::{Destination, HttpMatchRequest, HttpRoute, StringMatch, VirtualService};
+use crate::istio::{
+    Destination, HttpMatchRequest, HttpRoute, PortSelector, StringMatch, VirtualService,
+};
 use crate::topology::Topology;
 use crate::version::IstioVersion;
 
@@ -55,16 +57,6 @@ pub enum TranslateError {
         vs: String,
         /// Route index.
         index: usize,
-    },
-    /// A destination whose cluster the running Envoy does not have.
-    #[error(
-        "VirtualService {vs}: destination {cluster} was not in the manifests local mode started with"
-    )]
-    UnknownCluster {
-        /// VirtualService name.
-        vs: String,
-        /// The cluster name.
-        cluster: String,
     },
 }
 
@@ -120,22 +112,32 @@ pub fn applies_to_mesh(vs: &VirtualService) -> bool {
     vs.spec.gateways.is_empty() || vs.spec.gateways.iter().any(|g| g == "mesh")
 }
 
-/// Every destination (routes and mirrors) of the mesh VirtualServices.
-pub fn destinations(vss: &[&VirtualService]) -> Vec<Destination> {
+/// The outbound clusters istiod builds, as destinations with their port: for every port of
+/// every Service one without a subset and one per DestinationRule subset
+/// (`pilot/pkg/networking/core/cluster.go`, `buildOutboundClusters`: `for _, port := range
+/// service.Ports`, named by `model.BuildSubsetKey` as `outbound|PORT|SUBSET|HOST`). Nothing
+/// else: a route or mirror to another port, subset or host names a cluster that does not
+/// exist, and Envoy answers it as a cluster's proxy does (503 `NC`, `cluster_not_found`;
+/// a mirror to it sends nothing).
+pub fn outbound_clusters(topo: &Topology) -> Vec<Destination> {
     let mut out = Vec::new();
-    for vs in vss.iter().filter(|vs| applies_to_mesh(vs)) {
-        for route in &vs.spec.http {
-            out.extend(route.route.iter().map(|d| d.destination.clone()));
-            out.extend(route.mirror.clone());
-            out.extend(
-                route
-                    .mirrors
-                    .iter()
-                    .flatten()
-                    .map(|m| m.destination.clone()),
-            );
+    for service in &topo.services {
+        let host = service.object.metadata.name.clone().unwrap_or_default();
+        let subsets = topo.subsets_of(&host);
+        for port in topo.service_ports(&host) {
+            let subsets = std::iter::once(None).chain(subsets.iter().map(|s| Some(s.name.clone())));
+            for subset in subsets {
+                out.push(Destination {
+                    host: host.clone(),
+                    subset,
+                    port: Some(PortSelector { number: port }),
+                });
+            }
         }
     }
+    // Two DestinationRules may name one subset; the cluster is one.
+    let mut seen = BTreeSet::new();
+    out.retain(|d| seen.insert(cluster_name(topo, d)));
     out
 }
 
@@ -165,7 +167,7 @@ pub fn route_configuration(
     let mut covered = Vec::new();
     for vs in vss.iter().filter(|vs| applies_to_mesh(vs)) {
         let name = vs.metadata.name.clone().unwrap_or_default();
-        let routes = translate_routes(topo, vs, &name, known_clusters, version)?;
+        let routes = translate_routes(topo, vs, &name, version)?;
         for host in &vs.spec.hosts {
             covered.push(topo.fqdn(host));
             virtual_hosts.push(json!({
@@ -213,7 +215,6 @@ fn rds_response(name: &str, virtual_hosts: Vec<Value>, config_version: u64) -> V
 pub fn gateway_route_configuration(
     topo: &Topology,
     vss: &[&VirtualService],
-    known_clusters: &[String],
     version: &IstioVersion,
 ) -> Result<Value, TranslateError> {
     let gateways: Vec<(String, Vec<String>)> = topo
@@ -260,7 +261,7 @@ pub fn gateway_route_configuration(
             continue;
         }
         let name = vs.metadata.name.clone().unwrap_or_default();
-        let routes = translate_routes(topo, vs, &name, known_clusters, version)?;
+        let routes = translate_routes(topo, vs, &name, version)?;
         for host in &vs.spec.hosts {
             let admitted = bound
                 .iter()
@@ -308,21 +309,14 @@ fn translate_routes(
     topo: &Topology,
     vs: &VirtualService,
     vs_name: &str,
-    known_clusters: &[String],
     version: &IstioVersion,
 ) -> Result<Vec<Value>, TranslateError> {
-    let cluster = |dest: &Destination| -> Result<String, TranslateError> {
-        let name = cluster_name(topo, dest);
-        if known_clusters.contains(&name) {
-            Ok(name)
-        } else {
-            Err(TranslateError::UnknownCluster {
-                vs: vs_name.to_owned(),
-                cluster: name,
-            })
-        }
-    };
+    // A destination istiod built no cluster for is routed all the same: istiod does not drop
+    // the route (pilot/pkg/networking/core/route/route.go, GetDestinationCluster names the
+    // cluster from the destination alone), and Envoy answers 503 for it.
+    let cluster = |dest: &Destination| cluster_name(topo, dest);
     let mut out = Vec::new();
+    let mut catch_all = false;
     for (i, route) in vs.spec.http.iter().enumerate() {
         let unsupported = |path: String| TranslateError::Unsupported {
             vs: vs_name.to_owned(),
@@ -335,12 +329,11 @@ fn translate_routes(
         {
             return Err(unsupported(format!("spec.http[{i}].{field}")));
         }
-        let action = route_action(route, &cluster, version).map_err(|e| match e {
-            ActionError::NoDestination => TranslateError::NoDestination {
+        let action = route_action(route, &cluster, version).ok_or_else(|| {
+            TranslateError::NoDestination {
                 vs: vs_name.to_owned(),
                 index: i,
-            },
-            ActionError::Translate(e) => e,
+            }
         })?;
         let matches: Vec<Option<&HttpMatchRequest>> = if route.matches.is_empty() {
             vec![None]
@@ -353,6 +346,14 @@ fn translate_routes(
                 Some(m) => route_match(m)
                     .map_err(|field| unsupported(format!("spec.http[{i}].match[{j}].{field}")))?,
             };
+            // istiod stops at the first catch-all route (route.go,
+            // BuildHTTPRoutesForVirtualService: "Routes are matched in order, so we will never
+            // go beyond this match"); the rules after it are still checked above, so nothing
+            // unmodelled passes unnoticed.
+            if catch_all {
+                continue;
+            }
+            catch_all = is_catch_all(&route_match);
             out.push(json!({
                 "name": route.name.clone().unwrap_or_default(),
                 "match": route_match,
@@ -363,35 +364,34 @@ fn translate_routes(
     Ok(out)
 }
 
-enum ActionError {
-    NoDestination,
-    Translate(TranslateError),
+/// istiod's `IsCatchAllRoute` (route.go): a `/` prefix or a `.*` regex path, and no header
+/// match.
+fn is_catch_all(route_match: &Value) -> bool {
+    let path = route_match.get("prefix").and_then(Value::as_str) == Some("/")
+        || route_match
+            .pointer("/safe_regex/regex")
+            .and_then(Value::as_str)
+            == Some(".*");
+    path && route_match.get("headers").is_none()
 }
 
+/// The Envoy route action of a route; `None` when it has no destination.
 fn route_action(
     route: &HttpRoute,
-    cluster: &dyn Fn(&Destination) -> Result<String, TranslateError>,
+    cluster: &dyn Fn(&Destination) -> String,
     version: &IstioVersion,
-) -> Result<Value, ActionError> {
+) -> Option<Value> {
     let mut action = serde_json::Map::new();
     match route.route.as_slice() {
-        [] => return Err(ActionError::NoDestination),
+        [] => return None,
         [only] => {
-            action.insert(
-                "cluster".into(),
-                cluster(&only.destination)
-                    .map_err(ActionError::Translate)?
-                    .into(),
-            );
+            action.insert("cluster".into(), cluster(&only.destination).into());
         }
         many => {
-            let mut clusters = Vec::new();
-            for d in many {
-                clusters.push(json!({
-                    "name": cluster(&d.destination).map_err(ActionError::Translate)?,
-                    "weight": d.weight.unwrap_or(0),
-                }));
-            }
+            let clusters: Vec<Value> = many
+                .iter()
+                .map(|d| json!({"name": cluster(&d.destination), "weight": d.weight.unwrap_or(0)}))
+                .collect();
             action.insert("weighted_clusters".into(), json!({"clusters": clusters}));
         }
     }
@@ -400,7 +400,7 @@ fn route_action(
     let mut policies = Vec::new();
     if let Some(mirror) = &route.mirror {
         policies.push(mirror_policy(
-            cluster(mirror).map_err(ActionError::Translate)?,
+            cluster(mirror),
             mirror_fraction(route),
             version,
         ));
@@ -412,16 +412,12 @@ fn route_action(
             .map_or(Fraction::HUNDRED_PERCENT, |p| {
                 Fraction::from_percentage(p.value)
             });
-        policies.push(mirror_policy(
-            cluster(&m.destination).map_err(ActionError::Translate)?,
-            fraction,
-            version,
-        ));
+        policies.push(mirror_policy(cluster(&m.destination), fraction, version));
     }
     if !policies.is_empty() {
         action.insert("request_mirror_policies".into(), policies.into());
     }
-    Ok(Value::Object(action))
+    Some(Value::Object(action))
 }
 
 /// A runtime fraction: `numerator / denominator`.
@@ -536,31 +532,6 @@ fn string_match_parts(sm: &StringMatch) -> Option<(&'static str, &str)> {
         (None, None, Some(v)) => Some(("regex", v)),
         _ => None,
     }
-}
-
-/// Every destination Envoy needs a cluster for: each Service, each subset a
-/// DestinationRule defines, and each host the VirtualServices route or mirror to.
-pub fn all_destinations(topo: &Topology) -> Vec<Destination> {
-    let mut out: Vec<Destination> = Vec::new();
-    for svc in &topo.services {
-        let host = svc.object.metadata.name.clone().unwrap_or_default();
-        out.push(Destination {
-            host: host.clone(),
-            ..Default::default()
-        });
-        for subset in topo.subsets_of(&host) {
-            out.push(Destination {
-                host: host.clone(),
-                subset: Some(subset.name.clone()),
-                port: None,
-            });
-        }
-    }
-    let vss: Vec<&VirtualService> = topo.virtual_services.iter().map(|t| &t.object).collect();
-    out.extend(destinations(&vss));
-    let mut seen = BTreeSet::new();
-    out.retain(|d| seen.insert(cluster_name(topo, d)));
-    out
 }
 
 /// Where the generated bootstrap points Envoy.
@@ -904,12 +875,93 @@ spec:
     }
 
     #[test]
-    fn destination_outside_the_started_clusters_is_an_error() {
-        let err = routes("metadata: {name: r}\nspec: {hosts: [reviews], http: [{route: [{destination: {host: reviews, subset: v3}}]}]}", "1.31.1")
-            .expect_err("v3 cluster absent");
+    fn a_destination_istiod_built_no_cluster_for_keeps_its_route_and_mirror() {
+        // Port 8080 is not a port of reviews or mirror: istiod has no such cluster, and
+        // still routes (and mirrors) to its name; Envoy answers 503 NC and mirrors nothing.
+        let routes = routes(
+            "metadata: {name: r}\nspec: {hosts: [reviews], http: [{route: [{destination: {host: reviews, subset: v1, port: {number: 8080}}}], mirror: {host: mirror, port: {number: 8080}}}]}",
+            "1.31.1",
+        )
+        .expect("translates");
+        assert_eq!(
+            routes[0]["route"]["cluster"],
+            "outbound|8080|v1|reviews.test.svc.cluster.local"
+        );
+        assert_eq!(
+            routes[0]["route"]["request_mirror_policies"][0]["cluster"],
+            "outbound|8080||mirror.test.svc.cluster.local"
+        );
+        let (topo, _) = vs("metadata: {name: r}");
+        let clusters: Vec<String> = outbound_clusters(&topo)
+            .iter()
+            .map(|d| cluster_name(&topo, d))
+            .collect();
         assert!(
-            matches!(err, TranslateError::UnknownCluster { .. }),
-            "{err}"
+            !clusters.iter().any(|c| c.starts_with("outbound|8080|")),
+            "{clusters:?}"
+        );
+    }
+
+    #[test]
+    fn clusters_are_every_service_port_times_no_subset_and_each_subset() {
+        let yaml = "
+kind: Service
+metadata: {name: reviews}
+spec: {ports: [{port: 9080}, {port: 9443}]}
+---
+kind: DestinationRule
+metadata: {name: reviews}
+spec: {host: reviews, subsets: [{name: v1, labels: {version: v1}}]}
+";
+        let (topo, errors) = Topology::from_manifests(&ManifestSet::from_str("t.yaml", yaml));
+        assert!(errors.is_empty(), "{errors:?}");
+        let clusters: Vec<String> = outbound_clusters(&topo)
+            .iter()
+            .map(|d| cluster_name(&topo, d))
+            .collect();
+        assert_eq!(
+            clusters,
+            [
+                "outbound|9080||reviews.test.svc.cluster.local",
+                "outbound|9080|v1|reviews.test.svc.cluster.local",
+                "outbound|9443||reviews.test.svc.cluster.local",
+                "outbound|9443|v1|reviews.test.svc.cluster.local",
+            ]
+        );
+    }
+
+    #[test]
+    fn routes_after_a_catch_all_are_dropped_as_istiod_does_but_still_checked() {
+        let catch_all_first = "
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  http:
+    - name: all
+      route: [{destination: {host: reviews, subset: v1}}]
+    - name: tester
+      match: [{headers: {end-user: {exact: tester}}}]
+      route: [{destination: {host: reviews, subset: v2}}]
+";
+        let kept = routes(catch_all_first, "1.31.1").expect("translates");
+        let names: Vec<&str> = kept
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r["name"].as_str())
+            .collect();
+        assert_eq!(names, ["all"]);
+        // A header match is not a catch-all: both routes stay.
+        let both = routes(TESTER_MIRRORED, "1.31.1").expect("translates");
+        assert_eq!(both.as_array().map(Vec::len), Some(2));
+        let err = routes(
+            &format!("{catch_all_first}      fault: {{abort: {{}}}}\n"),
+            "1.31.1",
+        )
+        .expect_err("an unmodelled field after the catch-all is still refused");
+        assert_eq!(
+            err.to_string(),
+            "VirtualService reviews: spec.http[1].fault: not supported in local mode"
         );
     }
 

@@ -25,8 +25,62 @@ pub(super) fn check(topo: &Topology, report: &mut Report<'_>) {
                 check_destination(topo, vs.document, &path, &m.destination, report);
             }
         }
+        check_unreachable_rules(vs.document, &vs.object.spec.http, report);
     }
     check_subsets_select_workloads(topo, report);
+}
+
+/// Istio's IST0130 (VirtualServiceUnreachableRule): `analyzeUnreachableHTTPRules` in
+/// istio/istio `pkg/config/validation/validation.go`, which `ValidateVirtualService` reports
+/// as a warning and `istioctl analyze` shows with the template of
+/// `pkg/config/analysis/msg/messages.yaml`, "VirtualService rule %v not used (%s)." (a
+/// rule is `"name"` or `#index`). Routes are tried in order, so a rule after one without
+/// matches, or whose every match an earlier rule has, never serves a request.
+fn check_unreachable_rules(doc: usize, http: &[HttpRoute], report: &mut Report<'_>) {
+    let rule = |i: usize, route: &HttpRoute| match &route.name {
+        Some(name) if !name.is_empty() => format!("{name:?}"),
+        _ => format!("#{i}"),
+    };
+    let mut warn = |i: usize, route: &HttpRoute, reason: &str| {
+        report.at(
+            doc,
+            &YamlPath::parse("spec.http").index(i),
+            Severity::Warning,
+            "unreachable-rule",
+            format!(
+                "IST0130: VirtualService rule {} not used ({reason}).",
+                rule(i, route)
+            ),
+        );
+    };
+    let mut seen: Vec<Value> = Vec::new();
+    let mut without_matches = false;
+    for (i, route) in http.iter().enumerate() {
+        if route.matches.is_empty() {
+            if without_matches {
+                warn(i, route, "only the last rule can have no matches");
+            }
+            without_matches = true;
+            continue;
+        }
+        let mut duplicates = 0;
+        for m in &route.matches {
+            if without_matches {
+                warn(i, route, "route without matches defined before");
+                continue;
+            }
+            // Istio compares matches as JSON (`asJSON`): same conditions, same name.
+            let json = serde_json::to_value(m).unwrap_or_default();
+            if seen.contains(&json) {
+                duplicates += 1;
+            } else {
+                seen.push(json);
+            }
+        }
+        if duplicates == route.matches.len() {
+            warn(i, route, "all matches used by prior rules");
+        }
+    }
 }
 
 fn check_mirror_fields(doc: usize, at: &YamlPath, route: &HttpRoute, report: &mut Report<'_>) {
@@ -100,7 +154,7 @@ fn check_destination(
 ) {
     let host = &dest.host;
     match topo.resolve_host(host) {
-        HostTarget::Service(_) => {}
+        HostTarget::Service(_) => check_port(topo, doc, path, dest, report),
         HostTarget::Missing if topo.services.is_empty() => report.at(
             doc,
             &path.key("host"),
@@ -139,6 +193,43 @@ fn check_destination(
             );
         }
     }
+}
+
+/// A destination port the Service does not expose: istiod builds clusters only for the
+/// Service's ports, so on a cluster requests get 503 and nothing is mirrored. Istio's
+/// analyzer says IST0101 (`checkServiceEntryPorts` in
+/// `pkg/config/analysis/analyzers/virtualservice/destinationhosts.go`: "Referenced %s not
+/// found: %q" with `host:port`); the finding adds the ports there are.
+fn check_port(
+    topo: &Topology,
+    doc: usize,
+    path: &YamlPath,
+    dest: &Destination,
+    report: &mut Report<'_>,
+) {
+    let Some(port) = &dest.port else { return };
+    let ports = topo.service_ports(&dest.host);
+    if ports.contains(&port.number) {
+        return;
+    }
+    let service = topo.service_name_of(&dest.host).unwrap_or(&dest.host);
+    let exposed: Vec<String> = ports.iter().map(u32::to_string).collect();
+    report.at(
+        doc,
+        &path.key("port").key("number"),
+        Severity::Error,
+        "unknown-port",
+        format!(
+            "Referenced host:port not found: \"{}:{}\" (Service {service} exposes {})",
+            dest.host,
+            port.number,
+            if exposed.is_empty() {
+                "no port".to_owned()
+            } else {
+                exposed.join(", ")
+            }
+        ),
+    );
 }
 
 fn check_subsets_select_workloads(topo: &Topology, report: &mut Report<'_>) {
@@ -331,6 +422,57 @@ spec:
             found.len() == 1 && found[0].contains("warning[unknown-host]"),
             "{found:?}"
         );
+    }
+
+    #[test]
+    fn a_port_the_service_does_not_expose_is_an_error_naming_its_ports() {
+        let yaml = with_route(
+            "{route: [{destination: {host: reviews, subset: v2, port: {number: 8080}}}], mirror: {host: mirror, port: {number: 9081}}, mirrors: [{destination: {host: mirror, port: {number: 9080}}}]}",
+        );
+        let found = findings(&yaml, "unknown-port");
+        assert_eq!(
+            found,
+            [
+                "t.yaml:37: error[unknown-port]: VirtualService reviews: spec.http[0].mirror.port.number: Referenced host:port not found: \"mirror:9081\" (Service mirror exposes 9080)",
+                "t.yaml:37: error[unknown-port]: VirtualService reviews: spec.http[0].route[0].destination.port.number: Referenced host:port not found: \"reviews:8080\" (Service reviews exposes 9080)",
+            ],
+        );
+        let exposed = with_route("{route: [{destination: {host: reviews, port: {number: 9080}}}]}");
+        assert!(findings(&exposed, "unknown-port").is_empty());
+    }
+
+    #[test]
+    fn a_rule_after_a_catch_all_or_with_only_earlier_matches_is_istios_ist0130() {
+        let tester = "{name: tester, match: [{headers: {end-user: {exact: tester}}}], route: [{destination: {host: reviews, subset: v2}}]}";
+        let all = "{route: [{destination: {host: reviews}}]}";
+        let yaml = format!(
+            "{MESH}kind: VirtualService\nmetadata: {{name: reviews}}\nspec:\n  hosts: [reviews]\n  http:\n    - {all}\n    - {tester}\n    - {all}\n"
+        );
+        let found = findings(&yaml, "unreachable-rule");
+        assert_eq!(
+            found,
+            [
+                "t.yaml:38: warning[unreachable-rule]: VirtualService reviews: spec.http[1]: IST0130: VirtualService rule \"tester\" not used (route without matches defined before).",
+                "t.yaml:39: warning[unreachable-rule]: VirtualService reviews: spec.http[2]: IST0130: VirtualService rule #2 not used (only the last rule can have no matches).",
+            ]
+        );
+        let duplicate = format!(
+            "{MESH}kind: VirtualService\nmetadata: {{name: reviews}}\nspec:\n  hosts: [reviews]\n  http:\n    - {tester}\n    - {}\n    - {all}\n",
+            tester.replace("name: tester", "name: again")
+        );
+        let found = findings(&duplicate, "unreachable-rule");
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].ends_with(
+                "spec.http[1]: IST0130: VirtualService rule \"again\" not used (all matches used by prior rules)."
+            ),
+            "{found:?}"
+        );
+        // The catch-all last, as the project's routing has it: nothing to say.
+        let ordered = format!(
+            "{MESH}kind: VirtualService\nmetadata: {{name: reviews}}\nspec:\n  hosts: [reviews]\n  http:\n    - {tester}\n    - {all}\n"
+        );
+        assert!(findings(&ordered, "unreachable-rule").is_empty());
     }
 
     #[test]
