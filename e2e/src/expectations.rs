@@ -67,6 +67,8 @@ pub struct IdentityExpectation {
     pub mirrored: f64,
     /// Headers every mirrored request must carry, in the file's order.
     pub mirror_sees: Vec<(String, String)>,
+    /// The line of its entry in the file.
+    pub line: usize,
 }
 
 impl IdentityExpectation {
@@ -191,15 +193,22 @@ impl Expectations {
     }
 
     /// Where the routing under test disagrees with the expectations, in words a reviewer
-    /// reads: lint warnings (the point is to catch a routing change that breaks intent).
-    pub fn compare_with_routing(&self, virtual_services: &[&VirtualService]) -> Vec<String> {
+    /// reads, with the line of the identity concerned: lint warnings (the point is to catch
+    /// a routing change that breaks intent).
+    pub fn compare_with_routing(
+        &self,
+        virtual_services: &[&VirtualService],
+    ) -> Vec<(usize, String)> {
         let Some(vs) = virtual_services
             .iter()
             .find(|vs| vs.spec.hosts.iter().any(|h| host_names(h, &self.service)))
         else {
-            return vec![format!(
-                "expectations test `{}`, but no VirtualService routes it",
-                self.service
+            return vec![(
+                1,
+                format!(
+                    "expectations test `{}`, but no VirtualService routes it",
+                    self.service
+                ),
             )];
         };
         let vs_name = vs.metadata.name.clone().unwrap_or_default();
@@ -216,28 +225,28 @@ impl Expectations {
                 .enumerate()
                 .find(|(_, r)| matches_identity(r, identity.user()))
             else {
-                out.push(format!(
+                out.push((identity.line, format!(
                     "expectations say {} -> {}, but no route of VirtualService {vs_name} matches {who}",
                     identity.name,
                     served_by_words(&identity.served_by)
-                ));
+                )));
                 continue;
             };
             let routed = route_split(route, &self.service);
             if !same_split(&routed, &identity.served_by) {
-                out.push(format!(
+                out.push((identity.line, format!(
                     "expectations say {} -> {}, but VirtualService {vs_name} (http[{index}]) sends {who} to {}",
                     identity.name,
                     served_by_words(&identity.served_by),
                     served_by_words(&routed)
-                ));
+                )));
             }
             let mirrored = mirrored_percent(route, &self.mirror);
             if (mirrored - identity.mirrored).abs() > 1e-9 {
-                out.push(format!(
+                out.push((identity.line, format!(
                     "expectations say {}% of {}'s requests mirrored, but VirtualService {vs_name} (http[{index}]) mirrors {mirrored}% to `{}`",
                     identity.mirrored, identity.name, self.mirror
-                ));
+                )));
             }
         }
         out
@@ -368,6 +377,7 @@ impl Reader<'_> {
                 served_by,
                 mirrored,
                 mirror_sees,
+                line: self.doc.line_of(&field),
             });
         }
         Ok(Expectations {
@@ -629,36 +639,41 @@ spec:
         let e = parse(SHIPPED).expect("parses");
         assert_eq!(
             e.compare_with_routing(&[&vs(TUTORIAL_ROUTES)]),
-            Vec::<String>::new()
+            Vec::<(usize, String)>::new()
         );
     }
 
     #[test]
     fn routing_that_breaks_the_intent_is_said_in_the_readers_words() {
         let e = parse(SHIPPED).expect("parses");
+        let said =
+            |routes: &str| -> Vec<(usize, String)> { e.compare_with_routing(&[&vs(routes)]) };
         let to_v3 = TUTORIAL_ROUTES.replacen("subset: v2", "subset: v3", 1);
         assert_eq!(
-            e.compare_with_routing(&[&vs(&to_v3)]),
-            [
-                "expectations say tester -> v2, but VirtualService reviews (http[0]) sends `end-user: tester` to v3"
-            ]
+            said(&to_v3),
+            [(
+                7,
+                "expectations say tester -> v2, but VirtualService reviews (http[0]) sends `end-user: tester` to v3".to_owned()
+            )]
         );
         let sampled = TUTORIAL_ROUTES.replace("value: 100.0", "value: 10.0");
         assert_eq!(
-            e.compare_with_routing(&[&vs(&sampled)]),
-            [
-                "expectations say 100% of tester's requests mirrored, but VirtualService reviews (http[0]) mirrors 10% to `mirror`"
-            ]
+            said(&sampled),
+            [(
+                7,
+                "expectations say 100% of tester's requests mirrored, but VirtualService reviews (http[0]) mirrors 10% to `mirror`".to_owned()
+            )]
         );
         let canary = TUTORIAL_ROUTES.replace(
             "    - route: [{destination: {host: reviews, subset: v1}}]",
             "    - route: [{destination: {host: reviews, subset: v1}, weight: 90}, {destination: {host: reviews, subset: v2}, weight: 10}]",
         );
         assert_eq!(
-            e.compare_with_routing(&[&vs(&canary)]),
-            [
-                "expectations say anonymous -> v1, but VirtualService reviews (http[1]) sends anonymous requests to v1 90%, v2 10%"
-            ]
+            said(&canary),
+            [(
+                4,
+                "expectations say anonymous -> v1, but VirtualService reviews (http[1]) sends anonymous requests to v1 90%, v2 10%".to_owned()
+            )]
         );
     }
 }

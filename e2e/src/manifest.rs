@@ -184,7 +184,8 @@ pub struct ManifestSet {
 }
 
 impl ManifestSet {
-    /// Reads every `.yaml`/`.yml` file under the given files and directories, sorted by path.
+    /// Reads every `.yaml`/`.yml` file under the given files and directories, sorted by path
+    /// (in a directory, not `expectations.yaml`: the expectations are no manifest).
     pub fn load(paths: &[PathBuf]) -> Result<ManifestSet, ManifestError> {
         let mut files = Vec::new();
         for path in paths {
@@ -243,7 +244,11 @@ fn yaml_files(path: &Path) -> Result<Vec<PathBuf>, ManifestError> {
         let p = entry.path();
         if p.is_dir() {
             out.extend(yaml_files(&p)?);
-        } else if matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
+        } else if matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+            && p.file_name().and_then(|n| n.to_str()) != Some(crate::expectations::FILE_NAME)
+        {
+            // The expectations beside the manifests say what the mesh must do; they are
+            // not an object of the cluster (`expectations`).
             out.push(p);
         }
     }
