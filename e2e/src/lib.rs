@@ -10,6 +10,7 @@ pub mod bookinfo;
 pub mod cluster;
 pub mod compare;
 pub mod envoy;
+pub mod exit;
 pub mod istio;
 pub mod lint;
 pub mod local;

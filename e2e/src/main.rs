@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 
 use e2e::cluster::{ClusterOptions, ClusterScoped, CreatedObjects, installed_istio};
 use e2e::envoy::process::{ENVOY_BIN_ENV, HOW_TO_GET_ENVOY};
+use e2e::exit::{EXIT_CODES, Exit};
 use e2e::lint::{Severity, lint_paths};
 use e2e::local::LocalOptions;
 use e2e::report::RunReport;
@@ -20,7 +21,7 @@ use e2e::wait::{PATIENCE_ENV, parse_patience};
 
 /// Proves Istio traffic mirroring works: offline analysis and the mirroring suite.
 #[derive(Parser)]
-#[command(name = "mirror-e2e", version)]
+#[command(name = "mirror-e2e", version, after_help = EXIT_CODES)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -35,8 +36,10 @@ enum Command {
         paths: Vec<PathBuf>,
     },
     /// Run the suite on a real Envoy configured from the manifests (no Docker).
+    #[command(after_help = EXIT_CODES)]
     Local(LocalArgs),
     /// Deploy the manifests to a cluster with Istio and run the suite there.
+    #[command(after_help = EXIT_CODES)]
     Cluster(Box<ClusterArgs>),
     /// Wait until the cluster has nodes and every one is Ready (`kind create --wait` only
     /// warns when its wait runs out).
@@ -282,7 +285,7 @@ fn install(
             .retain(|d| only_kinds.iter().any(|k| k.as_str() == d.kind()));
     }
     let Some(runtime) = runtime() else {
-        return ExitCode::from(2);
+        return Exit::Environment.into();
     };
     let started = std::time::Instant::now();
     let installed = runtime.block_on(async {
@@ -303,14 +306,14 @@ fn install(
         }
         Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::FAILURE
+            Exit::Environment.into()
         }
     }
 }
 
 fn no_istiod(kubeconfig: Option<&std::path::Path>, context: Option<String>) -> ExitCode {
     let Some(runtime) = runtime() else {
-        return ExitCode::from(2);
+        return Exit::Environment.into();
     };
     let checked = runtime.block_on(async {
         let client = client(kubeconfig, context).await?;
@@ -322,7 +325,7 @@ fn no_istiod(kubeconfig: Option<&std::path::Path>, context: Option<String>) -> E
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::FAILURE
+            Exit::Environment.into()
         }
     }
 }
@@ -361,7 +364,7 @@ fn nodes_ready(
     patience: Duration,
 ) -> ExitCode {
     let Some(runtime) = runtime() else {
-        return ExitCode::from(2);
+        return Exit::Environment.into();
     };
     let waited = runtime.block_on(async {
         let client = client(kubeconfig, context).await?;
@@ -376,7 +379,7 @@ fn nodes_ready(
         }
         Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::FAILURE
+            Exit::Environment.into()
         }
     }
 }
@@ -424,7 +427,7 @@ fn selects_nothing(harness: &libtest_mimic::Arguments) -> Option<ExitCode> {
         if harness.exact { " (--exact)" } else { "" },
         suite::CHECKS.join("\n  ")
     );
-    Some(ExitCode::from(2))
+    Some(Exit::Usage.into())
 }
 
 fn local(args: LocalArgs) -> ExitCode {
@@ -437,10 +440,10 @@ fn local(args: LocalArgs) -> ExitCode {
     }
     let Some(envoy) = args.envoy else {
         eprintln!("error: --envoy: no Envoy binary given: {HOW_TO_GET_ENVOY}");
-        return ExitCode::from(2);
+        return Exit::Environment.into();
     };
     let Some(runtime) = runtime() else {
-        return ExitCode::from(2);
+        return Exit::Environment.into();
     };
     let run_id = new_run_id();
     let artifacts = args.artifacts_root.join(&run_id);
@@ -485,7 +488,7 @@ fn cluster(args: ClusterArgs) -> ExitCode {
         return code;
     }
     let Some(runtime) = runtime() else {
-        return ExitCode::from(2);
+        return Exit::Environment.into();
     };
     let run_id = args.run_id.clone().unwrap_or_else(new_run_id);
     let artifacts = args.artifacts_root.join(&run_id);
@@ -500,14 +503,14 @@ fn cluster(args: ClusterArgs) -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: connect to the cluster ({context}): {e}");
-            return ExitCode::FAILURE;
+            return Exit::Environment.into();
         }
     };
     let istiod = match runtime.block_on(installed_istio(&client, args.revision.as_deref())) {
         Ok(v) => v,
         Err(e) => {
             eprintln!("error: {e}");
-            return ExitCode::FAILURE;
+            return Exit::Environment.into();
         }
     };
     let host = format!("{run_id}.mirror-e2e.test");
@@ -527,7 +530,7 @@ fn cluster(args: ClusterArgs) -> ExitCode {
             "error: --istio {expected}: the cluster runs Istio {}",
             istiod.version
         );
-        return ExitCode::FAILURE;
+        return Exit::Environment.into();
     }
     let run = ClusterRun {
         cluster: ClusterOptions {
@@ -712,14 +715,14 @@ fn finish(
                 println!("\nartifacts: {}", absolute(&outcome.artifacts).display());
             }
             print!("\n{}", outcome.report.summary());
-            outcome.conclusion.exit_code()
+            outcome.report.exit().into()
         }
         Err(e) => {
             eprintln!("error: {e}");
             if artifacts.exists() {
                 eprintln!("artifacts: {}", absolute(artifacts).display());
             }
-            ExitCode::FAILURE
+            e.exit().into()
         }
     }
 }
