@@ -341,7 +341,15 @@ fn compare(runs: &[PathBuf], out: Option<&std::path::Path>) -> ExitCode {
     };
     let walk = e2e::compare::walk(reports);
     let text = walk.render();
-    print!("{text}");
+    // The terminal gets the table; the file has each hop's check-by-check detail too.
+    match out {
+        Some(out) => print!(
+            "{}(each hop, check by check: {})\n",
+            walk.summary(),
+            out.display()
+        ),
+        None => print!("{text}"),
+    }
     if let Some(out) = out {
         let written = std::fs::write(out, &text)
             .and_then(|()| std::fs::write(out.with_extension("md"), walk.markdown()));
