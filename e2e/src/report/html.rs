@@ -339,7 +339,7 @@ fn journey(report: &RunReport) -> String {
         s.push_str(&boxed(80.0, y, "ingress gateway", Colour::AsExpected));
         s.push_str(&arrow(250.0, y + 17.0, 290.0, y + 17.0, false));
         s.push_str(&boxed(290.0, y, "productpage", Colour::AsExpected));
-        s.push_str(&arrow(460.0, y + 17.0, 560.0, y + 17.0, false));
+        s.push_str(&arrow(460.0, y + 17.0, 580.0, y + 17.0, false));
         let (served, colour) = match observed(report, routing, "served by") {
             Some((w, true)) => (w.to_owned(), Colour::AsExpected),
             Some((w, false)) => (w.to_owned(), Colour::Differs),
@@ -348,13 +348,13 @@ fn journey(report: &RunReport) -> String {
         if let Some((route, ok)) = observed(report, routing, "route") {
             let _ = write!(
                 s,
-                "<text x='465' y='{}' fill='{}'>route {}</text>",
+                "<text x='464' y='{}' font-size='11' fill='{}'>route {}</text>",
                 y + 10.0,
                 if ok { "#1f2328" } else { "#cf222e" },
                 esc(route)
             );
         }
-        s.push_str(&boxed(560.0, y, &served, colour));
+        s.push_str(&boxed(580.0, y, &served, colour));
         if colour == Colour::Differs {
             let _ = write!(
                 s,
@@ -363,10 +363,10 @@ fn journey(report: &RunReport) -> String {
                 esc(&crate::suite::expectation(routing).replace('`', ""))
             );
         }
-        s.push_str(&arrow(645.0, y + 34.0, 645.0, y + 62.0, true));
+        s.push_str(&arrow(665.0, y + 34.0, 665.0, y + 62.0, true));
         let _ = write!(
             s,
-            "<text x='655' y='{}' fill='{}'>{}</text>",
+            "<text x='675' y='{}' fill='{}'>{}</text>",
             y + 60.0,
             mirror_colour.text(),
             esc(&mirrored)

@@ -883,7 +883,7 @@ mod tests {
         let page = html::render(&blocked_report());
         let journey = &page[page.find("<svg id=journey").expect("a journey")..];
         assert!(
-            journey.contains("stroke='#cf222e'/><text x='645' y='41' text-anchor='middle' fill='#cf222e'>reviews-v1</text>"),
+            journey.contains("stroke='#cf222e'/><text x='665' y='41' text-anchor='middle' fill='#cf222e'>reviews-v1</text>"),
             "the tester's request reached reviews-v1, in red: {journey}"
         );
         assert!(journey.contains(">route default-to-v1</text>"), "{journey}");
