@@ -343,8 +343,8 @@ fn compare(runs: &[PathBuf], out: Option<&std::path::Path>) -> ExitCode {
     let text = walk.render();
     // The terminal gets the table; the file has each hop's check-by-check detail too.
     match out {
-        Some(out) => print!(
-            "{}(each hop, check by check: {})\n",
+        Some(out) => println!(
+            "{}(each hop, check by check: {})",
             walk.summary(),
             out.display()
         ),

@@ -76,6 +76,20 @@ fn exit_code(e: &anyhow::Error, own_failure: u8) -> u8 {
     }
 }
 
+fn run(flags: flags::Xtask) -> anyhow::Result<()> {
+    let sh = Shell::new()?;
+    sh.change_dir(paths::project_root());
+    match flags.command {
+        flags::Command::Test(cmd) => cmd.run(&sh),
+        flags::Command::Lint(cmd) => cmd.run(&sh),
+        flags::Command::E2e(cmd) => cmd.run(&sh),
+        flags::Command::Tools(cmd) => cmd.run(&sh),
+        flags::Command::Bench(cmd) => cmd.run(&sh),
+        flags::Command::TestControlPlane(cmd) => cmd.run(&sh),
+        flags::Command::Versions(cmd) => cmd.run(&sh),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,19 +125,5 @@ mod tests {
                 "{code}"
             );
         }
-    }
-}
-
-fn run(flags: flags::Xtask) -> anyhow::Result<()> {
-    let sh = Shell::new()?;
-    sh.change_dir(paths::project_root());
-    match flags.command {
-        flags::Command::Test(cmd) => cmd.run(&sh),
-        flags::Command::Lint(cmd) => cmd.run(&sh),
-        flags::Command::E2e(cmd) => cmd.run(&sh),
-        flags::Command::Tools(cmd) => cmd.run(&sh),
-        flags::Command::Bench(cmd) => cmd.run(&sh),
-        flags::Command::TestControlPlane(cmd) => cmd.run(&sh),
-        flags::Command::Versions(cmd) => cmd.run(&sh),
     }
 }

@@ -31,7 +31,7 @@ fn text(t: &str) -> String {
     let mut out = String::new();
     for (i, part) in t.split('`').enumerate() {
         // An odd count of backticks leaves the last part outside any span.
-        if i % 2 == 1 && t.matches('`').count() >= i + 1 {
+        if i % 2 == 1 && t.matches('`').count() > i {
             let _ = write!(out, "<code>{}</code>", esc(part));
         } else {
             if i % 2 == 1 {
