@@ -209,6 +209,23 @@ impl Walk {
 
     /// The text of `comparison.txt`: the version-by-check table, its notes, each hop.
     pub fn render(&self) -> String {
+        let mut s = self.table();
+        s.push('\n');
+        for hop in &self.hops {
+            s.push_str(&hop.render());
+        }
+        let _ = writeln!(s, "{}", self.totals());
+        s
+    }
+
+    /// The version-by-check table with its notes and the totals, without each hop's
+    /// check-by-check detail: what a terminal shows (comparison.txt has the rest).
+    pub fn summary(&self) -> String {
+        format!("{}{}\n", self.table(), self.totals())
+    }
+
+    /// The version-by-check table and the notes of its changed cells.
+    fn table(&self) -> String {
         let (rows, notes) = self.rows();
         let width = rows.iter().map(|(n, _)| n.len()).max().unwrap_or(5).max(5);
         let cell_width = rows
@@ -233,11 +250,6 @@ impl Walk {
         for note in &notes {
             let _ = writeln!(s, "{note}");
         }
-        s.push('\n');
-        for hop in &self.hops {
-            s.push_str(&hop.render());
-        }
-        let _ = writeln!(s, "{}", self.totals());
         s
     }
 

@@ -10,6 +10,7 @@ pub mod bookinfo;
 pub mod cluster;
 pub mod compare;
 pub mod envoy;
+pub mod exit;
 pub mod expectations;
 pub mod istio;
 pub mod lint;

@@ -502,6 +502,13 @@ impl Mesh for LocalMesh {
         &self.records
     }
 
+    async fn matched_route(&self, tag: &str, host: &str) -> Result<Option<String>, String> {
+        let log = self.artifacts.join("envoy-access.log");
+        crate::envoy::access_log::wait_for_route(&log, tag, host, self.log_latency())
+            .await
+            .map_err(|e| e.to_string())
+    }
+
     async fn apply_virtual_service(&self, vs: &VirtualService) -> Result<(), MeshError> {
         let name = vs.metadata.name.clone().unwrap_or_default();
         let err = |message: String| MeshError::Apply {

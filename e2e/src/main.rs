@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use e2e::cluster::node_agent::{NodeAgent, NodeOptions};
 use e2e::cluster::{ClusterOptions, ClusterScoped, CreatedObjects, Proxies, installed_istio};
 use e2e::envoy::process::{ENVOY_BIN_ENV, HOW_TO_GET_ENVOY};
+use e2e::exit::{EXIT_CODES, Exit};
 use e2e::lint::{Severity, lint_paths};
 use e2e::local::LocalOptions;
 use e2e::report::RunReport;
@@ -21,7 +22,7 @@ use e2e::wait::{PATIENCE_ENV, parse_patience};
 
 /// Proves Istio traffic mirroring works: offline analysis and the mirroring suite.
 #[derive(Parser)]
-#[command(name = "mirror-e2e", version)]
+#[command(name = "mirror-e2e", version, after_help = EXIT_CODES)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -36,8 +37,10 @@ enum Command {
         paths: Vec<PathBuf>,
     },
     /// Run the suite on a real Envoy configured from the manifests (no Docker).
+    #[command(after_help = EXIT_CODES)]
     Local(LocalArgs),
     /// Deploy the manifests to a cluster with Istio and run the suite there.
+    #[command(after_help = EXIT_CODES)]
     Cluster(Box<ClusterArgs>),
     /// Wait until the cluster has nodes and every one is Ready (`kind create --wait` only
     /// warns when its wait runs out).
@@ -305,7 +308,7 @@ fn install(
             .retain(|d| only_kinds.iter().any(|k| k.as_str() == d.kind()));
     }
     let Some(runtime) = runtime() else {
-        return ExitCode::from(2);
+        return Exit::Environment.into();
     };
     let started = std::time::Instant::now();
     let installed = runtime.block_on(async {
@@ -326,14 +329,14 @@ fn install(
         }
         Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::FAILURE
+            Exit::Environment.into()
         }
     }
 }
 
 fn no_istiod(kubeconfig: Option<&std::path::Path>, context: Option<String>) -> ExitCode {
     let Some(runtime) = runtime() else {
-        return ExitCode::from(2);
+        return Exit::Environment.into();
     };
     let checked = runtime.block_on(async {
         let client = client(kubeconfig, context).await?;
@@ -345,7 +348,7 @@ fn no_istiod(kubeconfig: Option<&std::path::Path>, context: Option<String>) -> E
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::FAILURE
+            Exit::Environment.into()
         }
     }
 }
@@ -361,7 +364,15 @@ fn compare(runs: &[PathBuf], out: Option<&std::path::Path>) -> ExitCode {
     };
     let walk = e2e::compare::walk(reports);
     let text = walk.render();
-    print!("{text}");
+    // The terminal gets the table; the file has each hop's check-by-check detail too.
+    match out {
+        Some(out) => println!(
+            "{}(each hop, check by check: {})",
+            walk.summary(),
+            out.display()
+        ),
+        None => print!("{text}"),
+    }
     if let Some(out) = out {
         let written = std::fs::write(out, &text)
             .and_then(|()| std::fs::write(out.with_extension("md"), walk.markdown()));
@@ -384,7 +395,7 @@ fn nodes_ready(
     patience: Duration,
 ) -> ExitCode {
     let Some(runtime) = runtime() else {
-        return ExitCode::from(2);
+        return Exit::Environment.into();
     };
     let waited = runtime.block_on(async {
         let client = client(kubeconfig, context).await?;
@@ -399,7 +410,7 @@ fn nodes_ready(
         }
         Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::FAILURE
+            Exit::Environment.into()
         }
     }
 }
@@ -447,7 +458,7 @@ fn selects_nothing(harness: &libtest_mimic::Arguments) -> Option<ExitCode> {
         if harness.exact { " (--exact)" } else { "" },
         suite::CHECKS.join("\n  ")
     );
-    Some(ExitCode::from(2))
+    Some(Exit::Usage.into())
 }
 
 fn local(args: LocalArgs) -> ExitCode {
@@ -460,10 +471,10 @@ fn local(args: LocalArgs) -> ExitCode {
     }
     let Some(envoy) = args.envoy else {
         eprintln!("error: --envoy: no Envoy binary given: {HOW_TO_GET_ENVOY}");
-        return ExitCode::from(2);
+        return Exit::Environment.into();
     };
     let Some(runtime) = runtime() else {
-        return ExitCode::from(2);
+        return Exit::Environment.into();
     };
     let run_id = new_run_id();
     let artifacts = args.artifacts_root.join(&run_id);
@@ -508,7 +519,7 @@ fn cluster(args: ClusterArgs) -> ExitCode {
         return code;
     }
     let Some(runtime) = runtime() else {
-        return ExitCode::from(2);
+        return Exit::Environment.into();
     };
     let run_id = args.run_id.clone().unwrap_or_else(new_run_id);
     let artifacts = args.artifacts_root.join(&run_id);
@@ -523,14 +534,14 @@ fn cluster(args: ClusterArgs) -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: connect to the cluster ({context}): {e}");
-            return ExitCode::FAILURE;
+            return Exit::Environment.into();
         }
     };
     let istiod = match runtime.block_on(installed_istio(&client, args.revision.as_deref())) {
         Ok(v) => v,
         Err(e) => {
             eprintln!("error: {e}");
-            return ExitCode::FAILURE;
+            return Exit::Environment.into();
         }
     };
     let host = format!("{run_id}.mirror-e2e.test");
@@ -550,7 +561,7 @@ fn cluster(args: ClusterArgs) -> ExitCode {
             "error: --istio {expected}: the cluster runs Istio {}",
             istiod.version
         );
-        return ExitCode::FAILURE;
+        return Exit::Environment.into();
     }
     let node_agent = match start_node_agent(&runtime, &client, &args, istiod.version, &artifacts) {
         Ok(agent) => agent,
@@ -799,14 +810,14 @@ fn finish(
                 println!("\nartifacts: {}", absolute(&outcome.artifacts).display());
             }
             print!("\n{}", outcome.report.summary());
-            outcome.conclusion.exit_code()
+            outcome.report.exit().into()
         }
         Err(e) => {
             eprintln!("error: {e}");
             if artifacts.exists() {
                 eprintln!("artifacts: {}", absolute(artifacts).display());
             }
-            ExitCode::FAILURE
+            e.exit().into()
         }
     }
 }

@@ -103,6 +103,13 @@ pub trait Mesh {
         None
     }
 
+    /// The name of the route that matched request `tag` on its hop to `host` (productpage's
+    /// sidecar's route to reviews): `Ok(None)` for a route without a name, `Err` saying why
+    /// the mode cannot read it.
+    async fn matched_route(&self, _tag: &str, _host: &str) -> Result<Option<String>, String> {
+        Err("this mode does not read the proxies' access logs".into())
+    }
+
     /// Applies a VirtualService (replacing the one of the same name); returns without
     /// waiting for it to reach the proxies, as `kubectl apply` does.
     async fn apply_virtual_service(&self, vs: &VirtualService) -> Result<(), MeshError>;

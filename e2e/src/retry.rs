@@ -24,12 +24,15 @@ pub struct RetryPolicy {
     pub max_backoff: Duration,
 }
 
+/// Consecutive passes Istio's tests require (and so every check of the suite).
+pub const PASSES_IN_A_ROW: u32 = 3;
+
 impl RetryPolicy {
     /// Istio's policy, with the run's patience as the limit.
     pub fn istio(patience: Duration) -> RetryPolicy {
         RetryPolicy {
             limit: patience,
-            passes: 3,
+            passes: PASSES_IN_A_ROW,
             first_backoff: Duration::from_millis(20),
             max_backoff: Duration::from_millis(320),
         }
@@ -57,7 +60,7 @@ pub struct Stable {
 /// The step never passed often enough in a row.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error(
-    "{last_error} (after {attempts} attempts over {waited:?}; {passes} consecutive passes needed)"
+    "{last_error} (after {attempts} attempts over {waited:.1?}; {passes} consecutive passes needed)"
 )]
 pub struct RetryError {
     /// Attempts made.

@@ -7,6 +7,7 @@ use libtest_mimic::{Arguments, Conclusion};
 use tokio::runtime::Runtime;
 
 use crate::cluster::{self, ClusterError, ClusterMesh, ClusterOptions};
+use crate::exit::Exit;
 use crate::lint;
 use crate::local::{LocalError, LocalMesh, LocalOptions};
 use crate::manifest::ManifestSet;
@@ -51,6 +52,38 @@ pub enum RunError {
     },
 }
 
+impl RunError {
+    /// The class of the failure, for the exit code: manifests that are wrong fail the run as
+    /// a check would (retrying cannot help), a machine or cluster that failed is the
+    /// environment.
+    pub fn exit(&self) -> Exit {
+        match self {
+            RunError::Lint { .. }
+            | RunError::Local(
+                LocalError::Invalid { .. }
+                | LocalError::Translate(_)
+                | LocalError::NoMirror { .. }
+                | LocalError::Denied { .. },
+            ) => Exit::CheckFailed,
+            RunError::Local(LocalError::Manifest(_)) => Exit::Usage,
+            RunError::Cluster(e) | RunError::Deploy { source: e, .. } => cluster_exit(e),
+            _ => Exit::Environment,
+        }
+    }
+}
+
+/// The class of a cluster failure: a document the server refuses, or one the run may not
+/// apply, is the manifests' fault; anything else is the cluster's.
+fn cluster_exit(e: &ClusterError) -> Exit {
+    match e {
+        ClusterError::Manifests { .. }
+        | ClusterError::UnservedKind { .. }
+        | ClusterError::ClusterScoped { .. }
+        | ClusterError::UndeclaredField { .. } => Exit::CheckFailed,
+        _ => Exit::Environment,
+    }
+}
+
 impl From<ClusterError> for RunError {
     fn from(e: ClusterError) -> Self {
         RunError::Cluster(Box::new(e))
@@ -61,7 +94,7 @@ impl From<ClusterError> for RunError {
 pub struct RunOutcome {
     /// The report (also written to the artifacts directory).
     pub report: RunReport,
-    /// libtest-mimic's conclusion (its exit code is the run's).
+    /// libtest-mimic's conclusion (the exit code comes from the report's class).
     pub conclusion: Conclusion,
     /// Where the evidence is.
     pub artifacts: PathBuf,
@@ -144,6 +177,7 @@ fn stopped_early(
     e: RunError,
 ) -> RunError {
     report.error = Some(e.to_string());
+    report.stopped_as = Some(e.exit());
     report.phases.extend(progress.finish());
     if let Err(w) = report.write(dir) {
         eprintln!("error: {w}");
@@ -174,10 +208,13 @@ pub fn run_local(
     let run_id = &opts.run_id;
     create_dir(&opts.artifacts)?;
     let mut progress = Progress::new();
+    let (not_run, selection) = suite::left_out(args);
     let mut report = RunReport {
         run_id: run_id.to_owned(),
         mode: "local".into(),
         istio: opts.istio.to_string(),
+        not_run,
+        selection,
         ..RunReport::default()
     };
     live.start(&opts.artifacts, &report);
@@ -263,11 +300,14 @@ pub fn run_cluster(
 ) -> Result<RunOutcome, RunError> {
     create_dir(&run.artifacts)?;
     let mut progress = Progress::new();
+    let (not_run, selection) = suite::left_out(args);
     let mut report = RunReport {
         run_id: run_id.to_owned(),
         mode: "cluster".into(),
         istio: run.cluster.istiod.version.to_string(),
         phases: run.earlier_phases.clone(),
+        not_run,
+        selection,
         ..RunReport::default()
     };
     live.start(&run.artifacts, &report);
@@ -316,6 +356,7 @@ pub fn run_cluster(
         }
         Err(e) => {
             report.error = Some(format!("deploy failed: {e}"));
+            report.stopped_as = Some(cluster_exit(&e));
             (Err(e), false)
         }
     };

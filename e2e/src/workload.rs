@@ -64,7 +64,7 @@ pub enum WorkloadError {
         source: std::io::Error,
     },
     /// It exited before it was ready.
-    #[error("workload {name} exited before it was ready ({status}); its last lines:\n{tail}")]
+    #[error("workload {name} exited before it was ready ({status}); {tail}")]
     ExitedEarly {
         /// The Deployment.
         name: String,
@@ -74,7 +74,7 @@ pub enum WorkloadError {
         tail: String,
     },
     /// It never got ready.
-    #[error("workload {name}: {wait}; its last lines:\n{tail}")]
+    #[error("workload {name}: {wait}; {tail}")]
     NotReady {
         /// The Deployment.
         name: String,
@@ -334,10 +334,9 @@ impl ProcessWorkload {
         }
     }
 
+    /// The end of its log as an error quotes it, or that it printed nothing.
     fn tail(&self) -> String {
-        let text = self.log.text();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(TAIL)..].join("\n")
+        last_lines(&self.log.text())
     }
 
     /// Ends the program and everything it started (its process group).
@@ -455,9 +454,32 @@ pub mod process_groups {
     pub fn signal(_pgid: u32, _signal: Signal) {}
 }
 
+/// `its last lines:` and the last [`TAIL`] lines of `log`, or, when it holds none, that the
+/// program printed nothing (a heading over nothing reads as lost output).
+fn last_lines(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+    if lines.is_empty() {
+        return "it printed nothing (stdout and stderr)".to_owned();
+    }
+    format!(
+        "its last lines:\n{}",
+        lines[lines.len().saturating_sub(TAIL)..].join("\n")
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_program_that_printed_nothing_is_said_to_have_printed_nothing() {
+        assert_eq!(last_lines(""), "it printed nothing (stdout and stderr)");
+        assert_eq!(
+            last_lines("\n \n"),
+            "it printed nothing (stdout and stderr)"
+        );
+        assert_eq!(last_lines("a\nb\n"), "its last lines:\na\nb");
+    }
 
     fn deployment(yaml: &str) -> Deployment {
         serde_yaml::from_str(yaml).expect("fixture")

@@ -217,6 +217,74 @@ fn matching_capitalised_tester_fails_routing() {
     );
 }
 
+#[test]
+fn a_broken_tester_route_fails_the_whole_run_in_one_patience_naming_the_cause_and_route() {
+    // The default local patience: the five mirror checks are blocked, not retried.
+    let manifests = mutated("exact: tester", "exact: Tester");
+    let started = std::time::Instant::now();
+    let (outcome, _dir) = run(manifests.path(), "1.31.1", &[], Duration::from_secs(5));
+    let took = started.elapsed();
+    let report = &outcome.report;
+    assert!(
+        took <= Duration::from_secs(7),
+        "took {took:?}\n{}",
+        report.summary()
+    );
+    assert_eq!(
+        report.verdict(),
+        (
+            false,
+            "routing::tester_served_by_v2 — tester requests were served by reviews-v1 through route \"default-to-v1\"; 5 checks blocked".to_owned()
+        ),
+        "{}",
+        report.summary()
+    );
+    assert_eq!(report.exit(), e2e::exit::Exit::CheckFailed);
+    let tester = &report.checks[1];
+    assert_eq!(tester.observed["served by"], "reviews-v1");
+    assert_eq!(tester.observed["route"], "default-to-v1");
+    assert!(
+        tester.observed["mirrored"].starts_with("0 of "),
+        "nothing mirrored: {:?}",
+        tester.observed
+    );
+    // One run tag in the header, none in the messages.
+    assert!(
+        !tester.message.contains(&report.run_id),
+        "{}",
+        tester.message
+    );
+    for blocked in &report.checks[2..] {
+        assert_eq!(
+            blocked.blocked_by.as_deref(),
+            Some("routing::tester_served_by_v2"),
+            "{}",
+            report.summary()
+        );
+        assert!(
+            blocked.timeline.is_empty(),
+            "spent no patience: {blocked:?}"
+        );
+    }
+}
+
+#[test]
+fn a_filter_that_leaves_the_tester_route_out_runs_the_mirror_checks_normally() {
+    let (outcome, _dir) = run(
+        &project_manifests(),
+        "1.31.1",
+        &["--exact", "mirror::shadow_host_matches_istio_version"],
+        Duration::from_secs(30),
+    );
+    let report = &outcome.report;
+    assert!(report.passed(), "{}", report.summary());
+    assert_eq!(report.checks[0].blocked_by, None);
+    assert_eq!(
+        report.verdict().1,
+        "1 check passed; 1 of 7 checks run (--exact `mirror::shadow_host_matches_istio_version`); 6 not run"
+    );
+}
+
 /// A mutation lint refuses: the run stops before anything starts, naming the finding with
 /// its file and line, and still writes its report. Returns options that allow lint errors,
 /// so the caller can show the run then fails as on a cluster (issue 16: local mode must not

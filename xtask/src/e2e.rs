@@ -33,6 +33,7 @@ fn cluster_name(run_id: &str) -> String {
 impl flags::E2e {
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
         self.validate()?;
+        prune_old_runs(&artifacts_root())?;
         let interrupt = Interrupt::default();
         interrupt.install_ctrl_c()?;
         self.run_with(sh, &interrupt)
@@ -52,9 +53,9 @@ impl flags::E2e {
             (ClusterKind::Kind, None) => self.run_kind(sh, interrupt),
             (ClusterKind::Existing, None) => self.run_existing(sh, interrupt),
             (ClusterKind::Existing, Some(_)) => {
-                bail!(
-                    "--istio-upgrade needs a cluster of the run's own: use it with --local or --cluster kind"
-                )
+                bail!(flags::Usage(
+                    "--istio-upgrade needs a cluster of the run's own: use it with --local or --cluster kind".into()
+                ))
             }
             (ClusterKind::Kwok, None) => self.run_kwok(sh, interrupt),
             (ClusterKind::Kwok, Some(_)) => {
@@ -97,7 +98,10 @@ impl flags::E2e {
         }
         args.push("--".into());
         args.extend(self.harness.iter().cloned());
-        runner.run(sh, &args)
+        match artifacts_root {
+            Some(root) => walk_run(sh, runner, &args, root, istio),
+            None => runner.run(sh, &args),
+        }
     }
 
     fn run_local_upgrade(&self, sh: &Shell, runner: &Runner, spec: &str) -> anyhow::Result<()> {
@@ -114,16 +118,14 @@ impl flags::E2e {
         self.finish_walk(&root, walked)
     }
 
-    /// Removes a passing walk's directory unless `--keep`; a failing one is kept.
+    /// Removes a passing walk's directory unless `--keep`; a failing one is kept, and the
+    /// message says what it holds.
     fn finish_walk(&self, root: &Path, walked: anyhow::Result<()>) -> anyhow::Result<()> {
         if walked.is_ok() && !self.keep {
             let _ = std::fs::remove_dir_all(root);
             eprintln!("artifacts: removed (the walk passed; --keep keeps them)");
         } else if root.exists() {
-            eprintln!(
-                "artifacts: {} (comparison.txt and comparison.md: the version-by-check table; one directory per run)",
-                root.display()
-            );
+            eprintln!("artifacts: {} ({})", root.display(), walk_contents(root));
         }
         walked
     }
@@ -206,7 +208,7 @@ impl flags::E2e {
             }
             args.push("--".into());
             args.extend(self.harness.iter().cloned());
-            runner.run(sh, &args)
+            walk_run(sh, &runner, &args, &dirs[i], path[i].version)
         };
         let walked = run_on_kind(
             &kind,
@@ -519,6 +521,134 @@ fn utc_stamp(secs: u64) -> String {
         rem % 3_600 / 60,
         rem % 60
     )
+}
+
+/// What a walk's directory holds, as its last message says: the comparison only when it
+/// was written (a walk that stopped on its first run compares nothing).
+fn walk_contents(root: &Path) -> String {
+    let runs = std::fs::read_dir(root)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| e.path().is_dir())
+                .count()
+        })
+        .unwrap_or(0);
+    let runs = format!(
+        "{runs} run {}, each `<i>-<version>/<run-id>/`",
+        if runs == 1 {
+            "directory"
+        } else {
+            "directories"
+        }
+    );
+    if root.join("comparison.txt").is_file() {
+        format!("comparison.txt and comparison.md: the version-by-check table; {runs}")
+    } else {
+        format!("no comparison: fewer than two runs finished; {runs}")
+    }
+}
+
+/// One run of a walk: the suite's output goes to `<dir>/suite.log`, and the terminal gets
+/// one line, the version and the run's verdict (the last line of its summary.txt).
+fn walk_run(
+    sh: &Shell,
+    runner: &Runner,
+    args: &[String],
+    dir: &Path,
+    istio: &str,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    let log = dir.join("suite.log");
+    let quiet = Runner {
+        bin: runner.bin.clone(),
+        interrupt: runner.interrupt.clone(),
+        output: crate::interrupt::Output::Log {
+            path: log.clone(),
+            what: format!("the suite on Istio {istio}"),
+        },
+    };
+    let ran = quiet.run(sh, args);
+    if !is_interrupted_result(&ran) {
+        let verdict = run_verdict(dir)
+            .unwrap_or_else(|| format!("no report (its output: {})", log.display()));
+        eprintln!("  Istio {istio}: {verdict}");
+    }
+    ran
+}
+
+fn is_interrupted_result(r: &anyhow::Result<()>) -> bool {
+    r.as_ref().err().is_some_and(is_interrupted)
+}
+
+/// The verdict line of the run under `dir` (`<dir>/<run-id>/summary.txt`'s last line).
+fn run_verdict(dir: &Path) -> Option<String> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(Result::ok)
+        .find_map(|e| std::fs::read_to_string(e.path().join("summary.txt")).ok())?
+        .lines()
+        .last()
+        .map(str::to_owned)
+}
+
+/// How many runs the artifacts root keeps, unless `MIRROR_E2E_KEEP_RUNS` says otherwise.
+const KEEP_RUNS: usize = 20;
+
+/// Removes all but the newest `MIRROR_E2E_KEEP_RUNS` (default [`KEEP_RUNS`]) run
+/// directories of the artifacts root before a run, and says so when it removes any: kept
+/// failures would otherwise fill the disk. Only directories named as runs and walks are
+/// (`<run-id>`, `upgrade-<run-id>`) count; anything else there is left alone.
+fn prune_old_runs(root: &Path) -> anyhow::Result<()> {
+    let keep = match std::env::var("MIRROR_E2E_KEEP_RUNS") {
+        Ok(n) => n
+            .parse()
+            .map_err(|_| flags::Usage(format!("MIRROR_E2E_KEEP_RUNS={n}: not a number of runs")))?,
+        Err(_) => KEEP_RUNS,
+    };
+    let removed = old_runs(root, keep);
+    for dir in &removed {
+        std::fs::remove_dir_all(dir).with_context(|| format!("remove {}", dir.display()))?;
+    }
+    if !removed.is_empty() {
+        eprintln!(
+            "{}: removed {} old run {}, keeping the newest {keep} (MIRROR_E2E_KEEP_RUNS sets how many)",
+            root.display(),
+            removed.len(),
+            if removed.len() == 1 {
+                "directory"
+            } else {
+                "directories"
+            }
+        );
+    }
+    Ok(())
+}
+
+/// The run directories of `root` beyond the newest `keep`, oldest first. Run ids start with
+/// their UTC time, so their names sort by age.
+fn old_runs(root: &Path, keep: usize) -> Vec<PathBuf> {
+    let is_run_id = |name: &str| {
+        let b = name.as_bytes();
+        b.len() == "20261125-193314-a3f0".len()
+            && b[..8].iter().all(u8::is_ascii_digit)
+            && b[8] == b'-'
+            && b[9..15].iter().all(u8::is_ascii_digit)
+            && b[15] == b'-'
+    };
+    let mut runs: Vec<(String, PathBuf)> = std::fs::read_dir(root)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .filter(|e| e.path().is_dir())
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let id = name.strip_prefix("upgrade-").unwrap_or(&name).to_owned();
+            is_run_id(&id).then(|| (id, e.path()))
+        })
+        .collect();
+    runs.sort();
+    let old = runs.len().saturating_sub(keep);
+    runs.into_iter().take(old).map(|(_, p)| p).collect()
 }
 
 /// Where run `i` of a walk keeps its report: `<root>/<i>-<version>`.
@@ -1155,6 +1285,48 @@ mod tests {
                 "mirror-e2e cluster",
                 "kind delete cluster"
             ]
+        );
+    }
+
+    #[test]
+    fn only_the_newest_runs_are_kept_and_nothing_else_is_touched() {
+        let root = tempfile::tempdir().expect("dir");
+        for name in [
+            "20261125-193314-a3f0",
+            "upgrade-20261126-080000-0001",
+            "20261127-075204-a6a7",
+            "test-run",
+            "notes",
+        ] {
+            std::fs::create_dir_all(root.path().join(name)).expect("mkdir");
+        }
+        let old: Vec<String> = old_runs(root.path(), 1)
+            .iter()
+            .map(|p| p.file_name().expect("name").to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            old,
+            ["20261125-193314-a3f0", "upgrade-20261126-080000-0001"]
+        );
+        assert!(old_runs(root.path(), 20).is_empty());
+    }
+
+    #[test]
+    fn a_failed_walks_directory_message_names_only_what_it_holds() {
+        let root = tempfile::tempdir().expect("dir");
+        std::fs::create_dir_all(root.path().join("1-1.30.5/20261125-193314-a3f0")).expect("mkdir");
+        let said = walk_contents(root.path());
+        assert!(
+            said.starts_with("no comparison: fewer than two runs finished; 1 run directory"),
+            "{said}"
+        );
+        std::fs::write(root.path().join("comparison.txt"), "table").expect("write");
+        std::fs::create_dir_all(root.path().join("2-1.31.1/20261125-193320-b1c2")).expect("mkdir");
+        let said = walk_contents(root.path());
+        assert!(
+            said.starts_with("comparison.txt and comparison.md")
+                && said.ends_with("2 run directories, each `<i>-<version>/<run-id>/`"),
+            "{said}"
         );
     }
 

@@ -4,9 +4,32 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// A command line that is wrong (exit 2, as clap's own usage errors): a flag that would be
+/// ignored, a version that is not supported.
+#[derive(Debug)]
+pub struct Usage(pub String);
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Usage {}
+
+/// The exit codes of `cargo xtask e2e`, as `--help` shows them (the README has the same
+/// table; the suite's own `mirror-e2e --help` too, whose codes xtask passes on).
+pub const EXIT_CODES: &str = "\
+Exit codes of `cargo xtask e2e`:
+  0    every selected check passed
+  1    a check failed, or the manifests under test are wrong (the mesh is wrong)
+  2    usage error
+  3    the environment failed: Docker, tools, cluster create, Istio install, Envoy, a workload
+  130  interrupted";
+
 /// mirror-e2e's project automation.
 #[derive(Parser)]
-#[command(name = "cargo xtask")]
+#[command(name = "cargo xtask", after_help = EXIT_CODES)]
 pub struct Xtask {
     #[command(subcommand)]
     pub command: Command,
@@ -20,6 +43,7 @@ pub enum Command {
     /// Analyze manifests offline; exit 1 when any error is found.
     Lint(Lint),
     /// Run the mirroring suite (`--local`: on a real Envoy, no Docker).
+    #[command(after_help = EXIT_CODES)]
     E2e(E2e),
     /// Show the pinned tools and where they are cached; `--install` fetches them.
     Tools(Tools),
@@ -81,11 +105,14 @@ pub struct E2e {
     /// manifests/; a path you give is relative to where you stand).
     #[arg(long)]
     pub manifests: Option<PathBuf>,
-    /// Istio version to run (or, with --local, to emulate), e.g. 1.31.1.
-    #[arg(long, conflicts_with = "istio_upgrade")]
+    /// Istio version to run (or, with --local, to emulate); the supported ones are listed.
+    #[arg(long, conflicts_with = "istio_upgrade", help = format!(
+        "Istio version to run (or, with --local, to emulate): {} (default: the first)",
+        crate::versions::supported()
+    ))]
     pub istio: Option<String>,
     /// Upgrade check: run the suite on FROM, upgrade Istio in place to TO, restart the
-    /// workloads, run it again, and compare the two runs check by check (`FROM..TO`).
+    /// workloads, run it again, and compare the runs hop by hop; versions as for --istio.
     #[arg(long, value_name = "FROM..TO")]
     pub istio_upgrade: Option<String>,
     /// Keep the run's artifacts, and in cluster mode the cluster or namespace, even on success.
@@ -205,11 +232,14 @@ impl E2e {
             .filter(|(_, set)| *set)
             .map(|(flag, _)| *flag)
             .collect();
+        let usage = |text: String| Err(Usage(text).into());
         if self.local && !given.is_empty() {
-            anyhow::bail!(
-                "{} only apply to cluster mode; --local runs on a local Envoy (drop them, or drop --local)",
-                given.join(", ")
-            );
+            return usage(format!(
+                "{} {} only to cluster mode; --local runs on a local Envoy (drop {}, or drop --local)",
+                given.join(", "),
+                if given.len() == 1 { "applies" } else { "apply" },
+                if given.len() == 1 { "it" } else { "them" },
+            ));
         }
         let existing_only: [(&str, bool); 6] = [
             ("--kubeconfig", self.kubeconfig.is_some()),
@@ -225,25 +255,26 @@ impl E2e {
             .map(|(flag, _)| *flag)
             .collect();
         if !self.local && self.cluster != ClusterKind::Kwok && !self.workloads.is_empty() {
-            anyhow::bail!(
+            return usage(format!(
                 "--workload runs a program in place of a Deployment's image: use it with --local or --cluster kwok (a {} cluster runs the manifests' images)",
                 if self.cluster == ClusterKind::Kind {
                     "kind"
                 } else {
                     "real"
                 }
-            );
+            ));
         }
         if !self.local && self.cluster != ClusterKind::Existing && !given.is_empty() {
-            anyhow::bail!(
-                "{} only apply to --cluster existing; the {} cluster is the run's own",
+            return usage(format!(
+                "{} {} only to --cluster existing; the {} cluster is the run's own",
                 given.join(", "),
+                if given.len() == 1 { "applies" } else { "apply" },
                 if self.cluster == ClusterKind::Kind {
                     "kind"
                 } else {
                     "kwok"
                 }
-            );
+            ));
         }
         // kwok runs no images: a registry flag would be ignored.
         let images: Vec<&str> = [
@@ -256,9 +287,20 @@ impl E2e {
         .map(|(flag, _)| *flag)
         .collect();
         if !self.local && self.cluster == ClusterKind::Kwok && !images.is_empty() {
-            anyhow::bail!(
-                "{} do not apply to --cluster kwok: it pulls no images",
-                images.join(", ")
+            return usage(format!(
+                "{} {} not apply to --cluster kwok: it pulls no images",
+                images.join(", "),
+                if images.len() == 1 { "does" } else { "do" },
+            ));
+        }
+        // Versions are checked before anything is built or downloaded.
+        crate::versions::istio_release(self.istio.as_deref())?;
+        if let Some(spec) = &self.istio_upgrade {
+            crate::versions::upgrade_path(spec)?;
+        }
+        if !self.local && self.cluster != ClusterKind::Kind && self.istio_upgrade.is_some() {
+            return usage(
+                "--istio-upgrade needs a kind cluster of the run's own: use it with --local or --cluster kind (a walk on kwok needs the real istiod of each version)".into(),
             );
         }
         Ok(())

@@ -30,26 +30,49 @@ use xshell::Shell;
 
 fn main() -> ExitCode {
     let flags = flags::Xtask::parse();
+    // A failure of xtask's own in `e2e` is the environment's (Docker, a download, kind,
+    // istioctl); in the project's other commands it is plain failure.
+    let own_failure = match flags.command {
+        flags::Command::E2e(_) => ENVIRONMENT,
+        _ => 1,
+    };
     match run(flags) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) if interrupt::is_interrupted(&e) => {
-            eprintln!("interrupted: stopped, and cleaned up what this run created (unless --keep)");
-            ExitCode::from(130)
-        }
-        Err(e) => match runner::Reported::contexts(&e) {
-            // The suite said why already; only xtask's own context is news.
-            Some((contexts, code)) => {
-                if !contexts.is_empty() {
-                    eprintln!("error: {contexts}");
-                }
-                ExitCode::from(u8::try_from(code).unwrap_or(1))
-            }
-            None => {
+        Err(e) => {
+            let code = exit_code(&e, own_failure);
+            match runner::Reported::contexts(&e) {
+                _ if code == INTERRUPTED => eprintln!(
+                    "interrupted: stopped, and cleaned up what this run created (unless --keep)"
+                ),
+                // The suite said why already; only xtask's own context is news.
+                Some((contexts, _)) if !contexts.is_empty() => eprintln!("error: {contexts}"),
+                Some(_) => {}
                 // One line of context chain; a backtrace helps nobody reading a failed command.
-                eprintln!("error: {e:#}");
-                ExitCode::FAILURE
+                None => eprintln!("error: {e:#}"),
             }
-        },
+            ExitCode::from(code)
+        }
+    }
+}
+
+/// Exit code of an environment failure (`flags::EXIT_CODES`).
+const ENVIRONMENT: u8 = 3;
+/// Exit code of an interrupted run.
+const INTERRUPTED: u8 = 130;
+
+/// The exit code of a failed command (`flags::EXIT_CODES`): interrupted 130, a usage error
+/// 2, the suite's own code when the suite failed (1 for a failed check, 3 for its
+/// environment), and `own_failure` for a failure of xtask's own.
+fn exit_code(e: &anyhow::Error, own_failure: u8) -> u8 {
+    if interrupt::is_interrupted(e) {
+        return INTERRUPTED;
+    }
+    if e.chain().any(|c| c.is::<flags::Usage>()) {
+        return 2;
+    }
+    match runner::Reported::contexts(e) {
+        Some((_, code)) => u8::try_from(code).unwrap_or(1),
+        None => own_failure,
     }
 }
 
@@ -65,5 +88,43 @@ fn run(flags: flags::Xtask) -> anyhow::Result<()> {
         flags::Command::TestControlPlane(cmd) => cmd.run(&sh),
         flags::Command::Kwok(cmd) => cmd.run(&sh),
         flags::Command::Versions(cmd) => cmd.run(&sh),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_exit_code_of_the_table_comes_from_its_failure() {
+        use anyhow::Context as _;
+        let suite = |code| {
+            anyhow::Error::new(runner::Reported { code }).context("hop 1 of 2, 1.30.5 -> 1.31.1")
+        };
+        let usage = flags::E2e::parse(&["--local", "--reuse", "x"])
+            .validate()
+            .expect_err("usage");
+        let version = versions::istio_release(Some("1.20.0")).expect_err("usage");
+        let docker = Err::<(), _>(anyhow::anyhow!("no answer"))
+            .context("docker is not running")
+            .expect_err("environment");
+        let interrupted = anyhow::Error::new(interrupt::Interrupted).context("kind create");
+        for (e, code) in [
+            (suite(1), 1),
+            (suite(3), 3),
+            (usage, 2),
+            (version, 2),
+            (docker, ENVIRONMENT),
+            (interrupted, INTERRUPTED),
+        ] {
+            assert_eq!(exit_code(&e, ENVIRONMENT), code, "{e:#}");
+        }
+        // The table in --help has a row for each.
+        for code in [0, 1, 2, 3, 130] {
+            assert!(
+                flags::EXIT_CODES.contains(&format!("\n  {code:<4} ")),
+                "{code}"
+            );
+        }
     }
 }

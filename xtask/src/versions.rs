@@ -13,7 +13,7 @@
 use anyhow::{Context, bail};
 use xshell::{Shell, cmd};
 
-use crate::flags;
+use crate::flags::{self, Usage};
 
 /// The kind release used to create clusters.
 pub const KIND_VERSION: &str = "v0.32.0";
@@ -203,16 +203,26 @@ pub fn istio_release(version: Option<&str>) -> anyhow::Result<&'static IstioRele
     let Some(version) = version else {
         return Ok(&ISTIO_RELEASES[0]);
     };
-    match ISTIO_RELEASES.iter().find(|r| r.version == version) {
-        Some(r) => Ok(r),
-        None => {
-            let known: Vec<&str> = ISTIO_RELEASES.iter().map(|r| r.version).collect();
-            bail!(
-                "--istio {version} is not a supported version; supported: {}",
-                known.join(", ")
+    release(version).map_err(|e| Usage(format!("--istio {version}: {e}")).into())
+}
+
+/// The supported versions, newest (the default) first, as the help and errors list them.
+pub fn supported() -> String {
+    let known: Vec<&str> = ISTIO_RELEASES.iter().map(|r| r.version).collect();
+    known.join(", ")
+}
+
+/// The release of `version`, or why not (without the flag: the caller names the one given).
+fn release(version: &str) -> Result<&'static IstioRelease, String> {
+    ISTIO_RELEASES
+        .iter()
+        .find(|r| r.version == version)
+        .ok_or_else(|| {
+            format!(
+                "{version} is not a supported version; supported: {}",
+                supported()
             )
-        }
-    }
+        })
 }
 
 /// What one hop of an upgrade walk is.
@@ -243,15 +253,13 @@ impl HopKind {
 /// walks back the same way; a change within one minor is one hop. Returns the releases in
 /// order, FROM first and TO last.
 pub fn upgrade_path(spec: &str) -> anyhow::Result<Vec<&'static IstioRelease>> {
+    let usage = |why: String| Usage(format!("--istio-upgrade {spec}: {why}"));
     let Some((from, to)) = spec.split_once("..") else {
-        bail!("--istio-upgrade {spec}: expected FROM..TO, e.g. 1.30.5..1.31.1");
+        return Err(usage("expected FROM..TO, e.g. 1.30.5..1.31.1".into()).into());
     };
-    let (from, to) = (
-        istio_release(Some(from)).map_err(|e| anyhow::anyhow!("--istio-upgrade {spec}: {e}"))?,
-        istio_release(Some(to)).map_err(|e| anyhow::anyhow!("--istio-upgrade {spec}: {e}"))?,
-    );
+    let (from, to) = (release(from).map_err(usage)?, release(to).map_err(usage)?);
     if from.version == to.version {
-        bail!("--istio-upgrade {spec}: FROM and TO are the same version");
+        return Err(usage("FROM and TO are the same version".into()).into());
     }
     let minor = |r: &IstioRelease| version_key(r.version).get(1).copied().unwrap_or(0);
     let (lo, hi) = (minor(from).min(minor(to)), minor(from).max(minor(to)));
@@ -364,9 +372,9 @@ mod tests {
             istio_release(Some("1.30.5")).expect("known").bookinfo_hub,
             "registry.istio.io/release"
         );
-        let err = istio_release(Some("1.2.3"))
-            .expect_err("unknown")
-            .to_string();
+        let err = istio_release(Some("1.2.3")).expect_err("unknown");
+        assert!(err.is::<Usage>(), "a usage error: {err:#}");
+        let err = err.to_string();
         assert!(
             err.contains("--istio 1.2.3")
                 && err.contains("1.31.1, 1.30.5, 1.29.9, 1.28.10, 1.27.9"),
@@ -415,10 +423,13 @@ mod tests {
         for bad in ["1.31.1..1.31.1", "1.31.1..9.9.9", "1.31.1"] {
             assert!(upgrade_path(bad).is_err(), "{bad}");
         }
-        let err = upgrade_path("1.26.0..1.31.1")
-            .expect_err("unknown")
-            .to_string();
-        assert!(err.contains("supported: 1.31.1, 1.30.5"), "{err}");
+        let err = upgrade_path("1.26.0..1.31.1").expect_err("unknown");
+        assert!(err.is::<Usage>(), "a usage error: {err:#}");
+        let err = err.to_string();
+        assert!(
+            err.starts_with("--istio-upgrade 1.26.0..1.31.1: 1.26.0 is not a supported version; supported: 1.31.1, 1.30.5"),
+            "names the flag the user gave: {err}"
+        );
     }
 
     #[test]

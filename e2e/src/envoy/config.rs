@@ -672,7 +672,7 @@ fn listener(
 
 /// One line per request through Envoy: what, the answer, which cluster served it, and the
 /// headers the suite routes and tags by.
-const ACCESS_LOG_FORMAT: &str = "[%START_TIME%] %DOWNSTREAM_LOCAL_ADDRESS% \"%REQ(:METHOD)% %REQ(:AUTHORITY)%%REQ(:PATH)% %PROTOCOL%\" %RESPONSE_CODE% %RESPONSE_FLAGS% %DURATION%ms upstream=%UPSTREAM_CLUSTER% (%UPSTREAM_HOST%) user-agent=\"%REQ(USER-AGENT)%\" end-user=\"%REQ(END-USER)%\"\n";
+const ACCESS_LOG_FORMAT: &str = "[%START_TIME%] %DOWNSTREAM_LOCAL_ADDRESS% \"%REQ(:METHOD)% %REQ(:AUTHORITY)%%REQ(:PATH)% %PROTOCOL%\" %RESPONSE_CODE% %RESPONSE_FLAGS% %DURATION%ms upstream=%UPSTREAM_CLUSTER% (%UPSTREAM_HOST%) user-agent=\"%REQ(USER-AGENT)%\" end-user=\"%REQ(END-USER)%\" route=%ROUTE_NAME%\n";
 
 fn loopback_any_port() -> Value {
     json!({"socket_address": {"address": "127.0.0.1", "port_value": 0}})

@@ -7,7 +7,7 @@
 
 use std::fmt::Write as _;
 
-use super::{CheckResult, RunReport};
+use super::RunReport;
 
 /// Escapes text for HTML.
 fn esc(text: &str) -> String {
@@ -21,16 +21,35 @@ const STYLE: &str = "body{font:14px/1.45 system-ui,sans-serif;margin:24px;color:
 h1{font-size:20px}h2{font-size:16px;margin-top:28px}table{border-collapse:collapse}\
 td,th{border:1px solid #d0d7de;padding:4px 8px;text-align:left;vertical-align:top}\
 .pass{color:#1a7f37;font-weight:600}.fail{color:#cf222e;font-weight:600}\
+.blocked{color:#6e7781;font-weight:600}\
 code{font-family:ui-monospace,monospace;font-size:12px}.verdict{font-size:18px}\
 svg text{font:12px system-ui,sans-serif}";
 
+/// Escapes text for HTML and renders its Markdown code spans (`x`) as `<code>`, as the
+/// messages are written for summary.md too.
+fn text(t: &str) -> String {
+    let mut out = String::new();
+    for (i, part) in t.split('`').enumerate() {
+        // An odd count of backticks leaves the last part outside any span.
+        if i % 2 == 1 && t.matches('`').count() > i {
+            let _ = write!(out, "<code>{}</code>", esc(part));
+        } else {
+            if i % 2 == 1 {
+                out.push('`');
+            }
+            out.push_str(&esc(part));
+        }
+    }
+    out
+}
+
 /// The whole page.
 pub fn render(report: &RunReport) -> String {
-    let failed: Vec<&CheckResult> = report.checks.iter().filter(|c| !c.passed).collect();
     let verdict = match report.verdict() {
-        (true, text) => format!("<span class=pass>PASS</span>: {}", esc(&text)),
-        (false, text) => format!("<span class=fail>FAIL</span>: {}", esc(&text)),
+        (true, t) => format!("<span class=pass>PASS</span>: {}", text(&t)),
+        (false, t) => format!("<span class=fail>FAIL</span>: {}", text(&t)),
     };
+    let exit = report.exit();
     let mut s = String::new();
     let _ = write!(
         s,
@@ -40,10 +59,12 @@ pub fn render(report: &RunReport) -> String {
     );
     let _ = write!(
         s,
-        "<h1>mirror-e2e: {} mode, Istio {}, run <code>{}</code></h1><p class=verdict id=verdict>{verdict}</p>",
+        "<h1>mirror-e2e: {} mode, Istio {}, run <code>{}</code></h1><p class=verdict id=verdict>{verdict}</p><p id=exit>exit {} ({})</p>",
         esc(&report.mode),
         esc(&report.istio),
-        esc(&report.run_id)
+        esc(&report.run_id),
+        exit.code(),
+        esc(exit.meaning())
     );
     let _ = write!(
         s,
@@ -53,31 +74,58 @@ pub fn render(report: &RunReport) -> String {
         let _ = write!(
             s,
             "<tr class=check><td class={}>{}</td><td><code>{}</code></td><td>{}</td><td>{:.3}s</td><td>{}</td></tr>",
-            if c.passed { "pass" } else { "fail" },
-            if c.passed { "PASS" } else { "FAIL" },
+            c.status().to_lowercase(),
+            c.status(),
             esc(&c.name),
-            c.attempts,
+            esc(&c.attempts_text()),
             c.duration.as_secs_f64(),
-            esc(&c.message)
+            text(&c.message)
+        );
+    }
+    for name in &report.not_run {
+        let _ = write!(
+            s,
+            "<tr class=not-run><td class=blocked>NOT RUN</td><td><code>{}</code></td><td>-</td><td>-</td><td>not selected{}</td></tr>",
+            esc(name),
+            report
+                .selection
+                .as_deref()
+                .map(|sel| format!(" ({})", text(sel)))
+                .unwrap_or_default()
         );
     }
     s.push_str("</table>");
-    for c in &failed {
+    for c in report.causes() {
         let _ = write!(
             s,
-            "<h2 class=fail>{}</h2><p>expected: {}</p><p>seen: {}</p><p>open first: <code>{}</code></p>",
+            "<h2 class=fail>{}</h2><p>expected: {}</p><p>seen: {}</p>",
             esc(&c.name),
-            esc(crate::suite::expectation(&c.name)),
-            esc(&c.message),
-            esc(report.first_evidence(&c.name))
+            text(crate::suite::expectation(&c.name)),
+            text(&c.message),
+        );
+        for (what, value) in &c.observed {
+            let _ = write!(
+                s,
+                "<p>observed {}: <code>{}</code></p>",
+                esc(what),
+                esc(value)
+            );
+        }
+        let _ = write!(
+            s,
+            "<p>open first: <code>{}</code></p>",
+            esc(&report.first_evidence(c))
         );
     }
     let _ = write!(s, "<h2>Timeline</h2>{}", timeline(report));
-    let _ = write!(
-        s,
-        "<h2>Two requests through the mesh</h2>{}",
-        journey(report)
-    );
+    // A run stopped before any check sent a request has no journey to draw.
+    if !report.checks.is_empty() {
+        let _ = write!(
+            s,
+            "<h2>Two requests through the mesh</h2>{}",
+            journey(report)
+        );
+    }
     let _ = write!(s, "<h2>Phases</h2><table id=phases>");
     for (name, d) in &report.phases {
         let _ = write!(
@@ -89,7 +137,7 @@ pub fn render(report: &RunReport) -> String {
     }
     s.push_str("</table>");
     for note in &report.notes {
-        let _ = write!(s, "<p>note: {}</p>", esc(note));
+        let _ = write!(s, "<p>note: {}</p>", text(note));
     }
     s.push_str("</body></html>\n");
     s
@@ -151,21 +199,77 @@ fn timeline(report: &RunReport) -> String {
     s
 }
 
-/// One observation of a check, when it passed and recorded it.
-fn observed<'a>(report: &'a RunReport, check: &str, what: &str) -> Option<&'a str> {
-    report
-        .checks
-        .iter()
-        .find(|c| c.name == check && c.passed)?
-        .observed
-        .get(what)
-        .map(String::as_str)
+/// What a check observed, and whether it passed; `None` when it did not run or recorded
+/// nothing of `what`.
+fn observed<'a>(report: &'a RunReport, check: &str, what: &str) -> Option<(&'a str, bool)> {
+    let c = report.checks.iter().find(|c| c.name == check)?;
+    Some((c.observed.get(what)?.as_str(), c.passed))
 }
 
-/// The tester's and an anonymous request's path, from what the checks observed.
+/// Whether check `check` ran and passed.
+fn passed(report: &RunReport, check: &str) -> bool {
+    report.checks.iter().any(|c| c.name == check && c.passed)
+}
+
+/// What the mirror got of one identity's requests: a passing mirror check's observation, or
+/// the count a failed routing check kept, red where it differs from the expectation.
+fn mirrored_label(
+    report: &RunReport,
+    routing: &str,
+    mirror_check: &str,
+    when_passed: Option<String>,
+) -> (String, Colour) {
+    if passed(report, mirror_check)
+        && let Some(label) = when_passed
+    {
+        return (label, Colour::AsExpected);
+    }
+    match observed(report, routing, "mirrored") {
+        Some((count, _)) if count.starts_with("0 of") => (
+            format!("nothing mirrored ({count} requests)"),
+            Colour::Differs,
+        ),
+        Some((count, _)) => (
+            format!("mirror: {count} requests mirrored"),
+            Colour::Differs,
+        ),
+        None => ("mirror: not observed".to_owned(), Colour::NotObserved),
+    }
+}
+
+/// How a box or label of the journey is drawn.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Colour {
+    /// What was observed is what was expected.
+    AsExpected,
+    /// What was observed differs from the expectation: red.
+    Differs,
+    /// Nothing was observed (the check did not run, or recorded nothing).
+    NotObserved,
+}
+
+impl Colour {
+    fn fill(self) -> &'static str {
+        match self {
+            Colour::AsExpected => "#ddf4ff",
+            Colour::Differs => "#ffebe9",
+            Colour::NotObserved => "#f6f8fa",
+        }
+    }
+
+    fn text(self) -> &'static str {
+        match self {
+            Colour::AsExpected => "#1f2328",
+            Colour::Differs => "#cf222e",
+            Colour::NotObserved => "#6e7781",
+        }
+    }
+}
+
+/// The tester's and an anonymous request's path, from what the checks observed, passing or
+/// failing: a failed routing check draws the workload and route that really served the
+/// request, in red.
 fn journey(report: &RunReport) -> String {
-    let tester_served = observed(report, "routing::tester_served_by_v2", "served by");
-    let anon_served = observed(report, "routing::anonymous_served_by_v1", "served by");
     let end_user = observed(
         report,
         "mirror::tester_requests_mirrored_with_end_user",
@@ -176,16 +280,18 @@ fn journey(report: &RunReport) -> String {
         "mirror::shadow_host_matches_istio_version",
         "shadow host",
     );
-    let anon_not_mirrored = report
-        .checks
-        .iter()
-        .any(|c| c.name == "mirror::anonymous_requests_not_mirrored" && c.passed);
-    let boxed = |x: f64, y: f64, label: &str, ok: bool| {
+    let boxed = |x: f64, y: f64, label: &str, colour: Colour| {
         format!(
-            "<rect x='{x}' y='{y}' width='150' height='34' rx='6' fill='{}' stroke='#57606a'/><text x='{}' y='{}' text-anchor='middle'>{}</text>",
-            if ok { "#ddf4ff" } else { "#ffebe9" },
-            x + 75.0,
+            "<rect x='{x}' y='{y}' width='170' height='34' rx='6' fill='{}' stroke='{}'/><text x='{}' y='{}' text-anchor='middle' fill='{}'>{}</text>",
+            colour.fill(),
+            if colour == Colour::Differs {
+                "#cf222e"
+            } else {
+                "#57606a"
+            },
+            x + 85.0,
             y + 21.0,
+            colour.text(),
             esc(label)
         )
     };
@@ -203,45 +309,67 @@ fn journey(report: &RunReport) -> String {
         "<svg id=journey xmlns='http://www.w3.org/2000/svg' width='900' height='250' role=img aria-label='request journeys'>\
          <defs><marker id='arrow' markerWidth='8' markerHeight='8' refX='7' refY='4' orient='auto'><path d='M0,0 L8,4 L0,8 z' fill='#57606a'/></marker></defs>",
     );
-    for (row, (who, served, mirrored)) in [
+    let rows = [
         (
             "tester",
-            tester_served,
-            end_user.map(|u| format!("mirror: end-user {u}, host {}", host.unwrap_or("?"))),
+            "routing::tester_served_by_v2",
+            mirrored_label(
+                report,
+                "routing::tester_served_by_v2",
+                "mirror::tester_requests_mirrored_with_end_user",
+                end_user.map(|(u, _)| {
+                    format!("mirror: end-user {u}, host {}", host.map_or("?", |h| h.0))
+                }),
+            ),
         ),
         (
             "anonymous",
-            anon_served,
-            anon_not_mirrored.then(|| "not mirrored".to_owned()),
+            "routing::anonymous_served_by_v1",
+            mirrored_label(
+                report,
+                "routing::anonymous_served_by_v1",
+                "mirror::anonymous_requests_not_mirrored",
+                Some("not mirrored".to_owned()),
+            ),
         ),
-    ]
-    .into_iter()
-    .enumerate()
-    {
+    ];
+    for (row, (who, routing, (mirrored, mirror_colour))) in rows.into_iter().enumerate() {
         let y = 20.0 + row as f64 * 120.0;
         let _ = write!(s, "<text x='0' y='{}'>{who}</text>", y + 21.0);
-        s.push_str(&boxed(90.0, y, "ingress gateway", true));
-        s.push_str(&arrow(240.0, y + 17.0, 280.0, y + 17.0, false));
-        s.push_str(&boxed(280.0, y, "productpage", true));
-        s.push_str(&arrow(430.0, y + 17.0, 470.0, y + 17.0, false));
-        s.push_str(&boxed(
-            470.0,
-            y,
-            served.unwrap_or("not observed"),
-            served.is_some(),
-        ));
-        let label = mirrored.unwrap_or_else(|| "mirror: not observed".to_owned());
-        s.push_str(&arrow(545.0, y + 34.0, 545.0, y + 62.0, true));
+        s.push_str(&boxed(80.0, y, "ingress gateway", Colour::AsExpected));
+        s.push_str(&arrow(250.0, y + 17.0, 290.0, y + 17.0, false));
+        s.push_str(&boxed(290.0, y, "productpage", Colour::AsExpected));
+        s.push_str(&arrow(460.0, y + 17.0, 580.0, y + 17.0, false));
+        let (served, colour) = match observed(report, routing, "served by") {
+            Some((w, true)) => (w.to_owned(), Colour::AsExpected),
+            Some((w, false)) => (w.to_owned(), Colour::Differs),
+            None => ("not observed".to_owned(), Colour::NotObserved),
+        };
+        if let Some((route, ok)) = observed(report, routing, "route") {
+            let _ = write!(
+                s,
+                "<text x='464' y='{}' font-size='11' fill='{}'>route {}</text>",
+                y + 10.0,
+                if ok { "#1f2328" } else { "#cf222e" },
+                esc(route)
+            );
+        }
+        s.push_str(&boxed(580.0, y, &served, colour));
+        if colour == Colour::Differs {
+            let _ = write!(
+                s,
+                "<text x='460' y='{}' fill='#cf222e'>expected: {}</text>",
+                y + 96.0,
+                esc(&crate::suite::expectation(routing).replace('`', ""))
+            );
+        }
+        s.push_str(&arrow(665.0, y + 34.0, 665.0, y + 62.0, true));
         let _ = write!(
             s,
-            "<text x='560' y='{}' fill='{}'>{}</text>",
-            y + 58.0,
-            if label.contains("not observed") {
-                "#cf222e"
-            } else {
-                "#1f2328"
-            },
-            esc(&label)
+            "<text x='675' y='{}' fill='{}'>{}</text>",
+            y + 60.0,
+            mirror_colour.text(),
+            esc(&mirrored)
         );
     }
     s.push_str("</svg>");

@@ -42,10 +42,11 @@ impl LiveReport {
         *self.lock() = None;
     }
 
-    /// Writes the report of the run in progress as ended by `why`; returns where.
+    /// Writes the report of the run in progress as interrupted by `why`; returns where.
     pub fn write_stopped(&self, why: &str) -> Option<PathBuf> {
         let (dir, mut report) = self.lock().take()?;
         report.error = Some(why.to_owned());
+        report.stopped_as = Some(crate::exit::Exit::Interrupted);
         report.write(&dir).ok()?;
         Some(dir)
     }

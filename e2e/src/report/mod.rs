@@ -13,6 +13,10 @@ use std::collections::BTreeMap;
 use quick_junit::{NonSuccessKind, Property, TestCase, TestCaseStatus, TestSuite};
 use serde::{Deserialize, Serialize};
 
+use crate::exit::Exit;
+use crate::retry::PASSES_IN_A_ROW;
+use crate::suite::Evidence;
+
 /// Errors writing the report.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot write report {path}: {message}")]
@@ -35,6 +39,9 @@ pub struct CheckResult {
     pub duration: Duration,
     /// Attempts the retry made (0 when the check failed before its first attempt).
     pub attempts: u32,
+    /// Attempts that failed before a pass (real retries, not the passes in a row).
+    #[serde(default)]
+    pub retries: u32,
     /// What it verified, or why it failed.
     pub message: String,
     /// Behaviour it observed when it passed (e.g. `shadow host` -> `reviews`), compared
@@ -44,6 +51,55 @@ pub struct CheckResult {
     /// Its attempts in time: seconds from the check's start, seconds taken, passed.
     #[serde(default)]
     pub timeline: Vec<(f64, f64, bool)>,
+    /// Why it failed in one clause, for the run's verdict (e.g. `tester requests were
+    /// served by reviews-v1 through route "default-to-v1"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
+    /// The failed check that kept this one from running: its prerequisite, or what blocked
+    /// that (the root cause).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocked_by: Option<String>,
+}
+
+impl CheckResult {
+    /// Its attempts in words: passes in a row are not retries, real retries are marked.
+    pub fn attempts_text(&self) -> String {
+        match (self.passed, &self.blocked_by, self.attempts, self.retries) {
+            (_, Some(_), _, _) => "not run (blocked)".to_owned(),
+            (true, None, n, 0) => format!("{n} passes in a row"),
+            (true, None, n, r) => format!(
+                "{n} attempts: {}, then {PASSES_IN_A_ROW} passes in a row",
+                plural(r as usize, "retry", "retries")
+            ),
+            (false, None, 0, _) => "failed before its first attempt".to_owned(),
+            (false, None, n, _) => {
+                format!("failed after {}", plural(n as usize, "attempt", "attempts"))
+            }
+        }
+    }
+
+    /// Its status word: PASS, FAIL, or BLOCKED (not run: a prerequisite failed).
+    pub fn status(&self) -> &'static str {
+        match (self.passed, &self.blocked_by) {
+            (true, _) => "PASS",
+            (false, Some(_)) => "BLOCKED",
+            (false, None) => "FAIL",
+        }
+    }
+
+    /// Check `name`, not run because `root` failed: it says what it would have verified.
+    pub fn blocked(name: &str, root: &str) -> CheckResult {
+        CheckResult {
+            name: name.to_owned(),
+            passed: false,
+            message: format!(
+                "blocked by {root}: would have verified that {}",
+                crate::suite::expectation(name)
+            ),
+            blocked_by: Some(root.to_owned()),
+            ..CheckResult::default()
+        }
+    }
 }
 
 /// Everything the run reports.
@@ -65,6 +121,15 @@ pub struct RunReport {
     /// The error that ended the run before its checks finished (it then failed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The class of that error (an environment failure unless it says otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_as: Option<Exit>,
+    /// The checks the harness arguments left out, in suite order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_run: Vec<String>,
+    /// How the checks were selected when not all were, e.g. "filter `routing::`".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selection: Option<String>,
 }
 
 /// Text safe in a Markdown table cell: one line, pipes escaped.
@@ -137,6 +202,13 @@ pub fn append_step_summary(markdown: &str) {
     }
 }
 
+/// A failure message's first clause, for the verdict line: the retry's totals and the
+/// workloads' trail stay in the check's own row.
+fn reason(message: &str) -> String {
+    let first = message.split(" (after ").next().unwrap_or(message);
+    first.split("; ").next().unwrap_or(first).to_owned()
+}
+
 /// `1 error`, `2 errors`.
 pub fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
@@ -148,10 +220,44 @@ impl RunReport {
         self.error.is_none() && self.checks.iter().all(|c| c.passed)
     }
 
+    /// The class the run ended in, and so its exit code.
+    pub fn exit(&self) -> Exit {
+        match (&self.error, self.stopped_as) {
+            (_, Some(class)) => class,
+            (Some(_), None) => Exit::Environment,
+            (None, None) if self.checks.is_empty() => Exit::CheckFailed,
+            (None, None) if self.passed() => Exit::Passed,
+            (None, None) => Exit::CheckFailed,
+        }
+    }
+
+    /// The failed checks that are causes: those that ran and failed (not the blocked ones).
+    fn causes(&self) -> impl Iterator<Item = &CheckResult> {
+        self.checks
+            .iter()
+            .filter(|c| !c.passed && c.blocked_by.is_none())
+    }
+
+    /// "2 of 7 checks run (filter `routing::`); 5 not run" when a selection left checks out.
+    pub fn partial(&self) -> Option<String> {
+        if self.not_run.is_empty() {
+            return None;
+        }
+        let ran = self.checks.len();
+        Some(format!(
+            "{ran} of {} checks run{}; {} not run",
+            ran + self.not_run.len(),
+            self.selection
+                .as_deref()
+                .map(|s| format!(" ({s})"))
+                .unwrap_or_default(),
+            self.not_run.len()
+        ))
+    }
+
     /// The text of `summary.txt`.
     pub fn summary(&self) -> String {
         let mut s = String::new();
-        let failed = self.checks.iter().filter(|c| !c.passed).count();
         let _ = writeln!(
             s,
             "mirror-e2e run {} ({} mode, Istio {})",
@@ -166,63 +272,92 @@ impl RunReport {
             let _ = writeln!(s, "  (none ran)");
         }
         for c in &self.checks {
-            let verdict = if c.passed { "PASS" } else { "FAIL" };
-            let retried = match c.attempts {
-                0 if !c.passed => ", failed before its first attempt".to_owned(),
-                0 | 1 => String::new(),
-                n => format!(", {n} attempts"),
-            };
             let _ = writeln!(
                 s,
-                "  {verdict} {} ({:.3}s{retried})",
+                "  {} {} ({:.3}s, {})",
+                c.status(),
                 c.name,
-                c.duration.as_secs_f64()
+                c.duration.as_secs_f64(),
+                c.attempts_text()
             );
             let _ = writeln!(s, "       {}", c.message);
+        }
+        for name in &self.not_run {
+            let _ = writeln!(s, "  NOT RUN {name}");
         }
         for note in &self.notes {
             let _ = writeln!(s, "\nnote: {note}");
         }
-        if let Some(error) = &self.error {
-            let _ = writeln!(s, "\nthe run stopped before its checks finished: {error}");
-        }
-        let _ = writeln!(
-            s,
-            "\n{} passed, {failed} failed",
-            self.checks.len() - failed
-        );
+        let (passed, verdict) = self.verdict();
+        let _ = writeln!(s, "\n{}: {verdict}", if passed { "PASS" } else { "FAIL" });
         s
     }
 
-    /// The verdict in a few words, and whether it is a pass: the first line a reader sees in
-    /// `summary.md` and `report.html`.
+    /// The verdict in one line, and whether it is a pass: the first line a reader sees in
+    /// `summary.md` and `report.html`, the last of `summary.txt`. A failure names its cause
+    /// first (the check that failed and why), then what that cause blocked.
     pub fn verdict(&self) -> (bool, String) {
-        let failed = self.checks.iter().filter(|c| !c.passed).count();
-        match (&self.error, failed) {
+        let causes: Vec<&CheckResult> = self.causes().collect();
+        let blocked = self
+            .checks
+            .iter()
+            .filter(|c| c.blocked_by.is_some())
+            .count();
+        let (passed, mut text) = match (&self.error, causes.first()) {
             (Some(e), _) => (
                 false,
                 format!("the run stopped before its checks finished: {e}"),
             ),
-            (None, 0) if self.checks.is_empty() => (false, "no check ran".to_owned()),
-            (None, 0) => (
+            (None, _) if self.checks.is_empty() => (false, "no check ran".to_owned()),
+            (None, None) => (
                 true,
                 format!("{} passed", plural(self.checks.len(), "check", "checks")),
             ),
-            (None, n) => (false, format!("{n} of {} checks failed", self.checks.len())),
+            (None, Some(first)) => {
+                let mut text = format!(
+                    "{} — {}",
+                    first.name,
+                    first
+                        .cause
+                        .clone()
+                        .unwrap_or_else(|| reason(&first.message))
+                );
+                if causes.len() > 1 {
+                    let _ = write!(
+                        text,
+                        "; {} failed too",
+                        plural(causes.len() - 1, "other check", "other checks")
+                    );
+                }
+                (false, text)
+            }
+        };
+        if blocked > 0 {
+            let _ = write!(text, "; {} blocked", plural(blocked, "check", "checks"));
         }
+        if let Some(partial) = self.partial() {
+            let _ = write!(text, "; {partial}");
+        }
+        (passed, text)
     }
 
-    /// The evidence file to open first for a failed check, in this run's directory.
-    fn first_evidence(&self, check: &str) -> &'static str {
-        match (self.mode.as_str(), check.starts_with("routing::")) {
-            ("local", true) => {
-                "envoy-access.log (which upstream served each tag, with its end-user)"
+    /// The evidence file to open first for a failed check, in this run's directory: where
+    /// its cause shows (a blocked check's is its root cause's).
+    fn first_evidence(&self, check: &CheckResult) -> String {
+        let root = check.blocked_by.as_deref().unwrap_or(&check.name);
+        let file = match (self.mode.as_str(), crate::suite::evidence(root)) {
+            ("local", Evidence::Routing) => {
+                "envoy-access.log (which route and upstream served each tag, with its end-user)"
             }
-            ("local", false) => "workloads/mirror.log (what the mirror received)",
-            (_, true) => {
+            ("local", Evidence::Mirror) => "workloads/mirror.log (what the mirror received)",
+            (_, Evidence::Routing) => {
                 "diagnostics/productpage-routes.json (productpage's sidecar routes), then evidence/"
             }
-            (_, false) => "evidence/logs/ (the mirror's log and sidecars)",
+            (_, Evidence::Mirror) => "evidence/logs/ (the mirror's log and sidecars)",
+        };
+        match &check.blocked_by {
+            Some(root) => format!("{file}, for {root}, which blocked it"),
+            None => file.to_owned(),
         }
     }
 
@@ -230,17 +365,22 @@ impl RunReport {
     /// each failure what was expected, what was seen, and the evidence to open first.
     pub fn summary_md(&self) -> String {
         let mut s = String::new();
-        let failed: Vec<&CheckResult> = self.checks.iter().filter(|c| !c.passed).collect();
         let verdict = match self.verdict() {
             (true, text) => format!("**PASS**: {text}"),
             (false, text) => format!("**FAIL**: {text}"),
         };
+        let exit = self.exit();
         let _ = writeln!(
             s,
-            "### mirror-e2e {}: {verdict}\n\n{} mode, Istio {}, run `{}`\n",
-            self.mode, self.mode, self.istio, self.run_id
+            "### mirror-e2e {}: {verdict}\n\n{} mode, Istio {}, run `{}`; exit {} ({})\n",
+            self.mode,
+            self.mode,
+            self.istio,
+            self.run_id,
+            exit.code(),
+            exit.meaning()
         );
-        if !self.checks.is_empty() {
+        if !self.checks.is_empty() || !self.not_run.is_empty() {
             let _ = writeln!(
                 s,
                 "| | check | attempts | time | what was seen |\n|---|---|---|---|---|"
@@ -248,16 +388,27 @@ impl RunReport {
             for c in &self.checks {
                 let _ = writeln!(
                     s,
-                    "| {} | `{}` | {} | {:.3}s | {} |",
-                    if c.passed { "✅ PASS" } else { "❌ FAIL" },
-                    c.name,
-                    if c.attempts == 0 {
-                        "-".to_owned()
-                    } else {
-                        c.attempts.to_string()
+                    "| {} {} | `{}` | {} | {:.3}s | {} |",
+                    match c.status() {
+                        "PASS" => "✅",
+                        "FAIL" => "❌",
+                        _ => "⏸️",
                     },
+                    c.status(),
+                    c.name,
+                    c.attempts_text(),
                     c.duration.as_secs_f64(),
                     markdown_cell(&c.message)
+                );
+            }
+            for name in &self.not_run {
+                let _ = writeln!(
+                    s,
+                    "| ➖ NOT RUN | `{name}` | - | - | not selected{} |",
+                    self.selection
+                        .as_deref()
+                        .map(|s| format!(" ({})", markdown_cell(s)))
+                        .unwrap_or_default()
                 );
             }
         }
@@ -267,14 +418,30 @@ impl RunReport {
                 let _ = writeln!(s, "| {name} | {:.3}s |", d.as_secs_f64());
             }
         }
-        for c in &failed {
+        for c in self.causes() {
             let _ = writeln!(
                 s,
-                "\n#### ❌ `{}`\n\n- expected: {}\n- seen: {}\n- open first: `{}`",
+                "\n#### ❌ `{}`\n\n- expected: {}\n- seen: {}",
                 c.name,
                 crate::suite::expectation(&c.name),
                 markdown_cell(&c.message),
-                self.first_evidence(&c.name)
+            );
+            for (what, value) in &c.observed {
+                let _ = writeln!(s, "- observed {what}: `{}`", markdown_cell(value));
+            }
+            let _ = writeln!(s, "- open first: `{}`", self.first_evidence(c));
+        }
+        let blocked: Vec<String> = self
+            .checks
+            .iter()
+            .filter(|c| c.blocked_by.is_some())
+            .map(|c| format!("`{}`", c.name))
+            .collect();
+        if let Some(root) = self.checks.iter().find_map(|c| c.blocked_by.as_ref()) {
+            let _ = writeln!(
+                s,
+                "\n#### ⏸️ blocked by `{root}`\n\n{}: not run, since what they verify needs it",
+                blocked.join(", ")
             );
         }
         for note in &self.notes {
@@ -283,7 +450,8 @@ impl RunReport {
         s
     }
 
-    /// The JUnit XML report.
+    /// The JUnit XML report: a case per check; a blocked check and one the selection left
+    /// out are skipped cases saying why, so a partial run does not look complete.
     pub fn junit(&self) -> String {
         let mut report = quick_junit::Report::new("mirror-e2e");
         let mut suite = TestSuite::new(format!("mirror-e2e-{}", self.mode));
@@ -295,22 +463,44 @@ impl RunReport {
                 format!("{:.3}s", d.as_secs_f64()),
             ));
         }
-        for c in &self.checks {
-            let status = if c.passed {
-                TestCaseStatus::success()
-            } else {
-                let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
-                s.set_message(c.message.as_str());
-                s
-            };
-            let (class, name) = c.name.rsplit_once("::").unwrap_or(("", &c.name));
+        let case = |name: &str, status: TestCaseStatus| {
+            let (class, name) = name.rsplit_once("::").unwrap_or(("", name));
             let mut case = TestCase::new(name, status);
-            case.set_classname(class).set_time(c.duration);
+            case.set_classname(class);
+            case
+        };
+        for c in &self.checks {
+            let status = match (c.passed, &c.blocked_by) {
+                (true, _) => TestCaseStatus::success(),
+                (false, Some(_)) => {
+                    let mut s = TestCaseStatus::skipped();
+                    s.set_message(c.message.as_str());
+                    s
+                }
+                (false, None) => {
+                    let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                    s.set_message(c.message.as_str());
+                    s
+                }
+            };
+            let mut case = case(&c.name, status);
+            case.set_time(c.duration);
             case.add_property(Property::new("attempts", c.attempts.to_string()));
             if c.passed {
                 case.set_system_out(c.message.as_str());
             }
             suite.add_test_case(case);
+        }
+        for name in &self.not_run {
+            let mut status = TestCaseStatus::skipped();
+            status.set_message(format!(
+                "not run: not selected{}",
+                self.selection
+                    .as_deref()
+                    .map(|s| format!(" ({s})"))
+                    .unwrap_or_default()
+            ));
+            suite.add_test_case(case(name, status));
         }
         if let Some(error) = &self.error {
             // A run that stopped early is a failure CI must see, not an empty suite.
@@ -396,6 +586,7 @@ mod tests {
                     passed: true,
                     duration: Duration::from_millis(12),
                     attempts: 4,
+                    retries: 1,
                     message: "ok".into(),
                     ..CheckResult::default()
                 },
@@ -409,7 +600,7 @@ mod tests {
                 },
             ],
             notes: vec![],
-            error: None,
+            ..RunReport::default()
         }
     }
 
@@ -449,19 +640,160 @@ mod tests {
     }
 
     #[test]
-    fn summary_names_checks_attempts_phases_and_the_count_line() {
+    fn summary_names_checks_attempts_phases_and_ends_with_the_verdict() {
         let s = report().summary();
         assert!(
-            s.contains("PASS routing::tester_served_by_v2 (0.012s, 4 attempts)"),
+            s.contains(
+                "PASS routing::tester_served_by_v2 (0.012s, 4 attempts: 1 retry, then 3 passes in a row)"
+            ),
             "{s}"
         );
         assert!(
-            s.contains("FAIL mirror::tester_requests_mirrored_with_end_user"),
+            s.contains("FAIL mirror::tester_requests_mirrored_with_end_user (2.000s, failed after 9 attempts)"),
             "{s}"
         );
         assert!(s.contains("start envoy"), "{s}");
-        assert!(s.trim_end().ends_with("1 passed, 1 failed"), "{s}");
+        assert!(
+            s.trim_end().ends_with(
+                "FAIL: mirror::tester_requests_mirrored_with_end_user — 3 of 10 tester requests never reached the mirror"
+            ),
+            "{s}"
+        );
         assert!(!report().passed());
+        let mut clean = report();
+        clean.checks.truncate(1);
+        clean.checks[0].retries = 0;
+        clean.checks[0].attempts = 3;
+        assert!(
+            clean.summary().contains("(0.012s, 3 passes in a row)"),
+            "passes in a row are not retries: {}",
+            clean.summary()
+        );
+    }
+
+    /// The `Tester` mutation's report: the tester's route failed, five mirror checks blocked.
+    fn blocked_report() -> RunReport {
+        let mut checks = vec![
+            CheckResult {
+                name: "routing::anonymous_served_by_v1".into(),
+                passed: true,
+                attempts: 3,
+                observed: [("served by".to_owned(), "reviews-v1".to_owned())].into(),
+                ..CheckResult::default()
+            },
+            CheckResult {
+                name: "routing::tester_served_by_v2".into(),
+                attempts: 14,
+                message: "served by reviews-v1, expected reviews-v2 (after 14 attempts over 5s; 3 consecutive passes needed)".into(),
+                cause: Some("tester requests were served by reviews-v1 through route \"default-to-v1\"".into()),
+                observed: [
+                    ("served by".to_owned(), "reviews-v1".to_owned()),
+                    ("route".to_owned(), "default-to-v1".to_owned()),
+                    ("mirrored".to_owned(), "0 of 140".to_owned()),
+                ]
+                .into(),
+                ..CheckResult::default()
+            },
+        ];
+        for name in &crate::suite::CHECKS[2..] {
+            checks.push(CheckResult::blocked(name, "routing::tester_served_by_v2"));
+        }
+        RunReport {
+            run_id: "r1".into(),
+            mode: "local".into(),
+            istio: "1.31.1".into(),
+            checks,
+            ..RunReport::default()
+        }
+    }
+
+    #[test]
+    fn the_verdict_names_the_cause_and_the_route_and_counts_what_it_blocked() {
+        let r = blocked_report();
+        assert_eq!(
+            r.verdict(),
+            (
+                false,
+                "routing::tester_served_by_v2 — tester requests were served by reviews-v1 through route \"default-to-v1\"; 5 checks blocked".to_owned()
+            )
+        );
+        assert_eq!(r.exit(), Exit::CheckFailed);
+        let s = r.summary();
+        assert!(
+            s.contains("BLOCKED mirror::percentage_within_tolerance (0.000s, not run (blocked))"),
+            "{s}"
+        );
+        assert!(
+            s.contains("blocked by routing::tester_served_by_v2: would have verified that a 50% variant mirrors 50% ± 10 points"),
+            "{s}"
+        );
+        let md = r.summary_md();
+        assert!(md.contains("exit 1 (a check failed"), "{md}");
+        assert!(md.contains("- observed route: `default-to-v1`"), "{md}");
+        assert!(
+            md.contains("- open first: `envoy-access.log (which route"),
+            "the routing failure's evidence: {md}"
+        );
+        assert!(
+            !md.contains("#### ❌ `mirror::"),
+            "a blocked check is not a failure of its own: {md}"
+        );
+        let xml = r.junit();
+        assert!(
+            xml.contains("failures=\"1\"") && xml.contains("skipped=\"5\""),
+            "{xml}"
+        );
+    }
+
+    #[test]
+    fn a_partial_run_says_so_in_the_verdict_and_lists_the_rest_as_skipped() {
+        let mut r = report();
+        r.checks.truncate(1);
+        let (not_run, selection) =
+            crate::suite::left_out(&crate::suite::harness_arguments(&["routing::".to_owned()]));
+        r.checks.push(CheckResult {
+            name: "routing::anonymous_served_by_v1".into(),
+            passed: true,
+            attempts: 3,
+            ..CheckResult::default()
+        });
+        (r.not_run, r.selection) = (not_run, selection);
+        assert_eq!(
+            r.verdict(),
+            (
+                true,
+                "2 checks passed; 2 of 7 checks run (filter `routing::`); 5 not run".to_owned()
+            )
+        );
+        assert!(r.summary_md().contains("| ➖ NOT RUN | `mirror::percentage_within_tolerance` | - | - | not selected (filter `routing::`) |"));
+        let xml = r.junit();
+        assert!(
+            xml.contains("tests=\"7\"") && xml.contains("skipped=\"5\""),
+            "{xml}"
+        );
+        assert!(
+            xml.contains("not run: not selected (filter `routing::`)"),
+            "{xml}"
+        );
+    }
+
+    #[test]
+    fn every_way_a_run_ends_has_its_class() {
+        let mut r = report();
+        assert_eq!(r.exit(), Exit::CheckFailed);
+        r.checks.remove(1);
+        assert_eq!(r.exit(), Exit::Passed);
+        r.error = Some("envoy exited at startup".into());
+        assert_eq!(r.exit(), Exit::Environment, "unless it says otherwise");
+        r.stopped_as = Some(Exit::CheckFailed);
+        assert_eq!(r.exit(), Exit::CheckFailed);
+        let live = live::LiveReport::default();
+        let dir = tempfile::tempdir().expect("dir");
+        live.start(dir.path(), &report());
+        live.write_stopped("interrupted (Ctrl-C)").expect("written");
+        let back = RunReport::read(dir.path()).expect("read");
+        assert_eq!(back.exit(), Exit::Interrupted);
+        assert!(back.summary_md().contains("exit 130 (interrupted)"));
     }
 
     #[test]
@@ -498,11 +830,11 @@ mod tests {
     fn summary_md_has_the_verdict_the_checks_and_what_to_open_for_a_failure() {
         let md = report().summary_md();
         assert!(
-            md.starts_with("### mirror-e2e local: **FAIL**: 1 of 2 checks failed"),
+            md.starts_with("### mirror-e2e local: **FAIL**: mirror::tester_requests_mirrored_with_end_user — 3 of 10 tester requests never reached the mirror\n"),
             "{md}"
         );
         assert!(
-            md.contains("| ✅ PASS | `routing::tester_served_by_v2` | 4 | 0.012s | ok |"),
+            md.contains("| ✅ PASS | `routing::tester_served_by_v2` | 4 attempts: 1 retry, then 3 passes in a row | 0.012s | ok |"),
             "{md}"
         );
         assert!(
@@ -541,6 +873,43 @@ mod tests {
         for external in ["<script", "src=", "href=", "@import", "url(http"] {
             assert!(!page.contains(external), "self-contained: found {external}");
         }
-        assert!(page.contains("FAIL</span>: 1 of 2 checks failed"));
+        assert!(page.contains(
+            "FAIL</span>: mirror::tester_requests_mirrored_with_end_user — 3 of 10 tester requests"
+        ));
+    }
+
+    #[test]
+    fn report_html_draws_the_journey_that_happened_in_red() {
+        let page = html::render(&blocked_report());
+        let journey = &page[page.find("<svg id=journey").expect("a journey")..];
+        assert!(
+            journey.contains("stroke='#cf222e'/><text x='665' y='41' text-anchor='middle' fill='#cf222e'>reviews-v1</text>"),
+            "the tester's request reached reviews-v1, in red: {journey}"
+        );
+        assert!(journey.contains(">route default-to-v1</text>"), "{journey}");
+        assert!(
+            journey.contains("fill='#cf222e'>nothing mirrored (0 of 140 requests)</text>"),
+            "{journey}"
+        );
+        assert!(
+            journey.contains("fill='#1f2328'>reviews-v1</text>"),
+            "the anonymous request as expected: {journey}"
+        );
+        // Markdown code spans of the messages render as code.
+        assert!(
+            page.contains("the mirror sees <code>reviews-shadow</code> up to"),
+            "{page}"
+        );
+    }
+
+    #[test]
+    fn a_run_stopped_before_its_checks_draws_no_journey() {
+        let mut r = report();
+        r.checks.clear();
+        r.error = Some("the manifests under test have 1 lint error".into());
+        r.stopped_as = Some(Exit::CheckFailed);
+        let page = html::render(&r);
+        assert!(!page.contains("<svg id=journey"), "{page}");
+        assert!(page.contains("exit 1 ("), "{page}");
     }
 }

@@ -53,19 +53,25 @@ fn passed(stable: Stable, note: String) -> Passed {
 }
 
 /// Why a check failed, and how many attempts it made first.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct CheckFailure {
     /// Attempts made (0 when it failed before the first).
     pub attempts: u32,
     /// What was expected and what was seen.
     pub message: String,
+    /// The cause in one clause, for the run's verdict, when the check can say it shorter
+    /// than its message.
+    pub cause: Option<String>,
+    /// What it observed of the behaviour it checks (kept in the report, drawn as the
+    /// journey that happened).
+    pub observed: Vec<(String, String)>,
 }
 
 impl From<String> for CheckFailure {
     fn from(message: String) -> Self {
         CheckFailure {
-            attempts: 0,
             message,
+            ..CheckFailure::default()
         }
     }
 }
@@ -75,12 +81,15 @@ impl From<RetryError> for CheckFailure {
         CheckFailure {
             attempts: e.attempts,
             message: e.to_string(),
+            ..CheckFailure::default()
         }
     }
 }
 
 impl<M: Mesh> Suite<M> {
-    /// `routing::anonymous_served_by_v1` and `routing::tester_served_by_v2`.
+    /// `routing::anonymous_served_by_v1` and `routing::tester_served_by_v2`. A failure keeps
+    /// what happened: the workload that served the last wrong request, the route that
+    /// matched it (where the mode can read it), and how many of the requests were mirrored.
     pub async fn served_by(
         &self,
         identity: Identity,
@@ -89,17 +98,36 @@ impl<M: Mesh> Suite<M> {
     ) -> Result<Passed, CheckFailure> {
         let expected = &self.workloads_of(subset)?;
         let identity = &identity;
+        // Every tag sent, and the last request served by the wrong workload.
+        let sent = &std::sync::Mutex::new(Vec::<String>::new());
+        let wrong = &std::sync::Mutex::new(None::<(String, String)>);
         let stable = self
             .retry(|a| async move {
                 let tags: Vec<String> = (0..BATCH)
                     .map(|i| self.tag(name, a, &i.to_string()))
                     .collect();
+                lock(sent).extend(tags.iter().cloned());
                 for (reply, tag) in self.send_all(identity, &tags).await?.iter().zip(&tags) {
-                    self.expect_served(reply, expected, tag, identity)?;
+                    if let Err(e) = self.expect_served(reply, expected, tag, identity) {
+                        let served = reply
+                            .workload
+                            .clone()
+                            .unwrap_or_else(|| "an unknown workload".into());
+                        *lock(wrong) = Some((tag.clone(), served));
+                        return Err(e);
+                    }
                 }
                 Ok(())
             })
-            .await?;
+            .await;
+        let stable = match stable {
+            Ok(stable) => stable,
+            Err(e) => {
+                let wrong = lock(wrong).take();
+                let sent = std::mem::take(&mut *lock(sent));
+                return Err(self.served_by_failure(e, identity, wrong, &sent).await);
+            }
+        };
         Ok(passed(
             stable,
             format!(
@@ -108,6 +136,45 @@ impl<M: Mesh> Suite<M> {
             ),
         )
         .observing("served by", expected.join(",")))
+    }
+
+    /// The failure of a routing check, with what happened to the requests: who served the
+    /// last wrong one, through which route, and how many of all were mirrored.
+    async fn served_by_failure(
+        &self,
+        e: RetryError,
+        identity: &Identity,
+        wrong: Option<(String, String)>,
+        sent: &[String],
+    ) -> CheckFailure {
+        let who = match identity {
+            Identity::Anonymous => "anonymous".to_owned(),
+            Identity::User(user) => user.clone(),
+        };
+        let mut failure = CheckFailure::from(e);
+        let mirrored = self.mesh.mirror_records().observe(sent).found.len();
+        failure
+            .observed
+            .push(("mirrored".into(), format!("{mirrored} of {}", sent.len())));
+        let Some((tag, served)) = wrong else {
+            return failure;
+        };
+        let route = match self.mesh.matched_route(&tag, &self.spec.host).await {
+            Ok(Some(route)) => {
+                failure.observed.push(("route".into(), route.clone()));
+                format!(" through route \"{route}\"")
+            }
+            Ok(None) => " through a route without a name".to_owned(),
+            Err(why) => {
+                failure
+                    .message
+                    .push_str(&format!("; the route that matched cannot be read: {why}"));
+                String::new()
+            }
+        };
+        failure.cause = Some(format!("{who} requests were served by {served}{route}"));
+        failure.observed.push(("served by".into(), served));
+        failure
     }
 
     /// `mirror::tester_requests_mirrored_with_end_user`.
@@ -552,6 +619,11 @@ impl<M: Mesh> Suite<M> {
         .map(|stable| (came_back, stable.attempts))
         .map_err(|e| format!("restore: {e}"))
     }
+}
+
+/// A lock of the check's own bookkeeping (never held across an await).
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The original routing with every mirror at `percent`, and a first route that sends

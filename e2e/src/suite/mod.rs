@@ -2,6 +2,7 @@
 //! libtest-mimic harness so filters, `--list` and `--exact` work as with `cargo test`.
 
 mod checks;
+pub mod prerequisites;
 pub mod sampling;
 
 use std::sync::{Arc, Mutex};
@@ -76,6 +77,26 @@ pub fn expectation(check: &str) -> &'static str {
     }
 }
 
+/// Where the evidence of a check's failure shows first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Evidence {
+    /// Which route and upstream served a request, its status and latency: the proxies.
+    Routing,
+    /// What the mirror received: its log.
+    Mirror,
+}
+
+/// Where check `check` fails visibly. The mirror-down check fails on what the tester gets
+/// (status, workload, latency), so the proxies show it, not the mirror's log.
+pub fn evidence(check: &str) -> Evidence {
+    match check {
+        "routing::anonymous_served_by_v1"
+        | "routing::tester_served_by_v2"
+        | "mirror::primary_unaffected_when_mirror_down" => Evidence::Routing,
+        _ => Evidence::Mirror,
+    }
+}
+
 /// One attempt of a check in time: seconds from the check's start, seconds taken, passed.
 pub type AttemptSpan = (f64, f64, bool);
 
@@ -134,6 +155,55 @@ impl<M: Mesh> Suite<M> {
     /// The attempts of the check that just ran.
     fn take_attempts(&self) -> Vec<AttemptSpan> {
         std::mem::take(&mut *self.attempts.lock().unwrap_or_else(|e| e.into_inner())).1
+    }
+
+    /// The report's record of check `name`, which ran from `start` with `outcome`. Request
+    /// tags lose the run's prefix (`mirror-e2e/<run-id>/`): the report names the run once.
+    fn result_of(
+        &self,
+        name: &str,
+        outcome: Result<checks::Passed, CheckFailure>,
+        start: Instant,
+    ) -> CheckResult {
+        let timeline = self.take_attempts();
+        let prefix = tag_prefix(&self.run_id);
+        let untagged = |text: &str| text.replace(&prefix, "");
+        let (passed, attempts, retries, message, observed, cause) = match outcome {
+            Ok(p) => (
+                true,
+                p.stable.attempts,
+                p.stable.failures,
+                p.note,
+                p.observed,
+                None,
+            ),
+            // A check that failed outside its retry (a baseline, a restore) still made the
+            // attempts its timeline holds.
+            Err(e) => (
+                false,
+                e.attempts
+                    .max(u32::try_from(timeline.len()).unwrap_or(u32::MAX)),
+                0,
+                e.message,
+                e.observed,
+                e.cause,
+            ),
+        };
+        CheckResult {
+            name: name.to_owned(),
+            passed,
+            duration: start.elapsed(),
+            attempts,
+            retries,
+            message: untagged(&message),
+            observed: observed
+                .into_iter()
+                .map(|(k, v)| (k, untagged(&v)))
+                .collect(),
+            timeline,
+            cause: cause.map(|c| untagged(&c)),
+            blocked_by: None,
+        }
     }
 
     /// The check running now.
@@ -218,6 +288,35 @@ pub fn selected(args: &Arguments) -> Vec<&'static str> {
         .collect()
 }
 
+/// The checks the harness arguments leave out, and how they select, when they leave some
+/// out: `(["mirror::..."], Some("filter `routing::`"))`. A report names both, so a partial
+/// run never reads as a complete one.
+pub fn left_out(args: &Arguments) -> (Vec<String>, Option<String>) {
+    let chosen = selected(args);
+    let not_run: Vec<String> = CHECKS
+        .iter()
+        .filter(|c| !chosen.contains(c))
+        .map(|c| (*c).to_owned())
+        .collect();
+    if not_run.is_empty() {
+        return (not_run, None);
+    }
+    let mut how = Vec::new();
+    if let Some(f) = &args.filter {
+        how.push(format!(
+            "{} `{f}`",
+            if args.exact { "--exact" } else { "filter" }
+        ));
+    }
+    for s in &args.skip {
+        how.push(format!("--skip `{s}`"));
+    }
+    if args.ignored {
+        how.push("--ignored".to_owned());
+    }
+    (not_run, Some(how.join(", ")))
+}
+
 /// The trials, without a mesh: enough for `--list`.
 pub fn listing() -> Vec<Trial> {
     CHECKS
@@ -245,25 +344,18 @@ pub fn trials<M: Mesh + Send + Sync + 'static>(
             );
             Trial::test(*name, move || {
                 let start = Instant::now();
-                let outcome = runtime.block_on(suite.run_check(name));
-                let (passed, attempts, message, observed) = match &outcome {
-                    Ok(p) => (
-                        true,
-                        p.stable.attempts,
-                        p.note.clone(),
-                        p.observed.iter().cloned().collect(),
-                    ),
-                    Err(e) => (false, e.attempts, e.message.clone(), Default::default()),
+                let blocked = prerequisites::blocked_by(
+                    name,
+                    &results.lock().unwrap_or_else(|e| e.into_inner()),
+                );
+                let result = match blocked {
+                    Some(root) => CheckResult::blocked(name, &root),
+                    None => {
+                        let outcome = runtime.block_on(suite.run_check(name));
+                        suite.result_of(name, outcome, start)
+                    }
                 };
-                let result = CheckResult {
-                    name: (*name).to_owned(),
-                    passed,
-                    duration: start.elapsed(),
-                    attempts,
-                    message: message.clone(),
-                    observed,
-                    timeline: suite.take_attempts(),
-                };
+                let (passed, message) = (result.passed, result.message.clone());
                 live.check_done(&result);
                 results
                     .lock()
@@ -301,6 +393,22 @@ mod selection_tests {
         assert_eq!(
             selected(&args(&["routing::", "--skip", "v2"])),
             ["routing::anonymous_served_by_v1"]
+        );
+    }
+
+    #[test]
+    fn a_selection_that_leaves_checks_out_says_which_and_how() {
+        assert_eq!(left_out(&args(&[])), (Vec::<String>::new(), None));
+        let (not_run, how) = left_out(&args(&["routing::"]));
+        assert_eq!(not_run, &CHECKS[2..]);
+        assert_eq!(how.as_deref(), Some("filter `routing::`"));
+        let (not_run, how) = left_out(&args(&["--skip", "mirror::"]));
+        assert_eq!(not_run.len(), 5);
+        assert_eq!(how.as_deref(), Some("--skip `mirror::`"));
+        let (_, how) = left_out(&args(&["--exact", "routing::tester_served_by_v2"]));
+        assert_eq!(
+            how.as_deref(),
+            Some("--exact `routing::tester_served_by_v2`")
         );
     }
 }

@@ -1,0 +1,82 @@
+//! How a run ends, as an exit code a CI job can act on: retry an environment failure, never
+//! a real regression. One table for `--help`, the README and the report's summary.
+
+use serde::{Deserialize, Serialize};
+
+/// The class a run ended in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Exit {
+    /// Every selected check passed.
+    Passed,
+    /// A check failed, or the manifests under test are wrong: the mesh is wrong.
+    CheckFailed,
+    /// The command line was wrong.
+    Usage,
+    /// The environment failed: Docker, tools, the cluster, Istio, Envoy, a workload.
+    Environment,
+    /// Ctrl-C, SIGTERM or SIGHUP.
+    Interrupted,
+}
+
+/// The exit codes, as `--help` shows them (the README has the same table).
+pub const EXIT_CODES: &str = "\
+Exit codes:
+  0    every selected check passed
+  1    a check failed, or the manifests under test are wrong (the mesh is wrong)
+  2    usage error
+  3    the environment failed: Docker, tools, cluster create, Istio install, Envoy, a workload
+  130  interrupted";
+
+impl Exit {
+    /// The process exit code.
+    pub fn code(self) -> u8 {
+        match self {
+            Exit::Passed => 0,
+            Exit::CheckFailed => 1,
+            Exit::Usage => 2,
+            Exit::Environment => 3,
+            Exit::Interrupted => 130,
+        }
+    }
+
+    /// The class in a few words, as the report says which one the run ended in.
+    pub fn meaning(self) -> &'static str {
+        match self {
+            Exit::Passed => "every selected check passed",
+            Exit::CheckFailed => "a check failed, or the manifests under test are wrong",
+            Exit::Usage => "usage error",
+            Exit::Environment => "the environment failed",
+            Exit::Interrupted => "interrupted",
+        }
+    }
+}
+
+impl From<Exit> for std::process::ExitCode {
+    fn from(exit: Exit) -> Self {
+        std::process::ExitCode::from(exit.code())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_help_table_has_a_row_for_every_class_with_its_code() {
+        for exit in [
+            Exit::Passed,
+            Exit::CheckFailed,
+            Exit::Usage,
+            Exit::Environment,
+            Exit::Interrupted,
+        ] {
+            let row = EXIT_CODES
+                .lines()
+                .find(|l| l.trim_start().starts_with(&format!("{} ", exit.code())))
+                .unwrap_or_else(|| panic!("no row for {exit:?}"));
+            let first_words = exit.meaning().split(',').next().expect("words");
+            assert!(row.contains(first_words), "{row} / {exit:?}");
+        }
+    }
+}

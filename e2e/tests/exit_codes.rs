@@ -1,0 +1,185 @@
+//! Black-box: every row of the exit-code table (`e2e::exit::EXIT_CODES`) from the real
+//! `mirror-e2e local`, and the class each run's summary.md says it ended in. Row 130
+//! (interrupted) is `process_hygiene.rs`'s Ctrl-C and SIGTERM tests.
+//!
+//! Needs Envoy (ENVOY_BIN), like the suite's other tests; `cargo xtask test` sets it.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use e2e::envoy::process::{ENVOY_BIN_ENV, HOW_TO_GET_ENVOY};
+
+fn envoy() -> PathBuf {
+    match std::env::var_os(ENVOY_BIN_ENV) {
+        Some(path) => PathBuf::from(path),
+        None => panic!("{ENVOY_BIN_ENV} is not set: {HOW_TO_GET_ENVOY}"),
+    }
+}
+
+fn project_manifests() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests")
+}
+
+/// `mirror-e2e local ARGS` with its runs under `root`: the exit code, stderr, and the
+/// summary.md of the one run it wrote (kept with --keep), if any.
+fn local(root: &Path, envoy: &Path, args: &[&str]) -> (Option<i32>, String, Option<String>) {
+    let out = Command::new(env!("CARGO_BIN_EXE_mirror-e2e"))
+        .arg("local")
+        .arg("--envoy")
+        .arg(envoy)
+        .arg("--keep")
+        .arg("--artifacts-root")
+        .arg(root)
+        .args(args)
+        .env_remove("MIRROR_E2E_PATIENCE")
+        .output()
+        .expect("run mirror-e2e");
+    let summary = std::fs::read_dir(root).ok().and_then(|runs| {
+        runs.filter_map(Result::ok)
+            .find_map(|run| std::fs::read_to_string(run.path().join("summary.md")).ok())
+    });
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        summary,
+    )
+}
+
+/// A copy of the project's manifests with the tester route matching `Tester`.
+fn broken_routing() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for entry in walk(&project_manifests()) {
+        let target = dir
+            .path()
+            .join(entry.strip_prefix(project_manifests()).expect("inside"));
+        std::fs::create_dir_all(target.parent().expect("parent")).expect("mkdir");
+        let text = std::fs::read_to_string(&entry).expect("read");
+        std::fs::write(&target, text.replace("exact: tester", "exact: Tester")).expect("write");
+    }
+    dir
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .expect("read dir")
+        .filter_map(Result::ok)
+        .flat_map(|e| {
+            if e.path().is_dir() {
+                walk(&e.path())
+            } else {
+                vec![e.path()]
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn exit_0_when_every_selected_check_passed() {
+    let root = tempfile::tempdir().expect("dir");
+    let manifests = project_manifests();
+    let (code, stderr, summary) = local(
+        root.path(),
+        &envoy(),
+        &["--manifests", manifests.to_str().expect("utf-8")],
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    let summary = summary.expect("a summary");
+    assert!(
+        summary.contains("; exit 0 (every selected check passed)"),
+        "{summary}"
+    );
+}
+
+#[test]
+fn exit_1_when_a_check_failed_not_libtests_101() {
+    let root = tempfile::tempdir().expect("dir");
+    let manifests = broken_routing();
+    let (code, stderr, summary) = local(
+        root.path(),
+        &envoy(),
+        &[
+            "--manifests",
+            manifests.path().to_str().expect("utf-8"),
+            "--patience",
+            "1",
+            "--",
+            "--exact",
+            "routing::tester_served_by_v2",
+        ],
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    let summary = summary.expect("a summary");
+    assert!(summary.contains("; exit 1 (a check failed"), "{summary}");
+}
+
+#[test]
+fn exit_1_when_the_manifests_under_test_have_lint_errors() {
+    let root = tempfile::tempdir().expect("dir");
+    let manifests = tempfile::tempdir().expect("dir");
+    std::fs::write(
+        manifests.path().join("vs.yaml"),
+        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: r}\nspec: {hosts: [reviews], http: [{route: [{destination: {host: reviews}}], mirrorPercentag: {value: 1}}]}\n",
+    )
+    .expect("write");
+    let (code, stderr, summary) = local(
+        root.path(),
+        &envoy(),
+        &["--manifests", manifests.path().to_str().expect("utf-8")],
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("lint error"), "{stderr}");
+    assert!(
+        summary
+            .expect("a summary")
+            .contains("; exit 1 (a check failed"),
+        "the manifests are wrong: retrying cannot help"
+    );
+}
+
+#[test]
+fn exit_2_on_usage_errors() {
+    let root = tempfile::tempdir().expect("dir");
+    let (code, stderr, _) = local(root.path(), &envoy(), &["--no-such-flag"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    let (code, stderr, summary) = local(root.path(), &envoy(), &["--", "nosuchcheck"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("matches no check") && summary.is_none(),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn exit_3_when_the_environment_failed() {
+    // An Envoy that exits at once: the machine's tools failed, not the mesh.
+    let root = tempfile::tempdir().expect("dir");
+    let manifests = project_manifests();
+    let (code, stderr, summary) = local(
+        root.path(),
+        Path::new("/bin/false"),
+        &["--manifests", manifests.to_str().expect("utf-8")],
+    );
+    assert_eq!(code, Some(3), "{stderr}");
+    assert!(
+        summary
+            .expect("a summary")
+            .contains("; exit 3 (the environment failed)"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn help_shows_the_exit_codes() {
+    for args in [
+        &["--help"][..],
+        &["local", "--help"],
+        &["cluster", "--help"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_mirror-e2e"))
+            .args(args)
+            .output()
+            .expect("run mirror-e2e");
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(help.contains(e2e::exit::EXIT_CODES), "{args:?}: {help}");
+    }
+}
