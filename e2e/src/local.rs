@@ -546,6 +546,31 @@ impl Mesh for LocalMesh {
         write_atomically(&self.routes_file, &routes).map_err(|e| err(e.to_string()))
     }
 
+    async fn send_to_mirror(&self, tag: &str) -> Result<(), MeshError> {
+        let failed = |message: String| MeshError::Request {
+            tag: tag.to_owned(),
+            message,
+        };
+        let addr = self
+            .mirror
+            .iter()
+            .filter_map(|m| self.workloads.get(m))
+            .map(Workload::addr)
+            .next()
+            .ok_or_else(|| failed("no mirror workload runs".into()))?;
+        // Not through Envoy: the workload itself, as a request to its pod would be.
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .map_err(|e| failed(e.to_string()))?;
+        http.get(format!("http://{addr}/mirror-e2e/barrier"))
+            .header("user-agent", tag)
+            .send()
+            .await
+            .map_err(|e| failed(format!("straight to the mirror at {addr}: {e}")))?;
+        Ok(())
+    }
+
     async fn set_mirror_running(&self, running: bool) -> Result<Duration, MeshError> {
         let start = std::time::Instant::now();
         let outbound = self

@@ -167,6 +167,10 @@ struct ClusterArgs {
     /// Manifests directory.
     #[arg(long, default_value = "manifests")]
     manifests: PathBuf,
+    /// The expectations file: what the mesh must do; the checks and their names derive from
+    /// it (default: `expectations.yaml` in the manifests directory, else the tutorial's).
+    #[arg(long, value_name = "FILE")]
+    expectations: Option<PathBuf>,
     /// Where runs keep their evidence; each run gets `<dir>/<run-id>/`.
     #[arg(long, env = "MIRROR_E2E_ARTIFACTS_ROOT", default_value = "target/e2e")]
     artifacts_root: PathBuf,
@@ -200,6 +204,10 @@ struct LocalArgs {
     /// Manifests directory holding the routing under test.
     #[arg(long, default_value = "manifests")]
     manifests: PathBuf,
+    /// The expectations file: what the mesh must do; the checks and their names derive from
+    /// it (default: `expectations.yaml` in the manifests directory, else the tutorial's).
+    #[arg(long, value_name = "FILE")]
+    expectations: Option<PathBuf>,
     /// Istio version whose sidecar behaviour to emulate.
     #[arg(long, default_value = DEFAULT_ISTIO, value_parser = parse_version)]
     istio: IstioVersion,
@@ -444,9 +452,17 @@ fn lint(paths: &[PathBuf]) -> ExitCode {
     }
 }
 
+/// The behaviour under test (`Spec::for_manifests`), or the error that says why not.
+fn load_spec(
+    manifests: &std::path::Path,
+    expectations: Option<&std::path::Path>,
+) -> Result<Spec, String> {
+    Spec::for_manifests(manifests, expectations).map_err(|e| e.to_string())
+}
+
 /// Fails, before anything starts, when the harness arguments select no check.
-fn selects_nothing(harness: &libtest_mimic::Arguments) -> Option<ExitCode> {
-    if !suite::selected(harness).is_empty() {
+fn selects_nothing(harness: &libtest_mimic::Arguments, spec: &Spec) -> Option<ExitCode> {
+    if !suite::selected(harness, spec).is_empty() {
         return None;
     }
     let filter = harness
@@ -456,17 +472,24 @@ fn selects_nothing(harness: &libtest_mimic::Arguments) -> Option<ExitCode> {
     eprintln!(
         "error: the filter {filter}{} matches no check; the checks are:\n  {}",
         if harness.exact { " (--exact)" } else { "" },
-        suite::CHECKS.join("\n  ")
+        spec.check_names().join("\n  ")
     );
     Some(Exit::Usage.into())
 }
 
 fn local(args: LocalArgs) -> ExitCode {
     let harness = harness_arguments(&args.harness);
+    let spec = match load_spec(&args.manifests, args.expectations.as_deref()) {
+        Ok(spec) => spec,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Usage.into();
+        }
+    };
     if harness.list {
-        return libtest_mimic::run(&harness, suite::listing()).exit_code();
+        return libtest_mimic::run(&harness, suite::listing(&spec)).exit_code();
     }
-    if let Some(code) = selects_nothing(&harness) {
+    if let Some(code) = selects_nothing(&harness, &spec) {
         return code;
     }
     let Some(envoy) = args.envoy else {
@@ -478,7 +501,6 @@ fn local(args: LocalArgs) -> ExitCode {
     };
     let run_id = new_run_id();
     let artifacts = args.artifacts_root.join(&run_id);
-    let spec = Spec::default();
     let live = LiveReport::default();
     let opts = LocalOptions {
         manifests: args.manifests,
@@ -486,7 +508,7 @@ fn local(args: LocalArgs) -> ExitCode {
         envoy,
         artifacts: artifacts.clone(),
         patience: args.patience,
-        mirror_host: "mirror".into(),
+        mirror_host: spec.mirror.clone(),
         host: spec.host.clone(),
         run_id: run_id.clone(),
         concurrency: usize::try_from(args.concurrency).unwrap_or(DEFAULT_CONCURRENCY),
@@ -512,10 +534,17 @@ fn local(args: LocalArgs) -> ExitCode {
 
 fn cluster(args: ClusterArgs) -> ExitCode {
     let harness = harness_arguments(&args.harness);
+    let spec = match load_spec(&args.manifests, args.expectations.as_deref()) {
+        Ok(spec) => spec,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Usage.into();
+        }
+    };
     if harness.list {
-        return libtest_mimic::run(&harness, suite::listing()).exit_code();
+        return libtest_mimic::run(&harness, suite::listing(&spec)).exit_code();
     }
-    if let Some(code) = selects_nothing(&harness) {
+    if let Some(code) = selects_nothing(&harness, &spec) {
         return code;
     }
     let Some(runtime) = runtime() else {
@@ -581,7 +610,7 @@ fn cluster(args: ClusterArgs) -> ExitCode {
             bookinfo_tag: args.bookinfo_tag,
             restart_workloads: args.restart_workloads,
             patience: args.patience,
-            mirror: "mirror".into(),
+            mirror: spec.mirror.clone(),
             run_id: run_id.clone(),
             // A namespace of the run's own means a cluster the run does not own.
             cluster_scoped: match (args.delete_namespace, args.allow_cluster_scoped) {
@@ -636,15 +665,7 @@ fn cluster(args: ClusterArgs) -> ExitCode {
         exit_on_ctrl_c(&runtime, artifacts.clone(), live.clone());
     }
     let keep = args.keep;
-    let outcome = run_cluster(
-        &runtime,
-        client,
-        &run,
-        Spec::default(),
-        &run_id,
-        &harness,
-        &live,
-    );
+    let outcome = run_cluster(&runtime, client, &run, spec, &run_id, &harness, &live);
     if let Some(agent) = node_agent {
         runtime.block_on(agent.shutdown());
     }

@@ -110,6 +110,11 @@ pub trait Mesh {
         Err("this mode does not read the proxies' access logs".into())
     }
 
+    /// Sends one request tagged `tag` straight to the mirror's workload, bypassing the
+    /// routing under test: the barrier of the absence checks (once the mirror's log shows
+    /// it, everything sent before has been logged), whatever the routing mirrors.
+    async fn send_to_mirror(&self, tag: &str) -> Result<(), MeshError>;
+
     /// Applies a VirtualService (replacing the one of the same name); returns without
     /// waiting for it to reach the proxies, as `kubectl apply` does.
     async fn apply_virtual_service(&self, vs: &VirtualService) -> Result<(), MeshError>;

@@ -22,6 +22,11 @@ pub struct RetryPolicy {
     pub first_backoff: Duration,
     /// The pause doubles up to this.
     pub max_backoff: Duration,
+    /// A failure after a pass ends the retry: for checks of an exact behaviour (every
+    /// request to one subset), where propagation explains failures before the first pass
+    /// but a failure after it is the behaviour itself (a split lets 3 lucky batches in a
+    /// row through, however wrong).
+    pub fail_after_pass: bool,
 }
 
 /// Consecutive passes Istio's tests require (and so every check of the suite).
@@ -35,6 +40,15 @@ impl RetryPolicy {
             passes: PASSES_IN_A_ROW,
             first_backoff: Duration::from_millis(20),
             max_backoff: Duration::from_millis(320),
+            fail_after_pass: false,
+        }
+    }
+
+    /// The same policy, ending at the first failure after a pass.
+    pub fn exact(self) -> RetryPolicy {
+        RetryPolicy {
+            fail_after_pass: true,
+            ..self
         }
     }
 }
@@ -83,6 +97,7 @@ where
     let deadline = start + policy.limit;
     let mut backoff = policy.first_backoff;
     let (mut attempts, mut streak, mut failures) = (0, 0, 0);
+    let mut passed_once = false;
     loop {
         attempts += 1;
         match step(Attempt {
@@ -93,6 +108,7 @@ where
         {
             Ok(()) => {
                 streak += 1;
+                passed_once = true;
                 if streak >= policy.passes {
                     return Ok(Stable { attempts, failures });
                 }
@@ -101,6 +117,16 @@ where
             Err(last_error) => {
                 streak = 0;
                 failures += 1;
+                if policy.fail_after_pass && passed_once {
+                    return Err(RetryError {
+                        attempts,
+                        waited: start.elapsed(),
+                        passes: policy.passes,
+                        last_error: format!(
+                            "{last_error} (after a passing attempt: not a propagation delay)"
+                        ),
+                    });
+                }
                 if Instant::now() + backoff >= deadline {
                     return Err(RetryError {
                         attempts,
@@ -127,7 +153,40 @@ mod tests {
             passes: 3,
             first_backoff: Duration::from_millis(1),
             max_backoff: Duration::from_millis(2),
+            fail_after_pass: false,
         }
+    }
+
+    #[tokio::test]
+    async fn an_exact_policy_fails_at_the_first_failure_after_a_pass() {
+        // fail (propagation), pass, fail: a behaviour that only sometimes holds.
+        let outcomes = [false, true, false, true, true, true];
+        let err = until_stable(quick(1000).exact(), |a| async move {
+            if outcomes[a.number as usize - 1] {
+                Ok(())
+            } else {
+                Err(format!("attempt {}", a.number))
+            }
+        })
+        .await
+        .expect_err("fails on the third attempt");
+        assert_eq!(err.attempts, 3);
+        assert!(
+            err.last_error
+                .starts_with("attempt 3 (after a passing attempt"),
+            "{err}"
+        );
+        // The same steps under the plain policy pass, later.
+        let stable = until_stable(quick(1000), |a| async move {
+            if outcomes[a.number as usize - 1] {
+                Ok(())
+            } else {
+                Err(format!("attempt {}", a.number))
+            }
+        })
+        .await
+        .expect("passes");
+        assert_eq!(stable.attempts, 6);
     }
 
     #[tokio::test]

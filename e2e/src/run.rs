@@ -208,7 +208,7 @@ pub fn run_local(
     let run_id = &opts.run_id;
     create_dir(&opts.artifacts)?;
     let mut progress = Progress::new();
-    let (not_run, selection) = suite::left_out(args);
+    let (not_run, selection) = suite::left_out(args, &spec);
     let mut report = RunReport {
         run_id: run_id.to_owned(),
         mode: "local".into(),
@@ -300,7 +300,7 @@ pub fn run_cluster(
 ) -> Result<RunOutcome, RunError> {
     create_dir(&run.artifacts)?;
     let mut progress = Progress::new();
-    let (not_run, selection) = suite::left_out(args);
+    let (not_run, selection) = suite::left_out(args, &spec);
     let mut report = RunReport {
         run_id: run_id.to_owned(),
         mode: "cluster".into(),

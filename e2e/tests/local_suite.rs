@@ -72,13 +72,9 @@ fn run_with(opts: &LocalOptions, harness: &[&str]) -> Result<RunOutcome, e2e::ru
     // The inner harness writes straight to stdout, past cargo's capture; keep it as evidence.
     std::fs::create_dir_all(&opts.artifacts).expect("artifacts dir");
     args.logfile = Some(opts.artifacts.join("harness.log").display().to_string());
-    run_local(
-        &runtime,
-        opts,
-        Spec::default(),
-        &args,
-        &LiveReport::default(),
-    )
+    // As `mirror-e2e local` does: the expectations beside the manifests, else the tutorial's.
+    let spec = Spec::for_manifests(&opts.manifests, None).expect("expectations");
+    run_local(&runtime, opts, spec, &args, &LiveReport::default())
 }
 
 fn failed(report: &RunReport) -> Vec<&str> {
@@ -219,7 +215,8 @@ fn matching_capitalised_tester_fails_routing() {
 
 #[test]
 fn a_broken_tester_route_fails_the_whole_run_in_one_patience_naming_the_cause_and_route() {
-    // The default local patience: the five mirror checks are blocked, not retried.
+    // The default local patience: the four mirror checks that need the tester route are
+    // blocked, not retried.
     let manifests = mutated("exact: tester", "exact: Tester");
     let started = std::time::Instant::now();
     let (outcome, _dir) = run(manifests.path(), "1.31.1", &[], Duration::from_secs(5));
@@ -234,7 +231,7 @@ fn a_broken_tester_route_fails_the_whole_run_in_one_patience_naming_the_cause_an
         report.verdict(),
         (
             false,
-            "routing::tester_served_by_v2 — tester requests were served by reviews-v1 through route \"default-to-v1\"; 5 checks blocked".to_owned()
+            "routing::tester_served_by_v2 — tester requests were served by reviews-v1 through route \"default-to-v1\"; 4 checks blocked".to_owned()
         ),
         "{}",
         report.summary()
@@ -255,6 +252,11 @@ fn a_broken_tester_route_fails_the_whole_run_in_one_patience_naming_the_cause_an
         tester.message
     );
     for blocked in &report.checks[2..] {
+        if blocked.name == "mirror::anonymous_requests_not_mirrored" {
+            // Its barrier goes straight to the mirror: it needs no tester route, and runs.
+            assert!(blocked.passed, "{}", report.summary());
+            continue;
+        }
         assert_eq!(
             blocked.blocked_by.as_deref(),
             Some("routing::tester_served_by_v2"),
@@ -617,5 +619,113 @@ fn a_catch_all_route_before_the_tester_route_is_an_unreachable_rule_warning_and_
             .any(|n| n.contains("[unreachable-rule]") && n.contains("tester-to-v2-mirrored")),
         "{:?}",
         outcome.report.notes
+    );
+}
+
+/// The project's manifests with the VirtualService changed (`from` -> `to`) and the
+/// expectations beside them replaced by `expectations`: a user's own scenario.
+fn scenario(from: &str, to: &str, expectations: &str) -> tempfile::TempDir {
+    let dir = mutated(from, to);
+    std::fs::write(dir.path().join("expectations.yaml"), expectations).expect("expectations");
+    dir
+}
+
+/// The tutorial's expectations with `tester`'s mirrored share and `anonymous`'s split.
+fn expectations(anonymous_served_by: &str, tester_mirrored: &str) -> String {
+    format!(
+        "service: reviews\nmirror: mirror\nidentities:\n  anonymous:\n    served_by: {anonymous_served_by}\n    mirrored: 0\n  tester:\n    served_by: {{v2: 100}}\n    mirrored: {tester_mirrored}\n    mirror_sees: {{end-user: tester}}\n"
+    )
+}
+
+const TEN_PERCENT: (&str, &str) = ("value: 100.0", "value: 10.0");
+
+#[test]
+fn a_ten_percent_mirror_passes_when_the_expectations_say_ten_percent() {
+    let manifests = scenario(
+        TEN_PERCENT.0,
+        TEN_PERCENT.1,
+        &expectations("{v1: 100}", "10"),
+    );
+    let (outcome, _dir) = run(manifests.path(), "1.31.1", &[], Duration::from_secs(30));
+    let report = &outcome.report;
+    assert!(report.passed(), "{}", report.summary());
+    let names: Vec<&str> = report.checks.iter().map(|c| c.name.as_str()).collect();
+    assert!(
+        names.contains(&"mirror::tester_requests_mirrored_10_percent"),
+        "a check named after the scenario: {names:?}"
+    );
+    assert_eq!(names.len(), 7, "{names:?}");
+}
+
+#[test]
+fn a_ten_percent_mirror_fails_when_the_expectations_say_all_naming_both_fractions() {
+    let manifests = scenario(
+        TEN_PERCENT.0,
+        TEN_PERCENT.1,
+        &expectations("{v1: 100}", "100"),
+    );
+    let (outcome, _dir) = run(
+        manifests.path(),
+        "1.31.1",
+        &["--exact", "mirror::tester_requests_mirrored_with_end_user"],
+        Duration::from_secs(5),
+    );
+    let report = &outcome.report;
+    assert_eq!(
+        failed(report),
+        ["mirror::tester_requests_mirrored_with_end_user"]
+    );
+    let message = &report.checks[0].message;
+    assert!(
+        message.contains("tester requests mirrored (") && message.contains("%), expected 100%"),
+        "names the measured and the expected fraction: {message}"
+    );
+}
+
+const NINETY_TEN: (&str, &str) = (
+    "            subset: v1\n",
+    "            subset: v1\n          weight: 90\n        - destination:\n            host: reviews\n            subset: v2\n          weight: 10\n",
+);
+
+#[test]
+fn a_ninety_ten_canary_passes_when_the_expectations_say_so() {
+    let manifests = scenario(
+        NINETY_TEN.0,
+        NINETY_TEN.1,
+        &expectations("{v1: 90, v2: 10}", "100"),
+    );
+    let (outcome, _dir) = run(
+        manifests.path(),
+        "1.31.1",
+        &["routing::"],
+        Duration::from_secs(30),
+    );
+    let report = &outcome.report;
+    assert!(report.passed(), "{}", report.summary());
+    assert_eq!(
+        report.checks[0].name,
+        "routing::anonymous_served_by_v1_90_v2_10"
+    );
+}
+
+#[test]
+fn a_ninety_ten_canary_fails_when_the_expectations_say_all_to_v1() {
+    let manifests = scenario(
+        NINETY_TEN.0,
+        NINETY_TEN.1,
+        &expectations("{v1: 100}", "100"),
+    );
+    let (outcome, _dir) = run(
+        manifests.path(),
+        "1.31.1",
+        &["--exact", "routing::anonymous_served_by_v1"],
+        Duration::from_secs(5),
+    );
+    let report = &outcome.report;
+    assert_eq!(failed(report), ["routing::anonymous_served_by_v1"]);
+    assert!(
+        report.checks[0].message.contains("reviews-v2"),
+        "a request served by v2 is named: {}",
+        report.checks[0].message
     );
 }

@@ -1164,6 +1164,46 @@ impl Mesh for ClusterMesh {
             })
     }
 
+    async fn send_to_mirror(&self, tag: &str) -> Result<(), MeshError> {
+        let failed = |message: String| MeshError::Request {
+            tag: tag.to_owned(),
+            message,
+        };
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), &self.opts.namespace);
+        let listed = pods
+            .list(&kube::api::ListParams::default().labels(&format!("app={}", self.opts.mirror)))
+            .await
+            .map_err(|e| failed(format!("list the mirror's pods: {e}")))?;
+        let pod = listed
+            .items
+            .iter()
+            .find(|p| {
+                p.metadata.deletion_timestamp.is_none()
+                    && p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+            })
+            .ok_or_else(|| failed(format!("no Running pod of {}", self.opts.mirror)))?;
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let port = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.containers.iter().find(|c| c.name == self.opts.mirror))
+            .and_then(|c| c.ports.as_ref()?.first())
+            .map_or(9080, |p| p.container_port);
+        // The API server's proxy to the pod: the mirror itself, whatever the routing does.
+        let request = http::Request::get(format!(
+            "/api/v1/namespaces/{}/pods/{name}:{port}/proxy/mirror-e2e/barrier",
+            self.opts.namespace
+        ))
+        .header("user-agent", tag)
+        .body(Vec::new())
+        .map_err(|e| failed(e.to_string()))?;
+        self.client
+            .request_text(request)
+            .await
+            .map_err(|e| failed(format!("through the API server's proxy to pod {name}: {e}")))?;
+        Ok(())
+    }
+
     async fn set_mirror_running(&self, running: bool) -> Result<Duration, MeshError> {
         let start = tokio::time::Instant::now();
         let api: Api<Deployment> = Api::namespaced(self.client.clone(), &self.opts.namespace);

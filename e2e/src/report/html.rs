@@ -100,7 +100,7 @@ pub fn render(report: &RunReport) -> String {
             s,
             "<h2 class=fail>{}</h2><p>expected: {}</p><p>seen: {}</p>",
             esc(&c.name),
-            text(crate::suite::expectation(&c.name)),
+            text(&crate::suite::expectation(&c.name)),
             text(&c.message),
         );
         for (what, value) in &c.observed {

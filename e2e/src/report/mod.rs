@@ -695,7 +695,7 @@ mod tests {
                 ..CheckResult::default()
             },
         ];
-        for name in &crate::suite::CHECKS[2..] {
+        for name in &crate::suite::tutorial_checks()[2..] {
             checks.push(CheckResult::blocked(name, "routing::tester_served_by_v2"));
         }
         RunReport {
@@ -749,8 +749,10 @@ mod tests {
     fn a_partial_run_says_so_in_the_verdict_and_lists_the_rest_as_skipped() {
         let mut r = report();
         r.checks.truncate(1);
-        let (not_run, selection) =
-            crate::suite::left_out(&crate::suite::harness_arguments(&["routing::".to_owned()]));
+        let (not_run, selection) = crate::suite::left_out(
+            &crate::suite::harness_arguments(&["routing::".to_owned()]),
+            &crate::suite::Spec::default(),
+        );
         r.checks.push(CheckResult {
             name: "routing::anonymous_served_by_v1".into(),
             passed: true,

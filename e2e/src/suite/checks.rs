@@ -101,8 +101,10 @@ impl<M: Mesh> Suite<M> {
         // Every tag sent, and the last request served by the wrong workload.
         let sent = &std::sync::Mutex::new(Vec::<String>::new());
         let wrong = &std::sync::Mutex::new(None::<(String, String)>);
+        // Every request to one subset: a failure after a pass is the routing, not its
+        // propagation.
         let stable = self
-            .retry(|a| async move {
+            .retry_with(self.policy.exact(), |a| async move {
                 let tags: Vec<String> = (0..BATCH)
                     .map(|i| self.tag(name, a, &i.to_string()))
                     .collect();
@@ -177,83 +179,166 @@ impl<M: Mesh> Suite<M> {
         failure
     }
 
-    /// `mirror::tester_requests_mirrored_with_end_user`.
-    pub async fn tester_mirrored(&self, name: &str) -> Result<Passed, CheckFailure> {
-        let user = self.spec.user.clone();
+    /// `routing::<identity>_served_by_<subset>_<percent>_...`: a weighted split, sampled in
+    /// batches sized for its smallest share so a correct proxy fails less than once in a
+    /// thousand; every share within its tolerance (Istio's, see [`sampling::tolerance`]).
+    pub async fn split(&self, i: usize, name: &str) -> Result<Passed, CheckFailure> {
+        let identity = &self.spec.identity(i);
+        let who = &self.spec.identities[i].name;
+        let shares = &self.spec.identities[i].served_by;
+        let mut by_subset = Vec::new();
+        for (subset, percent) in shares {
+            by_subset.push((subset.clone(), *percent, self.workloads_of(subset)?));
+        }
+        let by_subset = &by_subset;
+        let n = shares
+            .iter()
+            .map(|(_, p)| sampling::batch_for(*p, sampling::tolerance(*p)))
+            .max()
+            .unwrap_or(sampling::BATCH);
         let stable = self
-            .retry(|a| {
-                let user = user.clone();
-                async move {
-                    let tags: Vec<String> = (0..BATCH)
-                        .map(|i| self.tag(name, a, &i.to_string()))
-                        .collect();
-                    self.send_all(&Identity::User(user.clone()), &tags).await?;
-                    let seen = self.wait_for_tags(&tags).await;
-                    let missing: Vec<&String> = tags.iter().filter(|t| !seen.contains(t)).collect();
-                    let trail = missing
-                        .first()
-                        .map(|t| self.trail(t, &Identity::User(user.clone())))
-                        .unwrap_or_default();
-                    if !missing.is_empty() {
-                        return Err(format!(
-                            "{} of {} tester requests never reached the mirror (first: {}); {}{trail}",
-                            missing.len(),
-                            tags.len(),
-                            missing.first().map_or("-", |t| t.as_str()),
-                            seen.describe()
-                        ));
+            .retry(|a| async move {
+                let tags: Vec<String> = (0..n).map(|k| self.tag(name, a, &k.to_string())).collect();
+                let replies = self.send_all(identity, &tags).await?;
+                let mut counts = vec![0u32; by_subset.len()];
+                for (reply, tag) in replies.iter().zip(&tags) {
+                    let served = reply.workload.as_deref().unwrap_or("");
+                    match by_subset.iter().position(|(_, _, w)| w.iter().any(|x| x == served)) {
+                        Some(k) => counts[k] += 1,
+                        None => {
+                            return Err(format!(
+                                "{tag} was served by {}, which no expected subset selects{}",
+                                if served.is_empty() { "an unknown workload" } else { served },
+                                self.trail(tag, identity)
+                            ));
+                        }
                     }
-                    let wrong: Vec<String> = seen
-                        .found
-                        .values()
-                        .filter(|r| r.header("end-user") != Some(user.as_str()))
-                        .map(|r| {
-                            format!(
-                                "{} had end-user {:?}",
-                                r.header("user-agent").unwrap_or("?"),
-                                r.header("end-user")
-                            )
-                        })
-                        .collect();
-                    if !wrong.is_empty() {
-                        return Err(format!(
-                            "mirrored requests without `end-user: {user}`: {wrong:?}"
-                        ));
-                    }
-                    Ok(())
                 }
+                for ((subset, percent, _), count) in by_subset.iter().zip(&counts) {
+                    let tolerance = sampling::tolerance(*percent);
+                    if !sampling::within_tolerance(*count, n, *percent, tolerance) {
+                        return Err(format!(
+                            "{count} of {n} {who} requests served by {subset} ({:.1}%), expected {percent}% ± {tolerance} points",
+                            f64::from(*count) * 100.0 / f64::from(n)
+                        ));
+                    }
+                }
+                Ok(())
+            })
+            .await?;
+        let words = by_subset
+            .iter()
+            .map(|(s, p, _)| format!("{s} {p}% ± {}", sampling::tolerance(*p)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        Ok(passed(
+            stable,
+            format!("{n} {who} requests per batch, split {words} points"),
+        )
+        .observing("split", words))
+    }
+
+    /// `mirror::<identity>_requests_mirrored_with_<headers>`: every tagged request shows up
+    /// in the mirror's log, carrying the headers the expectations name.
+    pub async fn mirrored(&self, i: usize, name: &str) -> Result<Passed, CheckFailure> {
+        let identity = &self.spec.identity(i);
+        let who = &self.spec.identities[i].name;
+        let stable = self
+            .retry(|a| async move {
+                let tags: Vec<String> = (0..BATCH)
+                    .map(|n| self.tag(name, a, &n.to_string()))
+                    .collect();
+                self.send_all(identity, &tags).await?;
+                let seen = self.wait_for_tags(&tags).await;
+                let missing: Vec<&String> = tags.iter().filter(|t| !seen.contains(t)).collect();
+                if let Some(first) = missing.first() {
+                    let reached = tags.len() - missing.len();
+                    return Err(format!(
+                        "{reached} of {} {who} requests mirrored ({:.0}%), expected 100%; {} never reached the mirror (first: {first}); {}{}",
+                        tags.len(),
+                        reached as f64 * 100.0 / tags.len() as f64,
+                        missing.len(),
+                        seen.describe(),
+                        self.trail(first, identity)
+                    ));
+                }
+                self.expect_headers(i, seen.found.values())
+            })
+            .await?;
+        let sees = self.sees(i);
+        let mut done = passed(
+            stable,
+            format!("{BATCH} tagged {who} requests per attempt, each logged by the mirror{sees}"),
+        );
+        for (header, value) in &self.spec.identities[i].mirror_sees {
+            done = done.observing(&format!("{header} seen by the mirror"), value.as_str());
+        }
+        Ok(done)
+    }
+
+    /// `mirror::<identity>_requests_mirrored_<p>_percent`: a sampled mirror. Batches sized
+    /// so a correct proxy fails less than once in a thousand ([`sampling::batch_for`]);
+    /// after each batch a barrier straight to the mirror says the log has caught up; the
+    /// mirrored share must be within Istio's tolerance, and each mirrored request carries
+    /// the headers.
+    pub async fn mirrored_sample(&self, i: usize, name: &str) -> Result<Passed, CheckFailure> {
+        let identity = &self.spec.identity(i);
+        let who = &self.spec.identities[i].name;
+        let percent = self.spec.identities[i].mirrored;
+        let tolerance = sampling::tolerance(percent);
+        let n = sampling::batch_for(percent, tolerance);
+        let stable = self
+            .retry(|a| async move {
+                let tags: Vec<String> = (0..n).map(|k| self.tag(name, a, &k.to_string())).collect();
+                self.send_all(identity, &tags).await?;
+                self.barrier(name, a).await?;
+                let seen = self.mesh.mirror_records().observe(&tags);
+                let mirrored = seen.found.len() as u32;
+                if !sampling::within_tolerance(mirrored, n, percent, tolerance) {
+                    return Err(format!(
+                        "{mirrored} of {n} {who} requests mirrored ({:.1}%), expected {percent}% ± {tolerance} points",
+                        f64::from(mirrored) * 100.0 / f64::from(n)
+                    ));
+                }
+                self.expect_headers(i, seen.found.values())
             })
             .await?;
         Ok(passed(
             stable,
             format!(
-                "{BATCH} tagged tester requests per attempt, each logged by the mirror with end-user: {user}"
+                "{n} {who} requests per batch, {percent}% ± {tolerance} points mirrored{}",
+                self.sees(i)
             ),
         )
-        .observing("end-user seen by the mirror", user))
+        .observing("mirrored share", format!("{percent}% ± {tolerance}")))
     }
 
-    /// `mirror::anonymous_requests_not_mirrored`: absence, proved with a barrier. After the
-    /// anonymous batch one tester request is sent; once the mirror has logged it, anything
-    /// the anonymous batch caused would have been logged too.
-    pub async fn anonymous_not_mirrored(&self, name: &str) -> Result<Passed, CheckFailure> {
+    /// `mirror::<identity>_requests_not_mirrored`: absence, proved with a barrier that does
+    /// not depend on the routing under test: after the batch, one request goes straight to
+    /// the mirror ([`Mesh::send_to_mirror`]); once its log shows it, anything the batch
+    /// caused would show too.
+    pub async fn not_mirrored(&self, i: usize, name: &str) -> Result<Passed, CheckFailure> {
+        let identity = &self.spec.identity(i);
+        let who = &self.spec.identities[i].name;
         let stable = self
             .retry(|a| async move {
-                let tags: Vec<String> = (0..BATCH).map(|i| self.tag(name, a, &i.to_string())).collect();
-                self.send_all(&Identity::Anonymous, &tags).await?;
-                let barrier = self.tag(name, a, "barrier");
-                self.send(&Identity::User(self.spec.user.clone()), &barrier).await?;
-                let seen = self.wait_for_tags(std::slice::from_ref(&barrier)).await;
-                if !seen.contains(&barrier) {
-                    return Err(format!(
-                        "the barrier request {barrier} (as {}) never reached the mirror, so absence cannot be proved; {}",
-                        self.spec.user,
-                        seen.describe()
-                    ));
-                }
-                let leaked: Vec<String> = self.mesh.mirror_records().observe(&tags).found.into_keys().collect();
+                let tags: Vec<String> = (0..BATCH)
+                    .map(|n| self.tag(name, a, &n.to_string()))
+                    .collect();
+                self.send_all(identity, &tags).await?;
+                self.barrier(name, a).await?;
+                let leaked: Vec<String> = self
+                    .mesh
+                    .mirror_records()
+                    .observe(&tags)
+                    .found
+                    .into_keys()
+                    .collect();
                 if !leaked.is_empty() {
-                    return Err(format!("{} anonymous requests were mirrored: {leaked:?}", leaked.len()));
+                    return Err(format!(
+                        "{} {who} requests were mirrored: {leaked:?}",
+                        leaked.len()
+                    ));
                 }
                 Ok(())
             })
@@ -261,25 +346,29 @@ impl<M: Mesh> Suite<M> {
         Ok(passed(
             stable,
             format!(
-                "{BATCH} anonymous requests per attempt, none mirrored before the barrier arrived"
+                "{BATCH} {who} requests per attempt, none mirrored before the barrier (sent straight to the mirror) arrived"
             ),
         ))
     }
 
-    /// `mirror::shadow_host_matches_istio_version`.
-    pub async fn shadow_host(&self, name: &str) -> Result<Passed, CheckFailure> {
+    /// `mirror::shadow_host_matches_istio_version`, on requests of the mirrored identity
+    /// `i` (a sampled one sends enough that one is mirrored but once in a thousand).
+    pub async fn shadow_host(&self, i: usize, name: &str) -> Result<Passed, CheckFailure> {
         let rule = self.mesh.shadow_rule();
         let expected = rule.hostname(&self.spec.host);
         let (expected, rule) = (&expected, &rule);
+        let identity = &self.spec.identity(i);
         let stable = self
             .retry(|a| async move {
-                let tag = self.tag(name, a, "0");
-                self.send(&Identity::User(self.spec.user.clone()), &tag)
-                    .await?;
-                let seen = self.wait_for_tags(std::slice::from_ref(&tag)).await;
-                let Some(record) = seen.found.get(&tag) else {
+                let tags: Vec<String> = (0..self.until_one_mirrored(i))
+                    .map(|n| self.tag(name, a, &n.to_string()))
+                    .collect();
+                self.send_all(identity, &tags).await?;
+                let seen = self.wait_for_any(&tags).await;
+                let Some(record) = seen.found.values().next() else {
                     return Err(format!(
-                        "request {tag} never reached the mirror; {}",
+                        "none of {} requests reached the mirror; {}",
+                        tags.len(),
                         seen.describe()
                     ));
                 };
@@ -299,10 +388,13 @@ impl<M: Mesh> Suite<M> {
         .observing("shadow host", expected.as_str()))
     }
 
-    /// `mirror::primary_unaffected_when_mirror_down`.
-    pub async fn primary_unaffected(&self, name: &str) -> Result<Passed, CheckFailure> {
-        let expected = self.workloads_of(&self.spec.user_subset)?;
-        let user = Identity::User(self.spec.user.clone());
+    /// `mirror::primary_unaffected_when_mirror_down`, for the mirrored identity `i`.
+    pub async fn primary_unaffected(&self, i: usize, name: &str) -> Result<Passed, CheckFailure> {
+        let mut expected = Vec::new();
+        for (subset, _) in &self.spec.identities[i].served_by {
+            expected.extend(self.workloads_of(subset)?);
+        }
+        let user = self.spec.identity(i);
         let baseline = self.median_latency(&user, name, "base", &expected).await?;
         let went_down = self
             .mesh
@@ -324,7 +416,7 @@ impl<M: Mesh> Suite<M> {
                 }
             })
             .await;
-        let restored = self.restore_mirror(name).await;
+        let restored = self.restore_mirror(name, i).await;
         let stable = down?;
         let (came_back, restore_attempts) = restored?;
         Ok(passed(
@@ -338,12 +430,12 @@ impl<M: Mesh> Suite<M> {
 
     /// `mirror::percentage_within_tolerance`: a 50% variant of the routing, sampled in
     /// batches of [`sampling::BATCH`]; the original routing is restored afterwards.
-    pub async fn percentage(&self, name: &str) -> Result<Passed, CheckFailure> {
+    pub async fn percentage(&self, i: usize, name: &str) -> Result<Passed, CheckFailure> {
         let original = self.routing_under_test()?;
         let barrier_prefix = format!("{}barrier/", super::tag_prefix(&self.run_id));
         let variant = percentage_variant(&original, sampling::PERCENT, &barrier_prefix)?;
         self.apply(&variant).await?;
-        let user = Identity::User(self.spec.user.clone());
+        let user = self.spec.identity(i);
         let sampled = self
             .retry(|a| {
                 let (user, barrier_prefix) = (user.clone(), barrier_prefix.clone());
@@ -382,7 +474,7 @@ impl<M: Mesh> Suite<M> {
             .await;
         let restored: Result<(Duration, u32), String> = async {
             self.apply(&original).await?;
-            self.restore_mirror(name).await
+            self.restore_mirror(name, i).await
         }
         .await;
         let stable = sampled?;
@@ -403,7 +495,20 @@ impl<M: Mesh> Suite<M> {
     /// Retries `step` until stable, and says on stderr while it retries: the first failure
     /// at once, then at most every [`RETRY_NOTICE`], with the attempt count and the last
     /// failure, so a check that is failing is visible before its patience runs out.
-    async fn retry<'a, F, Fut>(&'a self, mut step: F) -> Result<Stable, RetryError>
+    async fn retry<'a, F, Fut>(&'a self, step: F) -> Result<Stable, RetryError>
+    where
+        F: FnMut(Attempt) -> Fut,
+        Fut: std::future::Future<Output = Result<(), String>> + 'a,
+    {
+        self.retry_with(self.policy, step).await
+    }
+
+    /// [`Suite::retry`] under `policy`.
+    async fn retry_with<'a, F, Fut>(
+        &'a self,
+        policy: crate::retry::RetryPolicy,
+        mut step: F,
+    ) -> Result<Stable, RetryError>
     where
         F: FnMut(Attempt) -> Fut,
         Fut: std::future::Future<Output = Result<(), String>> + 'a,
@@ -411,7 +516,7 @@ impl<M: Mesh> Suite<M> {
         let check = self.current_check();
         let last_notice = std::sync::Mutex::new(None::<Instant>);
         let last_notice = &last_notice;
-        until_stable(self.policy, |a| {
+        until_stable(policy, |a| {
             let attempt = step(a);
             let check = check.clone();
             async move {
@@ -494,7 +599,10 @@ impl<M: Mesh> Suite<M> {
             if lost {
                 format!(
                     "; the `end-user: {}` header never arrived: the productpage in use does not forward it",
-                    self.spec.user
+                    match identity {
+                        Identity::User(user) => user.as_str(),
+                        Identity::Anonymous => "",
+                    }
                 )
             } else {
                 String::new()
@@ -549,6 +657,92 @@ impl<M: Mesh> Suite<M> {
             .map_err(|e| e.to_string())
     }
 
+    /// A request straight to the mirror, bypassing the routing under test, and a wait until
+    /// its log shows it: everything sent before has been logged by then.
+    async fn barrier(&self, check: &str, a: Attempt) -> Result<(), String> {
+        let barrier = self.tag(check, a, "barrier");
+        self.mesh
+            .send_to_mirror(&barrier)
+            .await
+            .map_err(|e| e.to_string())?;
+        let seen = self.wait_for_tags(std::slice::from_ref(&barrier)).await;
+        if !seen.contains(&barrier) {
+            return Err(format!(
+                "the barrier request {barrier}, sent straight to the mirror, never showed in its log, so what was not mirrored cannot be told; {}",
+                seen.describe()
+            ));
+        }
+        Ok(())
+    }
+
+    /// Requests of identity `i` to send so that one is mirrored but once in a thousand
+    /// (1 when all are): `(1 - p)^n < 1e-3`.
+    fn until_one_mirrored(&self, i: usize) -> usize {
+        let p = self.spec.identities[i].mirrored / 100.0;
+        if p >= 1.0 {
+            return 1;
+        }
+        ((1e-3f64).ln() / (1.0 - p).ln()).ceil().max(1.0) as usize
+    }
+
+    /// Waits until any of the tags appears in the mirror's log, as long as the mode's log
+    /// takes.
+    async fn wait_for_any(&self, tags: &[String]) -> Observed {
+        let until = Instant::now() + self.mesh.log_latency();
+        loop {
+            let seen = self.mesh.mirror_records().observe(tags);
+            if !seen.found.is_empty() || Instant::now() >= until {
+                return seen;
+            }
+            // Woken by the next record (or the deadline): no polling interval.
+            let _ = self.mesh.mirror_records().wait_for(tags, until).await;
+            let seen = self.mesh.mirror_records().observe(tags);
+            if !seen.found.is_empty() || Instant::now() >= until {
+                return seen;
+            }
+        }
+    }
+
+    /// The headers identity `i`'s mirrored requests must carry, in words.
+    fn sees(&self, i: usize) -> String {
+        self.spec.identities[i]
+            .mirror_sees
+            .iter()
+            .map(|(h, v)| format!(" with {h}: {v}"))
+            .collect()
+    }
+
+    /// Every mirrored request carries identity `i`'s expected headers.
+    fn expect_headers<'r>(
+        &self,
+        i: usize,
+        records: impl Iterator<Item = &'r crate::mirror_log::MirroredRequest>,
+    ) -> Result<(), String> {
+        let wants = &self.spec.identities[i].mirror_sees;
+        let wrong: Vec<String> = records
+            .filter(|r| wants.iter().any(|(h, v)| r.header(h) != Some(v.as_str())))
+            .map(|r| {
+                format!(
+                    "{} had {}",
+                    r.header("user-agent").unwrap_or("?"),
+                    wants
+                        .iter()
+                        .map(|(h, _)| format!("{h} {:?}", r.header(h)))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })
+            .collect();
+        if wrong.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "mirrored requests without{}: {wrong:?}",
+                self.sees(i).replacen(" with", "", 1)
+            ))
+        }
+    }
+
     /// Waits for the tags to appear in the mirror's log, as long as the mode's log takes
     /// ([`Mesh::log_latency`]), waking on each new record. The wait is not cut short by the
     /// retry's deadline: an attempt whose requests all passed always gets to read the log.
@@ -593,22 +787,26 @@ impl<M: Mesh> Suite<M> {
     /// start from the state the manifests describe.
     /// Returns how long the mirror took to come up and the attempts until it received
     /// traffic again, for the check's message.
-    async fn restore_mirror(&self, check: &str) -> Result<(Duration, u32), String> {
+    async fn restore_mirror(&self, check: &str, i: usize) -> Result<(Duration, u32), String> {
         let came_back = self
             .mesh
             .set_mirror_running(true)
             .await
             .map_err(|e| e.to_string())?;
-        let user = Identity::User(self.spec.user.clone());
+        let user = self.spec.identity(i);
         self.retry(|a| {
             let user = user.clone();
             async move {
-                let tag = self.tag(check, a, "restore");
-                self.send(&user, &tag).await?;
-                let seen = self.wait_for_tags(std::slice::from_ref(&tag)).await;
-                if !seen.contains(&tag) {
+                let tags: Vec<String> = (0..self.until_one_mirrored(i))
+                    .map(|n| self.tag(check, a, &format!("restore{n}")))
+                    .collect();
+                self.send_all(&user, &tags).await?;
+                let seen = self.wait_for_any(&tags).await;
+                if seen.found.is_empty() {
                     return Err(format!(
-                        "after restoring, request {tag} did not reach the mirror; {}",
+                        "after restoring, none of {} requests ({}) reached the mirror; {}",
+                        tags.len(),
+                        tags.first().map_or("-", |t| t.as_str()),
                         seen.describe()
                     ));
                 }
@@ -805,6 +1003,10 @@ spec: {host: reviews, subsets: [{name: v2, labels: {version: v2}}]}
         async fn apply_virtual_service(&self, _: &VirtualService) -> Result<(), MeshError> {
             Ok(())
         }
+        async fn send_to_mirror(&self, _: &str) -> Result<(), MeshError> {
+            Ok(())
+        }
+
         async fn set_mirror_running(&self, _: bool) -> Result<Duration, MeshError> {
             Ok(Duration::ZERO)
         }
@@ -817,7 +1019,7 @@ spec: {host: reviews, subsets: [{name: v2, labels: {version: v2}}]}
         let mesh = slow_mesh(Duration::ZERO, Duration::from_millis(150));
         let suite = suite_of(mesh, Duration::from_millis(50));
         let passed = suite
-            .tester_mirrored("mirror::tester_requests_mirrored_with_end_user")
+            .mirrored(1, "mirror::tester_requests_mirrored_with_end_user")
             .await
             .expect("passes although the limit ran out during the log wait");
         assert_eq!(passed.stable.attempts, 3);
@@ -854,7 +1056,7 @@ spec: {host: reviews, subsets: [{name: v2, labels: {version: v2}}]}
         ));
         let suite = suite_of(mesh, Duration::from_secs(5));
         let passed = suite
-            .shadow_host("mirror::shadow_host_matches_istio_version")
+            .shadow_host(1, "mirror::shadow_host_matches_istio_version")
             .await
             .expect("the suffix istiod's environment keeps is expected");
         assert_eq!(
@@ -867,7 +1069,7 @@ spec: {host: reviews, subsets: [{name: v2, labels: {version: v2}}]}
         mesh.mirror_host = "reviews-shadow";
         let suite = suite_of(mesh, Duration::from_millis(200));
         let failed = suite
-            .shadow_host("mirror::shadow_host_matches_istio_version")
+            .shadow_host(1, "mirror::shadow_host_matches_istio_version")
             .await
             .expect_err("1.31's default drops the suffix");
         assert!(

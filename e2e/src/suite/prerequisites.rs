@@ -5,36 +5,20 @@
 
 use crate::report::CheckResult;
 
-/// The checks each check needs to have passed, when they ran in the same run (a filter that
-/// leaves a prerequisite out runs the check normally). Only direct prerequisites: a blocked
-/// check blocks its own dependents in turn, and every one names the root cause.
+/// The check that blocks a check needing `needs` (`Check::needs`, direct prerequisites
+/// only: `Spec::checks` derives them), given the checks that ran before it: the root cause
+/// (a prerequisite that failed, or what blocked it), or `None` when every prerequisite that
+/// ran passed. A filter that leaves a prerequisite out runs the check normally.
 ///
-/// - The tester's mirroring needs the tester's requests to take the tester route.
-/// - Every other mirror check learns that the mirror received something from a tester
-///   request (the barrier of the absence and percentage checks, the one request of the
-///   shadow-host check, the restore of the mirror-down check), so it needs tester requests
-///   to be mirrored at all.
-/// - With the mirror down, the tester must still be served by v2: that needs v2 to serve
-///   the tester first.
-pub fn prerequisites(check: &str) -> &'static [&'static str] {
-    const TESTER_ROUTE: &str = "routing::tester_served_by_v2";
-    const TESTER_MIRRORED: &str = "mirror::tester_requests_mirrored_with_end_user";
-    match check {
-        "mirror::tester_requests_mirrored_with_end_user" => &[TESTER_ROUTE],
-        "mirror::anonymous_requests_not_mirrored"
-        | "mirror::shadow_host_matches_istio_version"
-        | "mirror::percentage_within_tolerance" => &[TESTER_MIRRORED],
-        "mirror::primary_unaffected_when_mirror_down" => &[TESTER_ROUTE, TESTER_MIRRORED],
-        _ => &[],
-    }
-}
-
-/// The check that blocks `check`, given the checks that ran before it: the root cause (a
-/// prerequisite that failed, or what blocked it), or `None` when every prerequisite that ran
-/// passed.
-pub fn blocked_by(check: &str, ran: &[CheckResult]) -> Option<String> {
-    prerequisites(check).iter().find_map(|p| {
-        let result = ran.iter().find(|r| r.name == *p)?;
+/// - A mirroring check needs its identity's requests to take their route.
+/// - The shadow-host, percentage and mirror-down checks learn that the mirror received
+///   something from a mirrored identity's request, so they need that identity's requests
+///   to be mirrored at all; with the mirror down, it must still be served as expected, so
+///   that needs its route too.
+/// - An absence check needs nothing: its barrier goes straight to the mirror.
+pub fn blocked_by(needs: &[String], ran: &[CheckResult]) -> Option<String> {
+    needs.iter().find_map(|p| {
+        let result = ran.iter().find(|r| &r.name == p)?;
         match (&result.blocked_by, result.passed) {
             (Some(root), _) => Some(root.clone()),
             (None, false) => Some(result.name.clone()),
@@ -46,7 +30,19 @@ pub fn blocked_by(check: &str, ran: &[CheckResult]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::suite::CHECKS;
+    use crate::suite::{Check, Spec};
+
+    fn checks() -> Vec<Check> {
+        Spec::default().checks()
+    }
+
+    fn needs(name: &str) -> Vec<String> {
+        checks()
+            .into_iter()
+            .find(|c| c.name == name)
+            .map(|c| c.needs)
+            .unwrap_or_default()
+    }
 
     fn result(name: &str, passed: bool, blocked_by: Option<&str>) -> CheckResult {
         CheckResult {
@@ -61,10 +57,14 @@ mod tests {
     fn prerequisites_run_before_their_dependents() {
         // The harness runs the checks in CHECKS order, one at a time: a prerequisite that
         // came later would never have a result to block on.
-        for (i, check) in CHECKS.iter().enumerate() {
-            for p in prerequisites(check) {
-                let at = CHECKS.iter().position(|c| c == p).expect("a real check");
-                assert!(at < i, "{p} must run before {check}");
+        let checks = checks();
+        for (i, check) in checks.iter().enumerate() {
+            for p in &check.needs {
+                let at = checks
+                    .iter()
+                    .position(|c| &c.name == p)
+                    .expect("a real check");
+                assert!(at < i, "{p} must run before {}", check.name);
             }
         }
     }
@@ -75,14 +75,20 @@ mod tests {
             result("routing::anonymous_served_by_v1", true, None),
             result("routing::tester_served_by_v2", false, None),
         ];
-        for check in &CHECKS[2..] {
-            let blocked = blocked_by(check, &ran);
+        for check in &checks()[2..] {
+            let blocked = blocked_by(&check.needs, &ran);
+            if check.name == "mirror::anonymous_requests_not_mirrored" {
+                // Its barrier goes straight to the mirror: the tester route does not matter.
+                assert_eq!(blocked, None);
+                continue;
+            }
             assert_eq!(
                 blocked.as_deref(),
                 Some("routing::tester_served_by_v2"),
-                "{check}"
+                "{}",
+                check.name
             );
-            ran.push(result(check, false, blocked.as_deref()));
+            ran.push(result(&check.name, false, blocked.as_deref()));
         }
     }
 
@@ -92,15 +98,20 @@ mod tests {
             result("routing::tester_served_by_v2", true, None),
             result("mirror::tester_requests_mirrored_with_end_user", true, None),
         ];
-        for check in CHECKS {
-            assert_eq!(blocked_by(check, &passed), None, "{check}");
+        for check in checks() {
+            assert_eq!(blocked_by(&check.needs, &passed), None, "{}", check.name);
             // A filter that leaves the prerequisites out: the check runs normally.
-            assert_eq!(blocked_by(check, &[]), None, "{check}");
+            assert_eq!(blocked_by(&check.needs, &[]), None, "{}", check.name);
         }
         // The anonymous route blocks nothing: no mirror check needs it.
         let anonymous_failed = [result("routing::anonymous_served_by_v1", false, None)];
-        for check in CHECKS {
-            assert_eq!(blocked_by(check, &anonymous_failed), None, "{check}");
+        for check in checks() {
+            assert_eq!(
+                blocked_by(&check.needs, &anonymous_failed),
+                None,
+                "{}",
+                check.name
+            );
         }
     }
 
@@ -115,7 +126,7 @@ mod tests {
             ),
         ];
         assert_eq!(
-            blocked_by("mirror::shadow_host_matches_istio_version", &ran).as_deref(),
+            blocked_by(&needs("mirror::shadow_host_matches_istio_version"), &ran).as_deref(),
             Some("mirror::tester_requests_mirrored_with_end_user")
         );
     }

@@ -13,6 +13,31 @@ pub const PERCENT: f64 = 50.0;
 /// Allowed distance from [`PERCENT`], in percentage points (Istio's own test uses ±10 at 50%).
 pub const TOLERANCE: f64 = 10.0;
 
+/// The tolerance a share of `percent` is checked with, in percentage points: Istio's own
+/// mirroring test allows exact 0% and 100%, ±10 points at 50% and ±5 at 10%; shares nearer
+/// an end get the tighter one.
+pub fn tolerance(percent: f64) -> f64 {
+    if percent <= 0.0 || percent >= 100.0 {
+        0.0
+    } else if percent <= 20.0 || percent >= 80.0 {
+        5.0
+    } else {
+        10.0
+    }
+}
+
+/// The smallest batch (a multiple of 50) over which a correct proxy at `percent` falls
+/// outside `tolerance` less than once in a thousand batches.
+pub fn batch_for(percent: f64, tolerance: f64) -> u32 {
+    if tolerance == 0.0 {
+        return 10;
+    }
+    (1..=100)
+        .map(|k| k * 50)
+        .find(|&n| false_failure_probability(n, percent, tolerance) < 1e-3)
+        .unwrap_or(5000)
+}
+
 /// Whether `mirrored` of `sent` is within tolerance of `percent`.
 pub fn within_tolerance(mirrored: u32, sent: u32, percent: f64, tolerance: f64) -> bool {
     let observed = f64::from(mirrored) * 100.0 / f64::from(sent);
@@ -50,6 +75,21 @@ mod tests {
     fn tail_matches_a_hand_computed_case() {
         // n = 4, p = 0.5, ±25 points: only k = 0 and k = 4 fall outside: 2/16.
         assert!((false_failure_probability(4, 50.0, 25.0) - 0.125).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_sampled_share_gets_istios_tolerance_and_a_batch_that_keeps_false_failures_rare() {
+        assert_eq!(tolerance(50.0), 10.0);
+        assert_eq!(tolerance(10.0), 5.0);
+        assert_eq!(tolerance(90.0), 5.0);
+        assert_eq!(tolerance(100.0), 0.0);
+        assert_eq!(batch_for(PERCENT, TOLERANCE), BATCH);
+        let n = batch_for(10.0, 5.0);
+        assert!(false_failure_probability(n, 10.0, 5.0) < 1e-3);
+        assert!(
+            false_failure_probability(n - 50, 10.0, 5.0) >= 1e-3,
+            "{n} is the smallest"
+        );
     }
 
     #[test]
