@@ -471,6 +471,12 @@ impl flags::E2e {
             "--concurrency".into(),
             self.concurrency.to_string(),
         ];
+        if let Some(file) = &self.expectations {
+            args.extend([
+                "--expectations".to_owned(),
+                paths::from_invocation(file).display().to_string(),
+            ]);
+        }
         if self.keep {
             args.push("--keep".into());
         }

@@ -105,6 +105,11 @@ pub struct E2e {
     /// manifests/; a path you give is relative to where you stand).
     #[arg(long)]
     pub manifests: Option<PathBuf>,
+    /// The expectations file: what the mesh must do, from which the checks and their names
+    /// derive (default: `expectations.yaml` in the manifests directory; see the README,
+    /// "Testing your own routing"). A path you give is relative to where you stand.
+    #[arg(long, value_name = "FILE")]
+    pub expectations: Option<PathBuf>,
     /// Istio version to run (or, with --local, to emulate); the supported ones are listed.
     #[arg(long, conflicts_with = "istio_upgrade", help = format!(
         "Istio version to run (or, with --local, to emulate): {} (default: the first)",
