@@ -25,8 +25,14 @@ pub const XDS: &str = "127.0.0.1:15010";
 /// ingress gateway's listener binds 0.0.0.0:8080 in the same namespace).
 pub const DEBUG: &str = "127.0.0.1:15080";
 /// The chart values `--istiod real` renders istiod with: no Prometheus stats provider in the
-/// mesh config (its `istio.stats` filter is not in upstream Envoy builds).
-pub const CHART_VALUES: &[&str] = &["telemetry.v2.prometheus.enabled=false"];
+/// mesh config (its `istio.stats` filter is not in upstream Envoy builds), and no auto mTLS:
+/// no workload has a certificate (no istio-agent serves SDS), and a cluster with auto mTLS
+/// waits for the `default` and `ROOTCA` secrets forever, so the proxies never warm (seen:
+/// `sds.default.update_success: 0`, no listener after CDS).
+pub const CHART_VALUES: &[&str] = &[
+    "telemetry.v2.prometheus.enabled=false",
+    "meshConfig.enableAutoMtls=false",
+];
 /// What upstream Envoy builds need from istiod: none of Istio's own filters (istio-proxy
 /// has them, upstream Envoy does not). Istio's own switches, set as istiod's env.
 pub const UPSTREAM_ENVOY_ENV: &[(&str, &str)] = &[
