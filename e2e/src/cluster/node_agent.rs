@@ -90,7 +90,7 @@ pub enum NodeAgentError {
         node: String,
         /// Why.
         #[source]
-        source: ads::AdsError,
+        source: Box<ads::AdsError>,
     },
     /// productpage's sidecar client could not be set up.
     #[error("node {node}: productpage's sidecar: {message}")]
@@ -142,6 +142,8 @@ pub struct NodeAgent {
     istiod: Option<ads::Istiod>,
     task: tokio::task::JoinHandle<()>,
     dir: PathBuf,
+    /// The node, for errors.
+    node: String,
 }
 
 impl NodeAgent {
@@ -225,6 +227,7 @@ impl NodeAgent {
             gateway: None,
             istiod: None,
             task,
+            node: opts.node.clone(),
             dir: opts.dir,
         })
     }
@@ -238,7 +241,7 @@ impl NodeAgent {
         let opts = state.opts.clone();
         let node_err = |source| NodeAgentError::Ads {
             node: opts.node.clone(),
-            source,
+            source: Box::new(source),
         };
         let outbound = SocketAddr::from(([127, 0, 0, 1], 9080));
         state.outbound = outbound;
@@ -293,6 +296,7 @@ impl NodeAgent {
             gateway: Some((gateway, waiting)),
             istiod: Some(istiod),
             task,
+            node: opts.node.clone(),
             dir: opts.dir,
         })
     }
@@ -337,8 +341,8 @@ impl NodeAgent {
                 && let Err(source) = proxy.check_accepted(istiod).await
             {
                 rejected = Err(NodeAgentError::Ads {
-                    node: String::new(),
-                    source,
+                    node: self.node.clone(),
+                    source: Box::new(source),
                 });
             }
             if let Ok(proxy) = Arc::try_unwrap(proxy) {

@@ -421,7 +421,7 @@ mod tests {
         );
         let meta = sidecar.metadata("1.31-dev");
         assert_eq!(meta["INTERCEPTION_MODE"], "REDIRECT");
-        let capture = sidecar("test");
+        let capture = super::sidecar("test");
         assert_eq!(capture["spec"]["egress"][0]["captureMode"], "NONE");
         assert_eq!(capture["spec"]["egress"][0]["bind"], "127.0.0.1");
         assert_eq!(
