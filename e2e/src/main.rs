@@ -141,6 +141,18 @@ struct ClusterArgs {
     /// pod's log.
     #[arg(long = "workload", value_name = "NAME=COMMAND", requires = "node")]
     workloads: Vec<e2e::workload::WorkloadCommand>,
+    /// With --node: the node's proxies take their whole configuration over ADS from the
+    /// real istiod at this plaintext xDS address (else the project's translation).
+    #[arg(
+        long,
+        value_name = "ADDRESS",
+        requires = "node",
+        requires = "istiod_debug"
+    )]
+    istiod_xds: Option<std::net::SocketAddr>,
+    /// istiod's HTTP debug address (`/debug/syncz`), with --istiod-xds.
+    #[arg(long, value_name = "ADDRESS", requires = "istiod_xds")]
+    istiod_debug: Option<std::net::SocketAddr>,
     /// Where `--workload` commands run (default: here).
     #[arg(long, default_value = ".")]
     workload_dir: PathBuf,
@@ -599,6 +611,7 @@ fn cluster(args: ClusterArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let notes = control_plane_note(&args);
     let run = ClusterRun {
         cluster: ClusterOptions {
             namespace: args.namespace,
@@ -627,6 +640,7 @@ fn cluster(args: ClusterArgs) -> ExitCode {
         },
         manifests: args.manifests,
         artifacts: artifacts.clone(),
+        notes,
         delete_namespace: args.delete_namespace,
         keep: args.keep,
         earlier_phases: args.phases,
@@ -666,10 +680,27 @@ fn cluster(args: ClusterArgs) -> ExitCode {
     }
     let keep = args.keep;
     let outcome = run_cluster(&runtime, client, &run, spec, &run_id, &harness, &live);
-    if let Some(agent) = node_agent {
-        runtime.block_on(agent.shutdown());
+    if let Some(agent) = node_agent
+        && let Err(e) = runtime.block_on(agent.shutdown())
+    {
+        eprintln!("error: {e}");
+        let _ = finish(outcome, &artifacts, keep);
+        return Exit::Environment.into();
     }
     finish(outcome, &artifacts, keep)
+}
+
+/// What configured the mesh's proxies, for the report.
+fn control_plane_note(args: &ClusterArgs) -> Vec<String> {
+    match (&args.node, args.istiod_xds) {
+        (Some(node), Some(xds)) => vec![format!(
+            "control plane: the real istiod (xDS {xds}) configured node {node}'s proxies over ADS"
+        )],
+        (Some(node), None) => vec![format!(
+            "control plane: this project's translation (e2e/src/envoy/config.rs) configured node {node}'s proxies; istiod does not run"
+        )],
+        (None, _) => Vec::new(),
+    }
 }
 
 /// `--node`: the node's data plane, for the run's namespace, its ingress where `--ingress`
@@ -710,6 +741,10 @@ fn start_node_agent(
                 ingress: addr,
                 istio,
                 patience: args.patience,
+                istiod: args
+                    .istiod_xds
+                    .zip(args.istiod_debug)
+                    .map(|(xds, debug)| e2e::cluster::node_agent::ads::Istiod { xds, debug }),
                 workloads: args
                     .workloads
                     .iter()

@@ -269,6 +269,8 @@ pub struct ClusterRun {
     pub manifests: PathBuf,
     /// Where the evidence goes.
     pub artifacts: PathBuf,
+    /// Notes from before the run, for its report (which control plane configures the mesh).
+    pub notes: Vec<String>,
     /// Delete the namespace at the end (it was created for this run); kept when `keep`.
     pub delete_namespace: bool,
     /// Keep what the run created.
@@ -308,6 +310,7 @@ pub fn run_cluster(
         phases: run.earlier_phases.clone(),
         not_run,
         selection,
+        notes: run.notes.clone(),
         ..RunReport::default()
     };
     live.start(&run.artifacts, &report);

@@ -345,6 +345,27 @@ impl flags::E2e {
         let runner = Runner::build(sh, interrupt)?;
         let envoy = tools::envoy(sh, interrupt).context("provision envoy")?;
         let bins = kwok::Binaries::ensure(sh, interrupt).context("provision the control plane")?;
+        let real_istiod = self.istiod == flags::IstiodMode::Real;
+        let pilot_discovery = if real_istiod {
+            let pinned = kwok::binaries::ISTIOD.version;
+            if kwok::istio_source(sh, release.version)?.module.version != pinned {
+                bail!(
+                    "--istiod real: the pinned istiod is built from istio.io/istio {pinned}, not Istio {}'s module; run it with --istio of that minor",
+                    release.version
+                );
+            }
+            let dir = kwok::binaries::ISTIOD
+                .ensure(sh, interrupt)
+                .context("provision istiod")?;
+            Some(dir.join("pilot-discovery"))
+        } else {
+            None
+        };
+        let chart_values = if real_istiod {
+            kwok::istiod::CHART_VALUES
+        } else {
+            &[]
+        };
         // Cluster mode's patience, for the cluster's start too.
         let patience = Duration::from_secs(
             self.patience
@@ -391,11 +412,33 @@ impl flags::E2e {
                     &bins,
                     release,
                     &[""],
+                    chart_values,
                     interrupt,
                     patience,
                 )?;
                 phases.push(("install istio".to_owned(), prepare.elapsed().as_secs_f64()));
             }
+            let istiod = match &pilot_discovery {
+                Some(pilot_discovery) => {
+                    let start = Instant::now();
+                    eprintln!(
+                        "[{:>7.1}s] start istiod (pilot-discovery of istio.io/istio {})",
+                        started.elapsed().as_secs_f64(),
+                        kwok::binaries::ISTIOD.version
+                    );
+                    let istiod = kwok::istiod::start(
+                        sh,
+                        &cluster,
+                        pilot_discovery,
+                        &cluster.dir.join("istiod.yaml"),
+                        interrupt,
+                        Instant::now() + patience,
+                    )?;
+                    phases.push(("start istiod".to_owned(), start.elapsed().as_secs_f64()));
+                    Some(istiod)
+                }
+                None => None,
+            };
             let mut args = vec![
                 "cluster".to_owned(),
                 "--kubeconfig".into(),
@@ -403,7 +446,10 @@ impl flags::E2e {
                 "--namespace".into(),
                 "test".into(),
                 "--ingress".into(),
-                kwok::INGRESS.into(),
+                match istiod {
+                    Some(_) => kwok::INGRESS_ISTIOD.into(),
+                    None => kwok::INGRESS.into(),
+                },
                 "--node".into(),
                 kwok::NODE_NAME.into(),
                 "--envoy".into(),
@@ -415,6 +461,14 @@ impl flags::E2e {
                 "--run-id".into(),
                 run_id.clone(),
             ];
+            if let Some(istiod) = &istiod {
+                args.extend([
+                    "--istiod-xds".to_owned(),
+                    istiod.xds.into(),
+                    "--istiod-debug".into(),
+                    istiod.debug.into(),
+                ]);
+            }
             args.extend(self.common_suite_args());
             args.extend(self.workload_args()?);
             for (name, secs) in &phases {
@@ -1383,5 +1437,27 @@ mod tests {
         assert!(err.contains("--cluster existing"), "{err}");
         parse(&["--local", "--keep"]).expect("fine");
         parse(&["--cluster", "existing", "--context", "c"]).expect("fine");
+    }
+
+    #[test]
+    fn the_real_istiod_runs_only_against_a_kwok_cluster() {
+        let parse = |args: &[&str]| {
+            flags::E2e::parse(args)
+                .validate()
+                .map_err(|e| e.to_string())
+        };
+        for other in [
+            &["--local"][..],
+            &[],
+            &["--cluster", "existing"],
+            &["--cluster", "kwok", "--istio-upgrade", "1.30.5..1.31.1"],
+        ] {
+            let mut args = vec!["--istiod", "real"];
+            args.extend(other);
+            let err = parse(&args).expect_err("usage error");
+            assert!(err.contains("--istiod real"), "{args:?}: {err}");
+        }
+        parse(&["--cluster", "kwok", "--istiod", "real"]).expect("fine");
+        parse(&["--local", "--istiod", "translation"]).expect("the default is fine anywhere");
     }
 }

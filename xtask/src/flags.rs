@@ -185,6 +185,11 @@ pub struct E2e {
     /// workload's sidecar, stdout and stderr its log. See the README.
     #[arg(long = "workload", value_name = "NAME=COMMAND")]
     pub workloads: Vec<String>,
+    /// kwok: what configures the node's proxies: `translation` (default), this project's
+    /// translation of the routing into Envoy files; `real`, the pinned istiod
+    /// (pilot-discovery, built from istio.io/istio on first use) over ADS.
+    #[arg(long, value_enum, default_value_t = IstiodMode::Translation)]
+    pub istiod: IstiodMode,
     /// existing: the Istio revision whose control plane injects the run's namespace (default:
     /// the default revision, or the only one installed).
     #[arg(long)]
@@ -281,6 +286,13 @@ impl E2e {
                 }
             ));
         }
+        if self.istiod == IstiodMode::Real
+            && (self.local || self.cluster != ClusterKind::Kwok || self.istio_upgrade.is_some())
+        {
+            return usage(
+                "--istiod real runs the pinned istiod against a kwok cluster: use it with --cluster kwok, without --local or --istio-upgrade (kind and existing clusters run their own istiod)".into(),
+            );
+        }
         // kwok runs no images: a registry flag would be ignored.
         let images: Vec<&str> = [
             ("--istio-hub", self.istio_hub.is_some()),
@@ -339,6 +351,16 @@ pub enum ClusterKind {
     Kwok,
 }
 
+/// What configures a kwok node's proxies (`--istiod`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, ValueEnum)]
+pub enum IstiodMode {
+    /// This project's translation of the routing (local mode's), written to files Envoy
+    /// watches.
+    Translation,
+    /// The pinned istiod, run against the cluster; the proxies take everything over ADS.
+    Real,
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OnFailure {
     /// Keep the cluster for inspection.
@@ -365,6 +387,9 @@ pub enum Tool {
     /// etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok and helm, built
     /// from their pinned Go modules (needs Go 1.26+; a cold build takes long).
     ControlPlane,
+    /// istiod (pilot-discovery) and istioctl, built from the pinned istio.io/istio module
+    /// for `e2e --cluster kwok --istiod real` (a cold build takes about 22 minutes).
+    Istiod,
 }
 
 #[derive(Args)]

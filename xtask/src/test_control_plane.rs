@@ -72,6 +72,7 @@ impl flags::TestControlPlane {
                 // Two control planes, as a cluster in the middle of a canary upgrade has:
                 // the default revision and `canary` (the tests pick one with --revision).
                 &["", "canary"],
+                &[],
                 &interrupt,
                 patience,
             )?;

@@ -48,6 +48,9 @@ impl flags::Tools {
                         .map(Path::to_path_buf)
                         .unwrap_or_default()
                 }
+                flags::Tool::Istiod => crate::cluster::kwok::binaries::ISTIOD
+                    .ensure(sh, &interrupt)
+                    .context("build istiod")?,
             };
             println!("installed: {}", path.display());
         }

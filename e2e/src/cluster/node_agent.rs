@@ -16,6 +16,13 @@
 //! ready addresses the real EndpointSlices list. Every change the API shows is rewritten
 //! into the files Envoy watches. Nothing is translated away: Envoy sends to the pods'
 //! addresses.
+//!
+//! With the real istiod (`NodeOptions::istiod`) the translation is not used: the proxies
+//! are Envoys configured by istiod over ADS (`ads.rs`), the ingress gateway from the start,
+//! productpage's sidecar with its pod (its process starts once the sidecar's listener is
+//! there, as with `holdApplicationUntilProxyStarts`).
+
+pub mod ads;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
@@ -76,6 +83,15 @@ pub enum NodeAgentError {
         #[source]
         source: EnvoyError,
     },
+    /// A proxy configured by istiod failed, or rejected what istiod sent.
+    #[error("node {node}: {source}")]
+    Ads {
+        /// The node.
+        node: String,
+        /// Why.
+        #[source]
+        source: Box<ads::AdsError>,
+    },
     /// productpage's sidecar client could not be set up.
     #[error("node {node}: productpage's sidecar: {message}")]
     Sidecar {
@@ -108,13 +124,26 @@ pub struct NodeOptions {
     pub patience: Duration,
     /// User programs in place of the built-in stand-ins, by Deployment (`--workload`).
     pub workloads: Vec<WorkloadCommand>,
+    /// The real istiod, when it configures the proxies (else the project's translation).
+    pub istiod: Option<ads::Istiod>,
 }
+
+/// The sidecars istiod configures, by pod uid.
+type Proxies = Arc<tokio::sync::Mutex<BTreeMap<String, ads::Proxy>>>;
+const GATEWAY: &str = "gateway";
 
 /// The running data plane.
 pub struct NodeAgent {
-    envoy: Envoy,
+    /// The translation's Envoy (none with the real istiod).
+    envoy: Option<Envoy>,
+    proxies: Proxies,
+    /// The ingress gateway istiod configures, and the wait for its listener.
+    gateway: Option<(Arc<ads::Proxy>, tokio::task::JoinHandle<()>)>,
+    istiod: Option<ads::Istiod>,
     task: tokio::task::JoinHandle<()>,
     dir: PathBuf,
+    /// The node, for errors.
+    node: String,
 }
 
 impl NodeAgent {
@@ -130,7 +159,11 @@ impl NodeAgent {
             version: 0,
             files,
             opts: opts.clone(),
+            proxies: Proxies::default(),
         };
+        if let Some(istiod) = opts.istiod {
+            return Self::start_with_istiod(state, istiod).await;
+        }
         // Envoy reads its first configuration at start: an empty mesh until the API shows one.
         let empty = Topology {
             namespace: opts.namespace.clone(),
@@ -189,23 +222,134 @@ impl NodeAgent {
             })?;
         let task = tokio::spawn(state.follow());
         Ok(NodeAgent {
-            envoy,
+            envoy: Some(envoy),
+            proxies: Proxies::default(),
+            gateway: None,
+            istiod: None,
             task,
+            node: opts.node.clone(),
+            dir: opts.dir,
+        })
+    }
+
+    /// The real istiod configures the proxies: the ingress gateway connects now, and says
+    /// (in the background) when istiod has given it its Gateway's listener.
+    async fn start_with_istiod(
+        mut state: State,
+        istiod: ads::Istiod,
+    ) -> Result<NodeAgent, NodeAgentError> {
+        let opts = state.opts.clone();
+        let node_err = |source| NodeAgentError::Ads {
+            node: opts.node.clone(),
+            source: Box::new(source),
+        };
+        let outbound = SocketAddr::from(([127, 0, 0, 1], 9080));
+        state.outbound = outbound;
+        state
+            .sidecar
+            .set(outbound)
+            .map_err(|message| NodeAgentError::Sidecar {
+                node: opts.node.clone(),
+                message,
+            })?;
+        let started = std::time::Instant::now();
+        let gateway = ads::Proxy::start(
+            &opts.envoy,
+            &opts.dir.join(GATEWAY),
+            ads::Identity::gateway(&opts.ingress.ip().to_string()),
+            &istiod,
+            &opts.istio.to_string(),
+            opts.patience,
+        )
+        .await
+        .map_err(node_err)?;
+        eprintln!(
+            "node {}: ingress gateway connected to istiod ({}) in {:.1?}",
+            opts.node,
+            istiod.xds,
+            started.elapsed()
+        );
+        let gateway = Arc::new(gateway);
+        let waiting = {
+            let gateway = gateway.clone();
+            let node = opts.node.clone();
+            let patience = opts.patience;
+            tokio::spawn(async move {
+                match gateway
+                    .await_listener(ads::GATEWAY_LISTENER, &istiod, patience)
+                    .await
+                {
+                    Ok(addr) => eprintln!(
+                        "node {node}: istiod configured the ingress gateway ({} on {addr}) {:.1?} after it connected",
+                        ads::GATEWAY_LISTENER,
+                        started.elapsed()
+                    ),
+                    Err(e) => eprintln!("node {node}: {e}"),
+                }
+            })
+        };
+        let proxies = state.proxies.clone();
+        let task = tokio::spawn(state.follow());
+        Ok(NodeAgent {
+            envoy: None,
+            proxies,
+            gateway: Some((gateway, waiting)),
+            istiod: Some(istiod),
+            task,
+            node: opts.node.clone(),
             dir: opts.dir,
         })
     }
 
     /// Saves Envoy's configuration dump beside its log, and stops Envoy and the pods'
     /// processes.
-    pub async fn shutdown(self) {
+    /// With the real istiod, an error if a proxy rejected what istiod sent it.
+    pub async fn shutdown(self) -> Result<(), NodeAgentError> {
         self.task.abort();
-        let dump = self
-            .envoy
-            .admin_text("/config_dump")
-            .await
-            .unwrap_or_else(|e| format!("unavailable: {e}"));
-        let _ = std::fs::write(self.dir.join("envoy-config-dump.json"), dump);
-        self.envoy.stop().await;
+        if let Some(envoy) = self.envoy {
+            let dump = envoy
+                .admin_text("/config_dump")
+                .await
+                .unwrap_or_else(|e| format!("unavailable: {e}"));
+            let _ = std::fs::write(self.dir.join("envoy-config-dump.json"), dump);
+            envoy.stop().await;
+        }
+        let mut rejected = Ok(());
+        let mut proxies: Vec<Arc<ads::Proxy>> = std::mem::take(&mut *self.proxies.lock().await)
+            .into_values()
+            .map(Arc::new)
+            .collect();
+        if let Some((gateway, waiting)) = self.gateway {
+            waiting.abort();
+            let _ = waiting.await;
+            proxies.push(gateway);
+        }
+        for proxy in proxies {
+            let dir = proxy
+                .log
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default();
+            let dump = proxy
+                .envoy
+                .admin_text("/config_dump")
+                .await
+                .unwrap_or_else(|e| format!("unavailable: {e}"));
+            let _ = std::fs::write(dir.join("envoy-config-dump.json"), dump);
+            if let Some(istiod) = &self.istiod
+                && rejected.is_ok()
+                && let Err(source) = proxy.check_accepted(istiod).await
+            {
+                rejected = Err(NodeAgentError::Ads {
+                    node: self.node.clone(),
+                    source: Box::new(source),
+                });
+            }
+            if let Ok(proxy) = Arc::try_unwrap(proxy) {
+                proxy.envoy.stop().await;
+            }
+        }
+        rejected
     }
 }
 
@@ -285,6 +429,8 @@ struct State {
     /// The xDS files as last written, so an unchanged configuration is not pushed again.
     written: BTreeMap<&'static str, Value>,
     version: u64,
+    /// The proxies istiod configures (none with the translation).
+    proxies: Proxies,
 }
 
 /// What the API shows of the namespace, listed after every change.
@@ -353,6 +499,10 @@ impl State {
 
     async fn reconcile(&mut self, snapshot: &Snapshot) {
         self.run_pods(&snapshot.pods).await;
+        if self.opts.istiod.is_some() {
+            // istiod follows the API itself.
+            return;
+        }
         if let Err(e) = self.configure_proxies(snapshot) {
             // The last good configuration stays, as with istiod's rejected pushes (often
             // only until the rest of the manifests arrive); the checks see what it means.
@@ -378,6 +528,9 @@ impl State {
             .cloned()
             .collect();
         for uid in gone {
+            if let Some(proxy) = self.proxies.lock().await.remove(&uid) {
+                proxy.envoy.stop().await;
+            }
             if let Some(pod) = self.pods.remove(&uid) {
                 pod.process.stop().await;
                 eprintln!("node {}: pod {} stopped", self.opts.node, pod.name);
@@ -416,6 +569,9 @@ impl State {
             .map(|s| s.containers.as_slice())
             .unwrap_or(&[]);
         let addr = pod_address(pod)?;
+        if let Some(istiod) = self.opts.istiod {
+            self.start_sidecar(pod, &name, &uid, addr, istiod).await?;
+        }
         let log_path = self
             .files
             .logs
@@ -455,6 +611,86 @@ impl State {
             .await
             .map_err(|e| format!("kwok Logs for its log: {e}"))?;
         Ok(RunningPod { name, process })
+    }
+
+    /// productpage's sidecar, configured by istiod, before the pod's process (which sends
+    /// through it): its outbound listener is awaited, and a rejected configuration is the
+    /// pod's error.
+    async fn start_sidecar(
+        &self,
+        pod: &Pod,
+        name: &str,
+        uid: &str,
+        addr: SocketAddr,
+        istiod: ads::Istiod,
+    ) -> Result<(), String> {
+        let labels = pod.metadata.labels.clone().unwrap_or_default();
+        if labels.get("app").map(String::as_str) != Some(ads::SIDECAR_APP) {
+            return Ok(());
+        }
+        let identity = ads::Identity {
+            kind: "sidecar",
+            ip: addr.ip().to_string(),
+            pod: name.to_owned(),
+            namespace: self.opts.namespace.clone(),
+            workload: deployment_of(pod).unwrap_or_else(|| name.to_owned()),
+            service_account: pod
+                .spec
+                .as_ref()
+                .and_then(|s| s.service_account_name.clone())
+                .unwrap_or_else(|| "default".to_owned()),
+            labels: labels.into_iter().collect(),
+        };
+        // Capture without iptables: the Sidecar istiod builds the outbound listener from;
+        // and plaintext inbound, there being no istio-agent to serve certificates.
+        let ns = &self.opts.namespace;
+        for (name, group, kind, object) in [
+            (
+                "mirror-e2e-node-capture",
+                "networking.istio.io",
+                "Sidecar",
+                ads::sidecar(ns),
+            ),
+            (
+                "mirror-e2e-node-plaintext",
+                "security.istio.io",
+                "PeerAuthentication",
+                ads::plaintext_inbound(ns),
+            ),
+        ] {
+            let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(group, "v1", kind));
+            Api::<DynamicObject>::namespaced_with(self.client.clone(), ns, &resource)
+                .patch(
+                    name,
+                    &PatchParams::apply("mirror-e2e-node").force(),
+                    &Patch::Apply(object),
+                )
+                .await
+                .map_err(|e| format!("apply the {kind} {name}: {e}"))?;
+        }
+        let started = std::time::Instant::now();
+        let proxy = ads::Proxy::start(
+            &self.opts.envoy,
+            &self.opts.dir.join(format!("sidecar-{name}")),
+            identity,
+            &istiod,
+            &self.opts.istio.to_string(),
+            self.opts.patience,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        let listener = proxy
+            .await_listener(ads::SIDECAR_OUTBOUND, &istiod, self.opts.patience)
+            .await
+            .map_err(|e| e.to_string())?;
+        eprintln!(
+            "node {}: istiod configured {name}'s sidecar ({} on {listener}) in {:.1?}",
+            self.opts.node,
+            ads::SIDECAR_OUTBOUND,
+            started.elapsed()
+        );
+        self.proxies.lock().await.insert(uid.to_owned(), proxy);
+        Ok(())
     }
 
     /// A kwok `Logs` object naming the pod's log file: kwok's kubelet endpoint serves

@@ -71,6 +71,27 @@ impl Envoy {
         log_file: &Path,
         patience: Duration,
     ) -> Result<Envoy, EnvoyError> {
+        Self::launch(binary, bootstrap, log_file, patience, true).await
+    }
+
+    /// `start` for an Envoy whose listeners all come over xDS: LIVE is enough (its first
+    /// configuration may have none yet); `bound_listener` finds them later.
+    pub async fn start_dynamic(
+        binary: &Path,
+        bootstrap: &Path,
+        log_file: &Path,
+        patience: Duration,
+    ) -> Result<Envoy, EnvoyError> {
+        Self::launch(binary, bootstrap, log_file, patience, false).await
+    }
+
+    async fn launch(
+        binary: &Path,
+        bootstrap: &Path,
+        log_file: &Path,
+        patience: Duration,
+        require_listener: bool,
+    ) -> Result<Envoy, EnvoyError> {
         let dir = log_file.parent().unwrap_or(Path::new("."));
         let admin_file = dir.join("envoy-admin-address.txt");
         // A file left by an earlier Envoy in this directory would name its (closed) port.
@@ -148,21 +169,11 @@ impl Envoy {
             })
             .await?;
         let listeners = envoy.admin_json("/listeners?format=json").await?;
-        envoy.listeners = listeners
-            .get("listener_statuses")
-            .and_then(Value::as_array)
+        envoy.listeners = bound_listeners(&listeners)
             .into_iter()
-            .flatten()
-            .filter_map(|l| {
-                let name = l.get("name")?.as_str()?.to_owned();
-                let port = l
-                    .pointer("/local_address/socket_address/port_value")?
-                    .as_u64()
-                    .and_then(|p| u16::try_from(p).ok())?;
-                Some((name, port))
-            })
+            .map(|(name, addr)| (name, addr.port()))
             .collect();
-        if envoy.listeners.is_empty() {
+        if require_listener && envoy.listeners.is_empty() {
             return Err(EnvoyError::Admin {
                 path: "/listeners".into(),
                 message: format!("no bound listener in {listeners}"),
@@ -203,6 +214,18 @@ impl Envoy {
                 })
             }
         }
+    }
+
+    /// The address the listener `name` is bound to now, if Envoy has it (asked of admin
+    /// `/listeners`, for listeners that arrive over xDS).
+    pub async fn bound_listener(
+        &self,
+        name: &str,
+    ) -> Result<Option<std::net::SocketAddr>, EnvoyError> {
+        let listeners = self.admin_json("/listeners?format=json").await?;
+        Ok(bound_listeners(&listeners)
+            .into_iter()
+            .find_map(|(n, addr)| (n == name).then_some(addr)))
     }
 
     /// The address of the listener `name`, e.g. [`crate::envoy::config::INGRESS_LISTENER`].
@@ -253,6 +276,26 @@ async fn admin_get(http: &reqwest::Client, admin: &str, path: &str) -> Result<St
         .await
         .map_err(|e| err(e.to_string()))?;
     response.text().await.map_err(|e| err(e.to_string()))
+}
+
+/// Name and bound address of every listener admin `/listeners?format=json` lists.
+fn bound_listeners(listeners: &Value) -> Vec<(String, std::net::SocketAddr)> {
+    listeners
+        .get("listener_statuses")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|l| {
+            let name = l.get("name")?.as_str()?.to_owned();
+            let address = l.pointer("/local_address/socket_address")?;
+            let ip = address.get("address")?.as_str()?.parse().ok()?;
+            let port = address
+                .get("port_value")?
+                .as_u64()
+                .and_then(|p| u16::try_from(p).ok())?;
+            Some((name, std::net::SocketAddr::new(ip, port)))
+        })
+        .collect()
 }
 
 /// The last `lines` lines of a file, for error messages.

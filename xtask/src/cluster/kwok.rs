@@ -11,6 +11,7 @@
 //! one log per component. Only a cluster this run created is ever deleted.
 
 pub mod binaries;
+pub mod istiod;
 mod netns;
 mod pki;
 
@@ -38,6 +39,9 @@ pub const NODE_IP: &str = "10.250.0.1";
 /// Where the node's ingress gateway listens (kind maps its NodePort 30080 to the host; here
 /// the node's own address, inside the cluster's network namespace).
 pub const INGRESS: &str = "http://10.250.0.1:30080";
+/// Where the ingress gateway listens with `--istiod real`: istiod gives it a listener on the
+/// Gateway's own port (8080, on every address), there being no gateway Service to map it.
+pub const INGRESS_ISTIOD: &str = "http://10.250.0.1:8080";
 /// The pod range, every address of which is local inside the cluster's network namespace:
 /// the node's data plane listens on each pod's own address.
 const POD_RANGE: &str = "10.244.0.0/16";
@@ -476,7 +480,8 @@ impl crate::flags::Kwok {
 
 /// Makes a new kwok cluster one the suite can run on: the node (then every node Ready),
 /// Istio's CRDs and kwok's `Logs` CRD, and istiod's objects as Istio's chart renders them
-/// for `release`, one control plane per revision of `revisions` ("" is the default).
+/// for `release`, one control plane per revision of `revisions` ("" is the default), with
+/// the chart values `chart_values` (`key=value`, as `helm --set` takes them).
 #[allow(clippy::too_many_arguments)]
 pub fn prepare(
     sh: &Shell,
@@ -485,6 +490,7 @@ pub fn prepare(
     bins: &Binaries,
     release: &versions::IstioRelease,
     revisions: &[&str],
+    chart_values: &[&str],
     interrupt: &Interrupt,
     patience: Duration,
 ) -> anyhow::Result<()> {
@@ -540,6 +546,7 @@ pub fn prepare(
             &istio.discovery_chart,
             release.version,
             revision,
+            chart_values,
             &rendered,
         )?;
         files.push(rendered);
@@ -571,14 +578,19 @@ fn render_istiod(
     chart: &Path,
     version: &str,
     revision: &str,
+    chart_values: &[&str],
     out: &Path,
 ) -> anyhow::Result<()> {
     let helm = &bins.helm;
     let tag = format!("global.tag={version}");
     let revision = format!("revision={revision}");
+    let values: Vec<String> = chart_values
+        .iter()
+        .flat_map(|v| ["--set".to_owned(), (*v).to_owned()])
+        .collect();
     let rendered = cmd!(
         sh,
-        "{helm} template istiod {chart} --namespace istio-system --set global.hub=docker.io/istio --set {tag} --set {revision}"
+        "{helm} template istiod {chart} --namespace istio-system --set global.hub=docker.io/istio --set {tag} --set {revision} {values...}"
     )
     .quiet()
     .read()

@@ -2,7 +2,7 @@
 //!
 //! No release site is reachable from every machine this runs on (air-gapped CI, this
 //! project's own), but the Go module proxy is. Each wrapper module next to this file
-//! (`kubernetes/`, `etcd/`, `kwok/`) requires one upstream module at its pinned version;
+//! (`kubernetes/`, `etcd/`, `kwok/`, `helm/`, `istio/`) requires one upstream module at its pinned version;
 //! its `go.sum` is the lock, and `-mod=readonly` makes the go command refuse anything the
 //! lock does not name. A build goes to a fresh directory and is renamed into place, so an
 //! interrupted or failed build leaves nothing a later run could mistake for a binary.
@@ -84,8 +84,39 @@ pub const HELM: GoBuild = GoBuild {
     link_vars: &[("helm.sh/helm/v4/internal/version.version", "v4.3.2")],
 };
 
-/// Every build `--cluster kwok` needs, in the order they are built.
-pub const ALL: [&GoBuild; 4] = [&ETCD, &KWOK, &HELM, &KUBERNETES];
+/// istiod and istioctl from the commit `ISTIO_MODULES` pins for 1.31 (kwok.rs): the same
+/// source as the chart and CRDs the cluster gets. Built only for `--istiod real`.
+pub const ISTIOD: GoBuild = GoBuild {
+    module: "istio",
+    upstream: "istio.io/istio",
+    version: "v0.0.0-20260827124520-eed52ebb66ad",
+    binaries: &[
+        (
+            "pilot-discovery",
+            "istio.io/istio/pilot/cmd/pilot-discovery",
+        ),
+        ("istioctl", "istio.io/istio/istioctl/cmd/istioctl"),
+    ],
+    // What Istio's own build sets (common/scripts/report_build_info.sh); without them the
+    // version reads "unknown". A branch commit, not a release: Makefile.core.mk names such
+    // a build `$(cat VERSION)-dev`, and the revision is the pseudo-version's commit.
+    link_vars: &[
+        ("istio.io/istio/pkg/version.buildVersion", "1.31-dev"),
+        (
+            "istio.io/istio/pkg/version.buildGitRevision",
+            "eed52ebb66ad",
+        ),
+        ("istio.io/istio/pkg/version.buildStatus", "Clean"),
+        (
+            "istio.io/istio/pkg/version.buildTag",
+            "v0.0.0-20260827124520-eed52ebb66ad",
+        ),
+    ],
+};
+
+/// Every pinned build, as `cargo xtask tools` lists them: what `--cluster kwok` needs, then
+/// istiod.
+pub const ALL: [&GoBuild; 5] = [&ETCD, &KWOK, &HELM, &KUBERNETES, &ISTIOD];
 
 impl GoBuild {
     /// The wrapper module's directory in this checkout.
@@ -410,6 +441,37 @@ mod tests {
                 .all(|(m, v)| m.starts_with("k8s.io/") && v == "v0.36.1")
         );
         assert!(wrapper.contains(&format!("\tk8s.io/kubernetes {}", KUBERNETES.version)));
+    }
+
+    #[test]
+    fn istiod_is_built_from_the_module_the_cluster_gets_its_chart_from() {
+        let pinned = crate::cluster::kwok::ISTIO_MODULES
+            .iter()
+            .find(|m| m.minor == "1.31")
+            .expect("1.31 is pinned");
+        assert_eq!(ISTIOD.version, pinned.version);
+        let wrapper =
+            std::fs::read_to_string(ISTIOD.source_dir().join("go.mod")).expect("read the wrapper");
+        assert!(
+            wrapper.contains(&format!("\tistio.io/istio {} ", ISTIOD.version)),
+            "the wrapper requires another istio.io/istio"
+        );
+        let sum = std::fs::read_to_string(ISTIOD.source_dir().join("go.sum")).expect("go.sum");
+        assert!(sum.contains(&format!("istio.io/istio {} h1:", ISTIOD.version)));
+        // The commit in the version variables is the pseudo-version's.
+        let commit = ISTIOD.version.rsplit('-').next().expect("commit");
+        assert!(
+            ISTIOD
+                .link_vars
+                .iter()
+                .any(|(var, value)| var.ends_with(".buildGitRevision") && *value == commit)
+        );
+        for (_, package) in ISTIOD.binaries {
+            assert!(
+                wrapper.contains(&format!("\t{package}\n")),
+                "{package} is no tool"
+            );
+        }
     }
 
     #[test]

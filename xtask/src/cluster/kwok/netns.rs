@@ -188,6 +188,19 @@ impl Holder {
 
     /// Starts a component in all three namespaces, its output going to `log`.
     pub fn spawn(&self, log: &Path, program: &Path, args: &[String]) -> anyhow::Result<()> {
+        self.spawn_with(log, program, args, &[], None)
+    }
+
+    /// `spawn` with environment variables added to xtask's and, if given, its own working
+    /// directory (a program that writes relative paths, as istiod does, writes there).
+    pub fn spawn_with(
+        &self,
+        log: &Path,
+        program: &Path,
+        args: &[String],
+        env: &[(String, String)],
+        cwd: Option<&Path>,
+    ) -> anyhow::Result<()> {
         let name = program
             .file_name()
             .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
@@ -202,7 +215,11 @@ impl Holder {
             .args(args)
             .stdin(Stdio::null())
             .stdout(out)
-            .stderr(err);
+            .stderr(err)
+            .envs(env.iter().map(|(k, v)| (k, v)));
+        if let Some(cwd) = cwd {
+            command.current_dir(cwd);
+        }
         std::os::unix::process::CommandExt::process_group(&mut command, 0);
         let child = command
             .spawn()

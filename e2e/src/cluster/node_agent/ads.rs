@@ -1,0 +1,469 @@
+//! The node's proxies configured by the real istiod over ADS (`--istiod-xds`), in place of
+//! the project's translation.
+//!
+//! Each proxy is one upstream Envoy that connects to istiod's plaintext xDS port with the
+//! identity istio-agent would give it: `sidecar~<pod IP>~<pod>.<ns>~<ns>.svc.cluster.local`
+//! for productpage's sidecar, `router~<node IP>~...` for the ingress gateway, and the node
+//! metadata istiod reads (`pkg/model/proxy.go`, `NodeMetadata`). Capture is without
+//! iptables, as Istio documents it: a `Sidecar` (`sidecar`) whose egress listener has
+//! `captureMode: NONE` and binds 127.0.0.1:9080, where productpage sends. The proxy itself
+//! keeps the default interception mode: in NONE mode istiod binds every Service port it
+//! knows on loopback, istiod's own 15010 and 15012 among them, which in the node's one
+//! network namespace Envoy cannot bind (seen: "ACK ERROR ... cannot bind
+//! '127.0.0.1:15010': Address already in use"); in REDIRECT mode only the Sidecar's
+//! listener binds (the virtual ones aside: 15001, 15006).
+//!
+//! A rejected (NACKed) configuration is an error naming what Envoy said and what istiod's
+//! `/debug/syncz` shows for the proxy.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::envoy::process::{Envoy, EnvoyError};
+
+/// Where the real istiod answers, inside the cluster's network namespace.
+#[derive(Debug, Clone, Copy)]
+pub struct Istiod {
+    /// Its plaintext xDS (gRPC) port.
+    pub xds: SocketAddr,
+    /// Its HTTP debug port (`/debug/syncz`).
+    pub debug: SocketAddr,
+}
+
+/// productpage's outbound listener as istiod builds it for a proxy in NONE mode: the
+/// Services' port 9080 on loopback (`listener.go`, `buildSidecarOutboundListeners`).
+pub const SIDECAR_OUTBOUND: &str = "127.0.0.1_9080";
+/// The ingress gateway's listener for the Gateway's port 8080 on every address.
+pub const GATEWAY_LISTENER: &str = "0.0.0.0_8080";
+/// The pods whose sidecar the node plays (`app` label): the one the suite's requests leave
+/// through. A second would need 127.0.0.1:9080 too, in the one network namespace.
+pub const SIDECAR_APP: &str = "productpage";
+/// The Kubernetes cluster id istiod runs with (the chart's `CLUSTER_ID`).
+const CLUSTER_ID: &str = "Kubernetes";
+
+/// Errors of the ADS-configured proxies.
+#[derive(Debug, thiserror::Error)]
+pub enum AdsError {
+    /// A proxy's bootstrap could not be written.
+    #[error("proxy {proxy}: cannot write {path}: {source}")]
+    Write {
+        /// The proxy's node id.
+        proxy: String,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Envoy failed.
+    #[error("proxy {proxy}: {source}")]
+    Envoy {
+        /// The proxy's node id.
+        proxy: String,
+        /// Why.
+        #[source]
+        source: EnvoyError,
+    },
+    /// Envoy rejected what istiod sent.
+    #[error(
+        "proxy {proxy} rejected istiod's configuration ({rejected}); Envoy said ({log}):\n{envoy_said}\nistiod's /debug/syncz for it:\n{syncz}"
+    )]
+    Nack {
+        /// The proxy's node id.
+        proxy: String,
+        /// The update_rejected counters that are not 0.
+        rejected: String,
+        /// Envoy's log.
+        log: PathBuf,
+        /// Its lines saying what it rejected.
+        envoy_said: String,
+        /// istiod's view of the proxy.
+        syncz: String,
+    },
+    /// A listener istiod should have sent never came.
+    #[error(
+        "proxy {proxy}: no listener {listener} from istiod within {patience:?} (last: {last}); istiod's /debug/syncz for it:\n{syncz}"
+    )]
+    NoListener {
+        /// The proxy's node id.
+        proxy: String,
+        /// The listener.
+        listener: String,
+        /// How long it waited.
+        patience: Duration,
+        /// What it saw last.
+        last: String,
+        /// istiod's view of the proxy.
+        syncz: String,
+    },
+}
+
+/// Who a proxy is to istiod.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Identity {
+    /// `sidecar` or `router`.
+    pub kind: &'static str,
+    /// The pod's address (the node's, for the gateway).
+    pub ip: String,
+    /// The pod's name.
+    pub pod: String,
+    /// The pod's namespace.
+    pub namespace: String,
+    /// The pod's labels (a Gateway's selector matches the gateway's).
+    pub labels: BTreeMap<String, String>,
+    /// Its Deployment.
+    pub workload: String,
+    /// Its ServiceAccount.
+    pub service_account: String,
+}
+
+impl Identity {
+    /// The ingress gateway on the node's address, as istio-ingressgateway's pod would be.
+    pub fn gateway(node_ip: &str) -> Identity {
+        Identity {
+            kind: "router",
+            ip: node_ip.to_owned(),
+            pod: "istio-ingressgateway-kwok".into(),
+            namespace: "istio-system".into(),
+            labels: [("istio", "ingressgateway"), ("app", "istio-ingressgateway")]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+            workload: "istio-ingressgateway".into(),
+            service_account: "istio-ingressgateway-service-account".into(),
+        }
+    }
+
+    /// Envoy's node id, as istio-agent builds it (`<type>~<ip>~<pod>.<ns>~<ns>.svc.<domain>`).
+    pub fn node_id(&self) -> String {
+        format!(
+            "{}~{}~{}.{}~{}.svc.cluster.local",
+            self.kind, self.ip, self.pod, self.namespace, self.namespace
+        )
+    }
+
+    /// The node metadata istiod reads (`NodeMetadata`'s JSON names); `istio_version` is
+    /// what istio-agent of the same build would send.
+    pub fn metadata(&self, istio_version: &str) -> Value {
+        let mut meta = json!({
+            "NAMESPACE": self.namespace,
+            "NAME": self.pod,
+            "LABELS": self.labels,
+            "WORKLOAD_NAME": self.workload,
+            "SERVICE_ACCOUNT": self.service_account,
+            "INSTANCE_IPS": self.ip,
+            "CLUSTER_ID": CLUSTER_ID,
+            "MESH_ID": "cluster.local",
+            "ISTIO_VERSION": istio_version,
+        });
+        if self.kind == "sidecar" {
+            // What istio-agent sends by default; the Sidecar says which listener binds.
+            meta["INTERCEPTION_MODE"] = "REDIRECT".into();
+        }
+        meta
+    }
+
+    /// A bootstrap with nothing but the admin port and ADS to istiod.
+    pub fn bootstrap(&self, istiod: SocketAddr, istio_version: &str) -> Value {
+        json!({
+            "node": {
+                "id": self.node_id(),
+                "cluster": format!("{}.{}", self.workload, self.namespace),
+                "metadata": self.metadata(istio_version),
+            },
+            "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
+            "dynamic_resources": {
+                "ads_config": {
+                    "api_type": "GRPC",
+                    "transport_api_version": "V3",
+                    "grpc_services": [{"envoy_grpc": {"cluster_name": "xds-grpc"}}],
+                },
+                "cds_config": {"ads": {}, "resource_api_version": "V3"},
+                "lds_config": {"ads": {}, "resource_api_version": "V3"},
+            },
+            "static_resources": {"clusters": [{
+                "name": "xds-grpc",
+                "type": "STATIC",
+                "connect_timeout": "1s",
+                "typed_extension_protocol_options": {
+                    "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                        "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                        "explicit_http_config": {"http2_protocol_options": {}},
+                    },
+                },
+                "load_assignment": {"cluster_name": "xds-grpc", "endpoints": [{"lb_endpoints": [{
+                    "endpoint": {"address": {"socket_address": {
+                        "address": istiod.ip().to_string(),
+                        "port_value": istiod.port(),
+                    }}},
+                }]}]},
+            }]},
+        })
+    }
+}
+
+/// The `Sidecar` giving productpage's pods (`SIDECAR_APP`) their outbound listener on
+/// 127.0.0.1:9080 without iptables, for the namespace's own Services.
+pub fn sidecar(namespace: &str) -> Value {
+    json!({
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "Sidecar",
+        "metadata": {"name": "mirror-e2e-node-capture", "namespace": namespace},
+        "spec": {
+            "workloadSelector": {"labels": {"app": SIDECAR_APP}},
+            "egress": [{
+                "port": {"number": 9080, "protocol": "HTTP", "name": "http"},
+                "bind": "127.0.0.1",
+                "captureMode": "NONE",
+                "hosts": ["./*"],
+            }],
+        },
+    })
+}
+
+/// The `PeerAuthentication` that turns off inbound mTLS for productpage's pods: with it
+/// (permissive by default) istiod gives the sidecar's virtualInbound listener TLS chains
+/// whose certificates come over SDS from istio-agent, which is not here; the listeners then
+/// warm forever (seen: "StreamSecrets gRPC config stream to sds-grpc closed ... Cluster not
+/// available", 127.0.0.1_9080 never bound).
+pub fn plaintext_inbound(namespace: &str) -> Value {
+    json!({
+        "apiVersion": "security.istio.io/v1",
+        "kind": "PeerAuthentication",
+        "metadata": {"name": "mirror-e2e-node-plaintext", "namespace": namespace},
+        "spec": {
+            "selector": {"matchLabels": {"app": SIDECAR_APP}},
+            "mtls": {"mode": "DISABLE"},
+        },
+    })
+}
+
+/// One proxy: its identity and its Envoy.
+pub struct Proxy {
+    /// Who it is to istiod.
+    pub identity: Identity,
+    /// Its Envoy.
+    pub envoy: Envoy,
+    /// Envoy's log.
+    pub log: PathBuf,
+}
+
+impl Proxy {
+    /// Starts an Envoy for `identity` in `dir` and waits until it is LIVE (its first
+    /// configuration from istiod taken).
+    pub async fn start(
+        envoy: &Path,
+        dir: &Path,
+        identity: Identity,
+        istiod: &Istiod,
+        istio_version: &str,
+        patience: Duration,
+    ) -> Result<Proxy, AdsError> {
+        let proxy = identity.node_id();
+        let write = |path: &Path, source| AdsError::Write {
+            proxy: proxy.clone(),
+            path: path.to_owned(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(|e| write(dir, e))?;
+        let bootstrap = dir.join("envoy-bootstrap.json");
+        let text = serde_json::to_string_pretty(&identity.bootstrap(istiod.xds, istio_version))
+            .unwrap_or_default();
+        std::fs::write(&bootstrap, text).map_err(|e| write(&bootstrap, e))?;
+        let log = dir.join("envoy.log");
+        let envoy = Envoy::start_dynamic(envoy, &bootstrap, &log, patience)
+            .await
+            .map_err(|source| AdsError::Envoy {
+                proxy: proxy.clone(),
+                source,
+            })?;
+        let started = Proxy {
+            identity,
+            envoy,
+            log,
+        };
+        started.check_accepted(istiod).await?;
+        Ok(started)
+    }
+
+    fn id(&self) -> String {
+        self.identity.node_id()
+    }
+
+    /// An error if Envoy rejected anything istiod sent it.
+    pub async fn check_accepted(&self, istiod: &Istiod) -> Result<(), AdsError> {
+        let stats = self
+            .envoy
+            .admin_text("/stats?filter=update_rejected")
+            .await
+            .map_err(|source| AdsError::Envoy {
+                proxy: self.id(),
+                source,
+            })?;
+        let rejected = rejected_counters(&stats);
+        if rejected.is_empty() {
+            return Ok(());
+        }
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        Err(AdsError::Nack {
+            proxy: self.id(),
+            rejected: rejected.join(", "),
+            log: self.log.clone(),
+            envoy_said: rejection_lines(&log),
+            syncz: syncz(istiod, &self.identity).await,
+        })
+    }
+
+    /// Waits until istiod has given this proxy the listener `name` and Envoy bound it.
+    pub async fn await_listener(
+        &self,
+        name: &str,
+        istiod: &Istiod,
+        patience: Duration,
+    ) -> Result<SocketAddr, AdsError> {
+        let waited = crate::wait::poll_until(
+            &format!("listener {name} from istiod"),
+            patience,
+            || async {
+                if let Err(e) = self.check_accepted(istiod).await {
+                    return Ok(Some(Err(e)));
+                }
+                match self.envoy.bound_listener(name).await {
+                    Ok(Some(addr)) => Ok(Some(Ok(addr))),
+                    Ok(None) => Err(format!("Envoy has no listener {name} yet")),
+                    Err(e) => Err(e.to_string()),
+                }
+            },
+        )
+        .await;
+        match waited {
+            Ok(result) => result,
+            Err(e) => Err(AdsError::NoListener {
+                proxy: self.id(),
+                listener: name.to_owned(),
+                patience,
+                last: e.to_string(),
+                syncz: syncz(istiod, &self.identity).await,
+            }),
+        }
+    }
+}
+
+/// `name: value` of every `update_rejected` counter that is not 0.
+fn rejected_counters(stats: &str) -> Vec<String> {
+    stats
+        .lines()
+        .filter(|l| l.contains("update_rejected"))
+        .filter(|l| {
+            l.rsplit_once(':')
+                .and_then(|(_, v)| v.trim().parse::<u64>().ok())
+                .is_some_and(|v| v > 0)
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The lines of Envoy's log that say what it rejected (the last few).
+fn rejection_lines(log: &str) -> String {
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("rejected") || l.contains("Error adding/updating"))
+        .collect();
+    lines[lines.len().saturating_sub(5)..].join("\n")
+}
+
+/// What istiod's `/debug/syncz` says of the proxy (or why it could not be asked).
+async fn syncz(istiod: &Istiod, identity: &Identity) -> String {
+    let url = format!("http://{}/debug/syncz", istiod.debug);
+    let body = match reqwest::get(&url).await {
+        Ok(r) => r.text().await.unwrap_or_else(|e| e.to_string()),
+        Err(e) => return format!("{url}: {e}"),
+    };
+    let id = format!("{}.{}", identity.pod, identity.namespace);
+    match serde_json::from_str::<Value>(&body) {
+        Ok(Value::Array(proxies)) => {
+            let mine: Vec<&Value> = proxies
+                .iter()
+                .filter(|p| p.to_string().contains(&id))
+                .collect();
+            if mine.is_empty() {
+                format!("{url} lists no proxy {id} ({} others)", proxies.len())
+            } else {
+                serde_json::to_string_pretty(&mine).unwrap_or_default()
+            }
+        }
+        _ => body.chars().take(2000).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sidecar_connects_as_its_pod_without_iptables() {
+        let sidecar = Identity {
+            kind: "sidecar",
+            ip: "10.244.0.7".into(),
+            pod: "productpage-v1-abc".into(),
+            namespace: "test".into(),
+            labels: [("app".to_owned(), "productpage".to_owned())].into(),
+            workload: "productpage-v1".into(),
+            service_account: "bookinfo-productpage".into(),
+        };
+        assert_eq!(
+            sidecar.node_id(),
+            "sidecar~10.244.0.7~productpage-v1-abc.test~test.svc.cluster.local"
+        );
+        let meta = sidecar.metadata("1.31-dev");
+        assert_eq!(meta["INTERCEPTION_MODE"], "REDIRECT");
+        let capture = super::sidecar("test");
+        assert_eq!(capture["spec"]["egress"][0]["captureMode"], "NONE");
+        assert_eq!(capture["spec"]["egress"][0]["bind"], "127.0.0.1");
+        assert_eq!(
+            format!(
+                "{}_{}",
+                capture["spec"]["egress"][0]["bind"].as_str().expect("bind"),
+                capture["spec"]["egress"][0]["port"]["number"]
+            ),
+            SIDECAR_OUTBOUND
+        );
+        assert_eq!(meta["LABELS"]["app"], "productpage");
+        assert_eq!(meta["INSTANCE_IPS"], "10.244.0.7");
+        assert_eq!(meta["CLUSTER_ID"], "Kubernetes");
+        let gateway = Identity::gateway("10.250.0.1");
+        assert!(gateway.node_id().starts_with("router~10.250.0.1~"));
+        // A gateway's listeners come from its Gateways; interception is a sidecar's.
+        assert!(
+            gateway
+                .metadata("1.31-dev")
+                .get("INTERCEPTION_MODE")
+                .is_none()
+        );
+        let boot = gateway.bootstrap("127.0.0.1:15010".parse().expect("addr"), "1.31-dev");
+        assert_eq!(
+            boot.pointer("/static_resources/clusters/0/load_assignment/endpoints/0/lb_endpoints/0/endpoint/address/socket_address/port_value"),
+            Some(&json!(15010))
+        );
+        assert_eq!(boot["dynamic_resources"]["lds_config"]["ads"], json!({}));
+    }
+
+    #[test]
+    fn only_counters_above_zero_are_rejections() {
+        let stats = "listener_manager.lds.update_rejected: 0\ncluster_manager.cds.update_rejected: 2\nhttp.x.rds.9080.update_rejected: 1\ncluster_manager.cds.update_success: 3\n";
+        assert_eq!(
+            rejected_counters(stats),
+            [
+                "cluster_manager.cds.update_rejected: 2",
+                "http.x.rds.9080.update_rejected: 1"
+            ]
+        );
+        assert!(rejected_counters("listener_manager.lds.update_rejected: 0\n").is_empty());
+        let log = "[info] ok\n[warning] gRPC config for type.googleapis.com/envoy.config.listener.v3.Listener rejected: bad\n";
+        assert!(rejection_lines(log).contains("Listener rejected: bad"));
+    }
+}
