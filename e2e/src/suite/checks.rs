@@ -527,6 +527,8 @@ impl<M: Mesh> Suite<M> {
                     let mut last = last_notice.lock().unwrap_or_else(|e| e.into_inner());
                     if last.is_none_or(|t| t.elapsed() >= RETRY_NOTICE) {
                         *last = Some(Instant::now());
+                        // The run id stands once, in the run's header: tags lose its prefix.
+                        let e = e.replace(&super::tag_prefix(&self.run_id), "");
                         eprintln!("  {check}: attempt {} failed, retrying: {e}", a.number);
                     }
                 }
