@@ -78,7 +78,8 @@ enum Command {
         files: Vec<PathBuf>,
     },
     /// Compare istiod's routes with local mode's translation, variant by variant, on a
-    /// cluster whose istiod answers at --istiod-xds (run by `cargo xtask parity`).
+    /// cluster whose istiod answers at --istiod-xds (run by `cargo xtask parity`); exit 1
+    /// when any variant differs.
     Parity(ParityArgs),
     /// Succeed only when the cluster runs no istiod: `--install-istio` asks this first, so it
     /// never installs over someone else's control plane.
@@ -412,6 +413,15 @@ fn parity(args: &ParityArgs) -> ExitCode {
                 started.elapsed().as_secs_f64()
             );
             let _ = std::fs::write(args.out.join("parity.md"), &table);
+            // A difference is a finding, to fix in the translation or to list in the README
+            // as known with its reason: either way a run that finds one fails.
+            if rows
+                .iter()
+                .any(|(_, o)| matches!(o, e2e::parity::Outcome::Differs(_)))
+            {
+                eprintln!("error: istiod and the translation differ (see the table)");
+                return ExitCode::from(1);
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {

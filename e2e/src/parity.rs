@@ -315,6 +315,15 @@ async fn compare_with_istiod(
         .await
         .map_err(proxy_error)?;
         let seen = istiod_routes(&proxy, route_config, expected, opts).await;
+        // istiod's own words, unreduced, for whoever reads a difference.
+        if let Ok(raw) = proxy
+            .envoy
+            .admin_text("/config_dump?resource=dynamic_route_configs")
+            .await
+        {
+            let _ = std::fs::create_dir_all(&dir);
+            let _ = std::fs::write(dir.join(format!("{kind}-config_dump.json")), raw);
+        }
         let accepted = proxy.check_accepted(&opts.istiod).await;
         proxy.envoy.stop().await;
         accepted.map_err(proxy_error)?;
