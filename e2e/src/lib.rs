@@ -19,6 +19,7 @@ pub mod manifest;
 pub mod mesh;
 pub mod mirror_log;
 pub mod parent;
+pub mod parity;
 pub mod productpage;
 pub mod progress;
 pub mod report;

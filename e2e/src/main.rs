@@ -77,6 +77,10 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Compare istiod's routes with local mode's translation, variant by variant, on a
+    /// cluster whose istiod answers at --istiod-xds (run by `cargo xtask parity`); exit 1
+    /// when any variant differs.
+    Parity(ParityArgs),
     /// Succeed only when the cluster runs no istiod: `--install-istio` asks this first, so it
     /// never installs over someone else's control plane.
     NoIstiod {
@@ -301,10 +305,129 @@ fn main() -> ExitCode {
             &only_kinds,
             &files,
         ),
+        Command::Parity(args) => parity(&args),
         Command::NoIstiod {
             kubeconfig,
             context,
         } => no_istiod(kubeconfig.as_deref(), context),
+    }
+}
+
+#[derive(Args)]
+struct ParityArgs {
+    /// Kubeconfig file of the cluster istiod reads.
+    #[arg(long)]
+    kubeconfig: PathBuf,
+    /// istiod's plaintext xDS address.
+    #[arg(long, value_name = "ADDRESS")]
+    istiod_xds: std::net::SocketAddr,
+    /// istiod's HTTP debug address (`/debug/configz`, `/debug/syncz`).
+    #[arg(long, value_name = "ADDRESS")]
+    istiod_debug: std::net::SocketAddr,
+    /// The Envoy binary.
+    #[arg(long, env = ENVOY_BIN_ENV)]
+    envoy: PathBuf,
+    /// The Istio version the translation emulates.
+    #[arg(long, default_value = DEFAULT_ISTIO, value_parser = parse_version)]
+    istio: IstioVersion,
+    /// The shipped manifests (the first variant, `shipped`).
+    #[arg(long, default_value = "manifests")]
+    manifests: PathBuf,
+    /// The corpus: a directory of one variant per YAML file, each applied with its
+    /// `base.yaml`.
+    #[arg(long)]
+    variants: Option<PathBuf>,
+    /// Where the proxies' files, the reduced routes and the table go.
+    #[arg(long)]
+    out: PathBuf,
+    /// Seconds every wait may take.
+    #[arg(long, env = PATIENCE_ENV, default_value = "60", value_parser = parse_patience)]
+    patience: Duration,
+}
+
+fn parity(args: &ParityArgs) -> ExitCode {
+    let mut variants =
+        match e2e::parity::Variant::load("shipped", None, std::slice::from_ref(&args.manifests)) {
+            Ok(v) => vec![v],
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        };
+    if let Some(dir) = &args.variants {
+        let base = dir.join("base.yaml");
+        let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
+            Ok(entries) => entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "yaml") && *p != base)
+                .collect(),
+            Err(e) => {
+                eprintln!("error: {}: {e}", dir.display());
+                return ExitCode::from(2);
+            }
+        };
+        files.sort();
+        for file in files {
+            let name = file
+                .file_stem()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            match e2e::parity::Variant::load(&name, Some(&base), &[file]) {
+                Ok(v) => variants.push(v),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+    }
+    let Some(runtime) = runtime() else {
+        return Exit::Environment.into();
+    };
+    let opts = e2e::parity::ParityOptions {
+        envoy: args.envoy.clone(),
+        istiod: e2e::cluster::node_agent::ads::Istiod {
+            xds: args.istiod_xds,
+            debug: args.istiod_debug,
+        },
+        istio: args.istio,
+        dir: args.out.clone(),
+        patience: args.patience,
+        settle: Duration::from_secs(3),
+    };
+    let started = std::time::Instant::now();
+    let rows = runtime.block_on(async {
+        let client = client(Some(&args.kubeconfig), None).await?;
+        e2e::parity::run(&client, &variants, &opts)
+            .await
+            .map_err(|e| e.to_string())
+    });
+    match rows {
+        Ok(rows) => {
+            let table = e2e::parity::table(&rows, &args.istio.to_string());
+            println!("{table}");
+            println!(
+                "parity: {} variants in {:.1}s",
+                rows.len(),
+                started.elapsed().as_secs_f64()
+            );
+            let _ = std::fs::write(args.out.join("parity.md"), &table);
+            // A difference is a finding, to fix in the translation or to list in the README
+            // as known with its reason: either way a run that finds one fails.
+            if rows
+                .iter()
+                .any(|(_, o)| matches!(o, e2e::parity::Outcome::Differs(_)))
+            {
+                eprintln!("error: istiod and the translation differ (see the table)");
+                return ExitCode::from(1);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Exit::Environment.into()
+        }
     }
 }
 

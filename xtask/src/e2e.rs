@@ -347,17 +347,10 @@ impl flags::E2e {
         let bins = kwok::Binaries::ensure(sh, interrupt).context("provision the control plane")?;
         let real_istiod = self.istiod == flags::IstiodMode::Real;
         let pilot_discovery = if real_istiod {
-            let pinned = kwok::binaries::ISTIOD.version;
-            if kwok::istio_source(sh, release.version)?.module.version != pinned {
-                bail!(
-                    "--istiod real: the pinned istiod is built from istio.io/istio {pinned}, not Istio {}'s module; run it with --istio of that minor",
-                    release.version
-                );
-            }
-            let dir = kwok::binaries::ISTIOD
-                .ensure(sh, interrupt)
-                .context("provision istiod")?;
-            Some(dir.join("pilot-discovery"))
+            Some(
+                kwok::istiod::pilot_discovery(sh, interrupt, release.version)
+                    .context("--istiod real")?,
+            )
         } else {
             None
         };

@@ -55,6 +55,10 @@ pub enum Command {
     /// List the kwok clusters of this checkout, or delete one (`--cluster kwok` clusters kept
     /// with --keep or on failure).
     Kwok(Kwok),
+    /// Compare the RouteConfigurations the real istiod generates with local mode's
+    /// translation, on the shipped manifests and a corpus of routing variants (a kwok
+    /// cluster; needs Go 1.26+, no Docker).
+    Parity(Parity),
     /// Print the pinned Istio releases and where each was confirmed; `--check-latest` fails
     /// when a newer patch of a pinned minor has been released (needs the network).
     Versions(Versions),
@@ -67,6 +71,16 @@ pub struct TestControlPlane {
     pub keep: bool,
     /// Seconds every wait may take.
     #[arg(long, default_value_t = 120)]
+    pub patience: u64,
+}
+
+#[derive(Args)]
+pub struct Parity {
+    /// Keep the kwok cluster running afterwards (its directory is target/kwok/<name>/).
+    #[arg(long)]
+    pub keep: bool,
+    /// Seconds every wait may take.
+    #[arg(long, default_value_t = 60)]
     pub patience: u64,
 }
 

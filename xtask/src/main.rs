@@ -12,6 +12,7 @@ mod e2e;
 mod flags;
 mod interrupt;
 mod lint;
+mod parity;
 mod paths;
 mod poll;
 mod progress;
@@ -87,6 +88,7 @@ fn run(flags: flags::Xtask) -> anyhow::Result<()> {
         flags::Command::Bench(cmd) => cmd.run(&sh),
         flags::Command::TestControlPlane(cmd) => cmd.run(&sh),
         flags::Command::Kwok(cmd) => cmd.run(&sh),
+        flags::Command::Parity(cmd) => cmd.run(&sh),
         flags::Command::Versions(cmd) => cmd.run(&sh),
     }
 }

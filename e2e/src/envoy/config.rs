@@ -33,6 +33,8 @@ pub const INGRESS_ROUTE_CONFIG_NAME: &str = "http.8080";
 
 /// The Gateway selector of the ingress gateway local mode plays.
 const INGRESS_SELECTOR: (&str, &str) = ("istio", "ingressgateway");
+/// The Gateway server port the ingress gateway listens on (`INGRESS_LISTENER`).
+const GATEWAY_PORT: u32 = 8080;
 
 /// Port assumed for a host whose Service is not in the manifests.
 const DEFAULT_PORT: u32 = 9080;
@@ -230,7 +232,7 @@ pub fn gateway_route_configuration(
                 .servers
                 .iter()
                 .filter(|s| {
-                    s.port.number == 8080
+                    s.port.number == GATEWAY_PORT
                         && s.port
                             .protocol
                             .as_deref()
@@ -269,13 +271,21 @@ pub fn gateway_route_configuration(
             if !admitted {
                 continue;
             }
+            // As istiod names and matches a gateway's virtual host: a short name resolved
+            // in the VirtualService's namespace, and the Gateway server's port (seen by
+            // `cargo xtask parity`: `reviews.<ns>.svc.cluster.local:8080`, not `reviews:80`).
+            let host = if host.contains('*') {
+                host.clone()
+            } else {
+                topo.fqdn(host)
+            };
             let domains = if host == "*" {
                 vec!["*".to_owned()]
             } else {
                 vec![host.clone(), format!("{host}:*")]
             };
             virtual_hosts.push(json!({
-                "name": format!("{host}:80"),
+                "name": format!("{host}:{GATEWAY_PORT}"),
                 "domains": domains,
                 "routes": routes,
             }));
@@ -977,5 +987,40 @@ spec:
         ] {
             assert!(d.iter().any(|x| x == name), "{name} in {d:?}");
         }
+    }
+
+    #[test]
+    fn gateway_virtual_hosts_are_named_and_matched_as_istiod_does() {
+        let gateway = format!(
+            "{MESH}kind: Gateway\nmetadata: {{name: gw}}\nspec: {{selector: {{istio: ingressgateway}}, servers: [{{port: {{number: 8080, name: http, protocol: HTTP}}, hosts: ['*']}}]}}\n"
+        );
+        let (topo, errors) = Topology::from_manifests(&ManifestSet::from_str("t.yaml", &gateway));
+        assert!(errors.is_empty(), "{errors:?}");
+        let short: VirtualService = serde_yaml::from_str(
+            "metadata: {name: r}\nspec: {hosts: [reviews], gateways: [gw], http: [{route: [{destination: {host: reviews}}]}]}",
+        )
+        .expect("fixture parses");
+        let any: VirtualService = serde_yaml::from_str(
+            "metadata: {name: a}\nspec: {hosts: ['*'], gateways: [gw], http: [{route: [{destination: {host: reviews}}]}]}",
+        )
+        .expect("fixture parses");
+        let config = gateway_route_configuration(
+            &topo,
+            &[&short, &any],
+            &"1.31.1".parse().expect("version"),
+        )
+        .expect("translates");
+        let hosts = &config["resources"][0]["virtual_hosts"];
+        // What istiod 1.31 sent the gateway in `cargo xtask parity` (it was `reviews:80`).
+        assert_eq!(hosts[0]["name"], "reviews.test.svc.cluster.local:8080");
+        assert_eq!(
+            hosts[0]["domains"],
+            json!([
+                "reviews.test.svc.cluster.local",
+                "reviews.test.svc.cluster.local:*"
+            ])
+        );
+        assert_eq!(hosts[1]["name"], "*:8080");
+        assert_eq!(hosts[1]["domains"], json!(["*"]));
     }
 }

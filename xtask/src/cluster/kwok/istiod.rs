@@ -129,6 +129,25 @@ pub struct RunningIstiod {
     pub log: PathBuf,
 }
 
+/// The pinned pilot-discovery for Istio `version`, built on first use; an error when the
+/// pinned istiod is not that version's module.
+pub fn pilot_discovery(
+    sh: &Shell,
+    interrupt: &Interrupt,
+    version: &str,
+) -> anyhow::Result<PathBuf> {
+    let pinned = super::binaries::ISTIOD.version;
+    if super::istio_source(sh, version)?.module.version != pinned {
+        bail!(
+            "the pinned istiod is built from istio.io/istio {pinned}, not Istio {version}'s module; run it with --istio of that minor"
+        );
+    }
+    let dir = super::binaries::ISTIOD
+        .ensure(sh, interrupt)
+        .context("provision istiod")?;
+    Ok(dir.join("pilot-discovery"))
+}
+
 /// Starts istiod in the cluster (unless one already answers there: a reused cluster's) and
 /// waits until its `/ready` says so.
 pub fn start(
