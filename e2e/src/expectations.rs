@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::istio::{HttpRoute, StringMatch, VirtualService};
-use crate::manifest::{Document, ManifestSet, YamlPath};
+use crate::manifest::{Document, ManifestSet, Positions, YamlPath};
 use crate::topology::Topology;
 
 /// The file name the expectations have beside the manifests.
@@ -87,7 +87,7 @@ impl IdentityExpectation {
 }
 
 /// The behaviour under test.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Expectations {
     /// Where they were read from.
     pub path: PathBuf,
@@ -97,6 +97,8 @@ pub struct Expectations {
     pub mirror: String,
     /// The identities, in the file's order.
     pub identities: Vec<IdentityExpectation>,
+    /// Where each field stands in the file, for errors found after reading it.
+    positions: Positions,
 }
 
 impl Expectations {
@@ -137,12 +139,9 @@ impl Expectations {
     /// one the DestinationRules define for the service. Errors name the file, line and
     /// field.
     pub fn check(&self, topology: &Topology) -> Result<(), ExpectationsError> {
-        let text = std::fs::read_to_string(&self.path).unwrap_or_default();
-        let set = ManifestSet::from_str(&self.path.display().to_string(), &text);
-        let line = |field: &YamlPath| set.documents.first().map_or(1, |d| d.line_of(field));
         let invalid = |field: YamlPath, message: String| ExpectationsError::Invalid {
             path: self.path.clone(),
-            line: line(&field),
+            line: self.positions.line_of(&field),
             field: field.to_string(),
             message,
         };
@@ -385,6 +384,7 @@ impl Reader<'_> {
             service,
             mirror,
             identities,
+            positions: self.doc.positions.clone(),
         })
     }
 }

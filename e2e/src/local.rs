@@ -433,19 +433,15 @@ fn describe_routes(rds: &Value) -> String {
 }
 
 fn write_json(path: &Path, value: &Value) -> Result<(), LocalError> {
-    let text = serde_json::to_string_pretty(value).unwrap_or_default();
-    std::fs::write(path, text).map_err(|source| LocalError::Write {
+    config::write_json(path, value).map_err(|source| LocalError::Write {
         path: path.to_owned(),
         source,
     })
 }
 
-/// Writes beside the target and renames over it: Envoy reacts to the rename and never reads
-/// a half-written file.
+/// A route file Envoy watches ([`config::write_watched`]).
 fn write_atomically(path: &Path, value: &Value) -> Result<(), LocalError> {
-    let tmp = path.with_extension("json.tmp");
-    write_json(&tmp, value)?;
-    std::fs::rename(&tmp, path).map_err(|source| LocalError::Write {
+    config::write_watched(path, value).map_err(|source| LocalError::Write {
         path: path.to_owned(),
         source,
     })

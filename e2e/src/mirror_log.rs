@@ -261,11 +261,22 @@ impl MirrorRecords {
     /// Waits until the mirror has logged every tag of `tags`, or `until`, waking on each
     /// new record; returns what it saw.
     pub async fn wait_for(&self, tags: &[String], until: tokio::time::Instant) -> Observed {
+        self.wait_for_some(tags, tags.len(), until).await
+    }
+
+    /// Waits until the mirror has logged `wanted` of the tags (a sampled mirror logs only
+    /// some), or `until`, waking on each new record; returns what it saw.
+    pub async fn wait_for_some(
+        &self,
+        tags: &[String],
+        wanted: usize,
+        until: tokio::time::Instant,
+    ) -> Observed {
         let mut changes = self.changed.subscribe();
         loop {
             changes.borrow_and_update();
             let observed = self.observe(tags);
-            if observed.found.len() == tags.len() {
+            if observed.found.len() >= wanted {
                 return observed;
             }
             if tokio::time::timeout_at(until, changes.changed())

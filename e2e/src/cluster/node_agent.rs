@@ -190,10 +190,12 @@ impl NodeAgent {
             },
         );
         let bootstrap_file = opts.dir.join("envoy-bootstrap.json");
-        write_json(&bootstrap_file, &bootstrap).map_err(|source| NodeAgentError::Write {
-            node: opts.node.clone(),
-            path: bootstrap_file.clone(),
-            source,
+        config::write_json(&bootstrap_file, &bootstrap).map_err(|source| {
+            NodeAgentError::Write {
+                node: opts.node.clone(),
+                path: bootstrap_file.clone(),
+                source,
+            }
         })?;
         let envoy = Envoy::start(
             &opts.envoy,
@@ -767,15 +769,11 @@ impl State {
 
     fn write(&self, file: &str, value: Value) -> Result<(), NodeAgentError> {
         let path = self.files.xds(file);
-        let tmp = path.with_extension("json.tmp");
-        // Renamed into place: Envoy reacts to the rename and never reads half a file.
-        write_json(&tmp, &value)
-            .and_then(|()| std::fs::rename(&tmp, &path))
-            .map_err(|source| NodeAgentError::Write {
-                node: self.opts.node.clone(),
-                path,
-                source,
-            })
+        config::write_watched(&path, &value).map_err(|source| NodeAgentError::Write {
+            node: self.opts.node.clone(),
+            path,
+            source,
+        })
     }
 }
 
@@ -986,13 +984,6 @@ fn strip_versions(value: &mut Value) {
     if let Value::Object(map) = value {
         map.remove("version_info");
     }
-}
-
-fn write_json(path: &Path, value: &Value) -> std::io::Result<()> {
-    std::fs::write(
-        path,
-        serde_json::to_string_pretty(value).unwrap_or_default(),
-    )
 }
 
 #[cfg(test)]

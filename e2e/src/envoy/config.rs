@@ -544,6 +544,22 @@ fn string_match_parts(sm: &StringMatch) -> Option<(&'static str, &str)> {
     }
 }
 
+/// Writes a file of Envoy's configuration, as pretty JSON.
+pub fn write_json(path: &Path, value: &Value) -> std::io::Result<()> {
+    std::fs::write(
+        path,
+        serde_json::to_string_pretty(value).unwrap_or_default(),
+    )
+}
+
+/// Writes a file Envoy watches (RDS, CDS) beside its target and renames it over it: Envoy
+/// reacts to the rename and never reads a half-written file.
+pub fn write_watched(path: &Path, value: &Value) -> std::io::Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    write_json(&tmp, value)?;
+    std::fs::rename(&tmp, path)
+}
+
 /// Where the generated bootstrap points Envoy.
 pub struct BootstrapPaths<'a> {
     /// The RDS file Envoy watches for the sidecar's routes.

@@ -691,18 +691,10 @@ impl<M: Mesh> Suite<M> {
     /// takes.
     async fn wait_for_any(&self, tags: &[String]) -> Observed {
         let until = Instant::now() + self.mesh.log_latency();
-        loop {
-            let seen = self.mesh.mirror_records().observe(tags);
-            if !seen.found.is_empty() || Instant::now() >= until {
-                return seen;
-            }
-            // Woken by the next record (or the deadline): no polling interval.
-            let _ = self.mesh.mirror_records().wait_for(tags, until).await;
-            let seen = self.mesh.mirror_records().observe(tags);
-            if !seen.found.is_empty() || Instant::now() >= until {
-                return seen;
-            }
-        }
+        self.mesh
+            .mirror_records()
+            .wait_for_some(tags, 1, until)
+            .await
     }
 
     /// The headers identity `i`'s mirrored requests must carry, in words.

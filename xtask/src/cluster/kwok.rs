@@ -295,22 +295,16 @@ impl KwokCluster {
             interrupt,
             &["kube-apiserver", "etcd"],
             || {
-                self.holder.probe(
+                self.holder.http_ok(
                     sh,
+                    &format!("{API_SERVER}/readyz"),
                     &[
-                        "curl".into(),
-                        "--silent".into(),
-                        "--show-error".into(),
-                        "--fail".into(),
-                        "--max-time".into(),
-                        "2".into(),
                         "--cacert".into(),
                         p(&files.ca_cert),
                         "--cert".into(),
                         p(&files.admin_cert),
                         "--key".into(),
                         p(&files.admin_key),
-                        format!("{API_SERVER}/readyz"),
                     ],
                 )
             },

@@ -271,9 +271,11 @@ impl Proxy {
         };
         std::fs::create_dir_all(dir).map_err(|e| write(dir, e))?;
         let bootstrap = dir.join("envoy-bootstrap.json");
-        let text = serde_json::to_string_pretty(&identity.bootstrap(istiod.xds, istio_version))
-            .unwrap_or_default();
-        std::fs::write(&bootstrap, text).map_err(|e| write(&bootstrap, e))?;
+        crate::envoy::config::write_json(
+            &bootstrap,
+            &identity.bootstrap(istiod.xds, istio_version),
+        )
+        .map_err(|e| write(&bootstrap, e))?;
         let log = dir.join("envoy.log");
         let envoy = Envoy::start_dynamic(envoy, &bootstrap, &log, patience)
             .await

@@ -164,18 +164,9 @@ pub fn start(
         log: cluster.log("pilot-discovery"),
     };
     let ready = || {
-        cluster.holder.probe(
-            sh,
-            &[
-                "curl".into(),
-                "--silent".into(),
-                "--show-error".into(),
-                "--fail".into(),
-                "--max-time".into(),
-                "2".into(),
-                format!("http://{DEBUG}/ready"),
-            ],
-        )
+        cluster
+            .holder
+            .http_ok(sh, &format!("http://{DEBUG}/ready"), &[])
     };
     if ready().is_ok() {
         eprintln!("istiod already runs in kwok cluster {}", cluster.name);

@@ -172,13 +172,17 @@ impl Holder {
             .with_context(|| format!("run `{}` in the cluster's namespaces", args.join(" ")))
     }
 
-    /// Runs a probe in the namespaces: Ok when it exits 0, else what it said.
-    pub fn probe(&self, sh: &Shell, args: &[String]) -> Result<(), String> {
+    /// GETs `url` from inside the namespaces (curl, at most 2 s, `tls` its certificate
+    /// arguments): Ok when it answers below 400, else what curl said.
+    pub fn http_ok(&self, sh: &Shell, url: &str, tls: &[String]) -> Result<(), String> {
         let enter = self.nsenter_args();
-        match cmd!(sh, "nsenter {enter...} {args...}")
-            .quiet()
-            .ignore_status()
-            .output()
+        match cmd!(
+            sh,
+            "nsenter {enter...} curl --silent --show-error --fail --max-time 2 {tls...} {url}"
+        )
+        .quiet()
+        .ignore_status()
+        .output()
         {
             Ok(out) if out.status.success() => Ok(()),
             Ok(out) => Err(String::from_utf8_lossy(&out.stderr).trim().to_owned()),
