@@ -415,9 +415,9 @@ impl flags::E2e {
                 Some(pilot_discovery) => {
                     let start = Instant::now();
                     eprintln!(
-                        "[{:>7.1}s] start istiod (pilot-discovery of istio.io/istio {})",
+                        "[{:>7.1}s] start {}",
                         started.elapsed().as_secs_f64(),
-                        kwok::binaries::ISTIOD.version
+                        kwok::istio_source(sh, release.version)?.describe()
                     );
                     let istiod = kwok::istiod::start(
                         sh,

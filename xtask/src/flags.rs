@@ -401,8 +401,9 @@ pub enum Tool {
     /// etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok and helm, built
     /// from their pinned Go modules (needs Go 1.26+; a cold build takes long).
     ControlPlane,
-    /// istiod (pilot-discovery) and istioctl, built from the pinned istio.io/istio module
-    /// for `e2e --cluster kwok --istiod real` (a cold build takes about 22 minutes).
+    /// istiod (pilot-discovery) and istioctl of every pinned Istio minor, built from the
+    /// pinned istio.io/istio modules for `e2e --cluster kwok --istiod real` and `parity`
+    /// (a cold build takes about 22 minutes each).
     Istiod,
 }
 

@@ -48,9 +48,16 @@ impl flags::Tools {
                         .map(Path::to_path_buf)
                         .unwrap_or_default()
                 }
-                flags::Tool::Istiod => crate::cluster::kwok::binaries::ISTIOD
-                    .ensure(sh, &interrupt)
-                    .context("build istiod")?,
+                flags::Tool::Istiod => {
+                    // One istiod per pinned minor (an upgrade walk uses several).
+                    for build in crate::cluster::kwok::binaries::ISTIODS {
+                        let dir = build
+                            .ensure(sh, &interrupt)
+                            .with_context(|| format!("build istiod ({})", build.module))?;
+                        println!("installed: {}", dir.display());
+                    }
+                    continue;
+                }
             };
             println!("installed: {}", path.display());
         }

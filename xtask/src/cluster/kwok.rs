@@ -100,43 +100,134 @@ pub struct IstioModule {
     pub version: &'static str,
     /// What that commit is.
     pub provenance: &'static str,
+    /// istiod and istioctl built from it.
+    pub istiod: &'static binaries::GoBuild,
 }
 
-/// The Istio modules served, by minor.
-pub const ISTIO_MODULES: &[IstioModule] = &[IstioModule {
-    minor: "1.31",
-    version: "v0.0.0-20260827124520-eed52ebb66ad",
-    provenance: "a release-1.31 branch commit of 2026-08-27 (VERSION file 1.31; it ships the compatibility-version-1.30 profile); the module proxy refuses the release tags' pseudo-versions",
-}];
+/// The Istio modules served, by minor, newest first.
+pub const ISTIO_MODULES: &[IstioModule] = &[
+    IstioModule {
+        minor: "1.31",
+        version: "v0.0.0-20260827124520-eed52ebb66ad",
+        provenance: "a release-1.31 branch commit of 2026-08-27 (VERSION file 1.31; it ships the compatibility-version-1.30 profile); the module proxy refuses the release tags' pseudo-versions",
+        istiod: &binaries::ISTIOD_1_31,
+    },
+    IstioModule {
+        minor: "1.30",
+        version: "v0.0.0-20260826214018-9739e10eb9d7",
+        provenance: "a release-1.30 branch commit of 2026-08-26 (VERSION file 1.30; its newest compatibility profile is 1.29); the module proxy refuses the release tags' pseudo-versions",
+        istiod: &binaries::ISTIOD_1_30,
+    },
+];
 
-/// Where a release's files are in the module cache.
+/// Where a release's files are in the module cache, and how the cluster plays it.
 pub struct IstioSource {
     /// `manifests/charts/base/files/crd-all.gen.yaml`.
     pub crds: PathBuf,
     /// istiod's chart, `manifests/charts/istio-control/istio-discovery`.
     pub discovery_chart: PathBuf,
     pub module: &'static IstioModule,
+    /// For a minor older than every served module: the oldest module's istiod with Istio's
+    /// own compatibility profile for that minor (`compatibilityVersion`), which sets back
+    /// every behaviour change Istio flagged since (the 1.28 shadow-host suffix among
+    /// them). What no flag covers is the newer istiod's.
+    pub compatibility: Option<String>,
 }
 
-/// Istio's CRDs and istiod's chart for the release `version` (from its minor's module).
-pub fn istio_source(sh: &Shell, version: &str) -> anyhow::Result<IstioSource> {
-    let minor = version.rsplit_once('.').map_or(version, |(minor, _)| minor);
-    let Some(module) = ISTIO_MODULES.iter().find(|m| m.minor == minor) else {
-        bail!(
+impl IstioSource {
+    /// The chart values that make the chart render this release: the compatibility
+    /// profile, when one plays it.
+    pub fn chart_values(&self) -> Vec<String> {
+        self.compatibility
+            .iter()
+            .map(|minor| format!("compatibilityVersion={minor}"))
+            .collect()
+    }
+
+    /// What configures the mesh for this release, for messages and the report.
+    pub fn describe(&self) -> String {
+        let build = self
+            .module
+            .istiod
+            .link_vars
+            .iter()
+            .filter(|(var, _)| var.ends_with(".buildVersion") || var.ends_with(".buildGitRevision"))
+            .map(|(_, value)| *value)
+            .collect::<Vec<_>>()
+            .join("-");
+        match &self.compatibility {
+            None => format!("istiod {build} (istio.io/istio {})", self.module.version),
+            Some(minor) => format!(
+                "istiod {build} (istio.io/istio {}) with compatibilityVersion={minor}: no {minor} commit of Istio is served, so the oldest pinned istiod plays it with Istio's own {minor} compatibility profile",
+                self.module.version
+            ),
+        }
+    }
+}
+
+/// Which served module plays Istio `version` (`major.minor.patch` or `major.minor`): its
+/// minor's own, or, for an older minor, the oldest module with that minor's compatibility
+/// profile (checked against the chart in [`istio_source`]).
+pub fn istio_module(version: &str) -> anyhow::Result<(&'static IstioModule, Option<String>)> {
+    let minor = minor_of(version);
+    if let Some(module) = ISTIO_MODULES.iter().find(|m| m.minor == minor) {
+        return Ok((module, None));
+    }
+    let oldest = ISTIO_MODULES
+        .last()
+        .context("no istio.io/istio module is pinned")?;
+    let key = |m: &str| -> Option<(u32, u32)> {
+        let (a, b) = m.split_once('.')?;
+        Some((a.parse().ok()?, b.parse().ok()?))
+    };
+    match (key(&minor), key(oldest.minor)) {
+        (Some(wanted), Some(have)) if wanted < have => Ok((oldest, Some(minor))),
+        _ => bail!(
             "no istio.io/istio module is pinned for Istio {minor} (pinned: {}); the module proxy serves only some commits of Istio, see ISTIO_MODULES",
             ISTIO_MODULES
                 .iter()
                 .map(|m| m.minor)
                 .collect::<Vec<_>>()
                 .join(", ")
-        );
-    };
-    let dir = binaries::module_dir(sh, "istio.io/istio", module.version)
-        .with_context(|| format!("download Istio {minor}'s module ({})", module.provenance))?;
+        ),
+    }
+}
+
+fn minor_of(version: &str) -> String {
+    let mut parts = version.split('.');
+    match (parts.next(), parts.next()) {
+        (Some(major), Some(minor)) => format!("{major}.{minor}"),
+        _ => version.to_owned(),
+    }
+}
+
+/// Istio's CRDs and istiod's chart for the release `version` (from the module that plays
+/// it), and the compatibility profile when an older minor is played.
+pub fn istio_source(sh: &Shell, version: &str) -> anyhow::Result<IstioSource> {
+    let (module, compatibility) = istio_module(version)?;
+    let dir = binaries::module_dir(sh, "istio.io/istio", module.version).with_context(|| {
+        format!(
+            "download Istio {}'s module ({})",
+            module.minor, module.provenance
+        )
+    })?;
+    let discovery_chart = dir.join("manifests/charts/istio-control/istio-discovery");
+    if let Some(minor) = &compatibility {
+        let profile =
+            discovery_chart.join(format!("files/profile-compatibility-version-{minor}.yaml"));
+        if !profile.is_file() {
+            bail!(
+                "Istio {version}: no istio.io/istio commit of {minor} is served, and istiod {}'s chart has no compatibility profile for it ({})",
+                module.minor,
+                profile.display()
+            );
+        }
+    }
     Ok(IstioSource {
         crds: dir.join("manifests/charts/base/files/crd-all.gen.yaml"),
-        discovery_chart: dir.join("manifests/charts/istio-control/istio-discovery"),
+        discovery_chart,
         module,
+        compatibility,
     })
 }
 
@@ -490,9 +581,21 @@ pub fn prepare(
 ) -> anyhow::Result<()> {
     let istio = istio_source(sh, release.version)?;
     eprintln!(
-        "Istio {}: CRDs and istiod's chart from istio.io/istio {}, {}",
-        release.version, istio.module.version, istio.module.provenance
+        "Istio {}: CRDs and istiod's chart from istio.io/istio {}, {}{}",
+        release.version,
+        istio.module.version,
+        istio.module.provenance,
+        istio
+            .compatibility
+            .as_ref()
+            .map(|minor| format!("; rendered with compatibilityVersion={minor}"))
+            .unwrap_or_default()
     );
+    let chart_values: Vec<String> = chart_values
+        .iter()
+        .map(|v| (*v).to_owned())
+        .chain(istio.chart_values())
+        .collect();
     let inside = runner.inside(&cluster.holder.nsenter_args());
     let kubeconfig = cluster.kubeconfig().display().to_string();
     let patience_secs = patience.as_secs().to_string();
@@ -540,7 +643,7 @@ pub fn prepare(
             &istio.discovery_chart,
             release.version,
             revision,
-            chart_values,
+            &chart_values,
             &rendered,
         )?;
         files.push(rendered);
@@ -572,7 +675,7 @@ fn render_istiod(
     chart: &Path,
     version: &str,
     revision: &str,
-    chart_values: &[&str],
+    chart_values: &[String],
     out: &Path,
 ) -> anyhow::Result<()> {
     let helm = &bins.helm;
@@ -580,7 +683,7 @@ fn render_istiod(
     let revision = format!("revision={revision}");
     let values: Vec<String> = chart_values
         .iter()
-        .flat_map(|v| ["--set".to_owned(), (*v).to_owned()])
+        .flat_map(|v| ["--set".to_owned(), v.clone()])
         .collect();
     let rendered = cmd!(
         sh,
@@ -677,6 +780,48 @@ mod real {
         assert!(
             !dir.exists(),
             "the half-created cluster's directory is left"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_release_is_played_by_its_minors_istiod_or_the_oldest_with_its_profile() {
+        let played =
+            |v: &str| istio_module(v).map(|(m, compat)| (m.minor, compat.unwrap_or_default()));
+        assert_eq!(played("1.31.1").expect("1.31"), ("1.31", String::new()));
+        assert_eq!(played("1.30.5").expect("1.30"), ("1.30", String::new()));
+        // No 1.27 commit is served: 1.30's istiod with Istio's 1.27 profile plays it.
+        assert_eq!(played("1.27.9").expect("1.27"), ("1.30", "1.27".to_owned()));
+        assert_eq!(played("1.29.9").expect("1.29"), ("1.30", "1.29".to_owned()));
+        // Newer than every pinned module: nothing can play it.
+        let err = played("1.32.0").expect_err("1.32");
+        assert!(err.to_string().contains("pinned: 1.31, 1.30"), "{err:#}");
+    }
+
+    #[test]
+    fn a_profile_is_a_chart_value_and_the_report_says_who_plays_the_release() {
+        let source = |compatibility: Option<&str>| IstioSource {
+            crds: PathBuf::new(),
+            discovery_chart: PathBuf::new(),
+            module: &ISTIO_MODULES[1],
+            compatibility: compatibility.map(str::to_owned),
+        };
+        assert!(source(None).chart_values().is_empty());
+        assert_eq!(
+            source(Some("1.27")).chart_values(),
+            ["compatibilityVersion=1.27"]
+        );
+        assert!(source(None).describe().starts_with(
+            "istiod 1.30-dev-9739e10eb9d7 (istio.io/istio v0.0.0-20260826214018-9739e10eb9d7)"
+        ));
+        assert!(
+            source(Some("1.27"))
+                .describe()
+                .contains("with compatibilityVersion=1.27")
         );
     }
 }

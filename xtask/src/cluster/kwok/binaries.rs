@@ -2,7 +2,7 @@
 //!
 //! No release site is reachable from every machine this runs on (air-gapped CI, this
 //! project's own), but the Go module proxy is. Each wrapper module next to this file
-//! (`kubernetes/`, `etcd/`, `kwok/`, `helm/`, `istio/`) requires one upstream module at its pinned version;
+//! (`kubernetes/`, `etcd/`, `kwok/`, `helm/`, `istio-<minor>/`) requires one upstream module at its pinned version;
 //! its `go.sum` is the lock, and `-mod=readonly` makes the go command refuse anything the
 //! lock does not name. A build goes to a fresh directory and is renamed into place, so an
 //! interrupted or failed build leaves nothing a later run could mistake for a binary.
@@ -86,17 +86,11 @@ pub const HELM: GoBuild = GoBuild {
 
 /// istiod and istioctl from the commit `ISTIO_MODULES` pins for 1.31 (kwok.rs): the same
 /// source as the chart and CRDs the cluster gets. Built only for `--istiod real`.
-pub const ISTIOD: GoBuild = GoBuild {
-    module: "istio",
+pub const ISTIOD_1_31: GoBuild = GoBuild {
+    module: "istio-1.31",
     upstream: "istio.io/istio",
     version: "v0.0.0-20260827124520-eed52ebb66ad",
-    binaries: &[
-        (
-            "pilot-discovery",
-            "istio.io/istio/pilot/cmd/pilot-discovery",
-        ),
-        ("istioctl", "istio.io/istio/istioctl/cmd/istioctl"),
-    ],
+    binaries: ISTIOD_BINARIES,
     // What Istio's own build sets (common/scripts/report_build_info.sh); without them the
     // version reads "unknown". A branch commit, not a release: Makefile.core.mk names such
     // a build `$(cat VERSION)-dev`, and the revision is the pseudo-version's commit.
@@ -114,9 +108,44 @@ pub const ISTIOD: GoBuild = GoBuild {
     ],
 };
 
+/// istiod and istioctl from the release-1.30 branch commit `ISTIO_MODULES` pins for 1.30.
+/// Its wrapper replaces three of istio.io/istio's pins the module proxy does not serve
+/// (istio.io/api and client-go, go-control-plane, agentgateway's API) with the nearest that
+/// it does; the wrapper's go.mod says which and why.
+pub const ISTIOD_1_30: GoBuild = GoBuild {
+    module: "istio-1.30",
+    upstream: "istio.io/istio",
+    version: "v0.0.0-20260826214018-9739e10eb9d7",
+    binaries: ISTIOD_BINARIES,
+    link_vars: &[
+        ("istio.io/istio/pkg/version.buildVersion", "1.30-dev"),
+        (
+            "istio.io/istio/pkg/version.buildGitRevision",
+            "9739e10eb9d7",
+        ),
+        ("istio.io/istio/pkg/version.buildStatus", "Clean"),
+        (
+            "istio.io/istio/pkg/version.buildTag",
+            "v0.0.0-20260826214018-9739e10eb9d7",
+        ),
+    ],
+};
+
+const ISTIOD_BINARIES: &[(&str, &str)] = &[
+    (
+        "pilot-discovery",
+        "istio.io/istio/pilot/cmd/pilot-discovery",
+    ),
+    ("istioctl", "istio.io/istio/istioctl/cmd/istioctl"),
+];
+
+/// Every pinned istiod build, newest first (`cargo xtask tools --install istiod` builds
+/// them all).
+pub const ISTIODS: [&GoBuild; 2] = [&ISTIOD_1_31, &ISTIOD_1_30];
+
 /// Every pinned build, as `cargo xtask tools` lists them: what `--cluster kwok` needs, then
 /// istiod.
-pub const ALL: [&GoBuild; 5] = [&ETCD, &KWOK, &HELM, &KUBERNETES, &ISTIOD];
+pub const ALL: [&GoBuild; 6] = [&ETCD, &KWOK, &HELM, &KUBERNETES, &ISTIOD_1_31, &ISTIOD_1_30];
 
 impl GoBuild {
     /// The wrapper module's directory in this checkout.
@@ -444,33 +473,41 @@ mod tests {
     }
 
     #[test]
-    fn istiod_is_built_from_the_module_the_cluster_gets_its_chart_from() {
-        let pinned = crate::cluster::kwok::ISTIO_MODULES
-            .iter()
-            .find(|m| m.minor == "1.31")
-            .expect("1.31 is pinned");
-        assert_eq!(ISTIOD.version, pinned.version);
-        let wrapper =
-            std::fs::read_to_string(ISTIOD.source_dir().join("go.mod")).expect("read the wrapper");
-        assert!(
-            wrapper.contains(&format!("\tistio.io/istio {} ", ISTIOD.version)),
-            "the wrapper requires another istio.io/istio"
-        );
-        let sum = std::fs::read_to_string(ISTIOD.source_dir().join("go.sum")).expect("go.sum");
-        assert!(sum.contains(&format!("istio.io/istio {} h1:", ISTIOD.version)));
-        // The commit in the version variables is the pseudo-version's.
-        let commit = ISTIOD.version.rsplit('-').next().expect("commit");
-        assert!(
-            ISTIOD
-                .link_vars
-                .iter()
-                .any(|(var, value)| var.ends_with(".buildGitRevision") && *value == commit)
-        );
-        for (_, package) in ISTIOD.binaries {
+    fn each_istiod_is_built_from_the_module_the_cluster_gets_its_chart_from() {
+        for pinned in crate::cluster::kwok::ISTIO_MODULES {
+            let build = pinned.istiod;
+            assert_eq!(build.version, pinned.version, "{}", pinned.minor);
+            assert_eq!(build.module, format!("istio-{}", pinned.minor));
+            let wrapper = std::fs::read_to_string(build.source_dir().join("go.mod"))
+                .expect("read the wrapper");
             assert!(
-                wrapper.contains(&format!("\t{package}\n")),
-                "{package} is no tool"
+                wrapper.contains(&format!("\tistio.io/istio {} ", build.version)),
+                "the {} wrapper requires another istio.io/istio",
+                pinned.minor
             );
+            let sum = std::fs::read_to_string(build.source_dir().join("go.sum")).expect("go.sum");
+            assert!(sum.contains(&format!("istio.io/istio {} h1:", build.version)));
+            // The version variables name the pseudo-version's commit and the minor's -dev.
+            let commit = build.version.rsplit('-').next().expect("commit");
+            assert!(
+                build
+                    .link_vars
+                    .iter()
+                    .any(|(var, value)| { var.ends_with(".buildGitRevision") && *value == commit })
+            );
+            let dev = format!("{}-dev", pinned.minor);
+            assert!(
+                build
+                    .link_vars
+                    .iter()
+                    .any(|(var, value)| var.ends_with(".buildVersion") && *value == dev)
+            );
+            for (_, package) in build.binaries {
+                assert!(
+                    wrapper.contains(&format!("\t{package}\n")),
+                    "{package} is no tool"
+                );
+            }
         }
     }
 

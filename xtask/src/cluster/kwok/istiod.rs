@@ -1,4 +1,4 @@
-//! `--istiod real`: the pinned istiod (pilot-discovery, `binaries::ISTIOD`) as a process of
+//! `--istiod real`: a pinned istiod (pilot-discovery, `binaries::ISTIODS`) as a process of
 //! the kwok cluster, configured as Istio's chart renders its Deployment.
 //!
 //! In a pod, istiod gets the chart's container args and env, the `istio` ConfigMap mounted
@@ -129,22 +129,18 @@ pub struct RunningIstiod {
     pub log: PathBuf,
 }
 
-/// The pinned pilot-discovery for Istio `version`, built on first use; an error when the
-/// pinned istiod is not that version's module.
+/// The pinned pilot-discovery that plays Istio `version` (its minor's, or the oldest one
+/// with a compatibility profile), built on first use.
 pub fn pilot_discovery(
     sh: &Shell,
     interrupt: &Interrupt,
     version: &str,
 ) -> anyhow::Result<PathBuf> {
-    let pinned = super::binaries::ISTIOD.version;
-    if super::istio_source(sh, version)?.module.version != pinned {
-        bail!(
-            "the pinned istiod is built from istio.io/istio {pinned}, not Istio {version}'s module; run it with --istio of that minor"
-        );
-    }
-    let dir = super::binaries::ISTIOD
+    let (module, _) = super::istio_module(version)?;
+    let dir = module
+        .istiod
         .ensure(sh, interrupt)
-        .context("provision istiod")?;
+        .with_context(|| format!("provision istiod {}", module.minor))?;
     Ok(dir.join("pilot-discovery"))
 }
 
