@@ -9,7 +9,7 @@
 //! gateway's listener goes.
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use serde_yaml::Value;
@@ -127,6 +127,23 @@ pub struct RunningIstiod {
     pub debug: &'static str,
     /// Its log.
     pub log: PathBuf,
+}
+
+impl RunningIstiod {
+    /// Ends this istiod (as a Deployment's rollout ends its pod: SIGTERM, then SIGKILL
+    /// after a grace period) and keeps its log as `pilot-discovery-<label>.log`; the
+    /// proxies stay and reconnect to the next one.
+    pub fn stop(self, cluster: &KwokCluster, label: &str) -> anyhow::Result<()> {
+        cluster
+            .holder
+            .stop_child("pilot-discovery", Duration::from_secs(5))
+            .context("stop istiod")?;
+        let kept = self
+            .log
+            .with_file_name(format!("pilot-discovery-{label}.log"));
+        std::fs::rename(&self.log, &kept)
+            .with_context(|| format!("keep istiod's log as {}", kept.display()))
+    }
 }
 
 /// The pinned pilot-discovery that plays Istio `version` (its minor's, or the oldest one

@@ -235,6 +235,39 @@ impl Holder {
         Ok(())
     }
 
+    /// Ends the component `name` this process started (SIGTERM to its process group, and
+    /// SIGKILL if it has not ended within `grace`), and waits until it has: the next one
+    /// of that name can take its ports.
+    pub fn stop_child(&self, name: &str, grace: Duration) -> anyhow::Result<()> {
+        use nix::sys::signal::{Signal, killpg};
+        use nix::unistd::Pid;
+        let mut children = self.children.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(mut child) = children.remove(name) else {
+            bail!("no {name} was started by this run");
+        };
+        let group = Pid::from_raw(i32::try_from(child.id()).context("pid out of range")?);
+        let _ = killpg(group, Signal::SIGTERM);
+        let ended = |child: &mut Child, limit, what: &str| {
+            poll_until(what, limit, None, |seen| {
+                *seen = "still running".to_owned();
+                Ok(match child.try_wait() {
+                    Ok(Some(_)) | Err(_) => Some(()),
+                    Ok(None) => None,
+                })
+            })
+        };
+        if ended(&mut child, grace, &format!("{name} to end after SIGTERM")).is_err() {
+            eprintln!("{name} did not end within {grace:?} of SIGTERM: sending SIGKILL");
+            let _ = killpg(group, Signal::SIGKILL);
+            ended(
+                &mut child,
+                Duration::from_secs(10),
+                &format!("{name} to end after SIGKILL"),
+            )?;
+        }
+        Ok(())
+    }
+
     /// How a component this process started ended, if it has.
     pub fn exited(&self, name: &str) -> Option<std::process::ExitStatus> {
         let mut children = self.children.lock().unwrap_or_else(|e| e.into_inner());
