@@ -91,6 +91,27 @@ enum Command {
         #[arg(long)]
         context: Option<String>,
     },
+    /// Play a kwok node's data plane (`--node`) until SIGTERM or Ctrl-C, apart from any run
+    /// of the suite: an upgrade walk keeps the proxies while it replaces istiod. Exit 1 when
+    /// a proxy rejected istiod's configuration.
+    Node(Box<NodeCommandArgs>),
+    /// Wait until every proxy a node's data plane runs (`<node-dir>/proxies`) is connected
+    /// to istiod and has ACKed its configuration (istiod's `/debug/syncz`); exit 1 on a
+    /// rejection or when the patience runs out.
+    ProxiesSynced {
+        /// istiod's HTTP debug address.
+        #[arg(long, value_name = "ADDRESS")]
+        istiod_debug: std::net::SocketAddr,
+        /// istiod's plaintext xDS address (named in messages).
+        #[arg(long, value_name = "ADDRESS")]
+        istiod_xds: std::net::SocketAddr,
+        /// The data plane's directory (`mirror-e2e node --dir`).
+        #[arg(long, value_name = "DIR")]
+        node_dir: PathBuf,
+        /// Seconds to wait.
+        #[arg(long, env = PATIENCE_ENV, default_value = "300", value_parser = parse_patience)]
+        patience: Duration,
+    },
     /// Compare the runs of an upgrade walk, each with the one before, check by check; exit 1
     /// on any change that is not a known, intended behaviour change.
     Compare {
@@ -103,29 +124,9 @@ enum Command {
     },
 }
 
+/// A kwok node's data plane: for `cluster --node` and for `node`.
 #[derive(Args)]
-struct ClusterArgs {
-    /// Kubeconfig file (default: KUBECONFIG or ~/.kube/config, read only).
-    #[arg(long)]
-    kubeconfig: Option<PathBuf>,
-    /// Kubeconfig context (default: the file's current context, which is never changed).
-    #[arg(long)]
-    context: Option<String>,
-    /// Namespace to deploy into.
-    #[arg(long, default_value = "test")]
-    namespace: String,
-    /// Delete the namespace at the end (only for a namespace this run created): the run is on
-    /// a cluster it does not own, so cluster-scoped documents are refused unless
-    /// --allow-cluster-scoped.
-    #[arg(long)]
-    delete_namespace: bool,
-    /// With --delete-namespace: apply cluster-scoped documents (a CustomResourceDefinition,
-    /// a ClusterRole, ...) anyway, and delete at the end those the run created.
-    #[arg(long, requires = "delete_namespace")]
-    allow_cluster_scoped: bool,
-    /// Base URL of the ingress gateway on this host.
-    #[arg(long, default_value = "http://127.0.0.1:30080")]
-    ingress: String,
+struct NodeArgs {
     /// Play the data plane of this kwok node: a process for each of its Running pods on the
     /// pod's address, and one Envoy for the proxies (its ingress listening where --ingress
     /// says), configured from the API. For a cluster whose nodes run no containers.
@@ -160,6 +161,71 @@ struct ClusterArgs {
     /// Where `--workload` commands run (default: here).
     #[arg(long, default_value = ".")]
     workload_dir: PathBuf,
+}
+
+/// `mirror-e2e node`: a kwok node's data plane on its own.
+#[derive(Args)]
+struct NodeCommandArgs {
+    /// Kubeconfig file (default: KUBECONFIG or ~/.kube/config, read only).
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context (default: the file's current context).
+    #[arg(long)]
+    context: Option<String>,
+    /// The namespace whose pods and routing the data plane serves.
+    #[arg(long, default_value = "test")]
+    namespace: String,
+    /// Base URL of the ingress gateway (the data plane listens there).
+    #[arg(long, default_value = "http://127.0.0.1:30080")]
+    ingress: String,
+    /// The Istio version the proxies say they run (their istio-agent's, in a pod).
+    #[arg(long, value_parser = parse_version, default_value = DEFAULT_ISTIO)]
+    istio: IstioVersion,
+    /// Where the data plane keeps its files: Envoy's configuration and logs, `proxies`,
+    /// and `ready` once it has started.
+    #[arg(long, value_name = "DIR")]
+    dir: PathBuf,
+    /// Seconds Envoy and the pods' programs may take to start.
+    #[arg(long, env = PATIENCE_ENV, default_value = "300", value_parser = parse_patience)]
+    patience: Duration,
+    #[command(flatten)]
+    data_plane: NodeArgs,
+}
+
+#[derive(Args)]
+struct ClusterArgs {
+    /// Kubeconfig file (default: KUBECONFIG or ~/.kube/config, read only).
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context (default: the file's current context, which is never changed).
+    #[arg(long)]
+    context: Option<String>,
+    /// Namespace to deploy into.
+    #[arg(long, default_value = "test")]
+    namespace: String,
+    /// Delete the namespace at the end (only for a namespace this run created): the run is on
+    /// a cluster it does not own, so cluster-scoped documents are refused unless
+    /// --allow-cluster-scoped.
+    #[arg(long)]
+    delete_namespace: bool,
+    /// With --delete-namespace: apply cluster-scoped documents (a CustomResourceDefinition,
+    /// a ClusterRole, ...) anyway, and delete at the end those the run created.
+    #[arg(long, requires = "delete_namespace")]
+    allow_cluster_scoped: bool,
+    /// Base URL of the ingress gateway on this host.
+    #[arg(long, default_value = "http://127.0.0.1:30080")]
+    ingress: String,
+    /// The node's data plane, when this run plays it (`--node`).
+    #[command(flatten)]
+    data_plane: NodeArgs,
+    /// The proxies are a node's data plane that `mirror-e2e node` plays apart from this run
+    /// (an upgrade walk keeps them across istiod replacements): as with --node, no sidecar
+    /// is awaited, and none is started here.
+    #[arg(long, conflicts_with = "node")]
+    node_proxies: bool,
+    /// What configured the mesh, for the report (default: what --node and --istiod-xds say).
+    #[arg(long, value_name = "TEXT")]
+    control_plane: Option<String>,
     /// Registry path to move Bookinfo images to (from the version table, or a mirror).
     #[arg(long)]
     bookinfo_hub: Option<String>,
@@ -306,6 +372,20 @@ fn main() -> ExitCode {
             &files,
         ),
         Command::Parity(args) => parity(&args),
+        Command::Node(args) => node(*args),
+        Command::ProxiesSynced {
+            istiod_debug,
+            istiod_xds,
+            node_dir,
+            patience,
+        } => proxies_synced(
+            e2e::cluster::node_agent::ads::Istiod {
+                xds: istiod_xds,
+                debug: istiod_debug,
+            },
+            &node_dir,
+            patience,
+        ),
         Command::NoIstiod {
             kubeconfig,
             context,
@@ -727,7 +807,18 @@ fn cluster(args: ClusterArgs) -> ExitCode {
         );
         return Exit::Environment.into();
     }
-    let node_agent = match start_node_agent(&runtime, &client, &args, istiod.version, &artifacts) {
+    let node_agent = match start_node_agent(
+        &runtime,
+        &client,
+        &NodeSite {
+            namespace: &args.namespace,
+            ingress: &args.ingress,
+            patience: args.patience,
+        },
+        &args.data_plane,
+        istiod.version,
+        &artifacts.join("node"),
+    ) {
         Ok(agent) => agent,
         Err(e) => {
             eprintln!("error: {e}");
@@ -755,7 +846,7 @@ fn cluster(args: ClusterArgs) -> ExitCode {
                 (true, true) => ClusterScoped::ApplyAndDelete,
             },
             created: CreatedObjects::default(),
-            proxies: if args.node.is_some() {
+            proxies: if args.data_plane.node.is_some() || args.node_proxies {
                 Proxies::Node
             } else {
                 Proxies::Injected
@@ -815,7 +906,10 @@ fn cluster(args: ClusterArgs) -> ExitCode {
 
 /// What configured the mesh's proxies, for the report.
 fn control_plane_note(args: &ClusterArgs) -> Vec<String> {
-    match (&args.node, args.istiod_xds) {
+    if let Some(text) = &args.control_plane {
+        return vec![format!("control plane: {text}")];
+    }
+    match (&args.data_plane.node, args.data_plane.istiod_xds) {
         (Some(node), Some(xds)) => vec![format!(
             "control plane: the real istiod (xDS {xds}) configured node {node}'s proxies over ADS"
         )],
@@ -826,19 +920,27 @@ fn control_plane_note(args: &ClusterArgs) -> Vec<String> {
     }
 }
 
-/// `--node`: the node's data plane, for the run's namespace, its ingress where `--ingress`
-/// points; `None` without `--node`.
+/// Where a node's data plane serves: the run's namespace, its ingress, its patience.
+struct NodeSite<'a> {
+    namespace: &'a str,
+    ingress: &'a str,
+    patience: Duration,
+}
+
+/// `--node`: the node's data plane, for the site's namespace, its ingress where the site
+/// says, its files in `dir`; `None` without `--node`.
 fn start_node_agent(
     runtime: &tokio::runtime::Runtime,
     client: &kube::Client,
-    args: &ClusterArgs,
+    site: &NodeSite<'_>,
+    args: &NodeArgs,
     istio: IstioVersion,
-    artifacts: &std::path::Path,
+    dir: &std::path::Path,
 ) -> Result<Option<NodeAgent>, String> {
     let (Some(node), Some(envoy)) = (&args.node, &args.envoy) else {
         return Ok(None);
     };
-    let ingress = &args.ingress;
+    let ingress = site.ingress;
     let addr: std::net::SocketAddr = ingress
         .strip_prefix("http://")
         .unwrap_or(ingress)
@@ -854,16 +956,16 @@ fn start_node_agent(
             client.clone(),
             NodeOptions {
                 node: node.clone(),
-                namespace: args.namespace.clone(),
+                namespace: site.namespace.to_owned(),
                 envoy: envoy.clone(),
-                dir: artifacts.join("node"),
+                dir: dir.to_owned(),
                 pod_logs: args
                     .node_logs
                     .clone()
-                    .unwrap_or_else(|| artifacts.join("node/containers")),
+                    .unwrap_or_else(|| dir.join("containers")),
                 ingress: addr,
                 istio,
-                patience: args.patience,
+                patience: site.patience,
                 istiod: args
                     .istiod_xds
                     .zip(args.istiod_debug)
@@ -880,6 +982,111 @@ fn start_node_agent(
         ))
         .map(Some)
         .map_err(|e| e.to_string())
+}
+
+/// `mirror-e2e node`: starts the data plane, says so in `<dir>/ready`, and keeps it until
+/// SIGTERM or Ctrl-C; then stops it (saving each proxy's configuration dump).
+fn node(args: NodeCommandArgs) -> ExitCode {
+    if args.data_plane.node.is_none() || args.data_plane.envoy.is_none() {
+        eprintln!("error: mirror-e2e node needs --node NODE and --envoy (or ENVOY_BIN)");
+        return Exit::Usage.into();
+    }
+    let Some(runtime) = runtime() else {
+        return Exit::Environment.into();
+    };
+    let client = match runtime.block_on(client(args.kubeconfig.as_deref(), args.context.clone())) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: connect to the cluster: {e}");
+            return Exit::Environment.into();
+        }
+    };
+    let site = NodeSite {
+        namespace: &args.namespace,
+        ingress: &args.ingress,
+        patience: args.patience,
+    };
+    let agent = match start_node_agent(
+        &runtime,
+        &client,
+        &site,
+        &args.data_plane,
+        args.istio,
+        &args.dir,
+    ) {
+        Ok(Some(agent)) => agent,
+        Ok(None) => return Exit::Usage.into(),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let ready = args.dir.join("ready");
+    if let Err(e) = std::fs::write(&ready, format!("{}\n", std::process::id())) {
+        eprintln!("error: write {}: {e}", ready.display());
+        let _ = runtime.block_on(agent.shutdown());
+        return Exit::Environment.into();
+    }
+    eprintln!("node data plane started; SIGTERM or Ctrl-C stops it");
+    runtime.block_on(stop_requested());
+    eprintln!("stopping the node's data plane");
+    match runtime.block_on(agent.shutdown()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `mirror-e2e proxies-synced`: the wait after istiod is replaced.
+fn proxies_synced(
+    istiod: e2e::cluster::node_agent::ads::Istiod,
+    node_dir: &std::path::Path,
+    patience: Duration,
+) -> ExitCode {
+    let list = node_dir.join(e2e::cluster::node_agent::PROXY_LIST);
+    let proxies: Vec<String> = match std::fs::read_to_string(&list) {
+        Ok(text) => text
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        Err(e) => {
+            eprintln!(
+                "error: read {}: {e} (is `mirror-e2e node --dir {}` running?)",
+                list.display(),
+                node_dir.display()
+            );
+            return Exit::Environment.into();
+        }
+    };
+    let Some(runtime) = runtime() else {
+        return Exit::Environment.into();
+    };
+    let started = std::time::Instant::now();
+    match runtime.block_on(e2e::cluster::node_agent::ads::await_synced(
+        &istiod, &proxies, patience,
+    )) {
+        Ok(()) => {
+            eprintln!(
+                "{} {} connected to istiod ({}) and ACKed its configuration in {:.1?}",
+                proxies.len(),
+                if proxies.len() == 1 {
+                    "proxy"
+                } else {
+                    "proxies"
+                },
+                istiod.xds,
+                started.elapsed()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// A client for the kubeconfig and context given, or the defaults; nothing is written to

@@ -58,11 +58,7 @@ impl flags::E2e {
                 ))
             }
             (ClusterKind::Kwok, None) => self.run_kwok(sh, interrupt),
-            (ClusterKind::Kwok, Some(_)) => {
-                bail!(
-                    "--istio-upgrade on --cluster kwok needs the real istiod of each version, which is not built yet: walk with --local or --cluster kind"
-                )
-            }
+            (ClusterKind::Kwok, Some(spec)) => self.run_kwok_upgrade(sh, interrupt, spec),
         }
     }
 
@@ -99,7 +95,7 @@ impl flags::E2e {
         args.push("--".into());
         args.extend(self.harness.iter().cloned());
         match artifacts_root {
-            Some(root) => walk_run(sh, runner, &args, root, istio),
+            Some(root) => walk_run(sh, runner, &[], &args, root, istio),
             None => runner.run(sh, &args),
         }
     }
@@ -208,7 +204,7 @@ impl flags::E2e {
             }
             args.push("--".into());
             args.extend(self.harness.iter().cloned());
-            walk_run(sh, &runner, &args, &dirs[i], path[i].version)
+            walk_run(sh, &runner, &[], &args, &dirs[i], path[i].version)
         };
         let walked = run_on_kind(
             &kind,
@@ -359,13 +355,7 @@ impl flags::E2e {
         } else {
             &[]
         };
-        // Cluster mode's patience, for the cluster's start too.
-        let patience = Duration::from_secs(
-            self.patience
-                .as_deref()
-                .and_then(|p| p.parse().ok())
-                .unwrap_or(300),
-        );
+        let patience = self.kwok_patience();
         let started = Instant::now();
         let mut phases = Vec::new();
         let found = match &self.reuse {
@@ -432,28 +422,19 @@ impl flags::E2e {
                 }
                 None => None,
             };
-            let mut args = vec![
-                "cluster".to_owned(),
-                "--kubeconfig".into(),
-                cluster.kubeconfig().display().to_string(),
-                "--namespace".into(),
-                "test".into(),
-                "--ingress".into(),
-                match istiod {
-                    Some(_) => kwok::INGRESS_ISTIOD.into(),
-                    None => kwok::INGRESS.into(),
-                },
+            let ingress = match istiod {
+                Some(_) => kwok::INGRESS_ISTIOD,
+                None => kwok::INGRESS,
+            };
+            let mut args = self.kwok_suite_args(&cluster, ingress, release, &run_id);
+            args.extend([
                 "--node".into(),
                 kwok::NODE_NAME.into(),
                 "--envoy".into(),
                 envoy.display().to_string(),
                 "--node-logs".into(),
                 cluster.dir.join("pods").display().to_string(),
-                "--istio".into(),
-                release.version.into(),
-                "--run-id".into(),
-                run_id.clone(),
-            ];
+            ]);
             if let Some(istiod) = &istiod {
                 args.extend([
                     "--istiod-xds".to_owned(),
@@ -462,7 +443,6 @@ impl flags::E2e {
                     istiod.debug.into(),
                 ]);
             }
-            args.extend(self.common_suite_args());
             args.extend(self.workload_args()?);
             for (name, secs) in &phases {
                 args.extend(["--phase".to_owned(), format!("{name}={secs:.3}")]);
@@ -471,6 +451,241 @@ impl flags::E2e {
             args.extend(self.harness.iter().cloned());
             runner.inside(&cluster.holder.nsenter_args()).run(sh, &args)
         })();
+        self.finish_kwok(sh, &cluster, outcome, interrupt)
+    }
+
+    /// An upgrade walk on a kwok cluster with the real istiod of each version: the node's
+    /// proxies run apart from the suite (`mirror-e2e node`) and stay for the whole walk, as a
+    /// data plane stays while its control plane is upgraded. Each hop installs the next
+    /// release's CRDs and istiod objects, replaces istiod with the next version's binary,
+    /// waits until every proxy has reconnected and ACKed its configuration
+    /// (`mirror-e2e proxies-synced`, from istiod's `/debug/syncz`), and runs the suite; the
+    /// runs are compared hop by hop as on kind.
+    fn run_kwok_upgrade(
+        &self,
+        sh: &Shell,
+        interrupt: &Interrupt,
+        spec: &str,
+    ) -> anyhow::Result<()> {
+        let path = versions::upgrade_path(spec)?;
+        let run_id = run_id();
+        let runner = Runner::build(sh, interrupt)?;
+        let envoy = tools::envoy(sh, interrupt).context("provision envoy")?;
+        let bins = kwok::Binaries::ensure(sh, interrupt).context("provision the control plane")?;
+        // Every hop's istiod is built before the cluster exists: no hop waits on a build.
+        let istiods = path
+            .iter()
+            .map(|r| kwok::istiod::pilot_discovery(sh, interrupt, r.version))
+            .collect::<anyhow::Result<Vec<_>>>()
+            .context("--istiod real")?;
+        let patience = self.kwok_patience();
+        let secs = patience.as_secs().to_string();
+        let root = artifacts_root().join(format!("upgrade-{run_id}"));
+        let dirs = walk_dirs(&root, &path);
+        let started = Instant::now();
+        let step = |what: &str| eprintln!("[{:>7.1}s] {what}", started.elapsed().as_secs_f64());
+        let name = self
+            .cluster_name
+            .clone()
+            .unwrap_or_else(|| cluster_name(&run_id));
+        step(&format!("create kwok cluster {name}"));
+        let cluster = kwok::KwokCluster::create(sh, &name, &bins, interrupt, patience)?;
+        let nsenter = cluster.holder.nsenter_args();
+        let node_dir = cluster.dir.join("node");
+        let walked = (|| {
+            let mut running: Option<kwok::istiod::RunningIstiod> = None;
+            let mut install = |i: usize| -> anyhow::Result<()> {
+                let release = path[i];
+                let source = kwok::istio_source(sh, release.version)?;
+                step(&format!(
+                    "install Istio {}'s CRDs and istiod's objects; istiod: {}",
+                    release.version,
+                    source.describe()
+                ));
+                kwok::prepare(
+                    sh,
+                    &cluster,
+                    &runner,
+                    &bins,
+                    release,
+                    &[""],
+                    kwok::istiod::CHART_VALUES,
+                    interrupt,
+                    patience,
+                )?;
+                let swap = Instant::now();
+                if let Some(old) = running.take() {
+                    old.stop(&cluster, path[i - 1].version)?;
+                }
+                running = Some(kwok::istiod::start(
+                    sh,
+                    &cluster,
+                    &istiods[i],
+                    &cluster.dir.join("istiod.yaml"),
+                    interrupt,
+                    Instant::now() + patience,
+                )?);
+                if i > 0 {
+                    runner
+                        .inside(&nsenter)
+                        .run(
+                            sh,
+                            &[
+                                "proxies-synced".to_owned(),
+                                "--istiod-debug".into(),
+                                kwok::istiod::DEBUG.into(),
+                                "--istiod-xds".into(),
+                                kwok::istiod::XDS.into(),
+                                "--node-dir".into(),
+                                node_dir.display().to_string(),
+                                "--patience".into(),
+                                secs.clone(),
+                            ],
+                        )
+                        .context("wait for every proxy to reconnect to the new istiod")?;
+                    step(&format!(
+                        "istiod replaced: ready, and every proxy reconnected and ACKed, {:.1}s after the old one was stopped",
+                        swap.elapsed().as_secs_f64()
+                    ));
+                }
+                Ok(())
+            };
+            install(0)?;
+            step("start the node's data plane (its proxies stay for the whole walk)");
+            let mut node = vec![
+                "node".to_owned(),
+                "--kubeconfig".into(),
+                cluster.kubeconfig().display().to_string(),
+                "--namespace".into(),
+                "test".into(),
+                "--ingress".into(),
+                kwok::INGRESS_ISTIOD.into(),
+                "--istio".into(),
+                path[0].version.into(),
+                "--dir".into(),
+                node_dir.display().to_string(),
+                "--patience".into(),
+                secs.clone(),
+                "--node".into(),
+                kwok::NODE_NAME.into(),
+                "--envoy".into(),
+                envoy.display().to_string(),
+                "--node-logs".into(),
+                cluster.dir.join("pods").display().to_string(),
+                "--istiod-xds".into(),
+                kwok::istiod::XDS.into(),
+                "--istiod-debug".into(),
+                kwok::istiod::DEBUG.into(),
+            ];
+            node.extend(self.workload_args()?);
+            std::fs::create_dir_all(&node_dir)
+                .with_context(|| format!("create {}", node_dir.display()))?;
+            cluster
+                .holder
+                .spawn_with(&cluster.log("mirror-e2e"), &runner.bin, &node, &[], None)
+                .context("start the node's data plane")?;
+            cluster.wait_for(
+                "the node's data plane to start",
+                Instant::now() + patience,
+                interrupt,
+                &["mirror-e2e"],
+                || {
+                    node_dir
+                        .join("ready")
+                        .is_file()
+                        .then_some(())
+                        .ok_or_else(|| "not started yet".to_owned())
+                },
+            )?;
+            let suite = |i: usize| {
+                let release = path[i];
+                let describe = kwok::istio_source(sh, release.version)?.describe();
+                let mut args =
+                    self.kwok_suite_args(&cluster, kwok::INGRESS_ISTIOD, release, &run_id);
+                args.extend([
+                    "--node-proxies".to_owned(),
+                    "--control-plane".into(),
+                    format!(
+                        "the real {describe} configured node {}'s proxies over ADS (they started under the walk's first istiod and reconnected at each hop)",
+                        kwok::NODE_NAME
+                    ),
+                    "--artifacts-root".into(),
+                    dirs[i].display().to_string(),
+                ]);
+                // Every run's report stays for the comparison.
+                if !self.keep {
+                    args.push("--keep".into());
+                }
+                args.push("--".into());
+                args.extend(self.harness.iter().cloned());
+                walk_run(sh, &runner, &nsenter, &args, &dirs[i], release.version)
+            };
+            let walked = walk(&path, suite, &mut install, |ran| {
+                compare_runs(sh, &runner, &root, &dirs[..ran])
+            });
+            // The data plane's own verdict: a proxy that rejected istiod's configuration
+            // at any hop makes it exit non-zero.
+            let node_ended = cluster
+                .holder
+                .stop_child("mirror-e2e", Duration::from_secs(10))
+                .context("stop the node's data plane")?;
+            walked?;
+            if !node_ended.success() {
+                bail!(
+                    "the node's data plane ended with {node_ended}; its log: {}",
+                    cluster.log("mirror-e2e").display()
+                );
+            }
+            Ok(())
+        })();
+        let walked = self.finish_kwok(sh, &cluster, walked, interrupt);
+        self.finish_walk(&root, walked)
+    }
+
+    /// Cluster mode's patience, for the cluster's start too.
+    fn kwok_patience(&self) -> Duration {
+        Duration::from_secs(
+            self.patience
+                .as_deref()
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(300),
+        )
+    }
+
+    /// `mirror-e2e cluster` arguments every run on a kwok cluster starts with.
+    fn kwok_suite_args(
+        &self,
+        cluster: &kwok::KwokCluster,
+        ingress: &str,
+        release: &versions::IstioRelease,
+        run_id: &str,
+    ) -> Vec<String> {
+        let mut args = vec![
+            "cluster".to_owned(),
+            "--kubeconfig".into(),
+            cluster.kubeconfig().display().to_string(),
+            "--namespace".into(),
+            "test".into(),
+            "--ingress".into(),
+            ingress.into(),
+            "--istio".into(),
+            release.version.into(),
+            "--run-id".into(),
+            run_id.to_owned(),
+        ];
+        args.extend(self.common_suite_args());
+        args
+    }
+
+    /// Deletes a kwok cluster this run created, unless it is to be kept (`--keep`, or a
+    /// failure outside CI), and says how to use a kept one.
+    fn finish_kwok(
+        &self,
+        sh: &Shell,
+        cluster: &kwok::KwokCluster,
+        outcome: anyhow::Result<()>,
+        interrupt: &Interrupt,
+    ) -> anyhow::Result<()> {
         let interrupted = interrupt.is_set();
         let keep_on_failure = self
             .on_failure
@@ -606,6 +821,7 @@ fn walk_contents(root: &Path) -> String {
 fn walk_run(
     sh: &Shell,
     runner: &Runner,
+    nsenter: &[String],
     args: &[String],
     dir: &Path,
     istio: &str,
@@ -620,7 +836,11 @@ fn walk_run(
             what: format!("the suite on Istio {istio}"),
         },
     };
-    let ran = quiet.run(sh, args);
+    let ran = if nsenter.is_empty() {
+        quiet.run(sh, args)
+    } else {
+        quiet.inside(nsenter).run(sh, args)
+    };
     if !is_interrupted_result(&ran) {
         let verdict = run_verdict(dir)
             .unwrap_or_else(|| format!("no report (its output: {})", log.display()));
@@ -1439,12 +1659,7 @@ mod tests {
                 .validate()
                 .map_err(|e| e.to_string())
         };
-        for other in [
-            &["--local"][..],
-            &[],
-            &["--cluster", "existing"],
-            &["--cluster", "kwok", "--istio-upgrade", "1.30.5..1.31.1"],
-        ] {
+        for other in [&["--local"][..], &[], &["--cluster", "existing"]] {
             let mut args = vec!["--istiod", "real"];
             args.extend(other);
             let err = parse(&args).expect_err("usage error");
@@ -1452,5 +1667,26 @@ mod tests {
         }
         parse(&["--cluster", "kwok", "--istiod", "real"]).expect("fine");
         parse(&["--local", "--istiod", "translation"]).expect("the default is fine anywhere");
+    }
+
+    #[test]
+    fn a_walk_on_kwok_walks_real_istiods_on_a_cluster_of_its_own() {
+        let parse = |args: &[&str]| {
+            flags::E2e::parse(args)
+                .validate()
+                .map_err(|e| e.to_string())
+        };
+        let walk = ["--cluster", "kwok", "--istio-upgrade", "1.27.9..1.31.1"];
+        let err = parse(&walk).expect_err("the translation does not walk");
+        assert!(err.contains("add --istiod real"), "{err}");
+        let mut real = walk.to_vec();
+        real.extend(["--istiod", "real"]);
+        parse(&real).expect("fine");
+        real.extend(["--reuse", "kept"]);
+        let err = parse(&real).expect_err("a reused cluster");
+        assert!(err.contains("drop --reuse"), "{err}");
+        let err = parse(&["--cluster", "existing", "--istio-upgrade", "1.30.5..1.31.1"])
+            .expect_err("someone's cluster");
+        assert!(err.contains("a cluster of the run's own"), "{err}");
     }
 }

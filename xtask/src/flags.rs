@@ -300,11 +300,9 @@ impl E2e {
                 }
             ));
         }
-        if self.istiod == IstiodMode::Real
-            && (self.local || self.cluster != ClusterKind::Kwok || self.istio_upgrade.is_some())
-        {
+        if self.istiod == IstiodMode::Real && (self.local || self.cluster != ClusterKind::Kwok) {
             return usage(
-                "--istiod real runs the pinned istiod against a kwok cluster: use it with --cluster kwok, without --local or --istio-upgrade (kind and existing clusters run their own istiod)".into(),
+                "--istiod real runs the pinned istiod against a kwok cluster: use it with --cluster kwok, without --local (kind and existing clusters run their own istiod)".into(),
             );
         }
         // kwok runs no images: a registry flag would be ignored.
@@ -329,10 +327,26 @@ impl E2e {
         if let Some(spec) = &self.istio_upgrade {
             crate::versions::upgrade_path(spec)?;
         }
-        if !self.local && self.cluster != ClusterKind::Kind && self.istio_upgrade.is_some() {
-            return usage(
-                "--istio-upgrade needs a kind cluster of the run's own: use it with --local or --cluster kind (a walk on kwok needs the real istiod of each version)".into(),
-            );
+        if !self.local && self.istio_upgrade.is_some() {
+            match self.cluster {
+                ClusterKind::Kind => {}
+                ClusterKind::Existing => {
+                    return usage(
+                        "--istio-upgrade needs a cluster of the run's own: use it with --local, --cluster kind or --cluster kwok --istiod real".into(),
+                    );
+                }
+                ClusterKind::Kwok if self.istiod != IstiodMode::Real => {
+                    return usage(
+                        "--istio-upgrade on --cluster kwok walks the real istiod of each version: add --istiod real".into(),
+                    );
+                }
+                ClusterKind::Kwok if self.reuse.is_some() => {
+                    return usage(
+                        "--istio-upgrade on --cluster kwok needs a cluster of the run's own: drop --reuse".into(),
+                    );
+                }
+                ClusterKind::Kwok => {}
+            }
         }
         Ok(())
     }

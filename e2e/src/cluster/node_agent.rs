@@ -131,6 +131,8 @@ pub struct NodeOptions {
 /// The sidecars istiod configures, by pod uid.
 type Proxies = Arc<tokio::sync::Mutex<BTreeMap<String, ads::Proxy>>>;
 const GATEWAY: &str = "gateway";
+/// The file in the agent's directory listing the node ids of its proxies.
+pub const PROXY_LIST: &str = "proxies";
 
 /// The running data plane.
 pub struct NodeAgent {
@@ -291,6 +293,7 @@ impl NodeAgent {
             })
         };
         let proxies = state.proxies.clone();
+        state.write_proxy_list().await;
         let task = tokio::spawn(state.follow());
         Ok(NodeAgent {
             envoy: None,
@@ -530,8 +533,10 @@ impl State {
             .cloned()
             .collect();
         for uid in gone {
-            if let Some(proxy) = self.proxies.lock().await.remove(&uid) {
+            let stopped = self.proxies.lock().await.remove(&uid);
+            if let Some(proxy) = stopped {
                 proxy.envoy.stop().await;
+                self.write_proxy_list().await;
             }
             if let Some(pod) = self.pods.remove(&uid) {
                 pod.process.stop().await;
@@ -692,7 +697,34 @@ impl State {
             started.elapsed()
         );
         self.proxies.lock().await.insert(uid.to_owned(), proxy);
+        self.write_proxy_list().await;
         Ok(())
+    }
+
+    /// Writes the node ids of the proxies istiod configures to `<dir>/proxies` (the
+    /// gateway first), one a line: what `mirror-e2e proxies-synced` awaits on istiod's
+    /// `/debug/syncz` after istiod is replaced. Renamed into place, so a reader never sees
+    /// half a list.
+    async fn write_proxy_list(&self) {
+        let mut ids = vec![ads::Identity::gateway(&self.opts.ingress.ip().to_string()).node_id()];
+        ids.extend(
+            self.proxies
+                .lock()
+                .await
+                .values()
+                .map(|p| p.identity.node_id()),
+        );
+        let path = self.opts.dir.join(PROXY_LIST);
+        let partial = self.opts.dir.join(format!(".{PROXY_LIST}.partial"));
+        let written = std::fs::write(&partial, ids.join("\n") + "\n")
+            .and_then(|()| std::fs::rename(&partial, &path));
+        if let Err(e) = written {
+            eprintln!(
+                "node {}: cannot write {}: {e}",
+                self.opts.node,
+                path.display()
+            );
+        }
     }
 
     /// A kwok `Logs` object naming the pod's log file: kwok's kubelet endpoint serves

@@ -253,7 +253,7 @@ impl KwokCluster {
         self.dir.join("kubeconfig")
     }
 
-    fn log(&self, component: &str) -> PathBuf {
+    pub fn log(&self, component: &str) -> PathBuf {
         self.dir.join("logs").join(format!("{component}.log"))
     }
 
@@ -465,7 +465,7 @@ impl KwokCluster {
 
     /// Polls `probe` until it succeeds, a component exits, Ctrl-C, or the deadline: a
     /// bounded, named wait that reports what it saw last.
-    fn wait_for(
+    pub fn wait_for(
         &self,
         what: &str,
         deadline: Instant,

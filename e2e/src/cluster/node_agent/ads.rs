@@ -84,6 +84,24 @@ pub enum AdsError {
         /// istiod's view of the proxy.
         syncz: String,
     },
+    /// istiod's `/debug/syncz` shows a proxy's NACK.
+    #[error("proxy {proxy} rejected istiod's configuration; istiod's /debug/syncz says: {said}")]
+    Rejected {
+        /// The proxy's node id.
+        proxy: String,
+        /// The rejected types and the proxy's words.
+        said: String,
+    },
+    /// Not every proxy was connected and synced in time.
+    #[error(
+        "the proxies did not all connect to istiod and ACK its configuration within {patience:?}; last seen: {last}"
+    )]
+    NotSynced {
+        /// How long it waited.
+        patience: Duration,
+        /// Each proxy still waited for, and for what.
+        last: String,
+    },
     /// A listener istiod should have sent never came.
     #[error(
         "proxy {proxy}: no listener {listener} from istiod within {patience:?} (last: {last}); istiod's /debug/syncz for it:\n{syncz}"
@@ -100,6 +118,148 @@ pub enum AdsError {
         /// istiod's view of the proxy.
         syncz: String,
     },
+}
+
+/// What istiod's `/debug/syncz` says of one proxy: per xDS type, the nonce it sent last,
+/// the one the proxy ACKed last, and the proxy's last rejection (`pilot/pkg/xds/debug.go`,
+/// `SyncStatus.resources`).
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct ProxySync {
+    /// The proxy's node id.
+    pub proxy: String,
+    /// The Istio version its metadata says.
+    #[serde(default)]
+    pub istio_version: String,
+    /// By type URL.
+    #[serde(default)]
+    pub resources: BTreeMap<String, TypeSync>,
+}
+
+/// One xDS type's state for a proxy.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct TypeSync {
+    /// The nonce istiod sent last.
+    #[serde(default)]
+    pub sent: String,
+    /// The nonce the proxy ACKed last.
+    #[serde(default)]
+    pub acked: String,
+    /// What the proxy said when it last rejected a push (a NACK).
+    #[serde(default, rename = "lastError")]
+    pub last_error: String,
+}
+
+impl ProxySync {
+    /// The types whose last push the proxy rejected, with what it said.
+    pub fn rejected(&self) -> Vec<String> {
+        self.resources
+            .iter()
+            .filter(|(_, t)| !t.last_error.is_empty())
+            .map(|(url, t)| format!("{}: {}", short_type(url), t.last_error))
+            .collect()
+    }
+
+    /// The types istiod pushed that the proxy has not ACKed yet.
+    pub fn pending(&self) -> Vec<String> {
+        self.resources
+            .iter()
+            .filter(|(_, t)| t.sent != t.acked)
+            .map(|(url, t)| {
+                format!(
+                    "{} (sent {}, acked {})",
+                    short_type(url),
+                    t.sent,
+                    or_none(&t.acked)
+                )
+            })
+            .collect()
+    }
+}
+
+fn or_none(s: &str) -> &str {
+    if s.is_empty() { "none" } else { s }
+}
+
+fn short_type(url: &str) -> &str {
+    url.rsplit('.').next().unwrap_or(url)
+}
+
+/// Whether istiod has configured the proxy and it took all of it: clusters and listeners
+/// pushed, and every push ACKed with no rejection.
+pub fn is_synced(sync: &ProxySync) -> bool {
+    let has = |kind: &str| sync.resources.keys().any(|url| url.ends_with(kind));
+    has(".Cluster") && has(".Listener") && sync.rejected().is_empty() && sync.pending().is_empty()
+}
+
+/// istiod's `/debug/syncz` body, parsed.
+pub fn parse_syncz(body: &str) -> Result<Vec<ProxySync>, String> {
+    serde_json::from_str(body).map_err(|e| {
+        format!(
+            "not /debug/syncz's JSON ({e}): {}",
+            body.chars().take(200).collect::<String>()
+        )
+    })
+}
+
+/// Waits until istiod at `istiod` lists every proxy of `proxies` (node ids) and each is
+/// [`is_synced`]; a rejection ends the wait at once. After istiod is replaced, this is the
+/// proxies reconnecting and ACKing the new istiod's configuration.
+pub async fn await_synced(
+    istiod: &Istiod,
+    proxies: &[String],
+    patience: Duration,
+) -> Result<(), AdsError> {
+    let url = format!("http://{}/debug/syncz", istiod.debug);
+    let url = &url;
+    // `Some(rejection)` ends the wait as soon as a proxy NACKs.
+    let waited = crate::wait::poll_until(
+        &format!(
+            "{} proxies to connect to istiod and ACK its configuration",
+            proxies.len()
+        ),
+        patience,
+        || async move {
+            let body = reqwest::get(url)
+                .await
+                .map_err(|e| format!("{url}: {e}"))?
+                .text()
+                .await
+                .map_err(|e| format!("{url}: {e}"))?;
+            let listed = parse_syncz(&body)?;
+            let mut waiting = Vec::new();
+            for id in proxies {
+                match listed.iter().find(|p| &p.proxy == id) {
+                    None => waiting.push(format!("{id}: not connected")),
+                    Some(p) if !p.rejected().is_empty() => {
+                        return Ok(Some(Some((id.clone(), p.rejected().join("; ")))));
+                    }
+                    Some(p) if !is_synced(p) => waiting.push(format!(
+                        "{id}: waiting for {}",
+                        if p.pending().is_empty() {
+                            "clusters and listeners".to_owned()
+                        } else {
+                            p.pending().join(", ")
+                        }
+                    )),
+                    Some(_) => {}
+                }
+            }
+            if waiting.is_empty() {
+                Ok(Some(None))
+            } else {
+                Err(waiting.join("; "))
+            }
+        },
+    )
+    .await;
+    match waited {
+        Ok(None) => Ok(()),
+        Ok(Some((proxy, said))) => Err(AdsError::Rejected { proxy, said }),
+        Err(e) => Err(AdsError::NotSynced {
+            patience,
+            last: e.last_seen,
+        }),
+    }
 }
 
 /// Who a proxy is to istiod.
@@ -180,7 +340,15 @@ impl Identity {
                 "ads_config": {
                     "api_type": "GRPC",
                     "transport_api_version": "V3",
-                    "grpc_services": [{"envoy_grpc": {"cluster_name": "xds-grpc"}}],
+                    // Reconnect within a second when istiod goes (an upgrade replaces it):
+                    // Envoy's default back-off grows to 30 s.
+                    "grpc_services": [{"envoy_grpc": {
+                        "cluster_name": "xds-grpc",
+                        "retry_policy": {"retry_back_off": {
+                            "base_interval": "0.1s",
+                            "max_interval": "1s",
+                        }},
+                    }}],
                 },
                 "cds_config": {"ads": {}, "resource_api_version": "V3"},
                 "lds_config": {"ads": {}, "resource_api_version": "V3"},
@@ -452,6 +620,49 @@ mod tests {
             Some(&json!(15010))
         );
         assert_eq!(boot["dynamic_resources"]["lds_config"]["ads"], json!({}));
+    }
+
+    const SYNCZ: &str = r#"[
+      {"cluster_id": "Kubernetes", "proxy": "router~10.250.0.1~gw.istio-system~istio-system.svc.cluster.local",
+       "proxy_type": "router", "istio_version": "1.30.5",
+       "resources": {
+         "type.googleapis.com/envoy.config.cluster.v3.Cluster": {"sent": "n1", "acked": "n1", "sentTime": "2026-12-02T11:00:00Z"},
+         "type.googleapis.com/envoy.config.listener.v3.Listener": {"sent": "n2", "acked": "n2"},
+         "type.googleapis.com/envoy.config.route.v3.RouteConfiguration": {"sent": "n3", "acked": "n3"}
+       }},
+      {"proxy": "sidecar~10.244.0.7~pp.test~test.svc.cluster.local",
+       "resources": {
+         "type.googleapis.com/envoy.config.cluster.v3.Cluster": {"sent": "n4", "acked": "n4"},
+         "type.googleapis.com/envoy.config.listener.v3.Listener": {"sent": "n6", "acked": "n5"}
+       }},
+      {"proxy": "sidecar~10.244.0.8~bad.test~test.svc.cluster.local",
+       "resources": {
+         "type.googleapis.com/envoy.config.cluster.v3.Cluster": {"sent": "n7", "acked": "n7"},
+         "type.googleapis.com/envoy.config.listener.v3.Listener": {"sent": "n8", "acked": "n7",
+            "lastError": "Error adding/updating listener(s) 0.0.0.0_8080: cannot bind"}
+       }},
+      {"proxy": "sidecar~10.244.0.9~new.test~test.svc.cluster.local", "resources": {
+         "type.googleapis.com/envoy.config.cluster.v3.Cluster": {"sent": "n9", "acked": "n9"}}}
+    ]"#;
+
+    #[test]
+    fn a_proxy_is_synced_when_every_push_is_acked_and_none_rejected() {
+        let listed = parse_syncz(SYNCZ).expect("syncz");
+        let [gateway, pending, nacked, no_listeners] = listed.as_slice() else {
+            panic!("four proxies: {listed:?}");
+        };
+        assert!(is_synced(gateway));
+        assert_eq!(gateway.istio_version, "1.30.5");
+        assert!(!is_synced(pending));
+        assert_eq!(pending.pending(), ["Listener (sent n6, acked n5)"]);
+        assert!(!is_synced(nacked));
+        assert_eq!(
+            nacked.rejected(),
+            ["Listener: Error adding/updating listener(s) 0.0.0.0_8080: cannot bind"]
+        );
+        // Clusters alone are not a configuration: istiod has not pushed listeners yet.
+        assert!(!is_synced(no_listeners));
+        assert!(parse_syncz("404 page not found").is_err());
     }
 
     #[test]

@@ -138,6 +138,7 @@ impl RunningIstiod {
             .holder
             .stop_child("pilot-discovery", Duration::from_secs(5))
             .context("stop istiod")?;
+        // How it ended is not the walk's concern: the next istiod and the proxies are.
         let kept = self
             .log
             .with_file_name(format!("pilot-discovery-{label}.log"));

@@ -237,8 +237,12 @@ impl Holder {
 
     /// Ends the component `name` this process started (SIGTERM to its process group, and
     /// SIGKILL if it has not ended within `grace`), and waits until it has: the next one
-    /// of that name can take its ports.
-    pub fn stop_child(&self, name: &str, grace: Duration) -> anyhow::Result<()> {
+    /// of that name can take its ports. Returns how it ended.
+    pub fn stop_child(
+        &self,
+        name: &str,
+        grace: Duration,
+    ) -> anyhow::Result<std::process::ExitStatus> {
         use nix::sys::signal::{Signal, killpg};
         use nix::unistd::Pid;
         let mut children = self.children.lock().unwrap_or_else(|e| e.into_inner());
@@ -250,22 +254,21 @@ impl Holder {
         let ended = |child: &mut Child, limit, what: &str| {
             poll_until(what, limit, None, |seen| {
                 *seen = "still running".to_owned();
-                Ok(match child.try_wait() {
-                    Ok(Some(_)) | Err(_) => Some(()),
-                    Ok(None) => None,
-                })
+                child.try_wait().with_context(|| format!("wait for {name}"))
             })
         };
-        if ended(&mut child, grace, &format!("{name} to end after SIGTERM")).is_err() {
-            eprintln!("{name} did not end within {grace:?} of SIGTERM: sending SIGKILL");
-            let _ = killpg(group, Signal::SIGKILL);
-            ended(
-                &mut child,
-                Duration::from_secs(10),
-                &format!("{name} to end after SIGKILL"),
-            )?;
+        match ended(&mut child, grace, &format!("{name} to end after SIGTERM")) {
+            Ok(status) => Ok(status),
+            Err(_) => {
+                eprintln!("{name} did not end within {grace:?} of SIGTERM: sending SIGKILL");
+                let _ = killpg(group, Signal::SIGKILL);
+                ended(
+                    &mut child,
+                    Duration::from_secs(10),
+                    &format!("{name} to end after SIGKILL"),
+                )
+            }
         }
-        Ok(())
     }
 
     /// How a component this process started ended, if it has.
