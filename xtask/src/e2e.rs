@@ -441,6 +441,8 @@ impl flags::E2e {
                     istiod.xds.into(),
                     "--istiod-debug".into(),
                     istiod.debug.into(),
+                    "--control-plane".into(),
+                    kwok::istio_source(sh, release.version)?.control_plane_note(),
                 ]);
             }
             args.extend(self.workload_args()?);
@@ -599,15 +601,14 @@ impl flags::E2e {
             )?;
             let suite = |i: usize| {
                 let release = path[i];
-                let describe = kwok::istio_source(sh, release.version)?.describe();
+                let note = kwok::istio_source(sh, release.version)?.control_plane_note();
                 let mut args =
                     self.kwok_suite_args(&cluster, kwok::INGRESS_ISTIOD, release, &run_id);
                 args.extend([
                     "--node-proxies".to_owned(),
                     "--control-plane".into(),
                     format!(
-                        "the real {describe} configured node {}'s proxies over ADS (they started under the walk's first istiod and reconnected at each hop)",
-                        kwok::NODE_NAME
+                        "{note} (they connected to the walk's first istiod and reconnected at each hop)"
                     ),
                     "--artifacts-root".into(),
                     dirs[i].display().to_string(),

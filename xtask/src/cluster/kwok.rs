@@ -144,6 +144,14 @@ impl IstioSource {
             .collect()
     }
 
+    /// The report's note when this release's istiod configures the node's proxies.
+    pub fn control_plane_note(&self) -> String {
+        format!(
+            "the real {} configured node {NODE_NAME}'s proxies over ADS",
+            self.describe()
+        )
+    }
+
     /// What configures the mesh for this release, for messages and the report.
     pub fn describe(&self) -> String {
         let build = self
