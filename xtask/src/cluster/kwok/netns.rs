@@ -235,22 +235,34 @@ impl Holder {
         Ok(())
     }
 
-    /// Ends the component `name` this process started (SIGTERM to its process group, and
-    /// SIGKILL if it has not ended within `grace`), and waits until it has: the next one
-    /// of that name can take its ports. Returns how it ended.
+    /// Ends the component `name` this process started, and waits until it has: the next
+    /// one of that name can take its ports. SIGTERM goes to the program itself, not to the
+    /// `nsenter` that started it (which dies of SIGTERM at once, while the program may
+    /// still be draining; nsenter waits for it and exits with its status). What has not
+    /// ended within `grace` gets SIGKILL. Returns how the program ended.
     pub fn stop_child(
         &self,
         name: &str,
         grace: Duration,
     ) -> anyhow::Result<std::process::ExitStatus> {
-        use nix::sys::signal::{Signal, killpg};
+        use nix::sys::signal::{Signal, kill, killpg};
         use nix::unistd::Pid;
         let mut children = self.children.lock().unwrap_or_else(|e| e.into_inner());
         let Some(mut child) = children.remove(name) else {
             bail!("no {name} was started by this run");
         };
-        let group = Pid::from_raw(i32::try_from(child.id()).context("pid out of range")?);
-        let _ = killpg(group, Signal::SIGTERM);
+        let nsenter = child.id();
+        let group = Pid::from_raw(i32::try_from(nsenter).context("pid out of range")?);
+        match child_of(nsenter) {
+            Some(program) => {
+                let pid = i32::try_from(program).context("pid out of range")?;
+                let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+            }
+            // Not forked yet, or already gone: the group is all there is.
+            None => {
+                let _ = killpg(group, Signal::SIGTERM);
+            }
+        }
         let ended = |child: &mut Child, limit, what: &str| {
             poll_until(what, limit, None, |seen| {
                 *seen = "still running".to_owned();
@@ -339,6 +351,17 @@ fn start_time(pid: u32) -> anyhow::Result<u64> {
         .nth(19)
         .and_then(|f| f.parse().ok())
         .context("no start time in stat")
+}
+
+/// The first process whose parent is `pid` (field 4 of /proc/<pid>/stat).
+fn child_of(pid: u32) -> Option<u32> {
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|entry| {
+        let candidate: u32 = entry.file_name().to_str()?.parse().ok()?;
+        let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+        let (_, rest) = stat.rsplit_once(')')?;
+        let parent: u32 = rest.split_whitespace().nth(1)?.parse().ok()?;
+        (parent == pid).then_some(candidate)
+    })
 }
 
 /// The command name of `pid` (/proc/<pid>/comm).
