@@ -125,7 +125,7 @@ pub enum AdsError {
 /// `SyncStatus.resources`).
 #[derive(Debug, Clone, PartialEq, serde::Deserialize)]
 pub struct ProxySync {
-    /// The proxy's node id.
+    /// The proxy's id to istiod: `<pod>.<namespace>` ([`istiod_proxy_id`]).
     pub proxy: String,
     /// The Istio version its metadata says.
     #[serde(default)]
@@ -191,6 +191,12 @@ pub fn is_synced(sync: &ProxySync) -> bool {
     has(".Cluster") && has(".Listener") && sync.rejected().is_empty() && sync.pending().is_empty()
 }
 
+/// The name istiod lists a proxy under (`Proxy.ID`, `<pod>.<namespace>`): the third part
+/// of its node id (`pkg/model/context.go`, `ParseServiceNodeWithMetadata`).
+pub fn istiod_proxy_id(node_id: &str) -> &str {
+    node_id.split('~').nth(2).unwrap_or(node_id)
+}
+
 /// istiod's `/debug/syncz` body, parsed.
 pub fn parse_syncz(body: &str) -> Result<Vec<ProxySync>, String> {
     serde_json::from_str(body).map_err(|e| {
@@ -228,7 +234,8 @@ pub async fn await_synced(
             let listed = parse_syncz(&body)?;
             let mut waiting = Vec::new();
             for id in proxies {
-                match listed.iter().find(|p| &p.proxy == id) {
+                let known_as = istiod_proxy_id(id);
+                match listed.iter().find(|p| p.proxy == known_as) {
                     None => waiting.push(format!("{id}: not connected")),
                     Some(p) if !p.rejected().is_empty() => {
                         return Ok(Some(Some((id.clone(), p.rejected().join("; ")))));
@@ -623,25 +630,26 @@ mod tests {
     }
 
     const SYNCZ: &str = r#"[
-      {"cluster_id": "Kubernetes", "proxy": "router~10.250.0.1~gw.istio-system~istio-system.svc.cluster.local",
+      {"cluster_id": "Kubernetes", "proxy": "gw.istio-system",
        "proxy_type": "router", "istio_version": "1.30.5",
+       "cluster_sent": "2026-12-02T12:09:53Z/n1", "cluster_acked": "2026-12-02T12:09:53Z/n1",
        "resources": {
          "type.googleapis.com/envoy.config.cluster.v3.Cluster": {"sent": "n1", "acked": "n1", "sentTime": "2026-12-02T11:00:00Z"},
          "type.googleapis.com/envoy.config.listener.v3.Listener": {"sent": "n2", "acked": "n2"},
          "type.googleapis.com/envoy.config.route.v3.RouteConfiguration": {"sent": "n3", "acked": "n3"}
        }},
-      {"proxy": "sidecar~10.244.0.7~pp.test~test.svc.cluster.local",
+      {"proxy": "pp.test",
        "resources": {
          "type.googleapis.com/envoy.config.cluster.v3.Cluster": {"sent": "n4", "acked": "n4"},
          "type.googleapis.com/envoy.config.listener.v3.Listener": {"sent": "n6", "acked": "n5"}
        }},
-      {"proxy": "sidecar~10.244.0.8~bad.test~test.svc.cluster.local",
+      {"proxy": "bad.test",
        "resources": {
          "type.googleapis.com/envoy.config.cluster.v3.Cluster": {"sent": "n7", "acked": "n7"},
          "type.googleapis.com/envoy.config.listener.v3.Listener": {"sent": "n8", "acked": "n7",
             "lastError": "Error adding/updating listener(s) 0.0.0.0_8080: cannot bind"}
        }},
-      {"proxy": "sidecar~10.244.0.9~new.test~test.svc.cluster.local", "resources": {
+      {"proxy": "new.test", "resources": {
          "type.googleapis.com/envoy.config.cluster.v3.Cluster": {"sent": "n9", "acked": "n9"}}}
     ]"#;
 
@@ -663,6 +671,11 @@ mod tests {
         // Clusters alone are not a configuration: istiod has not pushed listeners yet.
         assert!(!is_synced(no_listeners));
         assert!(parse_syncz("404 page not found").is_err());
+        // istiod lists a proxy by the `<pod>.<namespace>` of its node id.
+        assert_eq!(
+            istiod_proxy_id("router~10.250.0.1~gw.istio-system~istio-system.svc.cluster.local"),
+            gateway.proxy
+        );
     }
 
     #[test]
