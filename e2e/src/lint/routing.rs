@@ -27,7 +27,33 @@ pub(super) fn check(topo: &Topology, report: &mut Report<'_>) {
         }
         check_unreachable_rules(vs.document, &vs.object.spec.http, report);
     }
+    check_destination_rule_hosts(topo, report);
     check_subsets_select_workloads(topo, report);
+}
+
+/// A DestinationRule whose host names no Service of the manifests: its subsets and policies
+/// apply to nothing. Istio's analyzer says IST0174 (`PodNotSelectedAnalyzer` in
+/// `pkg/config/analysis/analyzers/destinationrule/subset.go`, a warning: "The host %s
+/// defined in the DestinationRule does not match any services in the mesh."). A route to
+/// the host it meant is already an `unknown-subset` error; this names the cause.
+fn check_destination_rule_hosts(topo: &Topology, report: &mut Report<'_>) {
+    if topo.services.is_empty() {
+        return;
+    }
+    for dr in &topo.destination_rules {
+        let host = &dr.object.spec.host;
+        if let HostTarget::Missing = topo.resolve_host(host) {
+            report.at(
+                dr.document,
+                &YamlPath::parse("spec.host"),
+                Severity::Warning,
+                "unknown-host",
+                format!(
+                    "host `{host}` names no Service in the manifests: the DestinationRule's subsets apply to nothing"
+                ),
+            );
+        }
+    }
 }
 
 /// Istio's IST0130 (VirtualServiceUnreachableRule): `analyzeUnreachableHTTPRules` in
@@ -473,6 +499,25 @@ spec:
             "{MESH}kind: VirtualService\nmetadata: {{name: reviews}}\nspec:\n  hosts: [reviews]\n  http:\n    - {tester}\n    - {all}\n"
         );
         assert!(findings(&ordered, "unreachable-rule").is_empty());
+    }
+
+    #[test]
+    fn a_destination_rule_for_no_service_is_istios_ist0174_warning() {
+        let yaml = format!(
+            "{MESH}kind: DestinationRule\nmetadata: {{name: typo}}\nspec:\n  host: reveiws\n  subsets: [{{name: v2, labels: {{version: v2}}}}]\n"
+        );
+        let found = findings(&yaml, "unknown-host");
+        assert_eq!(
+            found,
+            [
+                "t.yaml:35: warning[unknown-host]: DestinationRule typo: spec.host: host `reveiws` names no Service in the manifests: the DestinationRule's subsets apply to nothing"
+            ]
+        );
+        // A host outside the manifests cannot be checked here; the shared mesh's own rule is fine.
+        let outside = format!(
+            "{MESH}kind: DestinationRule\nmetadata: {{name: ext}}\nspec: {{host: echo.example.com}}\n"
+        );
+        assert!(findings(&outside, "unknown-host").is_empty());
     }
 
     #[test]
