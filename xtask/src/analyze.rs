@@ -353,8 +353,7 @@ pub fn affinity(m: &Message, f: &Finding) -> usize {
     let theirs: Vec<&str> = tokens(&f.message).collect();
     let named = |v: &str| {
         theirs.iter().any(|t| {
-            *t == v
-                || matches!((t.parse::<f64>(), v.parse::<f64>()), (Ok(a), Ok(b)) if a == b)
+            *t == v || matches!((t.parse::<f64>(), v.parse::<f64>()), (Ok(a), Ok(b)) if a == b)
         })
     };
     quoted.chain(numbers).filter(|v| named(v)).count() + usize::from(m.line() == Some(f.line))
@@ -489,7 +488,12 @@ pub fn table(outcomes: &[Outcome]) -> String {
             );
             let lint = row.lint.as_ref().map_or_else(
                 || "nothing".to_owned(),
-                |f| format!("`{}` {} (line {}): {}", f.code, f.severity, f.line, f.message),
+                |f| {
+                    format!(
+                        "`{}` {} (line {}): {}",
+                        f.code, f.severity, f.line, f.message
+                    )
+                },
             );
             let verdict = match &row.verdict {
                 Verdict::Covered => "lint covers".to_owned(),
@@ -579,13 +583,8 @@ fn analyze(sh: &Shell, istioctl: &Path, files: &[PathBuf]) -> anyhow::Result<Vec
         .context("run istioctl")?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    parse_analyze(&stdout, &stderr).with_context(|| {
-        format!(
-            "istioctl exited with {}: {}",
-            output.status,
-            stderr.trim()
-        )
-    })
+    parse_analyze(&stdout, &stderr)
+        .with_context(|| format!("istioctl exited with {}: {}", output.status, stderr.trim()))
 }
 
 /// `mirror-e2e lint --format json`: exit 1 only says it found errors; 2 is a failure.
@@ -596,7 +595,11 @@ fn lint(sh: &Shell, bin: &Path, paths: &[PathBuf]) -> anyhow::Result<Vec<Finding
         .context("run mirror-e2e lint")?;
     let stderr = String::from_utf8_lossy(&output.stderr);
     if !matches!(output.status.code(), Some(0 | 1)) {
-        bail!("mirror-e2e lint exited with {}: {}", output.status, stderr.trim());
+        bail!(
+            "mirror-e2e lint exited with {}: {}",
+            output.status,
+            stderr.trim()
+        );
     }
     parse_lint(&String::from_utf8_lossy(&output.stdout))
 }
@@ -783,7 +786,11 @@ mod tests {
                 "Schema validation error: HTTP route cannot contain both mirror and mirrors",
                 Some(Coverage::Rule("mirror-and-mirrors")),
             ),
-            ("IST0130", "VirtualService rule #1 not used (route without matches defined before).", Some(Coverage::Rule("unreachable-rule"))),
+            (
+                "IST0130",
+                "VirtualService rule #1 not used (route without matches defined before).",
+                Some(Coverage::Rule("unreachable-rule")),
+            ),
             (
                 "IST0131",
                 "VirtualService rule \"mirrored\" match \"tester-again\" is not used (duplicate/overlapping match in rule \"tester\").",
@@ -792,10 +799,17 @@ mod tests {
             (
                 "IST0131",
                 "VirtualService rule #1 match #0 of prefix /api is not used (duplicate/overlapping match in rule #0 of prefix /a on #0).",
-                COVERAGE.iter().find(|e| e.text == " of prefix ").map(|e| e.coverage),
+                COVERAGE
+                    .iter()
+                    .find(|e| e.text == " of prefix ")
+                    .map(|e| e.coverage),
             ),
             // Another validation error has no rule of lint's: it would be missed.
-            ("IST0106", "Schema validation error: total destination weight = 0", None),
+            (
+                "IST0106",
+                "Schema validation error: total destination weight = 0",
+                None,
+            ),
             ("IST9999", "something new", None),
         ];
         for (code, text, expected) in cases {
@@ -828,7 +842,10 @@ mod tests {
             &parse_lint(LINT_JSON).expect("lint"),
         );
         assert_eq!(rows.len(), 2, "{rows:#?}");
-        assert!(rows.iter().all(|r| r.verdict == Verdict::Covered), "{rows:#?}");
+        assert!(
+            rows.iter().all(|r| r.verdict == Verdict::Covered),
+            "{rows:#?}"
+        );
         assert!(rows[0].lint.as_ref().is_some_and(|f| f.line == 10));
         assert!(rows[1].lint.as_ref().is_some_and(|f| f.line == 11));
     }
@@ -961,14 +978,23 @@ mod tests {
         };
         let md = table(&[outcome, nothing]);
         let lines: Vec<&str> = md.lines().collect();
-        assert_eq!(lines[0], "| case | istioctl analyze | cargo xtask lint | verdict |");
+        assert_eq!(
+            lines[0],
+            "| case | istioctl analyze | cargo xtask lint | verdict |"
+        );
         assert!(lines[2].starts_with("| unknown-subset (mirroring) | `IST0101` Error: Referenced host+subset in destinationrule not found: \"reviews+v3\" (VirtualService reviews, line 10) | `unknown-subset` error (line 10): VirtualService reviews: spec.http[0].route[0].destination.subset:"), "{md}");
         assert!(lines[2].ends_with(" | lint covers |"), "{md}");
         assert!(lines[3].starts_with("|  | `IST0101`"), "{md}");
         assert!(lines[4].starts_with("|  | `IST0131` Info: "), "{md}");
-        assert!(lines[4].ends_with("| nothing | not linted: IST0131 below |"), "{md}");
+        assert!(
+            lines[4].ends_with("| nothing | not linted: IST0131 below |"),
+            "{md}"
+        );
         assert_eq!(lines[5], "| quiet | nothing | nothing | agree |");
-        assert!(md.contains("\n- IST0131: a URI prefix that an earlier rule's prefix covers"), "{md}");
+        assert!(
+            md.contains("\n- IST0131: a URI prefix that an earlier rule's prefix covers"),
+            "{md}"
+        );
     }
 
     #[test]
@@ -984,10 +1010,16 @@ mod tests {
         }
         // istioctl gets the manifests lint loads: no expectations file, but every object.
         let shipped = &cases[0].analyze;
-        assert!(shipped.iter().all(|p| !p.ends_with("expectations.yaml")), "{shipped:?}");
+        assert!(
+            shipped.iter().all(|p| !p.ends_with("expectations.yaml")),
+            "{shipped:?}"
+        );
         assert!(shipped.contains(&PathBuf::from("manifests/routing/virtual-service.yaml")));
         // A corpus case is base.yaml with the case, for both tools.
-        let subset = cases.iter().find(|c| c.name == "unknown-subset").expect("case");
+        let subset = cases
+            .iter()
+            .find(|c| c.name == "unknown-subset")
+            .expect("case");
         assert_eq!(subset.lint, subset.analyze);
         assert_eq!(
             subset.lint,

@@ -77,7 +77,10 @@ fn check_unreachable_rules(doc: usize, http: &[HttpRoute], report: &mut Report<'
         (
             i,
             "unreachable-rule",
-            format!("IST0130: VirtualService rule {} not used ({reason}).", rule(i)),
+            format!(
+                "IST0130: VirtualService rule {} not used ({reason}).",
+                rule(i)
+            ),
         )
     };
     // Istio compares matches as JSON without their names (`asJSON`), keeping the first rule
