@@ -35,6 +35,10 @@ enum Command {
         /// Files or directories of YAML manifests.
         #[arg(default_value = "manifests")]
         paths: Vec<PathBuf>,
+        /// How findings are printed: `text`, one per line, or `json`, an array of objects
+        /// with file, line, severity, code and message (for `cargo xtask analyze`).
+        #[arg(long, value_enum, default_value_t = LintFormat::Text)]
+        format: LintFormat,
     },
     /// Run the suite on a real Envoy configured from the manifests (no Docker).
     #[command(after_help = EXIT_CODES)]
@@ -347,7 +351,7 @@ fn main() -> ExitCode {
         return ExitCode::from(130);
     }
     match cli.command {
-        Command::Lint { paths } => lint(&paths),
+        Command::Lint { paths, format } => lint(&paths, format),
         Command::Local(args) => local(args),
         Command::Cluster(args) => cluster(*args),
         Command::Compare { runs, out } => compare(&runs, out.as_deref()),
@@ -638,11 +642,31 @@ fn nodes_ready(
     }
 }
 
-fn lint(paths: &[PathBuf]) -> ExitCode {
+/// How `mirror-e2e lint` prints its findings.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LintFormat {
+    /// One `file:line: severity[code]: message` line each.
+    Text,
+    /// One JSON array of the findings.
+    Json,
+}
+
+fn lint(paths: &[PathBuf], format: LintFormat) -> ExitCode {
     match lint_paths(paths) {
         Ok(findings) => {
-            for f in &findings {
-                println!("{f}");
+            match format {
+                LintFormat::Text => {
+                    for f in &findings {
+                        println!("{f}");
+                    }
+                }
+                LintFormat::Json => match serde_json::to_string_pretty(&findings) {
+                    Ok(json) => println!("{json}"),
+                    Err(e) => {
+                        eprintln!("error: findings as JSON: {e}");
+                        return ExitCode::from(2);
+                    }
+                },
             }
             let errors = findings
                 .iter()

@@ -59,6 +59,11 @@ pub enum Command {
     /// translation, on the shipped manifests and a corpus of routing variants (a kwok
     /// cluster; needs Go 1.26+, no Docker).
     Parity(Parity),
+    /// Compare `istioctl analyze --use-kube=false` (the pinned 1.31 build, built on first
+    /// use) with lint on the shipped manifests and lint's corpus; the table goes to
+    /// target/analyze/analyze.md. Fails when, in a mirroring case, analyze finds what lint
+    /// does not.
+    Analyze(Analyze),
     /// Print the pinned Istio releases and where each was confirmed; `--check-latest` fails
     /// when a newer patch of a pinned minor has been released (needs the network).
     Versions(Versions),
@@ -83,6 +88,9 @@ pub struct Parity {
     #[arg(long, default_value_t = 60)]
     pub patience: u64,
 }
+
+#[derive(Args)]
+pub struct Analyze {}
 
 #[derive(Args)]
 pub struct Kwok {

@@ -4,6 +4,7 @@
 //! crate's `mirror-e2e` binary; it holds no test logic itself. External programs run only
 //! through xshell's `cmd!`. See ARCHITECTURE.md for the map.
 
+mod analyze;
 mod bench;
 mod browser;
 mod cluster;
@@ -89,6 +90,7 @@ fn run(flags: flags::Xtask) -> anyhow::Result<()> {
         flags::Command::TestControlPlane(cmd) => cmd.run(&sh),
         flags::Command::Kwok(cmd) => cmd.run(&sh),
         flags::Command::Parity(cmd) => cmd.run(&sh),
+        flags::Command::Analyze(cmd) => cmd.run(&sh),
         flags::Command::Versions(cmd) => cmd.run(&sh),
     }
 }

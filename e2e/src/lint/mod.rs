@@ -16,7 +16,8 @@ use crate::topology::Topology;
 pub use unknown_fields::unknown_fields;
 
 /// How bad a finding is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// Works, but should change.
     Warning,
@@ -33,8 +34,8 @@ impl fmt::Display for Severity {
     }
 }
 
-/// One problem, at one place.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+/// One problem, at one place (`mirror-e2e lint --format json` prints these fields).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 pub struct Finding {
     /// The file.
     pub file: PathBuf,
@@ -318,6 +319,55 @@ mod tests {
             .map(|d| d.name().to_owned())
             .collect();
         assert!(forced.is_empty(), "runAsUser forced on {forced:?}");
+    }
+
+    #[test]
+    fn every_corpus_case_finds_the_rules_its_header_names() {
+        // e2e/tests/fixtures/lint/: base.yaml plus one case each, also what `cargo xtask
+        // analyze` gives istioctl analyze. A case's `# lint:` line lists its findings' codes.
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/lint");
+        let base = dir.join("base.yaml");
+        let alone = lint_paths(std::slice::from_ref(&base)).expect("base loads");
+        assert!(alone.is_empty(), "{alone:#?}");
+        let mut cases: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .expect("corpus")
+            .map(|e| e.expect("entry").path())
+            .filter(|p| p != &base)
+            .collect();
+        cases.sort();
+        assert!(cases.len() >= 8, "{cases:?}");
+        for case in cases {
+            let text = std::fs::read_to_string(&case).expect("read case");
+            let header = text
+                .lines()
+                .find_map(|l| l.strip_prefix("# lint: "))
+                .unwrap_or_else(|| panic!("{}: no `# lint:` line", case.display()));
+            let mut expected: Vec<&str> = header.split(", ").collect();
+            expected.sort_unstable();
+            let found = lint_paths(&[base.clone(), case.clone()]).expect("case loads");
+            let mut codes: Vec<&str> = found.iter().map(|f| f.code).collect();
+            codes.sort_unstable();
+            assert_eq!(codes, expected, "{}: {found:#?}", case.display());
+        }
+    }
+
+    #[test]
+    fn json_findings_carry_every_field_and_a_lowercase_severity() {
+        let found = lint(&ManifestSet::from_str(
+            "t.yaml",
+            "kind: VirtualService\nmetadata: {name: r}\nspec:\n  hosts: [r]\n  htp: []\n",
+        ));
+        let json = serde_json::to_value(&found).expect("serializes");
+        assert_eq!(
+            json[0],
+            serde_json::json!({
+                "file": "t.yaml",
+                "line": 5,
+                "severity": "error",
+                "code": "unknown-field",
+                "message": "VirtualService r: spec.htp: unknown field (the API server would prune it silently)",
+            })
+        );
     }
 
     #[test]

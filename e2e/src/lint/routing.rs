@@ -27,59 +27,114 @@ pub(super) fn check(topo: &Topology, report: &mut Report<'_>) {
         }
         check_unreachable_rules(vs.document, &vs.object.spec.http, report);
     }
+    check_destination_rule_hosts(topo, report);
     check_subsets_select_workloads(topo, report);
 }
 
-/// Istio's IST0130 (VirtualServiceUnreachableRule): `analyzeUnreachableHTTPRules` in
-/// istio/istio `pkg/config/validation/validation.go`, which `ValidateVirtualService` reports
-/// as a warning and `istioctl analyze` shows with the template of
-/// `pkg/config/analysis/msg/messages.yaml`, "VirtualService rule %v not used (%s)." (a
-/// rule is `"name"` or `#index`). Routes are tried in order, so a rule after one without
-/// matches, or whose every match an earlier rule has, never serves a request.
+/// A DestinationRule whose host names no Service of the manifests: its subsets and policies
+/// apply to nothing. Istio's analyzer says IST0174 (`PodNotSelectedAnalyzer` in
+/// `pkg/config/analysis/analyzers/destinationrule/subset.go`, a warning: "The host %s
+/// defined in the DestinationRule does not match any services in the mesh."). A route to
+/// the host it meant is already an `unknown-subset` error; this names the cause.
+fn check_destination_rule_hosts(topo: &Topology, report: &mut Report<'_>) {
+    if topo.services.is_empty() {
+        return;
+    }
+    for dr in &topo.destination_rules {
+        let host = &dr.object.spec.host;
+        if let HostTarget::Missing = topo.resolve_host(host) {
+            report.at(
+                dr.document,
+                &YamlPath::parse("spec.host"),
+                Severity::Warning,
+                "unknown-host",
+                format!(
+                    "host `{host}` names no Service in the manifests: the DestinationRule's subsets apply to nothing"
+                ),
+            );
+        }
+    }
+}
+
+/// Istio's IST0130 (VirtualServiceUnreachableRule) and IST0131
+/// (VirtualServiceIneffectiveMatch): `analyzeUnreachableHTTPRules` in istio/istio
+/// `pkg/config/validation/validation.go`, which `ValidateVirtualService` reports as warnings
+/// and `istioctl analyze` shows with the templates of `pkg/config/analysis/msg/messages.yaml`,
+/// "VirtualService rule %v not used (%s)." and "VirtualService rule %v match %v is not used
+/// (duplicate/overlapping match in rule %v)." (a rule or match is `"name"` or `#index`).
+/// Routes are tried in order, so a rule after one without matches, or whose every match an
+/// earlier rule has, never serves a request; a match an earlier rule has never matches here.
+/// Istio's other IST0131, a URI prefix an earlier rule's prefix covers, is not checked.
 fn check_unreachable_rules(doc: usize, http: &[HttpRoute], report: &mut Report<'_>) {
-    let rule = |i: usize, route: &HttpRoute| match &route.name {
+    let name = |name: &Option<String>, i: usize| match name {
         Some(name) if !name.is_empty() => format!("{name:?}"),
         _ => format!("#{i}"),
     };
-    let mut warn = |i: usize, route: &HttpRoute, reason: &str| {
-        report.at(
-            doc,
-            &YamlPath::parse("spec.http").index(i),
-            Severity::Warning,
+    let rule = |i: usize| name(&http[i].name, i);
+    // (rule, code, message), reported after the walk.
+    let mut warnings: Vec<(usize, &'static str, String)> = Vec::new();
+    let unreachable = |i: usize, reason: &str| {
+        (
+            i,
             "unreachable-rule",
             format!(
                 "IST0130: VirtualService rule {} not used ({reason}).",
-                rule(i, route)
+                rule(i)
             ),
-        );
+        )
     };
-    let mut seen: Vec<Value> = Vec::new();
+    // Istio compares matches as JSON without their names (`asJSON`), keeping the first rule
+    // that had each.
+    let mut seen: Vec<(Value, usize)> = Vec::new();
     let mut without_matches = false;
     for (i, route) in http.iter().enumerate() {
         if route.matches.is_empty() {
             if without_matches {
-                warn(i, route, "only the last rule can have no matches");
+                warnings.push(unreachable(i, "only the last rule can have no matches"));
             }
             without_matches = true;
             continue;
         }
         let mut duplicates = 0;
-        for m in &route.matches {
+        for (n, m) in route.matches.iter().enumerate() {
             if without_matches {
-                warn(i, route, "route without matches defined before");
+                warnings.push(unreachable(i, "route without matches defined before"));
                 continue;
             }
-            // Istio compares matches as JSON (`asJSON`): same conditions, same name.
-            let json = serde_json::to_value(m).unwrap_or_default();
-            if seen.contains(&json) {
-                duplicates += 1;
-            } else {
-                seen.push(json);
+            let unnamed = crate::istio::HttpMatchRequest {
+                name: None,
+                ..m.clone()
+            };
+            let json = serde_json::to_value(&unnamed).unwrap_or_default();
+            match seen.iter().find(|(seen, _)| *seen == json) {
+                Some((_, earlier)) => {
+                    duplicates += 1;
+                    warnings.push((
+                        i,
+                        "ineffective-match",
+                        format!(
+                            "IST0131: VirtualService rule {} match {} is not used (duplicate/overlapping match in rule {}).",
+                            rule(i),
+                            name(&m.name, n),
+                            rule(*earlier)
+                        ),
+                    ));
+                }
+                None => seen.push((json, i)),
             }
         }
         if duplicates == route.matches.len() {
-            warn(i, route, "all matches used by prior rules");
+            warnings.push(unreachable(i, "all matches used by prior rules"));
         }
+    }
+    for (i, code, message) in warnings {
+        report.at(
+            doc,
+            &YamlPath::parse("spec.http").index(i),
+            Severity::Warning,
+            code,
+            message,
+        );
     }
 }
 
@@ -462,6 +517,13 @@ spec:
         );
         let found = findings(&duplicate, "unreachable-rule");
         assert_eq!(found.len(), 1, "{found:?}");
+        // The same match is also Istio's IST0131 (names left out: Istio compares without them).
+        assert_eq!(
+            findings(&duplicate, "ineffective-match"),
+            [
+                "t.yaml:38: warning[ineffective-match]: VirtualService reviews: spec.http[1]: IST0131: VirtualService rule \"again\" match #0 is not used (duplicate/overlapping match in rule \"tester\")."
+            ]
+        );
         assert!(
             found[0].ends_with(
                 "spec.http[1]: IST0130: VirtualService rule \"again\" not used (all matches used by prior rules)."
@@ -473,6 +535,40 @@ spec:
             "{MESH}kind: VirtualService\nmetadata: {{name: reviews}}\nspec:\n  hosts: [reviews]\n  http:\n    - {tester}\n    - {all}\n"
         );
         assert!(findings(&ordered, "unreachable-rule").is_empty());
+    }
+
+    #[test]
+    fn a_destination_rule_for_no_service_is_istios_ist0174_warning() {
+        let yaml = format!(
+            "{MESH}kind: DestinationRule\nmetadata: {{name: typo}}\nspec:\n  host: reveiws\n  subsets: [{{name: v2, labels: {{version: v2}}}}]\n"
+        );
+        let found = findings(&yaml, "unknown-host");
+        assert_eq!(
+            found,
+            [
+                "t.yaml:35: warning[unknown-host]: DestinationRule typo: spec.host: host `reveiws` names no Service in the manifests: the DestinationRule's subsets apply to nothing"
+            ]
+        );
+        // A host outside the manifests cannot be checked here; the shared mesh's own rule is fine.
+        let outside = format!(
+            "{MESH}kind: DestinationRule\nmetadata: {{name: ext}}\nspec: {{host: echo.example.com}}\n"
+        );
+        assert!(findings(&outside, "unknown-host").is_empty());
+    }
+
+    #[test]
+    fn a_match_an_earlier_rule_has_is_istios_ist0131_whatever_its_name() {
+        let yaml = format!(
+            "{MESH}kind: VirtualService\nmetadata: {{name: reviews}}\nspec:\n  hosts: [reviews]\n  http:\n    - {{name: tester, match: [{{headers: {{end-user: {{exact: tester}}}}}}], route: [{{destination: {{host: reviews, subset: v2}}}}]}}\n    - {{name: both, match: [{{name: jason, headers: {{end-user: {{exact: jason}}}}}}, {{name: again, headers: {{end-user: {{exact: tester}}}}}}], route: [{{destination: {{host: reviews}}}}], mirror: {{host: mirror}}}}\n    - {{route: [{{destination: {{host: reviews}}}}]}}\n"
+        );
+        assert_eq!(
+            findings(&yaml, "ineffective-match"),
+            [
+                "t.yaml:38: warning[ineffective-match]: VirtualService reviews: spec.http[1]: IST0131: VirtualService rule \"both\" match \"again\" is not used (duplicate/overlapping match in rule \"tester\")."
+            ]
+        );
+        // One of its matches is new, so the rule itself is reachable.
+        assert!(findings(&yaml, "unreachable-rule").is_empty());
     }
 
     #[test]
