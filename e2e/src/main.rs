@@ -85,6 +85,16 @@ enum Command {
     /// cluster whose istiod answers at --istiod-xds (run by `cargo xtask parity`); exit 1
     /// when any variant differs.
     Parity(ParityArgs),
+    /// Join the `parity.json` of several `mirror-e2e parity` runs (one Istio version each)
+    /// into one table, a column per version; exit 1 when any variant differs.
+    ParityTable {
+        /// The runs' `parity.json` files, in the order of the table's columns.
+        #[arg(required = true)]
+        results: Vec<PathBuf>,
+        /// Also write the table to this file.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Succeed only when the cluster runs no istiod: `--install-istio` asks this first, so it
     /// never installs over someone else's control plane.
     NoIstiod {
@@ -390,6 +400,7 @@ fn main() -> ExitCode {
             &node_dir,
             patience,
         ),
+        Command::ParityTable { results, out } => parity_table(&results, out.as_deref()),
         Command::NoIstiod {
             kubeconfig,
             context,
@@ -414,6 +425,10 @@ struct ParityArgs {
     /// The Istio version the translation emulates.
     #[arg(long, default_value = DEFAULT_ISTIO, value_parser = parse_version)]
     istio: IstioVersion,
+    /// What plays --istio on the cluster's side, for the table's column (e.g. `istiod 1.30
+    /// + compat 1.27`: a newer istiod with Istio's compatibility profile for that minor).
+    #[arg(long, value_name = "TEXT")]
+    played_by: Option<String>,
     /// The shipped manifests (the first variant, `shipped`).
     #[arg(long, default_value = "manifests")]
     manifests: PathBuf,
@@ -489,20 +504,32 @@ fn parity(args: &ParityArgs) -> ExitCode {
     });
     match rows {
         Ok(rows) => {
-            let table = e2e::parity::table(&rows, &args.istio.to_string());
+            let result = e2e::parity::VersionResult::new(
+                &args.istio,
+                args.played_by.clone(),
+                rows,
+                started.elapsed().as_secs_f64(),
+            );
+            let table = e2e::parity::merged_table(std::slice::from_ref(&result));
             println!("{table}");
             println!(
                 "parity: {} variants in {:.1}s",
-                rows.len(),
-                started.elapsed().as_secs_f64()
+                result.rows.len(),
+                result.seconds
             );
             let _ = std::fs::write(args.out.join("parity.md"), &table);
+            // The machine-readable form, for `mirror-e2e parity-table` to merge versions.
+            let json = args.out.join("parity.json");
+            let written = serde_json::to_string_pretty(&result)
+                .map_err(|e| e.to_string())
+                .and_then(|text| std::fs::write(&json, text).map_err(|e| e.to_string()));
+            if let Err(e) = written {
+                eprintln!("error: write {}: {e}", json.display());
+                return Exit::Environment.into();
+            }
             // A difference is a finding, to fix in the translation or to list in the README
             // as known with its reason: either way a run that finds one fails.
-            if rows
-                .iter()
-                .any(|(_, o)| matches!(o, e2e::parity::Outcome::Differs(_)))
-            {
+            if result.differs() {
                 eprintln!("error: istiod and the translation differ (see the table)");
                 return ExitCode::from(1);
             }
@@ -513,6 +540,45 @@ fn parity(args: &ParityArgs) -> ExitCode {
             Exit::Environment.into()
         }
     }
+}
+
+fn parity_table(files: &[PathBuf], out: Option<&std::path::Path>) -> ExitCode {
+    let mut results = Vec::new();
+    for file in files {
+        let read = std::fs::read_to_string(file)
+            .map_err(|e| e.to_string())
+            .and_then(|text| {
+                serde_json::from_str::<e2e::parity::VersionResult>(&text).map_err(|e| e.to_string())
+            });
+        match read {
+            Ok(result) => results.push(result),
+            Err(e) => {
+                eprintln!("error: {}: {e}", file.display());
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let table = e2e::parity::merged_table(&results);
+    println!("{table}");
+    if let Some(out) = out
+        && let Err(e) = std::fs::write(out, &table)
+    {
+        eprintln!("error: write {}: {e}", out.display());
+        return Exit::Environment.into();
+    }
+    let differing: Vec<String> = results
+        .iter()
+        .filter(|r| r.differs())
+        .map(|r| r.column())
+        .collect();
+    if !differing.is_empty() {
+        eprintln!(
+            "error: istiod and the translation differ for {} (see the table)",
+            differing.join(", ")
+        );
+        return ExitCode::from(1);
+    }
+    ExitCode::SUCCESS
 }
 
 fn install(

@@ -6,12 +6,16 @@
 //! RouteConfigurations (`9080`, `http.8080`, from Envoy's `/config_dump`) are reduced to
 //! what decides where a request and its mirror go, and compared with what
 //! `envoy::config` generates from the same manifests, reduced the same way.
+//!
+//! One run is one Istio version; its rows go to a [`VersionResult`] file, and
+//! [`merged_table`] joins the files of several versions into one table, a column each.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use kube::Client;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::cluster::install::install;
@@ -97,7 +101,8 @@ impl Variant {
 }
 
 /// What a variant came to.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// istiod's routes and the translation's agree.
     Same,
@@ -144,6 +149,16 @@ pub struct ParityOptions {
     pub settle: Duration,
 }
 
+/// The namespace of variant `index` under Istio `version`: one per version too, because a
+/// namespace of the version before may still be terminating when the next version starts
+/// (it is deleted unawaited), and its objects must not meet the next version's.
+pub fn namespace(version: &IstioVersion, index: usize) -> String {
+    format!(
+        "parity-{}-{}-{}-{index}",
+        version.major, version.minor, version.patch
+    )
+}
+
 /// Runs every variant, one namespace each, one after the other: the gateway's routes merge
 /// every Gateway that selects it, so two variants at once would see each other's.
 pub async fn run(
@@ -153,7 +168,7 @@ pub async fn run(
 ) -> Result<Vec<(String, Outcome)>, ParityError> {
     let mut rows = Vec::new();
     for (index, variant) in variants.iter().enumerate() {
-        let namespace = format!("parity-{index}");
+        let namespace = namespace(&opts.istio, index);
         let started = std::time::Instant::now();
         let outcome = run_variant(client, variant, &namespace, opts).await?;
         eprintln!(
@@ -608,14 +623,93 @@ pub fn diff(local: &Value, istiod: &Value) -> Vec<String> {
     out
 }
 
-/// The table `variant × version → outcome`, as the README shows it.
-pub fn table(rows: &[(String, Outcome)], version: &str) -> String {
-    let mut out = format!("| variant | {version} |\n|---|---|\n");
-    for (name, outcome) in rows {
-        out.push_str(&format!(
-            "| {name} | {} |\n",
-            outcome.cell().replace('|', "\\|")
-        ));
+/// One version's run, as `mirror-e2e parity` writes it (`parity.json`) for merging.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VersionResult {
+    /// The Istio version the translation emulated.
+    pub version: String,
+    /// What played it on the cluster's side (e.g. `istiod 1.30 + compat 1.27`), when told.
+    pub played_by: Option<String>,
+    /// Each variant's outcome, in the order run.
+    pub rows: Vec<Row>,
+    /// How long the comparison took.
+    pub seconds: f64,
+}
+
+/// One variant's outcome in a [`VersionResult`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Row {
+    /// The variant's name.
+    pub variant: String,
+    /// What it came to.
+    pub outcome: Outcome,
+}
+
+impl VersionResult {
+    /// The result of a run of `version` from [`run`]'s rows.
+    pub fn new(
+        version: &IstioVersion,
+        played_by: Option<String>,
+        rows: Vec<(String, Outcome)>,
+        seconds: f64,
+    ) -> VersionResult {
+        VersionResult {
+            version: version.to_string(),
+            played_by,
+            rows: rows
+                .into_iter()
+                .map(|(variant, outcome)| Row { variant, outcome })
+                .collect(),
+            seconds,
+        }
+    }
+
+    /// Its column's header: the version, and what played it when that was said, so a
+    /// column played by a newer istiod with a compatibility profile says so.
+    pub fn column(&self) -> String {
+        match &self.played_by {
+            Some(by) => format!("{} ({by})", self.version),
+            None => self.version.clone(),
+        }
+    }
+
+    /// Whether any variant differs.
+    pub fn differs(&self) -> bool {
+        self.rows
+            .iter()
+            .any(|r| matches!(r.outcome, Outcome::Differs(_)))
+    }
+}
+
+/// The table `variant × version → outcome`, as the README shows it: a column per result in
+/// the order given, a row per variant in the order first met; a variant a version did not
+/// run (a corpus changed between runs) says so rather than leaving a gap.
+pub fn merged_table(results: &[VersionResult]) -> String {
+    let mut variants: Vec<&str> = Vec::new();
+    for row in results.iter().flat_map(|r| &r.rows) {
+        if !variants.contains(&row.variant.as_str()) {
+            variants.push(&row.variant);
+        }
+    }
+    let escape = |s: String| s.replace('|', "\\|");
+    let mut out = String::from("| variant |");
+    for result in results {
+        out.push_str(&format!(" {} |", escape(result.column())));
+    }
+    out.push_str("\n|---|");
+    out.push_str(&"---|".repeat(results.len()));
+    out.push('\n');
+    for variant in variants {
+        out.push_str(&format!("| {variant} |"));
+        for result in results {
+            let cell = result
+                .rows
+                .iter()
+                .find(|r| r.variant == variant)
+                .map_or_else(|| "not run".to_owned(), |r| r.outcome.cell());
+            out.push_str(&format!(" {} |", escape(cell)));
+        }
+        out.push('\n');
     }
     out
 }
@@ -719,14 +813,108 @@ mod tests {
         assert_eq!(count_in_namespace(&configz, "parity-2", None), 0);
     }
 
+    fn result(version: &str, played_by: Option<&str>, rows: &[(&str, Outcome)]) -> VersionResult {
+        VersionResult {
+            version: version.to_owned(),
+            played_by: played_by.map(str::to_owned),
+            rows: rows
+                .iter()
+                .map(|(variant, outcome)| Row {
+                    variant: (*variant).to_owned(),
+                    outcome: outcome.clone(),
+                })
+                .collect(),
+            seconds: 4.2,
+        }
+    }
+
     #[test]
     fn the_table_has_a_row_per_variant() {
-        let rows = vec![
-            ("shipped".to_owned(), Outcome::Same),
-            ("x".to_owned(), Outcome::Differs(vec!["a|b".into()])),
-        ];
-        let table = table(&rows, "1.31");
+        let one = result(
+            "1.31.1",
+            None,
+            &[
+                ("shipped", Outcome::Same),
+                ("x", Outcome::Differs(vec!["a|b".into()])),
+            ],
+        );
+        let table = merged_table(&[one]);
+        assert!(
+            table.starts_with("| variant | 1.31.1 |\n|---|---|\n"),
+            "{table}"
+        );
         assert!(table.contains("| shipped | same |"));
         assert!(table.contains("| x | differs (a\\|b) |"));
+    }
+
+    #[test]
+    fn versions_merge_into_columns_that_say_what_played_them() {
+        let results = [
+            result(
+                "1.31.1",
+                Some("istiod 1.31"),
+                &[("shipped", Outcome::Same), ("mirror-100", Outcome::Same)],
+            ),
+            result(
+                "1.27.9",
+                Some("istiod 1.30 + compat 1.27"),
+                &[
+                    ("shipped", Outcome::Same),
+                    ("mirror-100", Outcome::Differs(vec!["9080: d".into()])),
+                    ("only-here", Outcome::Same),
+                ],
+            ),
+        ];
+        assert_eq!(
+            merged_table(&results),
+            "| variant | 1.31.1 (istiod 1.31) | 1.27.9 (istiod 1.30 + compat 1.27) |\n\
+             |---|---|---|\n\
+             | shipped | same | same |\n\
+             | mirror-100 | same | differs (9080: d) |\n\
+             | only-here | not run | same |\n"
+        );
+        assert!(!results[0].differs());
+        assert!(results[1].differs());
+    }
+
+    #[test]
+    fn a_result_file_reads_back_as_written() {
+        let rows = vec![
+            ("shipped".to_owned(), Outcome::Same),
+            ("x".to_owned(), Outcome::Differs(vec!["one".into()])),
+            (
+                "y".to_owned(),
+                Outcome::Rejected {
+                    server: "no".into(),
+                    local: "translated it".into(),
+                },
+            ),
+        ];
+        let version: IstioVersion = "1.27.9".parse().expect("version");
+        let written = VersionResult::new(
+            &version,
+            Some("istiod 1.30 + compat 1.27".into()),
+            rows,
+            3.5,
+        );
+        let text = serde_json::to_string_pretty(&written).expect("serialised");
+        let read: VersionResult = serde_json::from_str(&text).expect("read back");
+        assert_eq!(read, written);
+        assert_eq!(read.column(), "1.27.9 (istiod 1.30 + compat 1.27)");
+    }
+
+    #[test]
+    fn each_version_has_namespaces_of_its_own() {
+        let v = |s: &str| s.parse::<IstioVersion>().expect("version");
+        assert_eq!(namespace(&v("1.27.9"), 3), "parity-1-27-9-3");
+        assert_ne!(namespace(&v("1.27.9"), 3), namespace(&v("1.28.10"), 3));
+        // A DNS label: lower-case alphanumerics and '-', at most 63 characters.
+        let ns = namespace(&v("1.28.10"), 12);
+        assert!(
+            ns.len() <= 63
+                && ns
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        );
     }
 }

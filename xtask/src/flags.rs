@@ -56,8 +56,9 @@ pub enum Command {
     /// with --keep or on failure).
     Kwok(Kwok),
     /// Compare the RouteConfigurations the real istiod generates with local mode's
-    /// translation, on the shipped manifests and a corpus of routing variants (a kwok
-    /// cluster; needs Go 1.26+, no Docker).
+    /// translation, on the shipped manifests and a corpus of routing variants, for each
+    /// pinned Istio version (one kwok cluster, istiod swapped per version; needs Go 1.26+,
+    /// no Docker).
     Parity(Parity),
     /// Compare `istioctl analyze --use-kube=false` (the pinned 1.31 build, built on first
     /// use) with lint on the shipped manifests and lint's corpus; the table goes to
@@ -84,6 +85,12 @@ pub struct Parity {
     /// Keep the kwok cluster running afterwards (its directory is target/kwok/<name>/).
     #[arg(long)]
     pub keep: bool,
+    /// The Istio versions to compare, a column each (repeatable; default: every one).
+    #[arg(long, value_name = "VERSION", help = format!(
+        "Istio version to compare, a column each (repeatable): {} (default: every one)",
+        crate::versions::supported()
+    ))]
+    pub istio: Vec<String>,
     /// Seconds every wait may take.
     #[arg(long, default_value_t = 60)]
     pub patience: u64,

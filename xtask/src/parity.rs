@@ -1,10 +1,17 @@
-//! `cargo xtask parity`: the real istiod as the oracle for local mode's translation.
+//! `cargo xtask parity`: the real istiod as the oracle for local mode's translation, for
+//! each pinned Istio version.
 //!
-//! One kwok cluster with the pinned istiod (as `e2e --cluster kwok --istiod real` starts
-//! it), then `mirror-e2e parity` inside the cluster's namespaces: the shipped manifests and
-//! the corpus in `e2e/tests/fixtures/parity/`, each compared route by route with the
-//! translation (`e2e/src/parity.rs`). The cluster is deleted at the end unless `--keep`.
+//! One kwok cluster; for each version, Istio's CRDs and istiod's objects as that release's
+//! chart renders them (`prepare`), the previous istiod stopped and the version's own started
+//! (its minor's pinned istiod, or the oldest one with Istio's compatibility profile for an
+//! older minor), then `mirror-e2e parity --istio VERSION` inside the cluster's namespaces:
+//! the shipped manifests and the corpus in `e2e/tests/fixtures/parity/`, each compared
+//! route by route with the translation emulating that version (`e2e/src/parity.rs`). Each
+//! version's results go to `target/parity/<version>/parity.json`; `mirror-e2e parity-table`
+//! joins them into one table, a column per version. The cluster is deleted at the end
+//! unless `--keep`.
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -12,8 +19,31 @@ use xshell::Shell;
 
 use crate::cluster::kwok::{self, Binaries, KwokCluster, prepare};
 use crate::interrupt::Interrupt;
-use crate::runner::Runner;
+use crate::runner::{Reported, Runner};
+use crate::versions::IstioRelease;
 use crate::{flags, paths, versions};
+
+/// How long each phase of one version took, for the speed target (a version in 20 s).
+struct Timings {
+    version: &'static str,
+    prepare: Duration,
+    /// The previous istiod stopped and this version's ready.
+    istiod: Duration,
+    compare: Duration,
+}
+
+impl Timings {
+    fn line(&self) -> String {
+        format!(
+            "{}: prepare {:.1}s, istiod swap {:.1}s, compare {:.1}s, total {:.1}s",
+            self.version,
+            self.prepare.as_secs_f64(),
+            self.istiod.as_secs_f64(),
+            self.compare.as_secs_f64(),
+            (self.prepare + self.istiod + self.compare).as_secs_f64()
+        )
+    }
+}
 
 impl flags::Parity {
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
@@ -22,71 +52,131 @@ impl flags::Parity {
         let start = Instant::now();
         let step = |name: &str| eprintln!("[{:>7.1}s] {name}", start.elapsed().as_secs_f64());
         let patience = Duration::from_secs(self.patience);
-        // The only Istio minor with a pinned istio.io/istio module (README, "Istio's module").
-        let release = versions::istio_release(None)?;
+        let releases = releases(&self.istio)?;
+        let columns: Vec<String> = releases
+            .iter()
+            .map(|r| played_by(r.version))
+            .collect::<anyhow::Result<_>>()?;
         let bins = Binaries::ensure(sh, &interrupt)?;
-        let pilot_discovery = kwok::istiod::pilot_discovery(sh, &interrupt, release.version)?;
+        // Every istiod the versions need, before the cluster exists: a cold build is long,
+        // and one that fails should stop the run before anything was started.
+        let pilot_discoveries: Vec<PathBuf> = releases
+            .iter()
+            .map(|r| kwok::istiod::pilot_discovery(sh, &interrupt, r.version))
+            .collect::<anyhow::Result<_>>()?;
         let envoy = crate::tools::envoy(sh, &interrupt).context("provision envoy")?;
         let runner = Runner::build(sh, &interrupt)?;
+        let root = paths::project_root();
+        let out = root.join("target/parity");
         let name = format!("mirror-e2e-parity-{}", std::process::id());
         step(&format!("create kwok cluster {name}"));
         let cluster = KwokCluster::create(sh, &name, &bins, &interrupt, patience)?;
         let outcome = (|| {
-            step("install Istio's CRDs and istiod's objects");
-            prepare(
-                sh,
-                &cluster,
-                &runner,
-                &bins,
-                release,
-                &[""],
-                kwok::istiod::CHART_VALUES,
-                &interrupt,
-                patience,
-            )?;
-            step("start istiod");
-            let istiod = kwok::istiod::start(
-                sh,
-                &cluster,
-                &pilot_discovery,
-                &cluster.dir.join("istiod.yaml"),
-                &interrupt,
-                Instant::now() + patience,
-            )?;
-            step("compare istiod's routes with the translation's");
-            let compared = Instant::now();
-            let root = paths::project_root();
-            let out = root.join("target/parity");
-            std::fs::create_dir_all(&out).context("create target/parity")?;
-            let args: Vec<String> = vec![
-                "parity".into(),
-                "--kubeconfig".into(),
-                cluster.kubeconfig().display().to_string(),
-                "--istiod-xds".into(),
-                istiod.xds.into(),
-                "--istiod-debug".into(),
-                istiod.debug.into(),
-                "--envoy".into(),
-                envoy.display().to_string(),
-                "--istio".into(),
-                release.version.into(),
-                "--manifests".into(),
-                root.join("manifests").display().to_string(),
-                "--variants".into(),
-                root.join("e2e/tests/fixtures/parity").display().to_string(),
+            let mut running: Option<(kwok::istiod::RunningIstiod, &str)> = None;
+            let mut results = Vec::new();
+            let mut timings = Vec::new();
+            for ((release, pilot_discovery), column) in
+                releases.iter().zip(&pilot_discoveries).zip(&columns)
+            {
+                let version = release.version;
+                step(&format!(
+                    "Istio {version} ({column}): Istio's CRDs and istiod's objects"
+                ));
+                let phase = Instant::now();
+                // Safe again on the same cluster: every document is server-side applied
+                // (forced, one field manager), and istiod's rendered file is rewritten.
+                prepare(
+                    sh,
+                    &cluster,
+                    &runner,
+                    &bins,
+                    release,
+                    &[""],
+                    kwok::istiod::CHART_VALUES,
+                    &interrupt,
+                    patience,
+                )?;
+                let prepared = phase.elapsed();
+                step(&format!("Istio {version}: start its istiod"));
+                let phase = Instant::now();
+                if let Some((previous, label)) = running.take() {
+                    previous.stop(&cluster, label)?;
+                }
+                let istiod = kwok::istiod::start(
+                    sh,
+                    &cluster,
+                    pilot_discovery,
+                    &cluster.dir.join("istiod.yaml"),
+                    &interrupt,
+                    Instant::now() + patience,
+                )?;
+                let swapped = phase.elapsed();
+                step(&format!(
+                    "Istio {version}: compare istiod's routes with the translation's"
+                ));
+                let phase = Instant::now();
+                let dir = out.join(version);
+                if dir.exists() {
+                    // Another run's results must not pass for this one's.
+                    std::fs::remove_dir_all(&dir)
+                        .with_context(|| format!("remove {}", dir.display()))?;
+                }
+                std::fs::create_dir_all(&dir)
+                    .with_context(|| format!("create {}", dir.display()))?;
+                let args: Vec<String> = vec![
+                    "parity".into(),
+                    "--kubeconfig".into(),
+                    cluster.kubeconfig().display().to_string(),
+                    "--istiod-xds".into(),
+                    istiod.xds.into(),
+                    "--istiod-debug".into(),
+                    istiod.debug.into(),
+                    "--envoy".into(),
+                    envoy.display().to_string(),
+                    "--istio".into(),
+                    version.into(),
+                    "--played-by".into(),
+                    column.clone(),
+                    "--manifests".into(),
+                    root.join("manifests").display().to_string(),
+                    "--variants".into(),
+                    root.join("e2e/tests/fixtures/parity").display().to_string(),
+                    "--out".into(),
+                    dir.display().to_string(),
+                    "--patience".into(),
+                    self.patience.to_string(),
+                ];
+                running = Some((istiod, version));
+                let result = dir.join("parity.json");
+                match runner.inside(&cluster.holder.nsenter_args()).run(sh, &args) {
+                    Ok(()) => {}
+                    // A difference (exit 1 with its results written) is this version's
+                    // column; the next versions still run, and the merged table fails.
+                    Err(e) if differs(&e) && result.is_file() => {}
+                    Err(e) => return Err(e),
+                }
+                results.push(result);
+                let timing = Timings {
+                    version,
+                    prepare: prepared,
+                    istiod: swapped,
+                    compare: phase.elapsed(),
+                };
+                step(&timing.line());
+                timings.push(timing);
+            }
+            eprintln!("per version:");
+            for timing in &timings {
+                eprintln!("  {}", timing.line());
+            }
+            step("the table of every version (also in target/parity/parity.md)");
+            let mut args = vec![
+                "parity-table".to_owned(),
                 "--out".into(),
-                out.display().to_string(),
-                "--patience".into(),
-                self.patience.to_string(),
+                out.join("parity.md").display().to_string(),
             ];
-            runner
-                .inside(&cluster.holder.nsenter_args())
-                .run(sh, &args)?;
-            step(&format!(
-                "compared in {:.1}s (the table is also in target/parity/parity.md)",
-                compared.elapsed().as_secs_f64()
-            ));
-            anyhow::Ok(())
+            args.extend(results.iter().map(|r| r.display().to_string()));
+            runner.run(sh, &args)
         })();
         if self.keep {
             eprintln!(
@@ -95,6 +185,88 @@ impl flags::Parity {
         } else {
             cluster.delete(sh).context("delete the kwok cluster")?;
         }
+        step("done");
         outcome
+    }
+}
+
+/// Whether `mirror-e2e parity` failed because a variant differs (exit 1), not for want of
+/// something it needed (2, 3, ...).
+fn differs(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<Reported>().is_some_and(|r| r.code == 1)
+}
+
+/// The releases `--istio` names, in the order given (once each), or every pinned one.
+fn releases(wanted: &[String]) -> anyhow::Result<Vec<&'static IstioRelease>> {
+    if wanted.is_empty() {
+        return Ok(versions::ISTIO_RELEASES.iter().collect());
+    }
+    let mut releases: Vec<&'static IstioRelease> = Vec::new();
+    for version in wanted {
+        let release = versions::istio_release(Some(version))?;
+        if !releases.iter().any(|r| r.version == release.version) {
+            releases.push(release);
+        }
+    }
+    Ok(releases)
+}
+
+/// What plays Istio `version` here, as its column says: its minor's istiod, or the oldest
+/// pinned istiod with Istio's compatibility profile for the minor.
+fn played_by(version: &str) -> anyhow::Result<String> {
+    let (module, compatibility) = kwok::istio_module(version)?;
+    Ok(match compatibility {
+        None => format!("istiod {}", module.minor),
+        Some(minor) => format!("istiod {} + compat {minor}", module.minor),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_pinned_release_by_default_else_the_ones_named_once_each() {
+        let all: Vec<&str> = releases(&[])
+            .expect("all")
+            .iter()
+            .map(|r| r.version)
+            .collect();
+        let pinned: Vec<&str> = versions::ISTIO_RELEASES.iter().map(|r| r.version).collect();
+        assert_eq!(all, pinned);
+        let named = ["1.27.9", "1.31.1", "1.27.9"].map(str::to_owned);
+        let some: Vec<&str> = releases(&named)
+            .expect("named")
+            .iter()
+            .map(|r| r.version)
+            .collect();
+        assert_eq!(some, ["1.27.9", "1.31.1"]);
+        let err = releases(&["1.26.0".to_owned()]).expect_err("not pinned");
+        assert!(err.to_string().contains("--istio 1.26.0"), "{err:#}");
+    }
+
+    #[test]
+    fn each_column_says_which_istiod_and_profile_played_it() {
+        let columns: Vec<String> = versions::ISTIO_RELEASES
+            .iter()
+            .map(|r| played_by(r.version).expect("playable"))
+            .collect();
+        assert_eq!(
+            columns,
+            [
+                "istiod 1.31",
+                "istiod 1.30",
+                "istiod 1.30 + compat 1.29",
+                "istiod 1.30 + compat 1.28",
+                "istiod 1.30 + compat 1.27",
+            ]
+        );
+    }
+
+    #[test]
+    fn only_a_difference_lets_the_next_version_run() {
+        assert!(differs(&Reported { code: 1 }.into()));
+        assert!(!differs(&Reported { code: 2 }.into()));
+        assert!(!differs(&anyhow::anyhow!("istiod exited")));
     }
 }
