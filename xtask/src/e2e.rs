@@ -495,7 +495,7 @@ impl flags::E2e {
         let nsenter = cluster.holder.nsenter_args();
         let node_dir = cluster.dir.join("node");
         let walked = (|| {
-            let mut running: Option<kwok::istiod::RunningIstiod> = None;
+            let mut istiod = kwok::istiod::Succession::default();
             let mut install = |i: usize| -> anyhow::Result<()> {
                 let release = path[i];
                 let source = kwok::istio_source(sh, release.version)?;
@@ -504,30 +504,18 @@ impl flags::E2e {
                     release.version,
                     source.describe()
                 ));
-                kwok::prepare(
+                let installed = istiod.install(
                     sh,
                     &cluster,
                     &runner,
                     &bins,
                     release,
-                    &[""],
-                    kwok::istiod::CHART_VALUES,
+                    &istiods[i],
                     interrupt,
                     patience,
                 )?;
-                let swap = Instant::now();
-                if let Some(old) = running.take() {
-                    old.stop(&cluster, path[i - 1].version)?;
-                }
-                running = Some(kwok::istiod::start(
-                    sh,
-                    &cluster,
-                    &istiods[i],
-                    &cluster.dir.join("istiod.yaml"),
-                    interrupt,
-                    Instant::now() + patience,
-                )?);
                 if i > 0 {
+                    let synced = Instant::now();
                     runner
                         .inside(&nsenter)
                         .run(
@@ -547,7 +535,7 @@ impl flags::E2e {
                         .context("wait for every proxy to reconnect to the new istiod")?;
                     step(&format!(
                         "istiod replaced: ready, and every proxy reconnected and ACKed, {:.1}s after the old one was stopped",
-                        swap.elapsed().as_secs_f64()
+                        (installed.swap + synced.elapsed()).as_secs_f64()
                     ));
                 }
                 Ok(())

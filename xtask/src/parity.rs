@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use xshell::Shell;
 
-use crate::cluster::kwok::{self, Binaries, KwokCluster, prepare};
+use crate::cluster::kwok::{self, Binaries, KwokCluster};
 use crate::interrupt::Interrupt;
 use crate::runner::{Reported, Runner};
 use crate::versions::IstioRelease;
@@ -72,7 +72,7 @@ impl flags::Parity {
         step(&format!("create kwok cluster {name}"));
         let cluster = KwokCluster::create(sh, &name, &bins, &interrupt, patience)?;
         let outcome = (|| {
-            let mut running: Option<(kwok::istiod::RunningIstiod, &str)> = None;
+            let mut running = kwok::istiod::Succession::default();
             let mut results = Vec::new();
             let mut timings = Vec::new();
             for ((release, pilot_discovery), column) in
@@ -80,37 +80,18 @@ impl flags::Parity {
             {
                 let version = release.version;
                 step(&format!(
-                    "Istio {version} ({column}): Istio's CRDs and istiod's objects"
+                    "Istio {version} ({column}): Istio's CRDs and istiod's objects, then its istiod"
                 ));
-                let phase = Instant::now();
-                // Safe again on the same cluster: every document is server-side applied
-                // (forced, one field manager), and istiod's rendered file is rewritten.
-                prepare(
+                let installed = running.install(
                     sh,
                     &cluster,
                     &runner,
                     &bins,
                     release,
-                    &[""],
-                    kwok::istiod::CHART_VALUES,
+                    pilot_discovery,
                     &interrupt,
                     patience,
                 )?;
-                let prepared = phase.elapsed();
-                step(&format!("Istio {version}: start its istiod"));
-                let phase = Instant::now();
-                if let Some((previous, label)) = running.take() {
-                    previous.stop(&cluster, label)?;
-                }
-                let istiod = kwok::istiod::start(
-                    sh,
-                    &cluster,
-                    pilot_discovery,
-                    &cluster.dir.join("istiod.yaml"),
-                    &interrupt,
-                    Instant::now() + patience,
-                )?;
-                let swapped = phase.elapsed();
                 step(&format!(
                     "Istio {version}: compare istiod's routes with the translation's"
                 ));
@@ -128,9 +109,9 @@ impl flags::Parity {
                     "--kubeconfig".into(),
                     cluster.kubeconfig().display().to_string(),
                     "--istiod-xds".into(),
-                    istiod.xds.into(),
+                    kwok::istiod::XDS.into(),
                     "--istiod-debug".into(),
-                    istiod.debug.into(),
+                    kwok::istiod::DEBUG.into(),
                     "--envoy".into(),
                     envoy.display().to_string(),
                     "--istio".into(),
@@ -146,7 +127,6 @@ impl flags::Parity {
                     "--patience".into(),
                     self.patience.to_string(),
                 ];
-                running = Some((istiod, version));
                 let result = dir.join("parity.json");
                 match runner.inside(&cluster.holder.nsenter_args()).run(sh, &args) {
                     Ok(()) => {}
@@ -158,8 +138,8 @@ impl flags::Parity {
                 results.push(result);
                 let timing = Timings {
                     version,
-                    prepare: prepared,
-                    istiod: swapped,
+                    prepare: installed.prepare,
+                    istiod: installed.swap,
                     compare: phase.elapsed(),
                 };
                 step(&timing.line());

@@ -147,6 +147,70 @@ impl RunningIstiod {
     }
 }
 
+/// istiod of one release after another on one cluster (an upgrade walk's hops, parity's
+/// versions): each [`Succession::install`] applies the release's CRDs and istiod's objects
+/// (server-side apply, safe again on the same cluster), stops the running istiod (its log
+/// kept as `pilot-discovery-<version>.log`) and starts the release's.
+#[derive(Default)]
+pub struct Succession {
+    running: Option<(RunningIstiod, &'static str)>,
+}
+
+/// How long an [`Succession::install`] took.
+pub struct Installed {
+    /// The release's CRDs and istiod's objects.
+    pub prepare: Duration,
+    /// From stopping the old istiod to the new one's `/ready`.
+    pub swap: Duration,
+}
+
+impl Succession {
+    /// Installs `release` and runs `pilot_discovery` (its istiod) in place of the last.
+    #[allow(clippy::too_many_arguments)]
+    pub fn install(
+        &mut self,
+        sh: &Shell,
+        cluster: &KwokCluster,
+        runner: &crate::runner::Runner,
+        bins: &super::Binaries,
+        release: &'static crate::versions::IstioRelease,
+        pilot_discovery: &Path,
+        interrupt: &Interrupt,
+        patience: Duration,
+    ) -> anyhow::Result<Installed> {
+        let started = Instant::now();
+        super::prepare(
+            sh,
+            cluster,
+            runner,
+            bins,
+            release,
+            &[""],
+            CHART_VALUES,
+            interrupt,
+            patience,
+        )?;
+        let prepare = started.elapsed();
+        let swapping = Instant::now();
+        if let Some((old, version)) = self.running.take() {
+            old.stop(cluster, version)?;
+        }
+        let istiod = start(
+            sh,
+            cluster,
+            pilot_discovery,
+            &cluster.dir.join("istiod.yaml"),
+            interrupt,
+            Instant::now() + patience,
+        )?;
+        self.running = Some((istiod, release.version));
+        Ok(Installed {
+            prepare,
+            swap: swapping.elapsed(),
+        })
+    }
+}
+
 /// The pinned pilot-discovery that plays Istio `version` (its minor's, or the oldest one
 /// with a compatibility profile), built on first use.
 pub fn pilot_discovery(
