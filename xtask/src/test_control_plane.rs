@@ -33,6 +33,14 @@ impl flags::TestControlPlane {
         step("control-plane binaries (built from pinned Go modules on first use)");
         let bins = Binaries::ensure(sh, &interrupt)?;
         let envoy = crate::tools::envoy(sh, &interrupt).context("provision envoy")?;
+        // The walk's Ctrl-C test runs two of them; a cold build is long, so it is done here,
+        // before any bound of a test runs (later tiers reuse the cache).
+        step("istiods (built from the pinned istio.io/istio modules on first use)");
+        for build in crate::cluster::kwok::binaries::ISTIODS {
+            build
+                .ensure(sh, &interrupt)
+                .with_context(|| format!("build istiod ({})", build.module))?;
+        }
         step("build mirror-e2e and the control-plane tests");
         let runner = Runner::build(sh, &interrupt)?;
         let cargo = |cmd| interrupt.run(nested_cargo(cmd), Output::Terminal);

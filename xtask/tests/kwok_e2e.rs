@@ -1,9 +1,10 @@
 //! Black-box, on a real control plane: `xtask e2e --cluster kwok` stopped by Ctrl-C while
 //! its suite runs ends every process of the run (the control plane, the node's data plane,
-//! Envoy, the pods' stand-ins), deletes the cluster it created, and exits 130.
+//! Envoy, the pods' stand-ins), deletes the cluster it created, and exits 130; so does an
+//! upgrade walk with the real istiods, stopped after a hop replaced istiod.
 //!
-//! Needs the pinned control-plane binaries and Envoy; `cargo xtask test-control-plane`
-//! provides both and runs this.
+//! Needs the pinned control-plane binaries, the istiods and Envoy; `cargo xtask
+//! test-control-plane` provides them and runs this.
 #![cfg(unix)]
 
 use std::io::{BufRead, BufReader};
@@ -46,9 +47,30 @@ fn processes_naming(needle: &str) -> Vec<String> {
 
 #[test]
 fn ctrl_c_while_the_suite_runs_ends_every_process_of_the_run_and_exits_130() {
+    // The suite's phase line "checks" says the run is mid-suite, with its data plane up.
+    interrupted_when("run", &[], |line| line.ends_with("] checks"));
+}
+
+#[test]
+fn ctrl_c_while_the_suite_runs_after_a_hop_ends_the_walks_istiod_and_data_plane_and_exits_130() {
+    // After this line the walk's second suite starts, under the second istiod, with the
+    // node's data plane (a component of its own) reconnected to it.
+    interrupted_when(
+        "walk",
+        &["--istiod", "real", "--istio-upgrade", "1.30.5..1.31.1"],
+        |line| line.contains("istiod replaced: ready, and every proxy reconnected"),
+    );
+}
+
+/// Runs `xtask e2e --cluster kwok` with `extra` arguments on a cluster named for this test
+/// process and `tag` (the tests run side by side), presses Ctrl-C (SIGINT to its
+/// process group, as a terminal does) at the first stderr line `at` accepts, and checks
+/// that it exits 130 leaving no process and no directory of its cluster, and no process
+/// of its run.
+fn interrupted_when(tag: &str, extra: &[&str], at: impl Fn(&str) -> bool) {
     let envoy = std::env::var_os("ENVOY_BIN")
         .expect("ENVOY_BIN is not set: `cargo xtask tools --install envoy`, then set it");
-    let name = format!("kwok-ctrl-c-{}", std::process::id());
+    let name = format!("kwok-ctrl-c-{}-{tag}", std::process::id());
     let artifacts = tempfile::tempdir().expect("tempdir");
     let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
     command
@@ -61,6 +83,7 @@ fn ctrl_c_while_the_suite_runs_ends_every_process_of_the_run_and_exits_130() {
             "--patience",
             "120",
         ])
+        .args(extra)
         .env("ENVOY_BIN", envoy)
         // Not CI: a failed run would keep its cluster, but an interrupted one never does.
         .env_remove("CI")
@@ -82,7 +105,6 @@ fn ctrl_c_while_the_suite_runs_ends_every_process_of_the_run_and_exits_130() {
     });
     let mut seen = Vec::new();
     let mut run_id = None;
-    // The suite's phase line "checks" says the run is mid-suite, with its data plane up.
     let deadline = std::time::Instant::now() + BOUND;
     loop {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
@@ -91,22 +113,27 @@ fn ctrl_c_while_the_suite_runs_ends_every_process_of_the_run_and_exits_130() {
                 if let Some(host) = line.split("ingress host ").nth(1) {
                     run_id = host.split('.').next().map(str::to_owned);
                 }
-                let mid_suite = line.ends_with("] checks");
+                let now = at(&line);
                 seen.push(line);
-                if mid_suite {
+                if now {
                     break;
                 }
             }
             Err(_) => {
                 let _ = killpg(group, Signal::SIGKILL);
                 panic!(
-                    "the run never reached its checks within {BOUND:?}:\n{}",
+                    "the run never reached the line awaited within {BOUND:?}:\n{}",
                     seen.join("\n")
                 );
             }
         }
     }
-    let run_id = run_id.expect("the suite names its run (ingress host)");
+    // A walk's suites run quietly; a single run's says its run id.
+    assert!(
+        run_id.is_some() || !extra.is_empty(),
+        "the suite names its run (ingress host):\n{}",
+        seen.join("\n")
+    );
     killpg(group, Signal::SIGINT).expect("Ctrl-C");
     let (status_tx, status) = mpsc::channel();
     std::thread::spawn(move || {
@@ -126,11 +153,18 @@ fn ctrl_c_while_the_suite_runs_ends_every_process_of_the_run_and_exits_130() {
         Vec::<String>::new(),
         "a process of the cluster is left:\n{said}"
     );
-    assert_eq!(
-        processes_naming(&run_id),
-        Vec::<String>::new(),
-        "a process of the run (its Envoy, the suite) is left:\n{said}"
-    );
+    // A walk's suite runs quietly (its output in suite.log): every process of the run
+    // names the artifacts directory or, for a single run, its run id.
+    for needle in [artifacts.path().display().to_string()]
+        .into_iter()
+        .chain(run_id)
+    {
+        assert_eq!(
+            processes_naming(&needle),
+            Vec::<String>::new(),
+            "a process of the run (its Envoy, the suite) is left:\n{said}"
+        );
+    }
     assert!(
         !cluster_dir.exists(),
         "the cluster the run created is left after Ctrl-C:\n{said}"
