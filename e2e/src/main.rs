@@ -1077,6 +1077,7 @@ fn start_node_agent(
 /// `mirror-e2e node`: starts the data plane, says so in `<dir>/ready`, and keeps it until
 /// SIGTERM or Ctrl-C; then stops it (saving each proxy's configuration dump).
 fn node(args: NodeCommandArgs) -> ExitCode {
+    // Before connecting: a usage error needs no cluster.
     if args.data_plane.node.is_none() || args.data_plane.envoy.is_none() {
         eprintln!("error: mirror-e2e node needs --node NODE and --envoy (or ENVOY_BIN)");
         return Exit::Usage.into();
@@ -1105,6 +1106,7 @@ fn node(args: NodeCommandArgs) -> ExitCode {
         &args.dir,
     ) {
         Ok(Some(agent)) => agent,
+        // Checked above.
         Ok(None) => return Exit::Usage.into(),
         Err(e) => {
             eprintln!("error: {e}");

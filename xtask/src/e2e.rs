@@ -342,11 +342,13 @@ impl flags::E2e {
         let envoy = tools::envoy(sh, interrupt).context("provision envoy")?;
         let bins = kwok::Binaries::ensure(sh, interrupt).context("provision the control plane")?;
         let real_istiod = self.istiod == flags::IstiodMode::Real;
+        // With the real istiod: its binary, and what plays the release (for the report).
         let pilot_discovery = if real_istiod {
-            Some(
+            Some((
                 kwok::istiod::pilot_discovery(sh, interrupt, release.version)
                     .context("--istiod real")?,
-            )
+                kwok::istio_source(sh, release.version)?,
+            ))
         } else {
             None
         };
@@ -356,7 +358,7 @@ impl flags::E2e {
             &[]
         };
         let patience = self.kwok_patience();
-        let started = Instant::now();
+        let clock = crate::progress::Stopwatch::start();
         let mut phases = Vec::new();
         let found = match &self.reuse {
             Some(name) => kwok::KwokCluster::find(name)?,
@@ -372,22 +374,16 @@ impl flags::E2e {
                     (Some(name), _) | (_, Some(name)) => name.clone(),
                     _ => cluster_name(&run_id),
                 };
-                eprintln!(
-                    "[{:>7.1}s] create kwok cluster {name}",
-                    started.elapsed().as_secs_f64()
-                );
+                clock.step(&format!("create kwok cluster {name}"));
                 let cluster = kwok::KwokCluster::create(sh, &name, &bins, interrupt, patience)?;
-                phases.push(("create cluster".to_owned(), started.elapsed().as_secs_f64()));
+                phases.push(("create cluster".to_owned(), clock.elapsed().as_secs_f64()));
                 cluster
             }
         };
         let outcome = (|| {
             if cluster.created_by_this_run {
                 let prepare = Instant::now();
-                eprintln!(
-                    "[{:>7.1}s] install Istio's CRDs and istiod's objects",
-                    started.elapsed().as_secs_f64()
-                );
+                clock.step("install Istio's CRDs and istiod's objects");
                 kwok::prepare(
                     sh,
                     &cluster,
@@ -402,13 +398,9 @@ impl flags::E2e {
                 phases.push(("install istio".to_owned(), prepare.elapsed().as_secs_f64()));
             }
             let istiod = match &pilot_discovery {
-                Some(pilot_discovery) => {
+                Some((pilot_discovery, source)) => {
                     let start = Instant::now();
-                    eprintln!(
-                        "[{:>7.1}s] start {}",
-                        started.elapsed().as_secs_f64(),
-                        kwok::istio_source(sh, release.version)?.describe()
-                    );
+                    clock.step(&format!("start {}", source.describe()));
                     let istiod = kwok::istiod::start(
                         sh,
                         &cluster,
@@ -435,14 +427,14 @@ impl flags::E2e {
                 "--node-logs".into(),
                 cluster.dir.join("pods").display().to_string(),
             ]);
-            if let Some(istiod) = &istiod {
+            if let (Some(istiod), Some((_, source))) = (&istiod, &pilot_discovery) {
                 args.extend([
                     "--istiod-xds".to_owned(),
                     istiod.xds.into(),
                     "--istiod-debug".into(),
                     istiod.debug.into(),
                     "--control-plane".into(),
-                    kwok::istio_source(sh, release.version)?.control_plane_note(),
+                    source.control_plane_note(),
                 ]);
             }
             args.extend(self.workload_args()?);
@@ -484,8 +476,13 @@ impl flags::E2e {
         let secs = patience.as_secs().to_string();
         let root = artifacts_root().join(format!("upgrade-{run_id}"));
         let dirs = walk_dirs(&root, &path);
-        let started = Instant::now();
-        let step = |what: &str| eprintln!("[{:>7.1}s] {what}", started.elapsed().as_secs_f64());
+        // What plays each hop's release, read once (each read asks the go command).
+        let sources = path
+            .iter()
+            .map(|r| kwok::istio_source(sh, r.version))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let clock = crate::progress::Stopwatch::start();
+        let step = |what: &str| clock.step(what);
         let name = self
             .cluster_name
             .clone()
@@ -498,11 +495,10 @@ impl flags::E2e {
             let mut istiod = kwok::istiod::Succession::default();
             let mut install = |i: usize| -> anyhow::Result<()> {
                 let release = path[i];
-                let source = kwok::istio_source(sh, release.version)?;
                 step(&format!(
                     "install Istio {}'s CRDs and istiod's objects; istiod: {}",
                     release.version,
-                    source.describe()
+                    sources[i].describe()
                 ));
                 let installed = istiod.install(
                     sh,
@@ -589,7 +585,7 @@ impl flags::E2e {
             )?;
             let suite = |i: usize| {
                 let release = path[i];
-                let note = kwok::istio_source(sh, release.version)?.control_plane_note();
+                let note = sources[i].control_plane_note();
                 let mut args =
                     self.kwok_suite_args(&cluster, kwok::INGRESS_ISTIOD, release, &run_id);
                 args.extend([
@@ -1016,7 +1012,7 @@ pub fn run_on_kind(
     suite: impl FnOnce(&[(String, f64)]) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
     let mut phases = Vec::new();
-    let started = Instant::now();
+    let clock = crate::progress::Stopwatch::start();
     let reused = plan.reuse && kind.exists()?;
     let outcome = if reused {
         eprintln!(
@@ -1025,11 +1021,7 @@ pub fn run_on_kind(
         );
         kind.write_kubeconfig().and_then(|()| suite(&phases))
     } else {
-        eprintln!(
-            "[{:>7.1}s] create kind cluster {}",
-            started.elapsed().as_secs_f64(),
-            kind.name
-        );
+        clock.step(&format!("create kind cluster {}", kind.name));
         match kind.create(&plan.config, plan.node_image) {
             Err(e) if !is_interrupted(&e) => {
                 // Not this run's cluster, or kind gave up and removed its attempt itself.
@@ -1040,9 +1032,9 @@ pub fn run_on_kind(
                     eprintln!("kind cluster created after {attempts} attempts");
                 }
                 nodes_ready()?;
-                phases.push(("create cluster".to_owned(), started.elapsed().as_secs_f64()));
+                phases.push(("create cluster".to_owned(), clock.elapsed().as_secs_f64()));
                 let install = Instant::now();
-                eprintln!("[{:>7.1}s] install istio", started.elapsed().as_secs_f64());
+                clock.step("install istio");
                 istioctl.install(&plan.operator)?;
                 phases.push(("install istio".to_owned(), install.elapsed().as_secs_f64()));
                 suite(&phases)

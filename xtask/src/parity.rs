@@ -49,8 +49,8 @@ impl flags::Parity {
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
         let interrupt = Interrupt::default();
         interrupt.install_ctrl_c()?;
-        let start = Instant::now();
-        let step = |name: &str| eprintln!("[{:>7.1}s] {name}", start.elapsed().as_secs_f64());
+        let clock = crate::progress::Stopwatch::start();
+        let step = |name: &str| clock.step(name);
         let patience = Duration::from_secs(self.patience);
         let releases = releases(&self.istio)?;
         let columns: Vec<String> = releases

@@ -9,6 +9,25 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+/// The phases of a long command, each printed as `[  12.3s] what` from the command's start.
+pub struct Stopwatch(Instant);
+
+impl Stopwatch {
+    pub fn start() -> Stopwatch {
+        Stopwatch(Instant::now())
+    }
+
+    /// Prints the phase `what` that begins now.
+    pub fn step(&self, what: &str) {
+        eprintln!("[{:>7.1}s] {what}", self.0.elapsed().as_secs_f64());
+    }
+
+    /// Seconds since the start.
+    pub fn elapsed(&self) -> Duration {
+        self.0.elapsed()
+    }
+}
+
 /// Shows the progress of a child that writes to a log file until stopped.
 pub struct Ticker {
     stop: Arc<(Mutex<bool>, Condvar)>,

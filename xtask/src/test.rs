@@ -1,7 +1,5 @@
 //! `cargo xtask test`: the one test command, locally and in CI.
 
-use std::time::Instant;
-
 use anyhow::Context;
 use xshell::{Shell, cmd};
 
@@ -11,8 +9,8 @@ use crate::{browser, e2e, flags, paths, tools, versions};
 
 impl flags::Test {
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
-        let start = Instant::now();
-        let step = |name: &str| eprintln!("[{:>7.1}s] {name}", start.elapsed().as_secs_f64());
+        let clock = crate::progress::Stopwatch::start();
+        let step = |name: &str| clock.step(name);
         let interrupt = Interrupt::default();
         interrupt.install_ctrl_c()?;
         // Compiling shows cargo's progress; only the tests' own output is kept short.

@@ -9,7 +9,7 @@
 //! and xtask's own provider tests (`cluster::kwok::real`). The cluster is deleted at the
 //! end unless `--keep`.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use xshell::{Shell, cmd};
@@ -26,8 +26,8 @@ impl flags::TestControlPlane {
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
         let interrupt = Interrupt::default();
         interrupt.install_ctrl_c()?;
-        let start = Instant::now();
-        let step = |name: &str| eprintln!("[{:>7.1}s] {name}", start.elapsed().as_secs_f64());
+        let clock = crate::progress::Stopwatch::start();
+        let step = |name: &str| clock.step(name);
         let patience = Duration::from_secs(self.patience);
 
         step("control-plane binaries (built from pinned Go modules on first use)");

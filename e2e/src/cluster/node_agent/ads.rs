@@ -225,13 +225,7 @@ pub async fn await_synced(
         ),
         patience,
         || async move {
-            let body = reqwest::get(url)
-                .await
-                .map_err(|e| format!("{url}: {e}"))?
-                .text()
-                .await
-                .map_err(|e| format!("{url}: {e}"))?;
-            let listed = parse_syncz(&body)?;
+            let listed = parse_syncz(&fetch(url).await?)?;
             let mut waiting = Vec::new();
             for id in proxies {
                 let known_as = istiod_proxy_id(id);
@@ -553,12 +547,18 @@ fn rejection_lines(log: &str) -> String {
     lines[lines.len().saturating_sub(5)..].join("\n")
 }
 
+/// The body of one of istiod's debug pages, or why it could not be read.
+async fn fetch(url: &str) -> Result<String, String> {
+    let response = reqwest::get(url).await.map_err(|e| format!("{url}: {e}"))?;
+    response.text().await.map_err(|e| format!("{url}: {e}"))
+}
+
 /// What istiod's `/debug/syncz` says of the proxy (or why it could not be asked).
 async fn syncz(istiod: &Istiod, identity: &Identity) -> String {
     let url = format!("http://{}/debug/syncz", istiod.debug);
-    let body = match reqwest::get(&url).await {
-        Ok(r) => r.text().await.unwrap_or_else(|e| e.to_string()),
-        Err(e) => return format!("{url}: {e}"),
+    let body = match fetch(&url).await {
+        Ok(body) => body,
+        Err(e) => return e,
     };
     let id = format!("{}.{}", identity.pod, identity.namespace);
     match serde_json::from_str::<Value>(&body) {
