@@ -491,10 +491,7 @@ fn mirrored_percent(route: &HttpRoute, mirror: &str) -> f64 {
             .find(|m| host_names(&m.destination.host, mirror));
         return many.map_or(0.0, |m| m.percentage.as_ref().map_or(100.0, |p| p.value));
     }
-    match fraction.denominator {
-        "MILLION" => fraction.numerator as f64 / 10_000.0,
-        _ => fraction.numerator as f64,
-    }
+    fraction.map_or(0.0, crate::envoy::config::Fraction::percent)
 }
 
 #[cfg(test)]

@@ -109,9 +109,36 @@ pub struct HttpRoute {
     /// CORS policy (carried).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cors_policy: Option<Value>,
-    /// Header manipulation (carried).
+    /// Header manipulation, applied before the request is mirrored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub headers: Option<Value>,
+    pub headers: Option<Headers>,
+}
+
+/// `Headers`: what to change in the request and the response.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Headers {
+    /// Changes to the request (and so to its mirror).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<HeaderOperations>,
+    /// Changes to the response.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response: Option<HeaderOperations>,
+}
+
+/// `Headers.HeaderOperations`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct HeaderOperations {
+    /// Headers to overwrite (or add).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub set: BTreeMap<String, String>,
+    /// Headers to append.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub add: BTreeMap<String, String>,
+    /// Headers to remove.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove: Vec<String>,
 }
 
 impl HttpRoute {
@@ -196,9 +223,9 @@ pub struct HttpRouteDestination {
     /// Share of traffic, 0..100.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weight: Option<u32>,
-    /// Header manipulation (carried).
+    /// Header manipulation for requests sent to this destination.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub headers: Option<Value>,
+    pub headers: Option<Headers>,
 }
 
 /// A service, optionally narrowed to a subset and port.
@@ -237,7 +264,8 @@ pub struct HttpMirrorPolicy {
 /// A percentage as a double.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Percent {
-    /// 0.0 to 100.0.
+    /// 0.0 to 100.0; absent (`mirrorPercentage: {}`) is 0, as protobuf reads it.
+    #[serde(default)]
     pub value: f64,
 }
 

@@ -12,6 +12,7 @@ pub mod compare;
 pub mod envoy;
 pub mod exit;
 pub mod expectations;
+pub mod hostname;
 pub mod istio;
 pub mod lint;
 pub mod local;

@@ -127,7 +127,6 @@ pub struct LocalMesh {
     envoy: Envoy,
     workloads: BTreeMap<String, Workload>,
     mirror: Vec<String>,
-    known_clusters: Vec<String>,
     virtual_services: Mutex<Vec<VirtualService>>,
     config_version: AtomicU64,
     routes_file: PathBuf,
@@ -248,7 +247,6 @@ impl LocalMesh {
                 .or_insert(Cluster { name, endpoints });
         }
         let clusters: Vec<Cluster> = clusters.into_values().collect();
-        let known_clusters: Vec<String> = clusters.iter().map(|c| c.name.clone()).collect();
         let virtual_services: Vec<VirtualService> = topology
             .virtual_services
             .iter()
@@ -267,8 +265,7 @@ impl LocalMesh {
         let bootstrap_file = opts.artifacts.join("envoy-bootstrap.json");
         write_json(&bootstrap_file, &bootstrap)?;
         let refs: Vec<&VirtualService> = virtual_services.iter().collect();
-        let routes =
-            config::route_configuration(&topology, &refs, &known_clusters, &opts.istio, 1)?;
+        let routes = config::route_configuration(&topology, &refs, &opts.istio, 1)?;
         write_atomically(&routes_file, &routes)?;
         write_json(&dirs.applied.join("routes-v1.json"), &routes)?;
         let gateway_routes = config::gateway_route_configuration(&topology, &refs, &opts.istio)?;
@@ -307,7 +304,6 @@ impl LocalMesh {
             envoy,
             workloads,
             mirror,
-            known_clusters,
             virtual_services: Mutex::new(virtual_services),
             config_version: AtomicU64::new(1),
             routes_file,
@@ -524,14 +520,8 @@ impl Mesh for LocalMesh {
             }
             let refs: Vec<&VirtualService> = all.iter().collect();
             let version = self.config_version.fetch_add(1, Ordering::SeqCst) + 1;
-            let routes = config::route_configuration(
-                &self.topology,
-                &refs,
-                &self.known_clusters,
-                &self.version,
-                version,
-            )
-            .map_err(|e| err(e.to_string()))?;
+            let routes = config::route_configuration(&self.topology, &refs, &self.version, version)
+                .map_err(|e| err(e.to_string()))?;
             write_json(
                 &self.applied_dir.join(format!("routes-v{version}.json")),
                 &routes,

@@ -266,13 +266,8 @@ fn local_routes(
         return Err(e.to_string());
     }
     topo.namespace = namespace.to_owned();
-    let known: Vec<String> = config::outbound_clusters(&topo)
-        .iter()
-        .map(|d| config::cluster_name(&topo, d))
-        .collect();
     let vss: Vec<&VirtualService> = topo.virtual_services.iter().map(|t| &t.object).collect();
-    let sidecar =
-        config::route_configuration(&topo, &vss, &known, istio, 1).map_err(|e| e.to_string())?;
+    let sidecar = config::route_configuration(&topo, &vss, istio, 1).map_err(|e| e.to_string())?;
     let gateway =
         config::gateway_route_configuration(&topo, &vss, istio).map_err(|e| e.to_string())?;
     Ok((

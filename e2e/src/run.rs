@@ -30,6 +30,13 @@ pub enum RunError {
     /// The report could not be written.
     #[error(transparent)]
     Report(#[from] ReportError),
+    /// Local mode cannot model what the manifests ask for (it never runs something else
+    /// than istiod would; nothing has started).
+    #[error("local mode cannot run these manifests as istiod would:\n{findings}")]
+    LocalUnsupported {
+        /// The findings, one a line.
+        findings: String,
+    },
     /// The manifests under test have lint errors (the run does not start).
     #[error(
         "the manifests under test have {}; fix them, or pass --allow-lint-errors to run anyway:\n{findings}",
@@ -65,7 +72,9 @@ impl RunError {
                 | LocalError::NoMirror { .. }
                 | LocalError::Denied { .. },
             ) => Exit::CheckFailed,
-            RunError::Local(LocalError::Manifest(_)) => Exit::Usage,
+            RunError::Local(LocalError::Manifest(_)) | RunError::LocalUnsupported { .. } => {
+                Exit::Usage
+            }
             RunError::Cluster(e) | RunError::Deploy { source: e, .. } => cluster_exit(e),
             _ => Exit::Environment,
         }
@@ -140,10 +149,21 @@ fn run_trials<M: Mesh + Send + Sync + 'static>(
 fn read_manifests(
     path: &Path,
     allow_lint_errors: bool,
+    local: bool,
     report: &mut RunReport,
 ) -> Result<ManifestSet, RunError> {
     let set = ManifestSet::load(&[path.to_owned()]).map_err(LocalError::from)?;
-    let (errors, warnings): (Vec<lint::Finding>, Vec<lint::Finding>) = lint::lint(&set)
+    let (unsupported, findings): (Vec<lint::Finding>, Vec<lint::Finding>) = lint::lint(&set)
+        .into_iter()
+        .partition(|f| f.code == lint::local_support::CODE);
+    // `--allow-lint-errors` or not: local mode never runs what istiod would run otherwise.
+    if local && !unsupported.is_empty() {
+        let findings: Vec<String> = unsupported.iter().map(ToString::to_string).collect();
+        return Err(RunError::LocalUnsupported {
+            findings: findings.join("\n"),
+        });
+    }
+    let (errors, warnings): (Vec<lint::Finding>, Vec<lint::Finding>) = findings
         .into_iter()
         .partition(|f| f.severity == lint::Severity::Error);
     report
@@ -219,7 +239,7 @@ pub fn run_local(
     };
     live.start(&opts.artifacts, &report);
     progress.phase("read manifests");
-    let set = match read_manifests(&opts.manifests, opts.allow_lint_errors, &mut report) {
+    let set = match read_manifests(&opts.manifests, opts.allow_lint_errors, true, &mut report) {
         Ok(set) => set,
         Err(e) => return Err(stopped_early(report, live, progress, &opts.artifacts, e)),
     };
@@ -315,7 +335,7 @@ pub fn run_cluster(
     };
     live.start(&run.artifacts, &report);
     progress.phase("read manifests");
-    let set = match read_manifests(&run.manifests, run.allow_lint_errors, &mut report) {
+    let set = match read_manifests(&run.manifests, run.allow_lint_errors, false, &mut report) {
         Ok(set) if set.syntax_errors.is_empty() => set,
         Ok(set) => {
             let e = ClusterError::Manifests {

@@ -64,6 +64,9 @@ pub enum HostTarget<'a> {
     Missing,
     /// A fully qualified name outside the set (another namespace or an external host).
     Outside,
+    /// `name.<ns>` or `name.<ns>.svc` for a Service of the set: Istio expands only names
+    /// without a dot, so this names no Service (no cluster, 503, nothing mirrored).
+    Unexpanded(&'a Service),
 }
 
 impl Topology {
@@ -94,11 +97,22 @@ impl Topology {
         (topo, errors)
     }
 
-    /// Resolves a destination host the way Istio does for a caller in [`Topology::namespace`]:
-    /// `name`, `name.ns`, `name.ns.svc` and `name.ns.svc.cluster.local` name a Service.
+    /// Resolves a destination host the way istiod does for a VirtualService in
+    /// [`Topology::namespace`]: `name` and `name.<ns>.svc.cluster.local` name a Service;
+    /// `name.<ns>` and `name.<ns>.svc` are kept as written and name none
+    /// ([`crate::hostname::resolve_short_name`]).
     pub fn resolve_host(&self, host: &str) -> HostTarget<'_> {
         let Some(name) = self.service_name_of(host) else {
-            return HostTarget::Outside;
+            let ns = &self.namespace;
+            let unexpanded = host
+                .strip_suffix(&format!(".{ns}.svc"))
+                .or_else(|| host.strip_suffix(&format!(".{ns}")))
+                .filter(|name| !name.contains('.'))
+                .and_then(|name| self.service(name));
+            return match unexpanded {
+                Some(svc) => HostTarget::Unexpanded(svc),
+                None => HostTarget::Outside,
+            };
         };
         match self.service(name) {
             Some(svc) => HostTarget::Service(svc),
@@ -106,25 +120,23 @@ impl Topology {
         }
     }
 
-    /// The Service name a host means inside this namespace, or `None` for a name outside.
+    /// The name of the Service in this namespace a host means once istiod has expanded it
+    /// (`name`, or `name.<ns>.svc.cluster.local`), or `None`.
     pub fn service_name_of<'h>(&self, host: &'h str) -> Option<&'h str> {
-        let mut parts = host.split('.');
-        let name = parts.next().unwrap_or("");
-        let rest: Vec<&str> = parts.collect();
-        let inside = match rest.as_slice() {
-            [] => true,
-            [ns] | [ns, "svc"] | [ns, "svc", "cluster", "local"] => *ns == self.namespace,
-            _ => false,
-        };
-        inside.then_some(name)
+        if host.is_empty() || host == "*" {
+            return None;
+        }
+        if !host.contains('.') {
+            return Some(host);
+        }
+        let suffix = format!(".{}.svc.{}", self.namespace, crate::hostname::DOMAIN_SUFFIX);
+        host.strip_suffix(&suffix)
+            .filter(|name| !name.is_empty() && !name.contains('.'))
     }
 
-    /// The fully qualified name of a host, as Istio names clusters.
+    /// A host as istiod resolves it in this namespace, the name its clusters carry.
     pub fn fqdn(&self, host: &str) -> String {
-        match self.service_name_of(host) {
-            Some(name) => format!("{name}.{}.svc.cluster.local", self.namespace),
-            None => host.to_owned(),
-        }
+        crate::hostname::resolve_short_name(host, &self.namespace)
     }
 
     /// A Service by name.
@@ -312,18 +324,21 @@ spec:
     }
 
     #[test]
-    fn host_forms_resolve_to_the_same_service() {
+    fn only_short_and_fully_qualified_hosts_name_the_service() {
         let t = topo();
-        for host in [
-            "reviews",
-            "reviews.test",
-            "reviews.test.svc",
-            "reviews.test.svc.cluster.local",
-        ] {
+        for host in ["reviews", "reviews.test.svc.cluster.local"] {
             assert!(
                 matches!(t.resolve_host(host), HostTarget::Service(_)),
                 "{host}"
             );
+        }
+        // istiod expands only names without a dot: these name no Service.
+        for host in ["reviews.test", "reviews.test.svc"] {
+            assert!(
+                matches!(t.resolve_host(host), HostTarget::Unexpanded(_)),
+                "{host}"
+            );
+            assert_eq!(t.fqdn(host), host);
         }
         assert_eq!(t.resolve_host("ghost"), HostTarget::Missing);
         assert_eq!(

@@ -47,6 +47,11 @@ fn local(root: &Path, envoy: &Path, args: &[&str]) -> (Option<i32>, String, Opti
 
 /// A copy of the project's manifests with the tester route matching `Tester`.
 fn broken_routing() -> tempfile::TempDir {
+    manifests_with("exact: tester", "exact: Tester")
+}
+
+/// A copy of the project's manifests with `from` replaced by `to` in every file.
+fn manifests_with(from: &str, to: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
     for entry in walk(&project_manifests()) {
         let target = dir
@@ -54,7 +59,7 @@ fn broken_routing() -> tempfile::TempDir {
             .join(entry.strip_prefix(project_manifests()).expect("inside"));
         std::fs::create_dir_all(target.parent().expect("parent")).expect("mkdir");
         let text = std::fs::read_to_string(&entry).expect("read");
-        std::fs::write(&target, text.replace("exact: tester", "exact: Tester")).expect("write");
+        std::fs::write(&target, text.replace(from, to)).expect("write");
     }
     dir
 }
@@ -133,6 +138,73 @@ fn exit_1_when_the_manifests_under_test_have_lint_errors() {
             .expect("a summary")
             .contains("; exit 1 (a check failed"),
         "the manifests are wrong: retrying cannot help"
+    );
+}
+
+/// Issue 23: the new user's mirror to `mirror.test` (not expanded by istiod: no cluster,
+/// nothing mirrored on the real istiod) passed lint and all 7 local checks. Now lint stops
+/// it, and with `--allow-lint-errors` the mirror check fails as on a cluster.
+#[test]
+fn a_mirror_to_a_namespace_qualified_host_fails_locally_as_on_istiod() {
+    let manifests = manifests_with("host: mirror\n", "host: mirror.test\n");
+    let dir = manifests.path().to_str().expect("utf-8");
+    let root = tempfile::tempdir().expect("dir");
+    let (code, stderr, _) = local(root.path(), &envoy(), &["--manifests", dir]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("virtual-service.yaml:")
+            && stderr.contains("host `mirror.test` names no Service"),
+        "{stderr}"
+    );
+    let root = tempfile::tempdir().expect("dir");
+    let (code, stderr, summary) = local(
+        root.path(),
+        &envoy(),
+        &[
+            "--manifests",
+            dir,
+            "--allow-lint-errors",
+            "--patience",
+            "2",
+            "--",
+            "--exact",
+            "mirror::tester_requests_mirrored_with_end_user",
+        ],
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        summary.expect("a summary").contains("FAIL"),
+        "nothing reaches the mirror"
+    );
+}
+
+/// What local mode cannot translate exactly stops it before anything starts, with exit 2,
+/// file and line, and the way on; `--allow-lint-errors` does not change that.
+#[test]
+fn exit_2_when_local_mode_cannot_model_the_routing() {
+    let manifests = manifests_with("", "");
+    std::fs::write(
+        manifests.path().join("routing").join("second.yaml"),
+        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: also-reviews}\nspec: {hosts: [reviews], http: [{route: [{destination: {host: reviews, subset: v2}}]}]}\n",
+    )
+    .expect("write");
+    let root = tempfile::tempdir().expect("dir");
+    let (code, stderr, _) = local(
+        root.path(),
+        &envoy(),
+        &[
+            "--manifests",
+            manifests.path().to_str().expect("utf-8"),
+            "--allow-lint-errors",
+        ],
+    );
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains(".yaml:")
+            && stderr.contains("also-reviews")
+            && stderr.contains("local-unsupported")
+            && stderr.contains("--cluster kwok"),
+        "{stderr}"
     );
 }
 

@@ -175,8 +175,7 @@ impl NodeAgent {
             node: opts.node.clone(),
             source,
         };
-        let routes =
-            config::route_configuration(&empty, &[], &[], &opts.istio, 0).map_err(translate)?;
+        let routes = config::route_configuration(&empty, &[], &opts.istio, 0).map_err(translate)?;
         let gateway =
             config::gateway_route_configuration(&empty, &[], &opts.istio).map_err(translate)?;
         state.write("clusters.json", config::cds_file(&[], 0))?;
@@ -765,14 +764,13 @@ impl State {
                 endpoints: endpoints(topology, dest, &snapshot.slices, &snapshot.pods),
             })
             .collect();
-        let known: Vec<String> = clusters.iter().map(|c| c.name.clone()).collect();
         let vss: Vec<&VirtualService> = topology
             .virtual_services
             .iter()
             .map(|t| &t.object)
             .collect();
         let version = self.version + 1;
-        let routes = config::route_configuration(topology, &vss, &known, &self.opts.istio, version)
+        let routes = config::route_configuration(topology, &vss, &self.opts.istio, version)
             .map_err(|e| e.to_string())?;
         let gateway = config::gateway_route_configuration(topology, &vss, &self.opts.istio)
             .map_err(|e| e.to_string())?;

@@ -3,6 +3,7 @@
 //! Each rule reads the [`Topology`] (and the raw documents for positions) and reports
 //! [`Finding`]s that name the file, the line and the YAML path of the field.
 
+pub mod local_support;
 mod routing;
 mod unknown_fields;
 mod workloads;
@@ -19,6 +20,8 @@ pub use unknown_fields::unknown_fields;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
+    /// Works on a cluster; local mode cannot run it (`local-unsupported`).
+    Note,
     /// Works, but should change.
     Warning,
     /// Breaks the routing or the deployment.
@@ -28,6 +31,7 @@ pub enum Severity {
 impl fmt::Display for Severity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
+            Severity::Note => "note",
             Severity::Warning => "warning",
             Severity::Error => "error",
         })
@@ -135,6 +139,7 @@ pub fn lint(set: &ManifestSet) -> Vec<Finding> {
     }
     routing::check(&topology, &mut report);
     workloads::check(&topology, &mut report);
+    local_support::check(&topology, &mut report);
     let mut findings = report.findings;
     findings.sort();
     findings.dedup();

@@ -42,7 +42,15 @@ fn check_destination_rule_hosts(topo: &Topology, report: &mut Report<'_>) {
     }
     for dr in &topo.destination_rules {
         let host = &dr.object.spec.host;
-        if let HostTarget::Missing = topo.resolve_host(host) {
+        if let HostTarget::Unexpanded(svc) = topo.resolve_host(host) {
+            report.at(
+                dr.document,
+                &YamlPath::parse("spec.host"),
+                Severity::Error,
+                "unknown-host",
+                unexpanded_message(host, svc, &topo.namespace),
+            );
+        } else if let HostTarget::Missing = topo.resolve_host(host) {
             report.at(
                 dr.document,
                 &YamlPath::parse("spec.host"),
@@ -200,6 +208,20 @@ fn check_percent(doc: usize, path: &YamlPath, value: f64, report: &mut Report<'_
     }
 }
 
+/// istiod expands only names without a dot (`ResolveShortnameToFQDN`), so `name.<ns>` names
+/// no Service: its route answers 503 and its mirror sends nothing.
+fn unexpanded_message(
+    host: &str,
+    svc: &k8s_openapi::api::core::v1::Service,
+    namespace: &str,
+) -> String {
+    let name = svc.metadata.name.as_deref().unwrap_or_default();
+    format!(
+        "host `{host}` names no Service: istiod expands only names without a dot, so this is not Service `{name}` (no cluster: requests get 503 and nothing is mirrored); write `{name}` or `{}`",
+        crate::hostname::service_fqdn(name, namespace)
+    )
+}
+
 fn check_destination(
     topo: &Topology,
     doc: usize,
@@ -230,6 +252,13 @@ fn check_destination(
             Severity::Warning,
             "unknown-host",
             format!("host `{host}` is outside the manifests; it cannot be checked here"),
+        ),
+        HostTarget::Unexpanded(svc) => report.at(
+            doc,
+            &path.key("host"),
+            Severity::Error,
+            "unknown-host",
+            unexpanded_message(host, svc, &topo.namespace),
         ),
     }
     if let Some(subset) = &dest.subset {
@@ -477,6 +506,26 @@ spec:
             found.len() == 1 && found[0].contains("warning[unknown-host]"),
             "{found:?}"
         );
+    }
+
+    /// Issue 23, item 1: the new user's `mirror.test` passed lint and local mode, and
+    /// mirrored nothing on the real istiod.
+    #[test]
+    fn a_host_qualified_by_namespace_names_no_service() {
+        let yaml =
+            with_route("{route: [{destination: {host: reviews}}], mirror: {host: mirror.test}}");
+        let found = findings(&yaml, "unknown-host");
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].contains("error[unknown-host]")
+                && found[0].contains("spec.http[0].mirror.host")
+                && found[0].contains("write `mirror` or `mirror.test.svc.cluster.local`"),
+            "{found:?}"
+        );
+        let yaml = with_route(
+            "{route: [{destination: {host: reviews.test.svc.cluster.local}}], mirror: {host: mirror}}",
+        );
+        assert!(findings(&yaml, "unknown-host").is_empty());
     }
 
     #[test]
