@@ -237,7 +237,8 @@ pub struct HttpMirrorPolicy {
 /// A percentage as a double.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Percent {
-    /// 0.0 to 100.0.
+    /// 0.0 to 100.0; absent (`{}`, valid for the CRD) is proto3's 0.
+    #[serde(default)]
     pub value: f64,
 }
 
