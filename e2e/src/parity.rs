@@ -10,6 +10,7 @@
 //! One run is one Istio version; its rows go to a [`VersionResult`] file, and
 //! [`merged_table`] joins the files of several versions into one table, a column each.
 
+pub mod generate;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
