@@ -429,13 +429,22 @@ struct ParityArgs {
     /// + compat 1.27`: a newer istiod with Istio's compatibility profile for that minor).
     #[arg(long, value_name = "TEXT")]
     played_by: Option<String>,
-    /// The shipped manifests (the first variant, `shipped`).
-    #[arg(long, default_value = "manifests")]
-    manifests: PathBuf,
+    /// Manifests compared as one variant each (a directory or a file; `${NS}` in them is
+    /// the variant's namespace). The shipped `manifests` directory is the variant `shipped`,
+    /// any other is named by its path.
+    #[arg(long)]
+    manifests: Vec<PathBuf>,
     /// The corpus: a directory of one variant per YAML file, each applied with its
     /// `base.yaml`.
     #[arg(long)]
     variants: Option<PathBuf>,
+    /// Also run this many generated cases (`--seed` chooses them); a case that differs is
+    /// shrunk and written to `<out>/cases/` as a file that reproduces it.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    generated: usize,
+    /// The seed of `--generated` (printed, so a run can be replayed).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
     /// Where the proxies' files, the reduced routes and the table go.
     #[arg(long)]
     out: PathBuf,
@@ -445,14 +454,21 @@ struct ParityArgs {
 }
 
 fn parity(args: &ParityArgs) -> ExitCode {
-    let mut variants =
-        match e2e::parity::Variant::load("shipped", None, std::slice::from_ref(&args.manifests)) {
-            Ok(v) => vec![v],
+    let mut variants = Vec::new();
+    for path in &args.manifests {
+        let name = if path.file_name().is_some_and(|n| n == "manifests") {
+            "shipped".to_owned()
+        } else {
+            path.display().to_string()
+        };
+        match e2e::parity::Variant::load(&name, None, std::slice::from_ref(path)) {
+            Ok(v) => variants.push(v),
             Err(e) => {
-                eprintln!("error: {e}");
+                eprintln!("error: --manifests {}: {e}", path.display());
                 return ExitCode::from(2);
             }
-        };
+        }
+    }
     if let Some(dir) = &args.variants {
         let base = dir.join("base.yaml");
         let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
@@ -481,6 +497,16 @@ fn parity(args: &ParityArgs) -> ExitCode {
             }
         }
     }
+    if variants.is_empty() && args.generated == 0 {
+        eprintln!("error: nothing to compare: give --manifests, --variants or --generated");
+        return ExitCode::from(2);
+    }
+    if args.generated > 0 {
+        eprintln!(
+            "parity: {} generated cases of seed {} (replay one: cargo xtask parity --istio {} --generated N --seed {})",
+            args.generated, args.seed, args.istio, args.seed
+        );
+    }
     let Some(runtime) = runtime() else {
         return Exit::Environment.into();
     };
@@ -493,12 +519,11 @@ fn parity(args: &ParityArgs) -> ExitCode {
         istio: args.istio,
         dir: args.out.clone(),
         patience: args.patience,
-        settle: Duration::from_secs(3),
     };
     let started = std::time::Instant::now();
     let rows = runtime.block_on(async {
         let client = client(Some(&args.kubeconfig), None).await?;
-        e2e::parity::run(&client, &variants, &opts)
+        parity_rows(&client, &variants, args, &opts)
             .await
             .map_err(|e| e.to_string())
     });
@@ -540,6 +565,39 @@ fn parity(args: &ParityArgs) -> ExitCode {
             Exit::Environment.into()
         }
     }
+}
+
+/// Every variant, then every generated case, in one session of the sentinel and the
+/// translation's Envoy.
+async fn parity_rows(
+    client: &kube::Client,
+    variants: &[e2e::parity::Variant],
+    args: &ParityArgs,
+    opts: &e2e::parity::ParityOptions,
+) -> Result<Vec<(String, e2e::parity::Outcome)>, e2e::parity::ParityError> {
+    use e2e::parity::generated;
+    let session = std::sync::Arc::new(tokio::sync::Mutex::new(
+        e2e::parity::Session::start(client, opts).await?,
+    ));
+    let mut rows = Vec::new();
+    let result: Result<(), e2e::parity::ParityError> = async {
+        for variant in variants {
+            let outcome = session.lock().await.run(client, variant, opts).await?;
+            rows.push((variant.name.clone(), outcome));
+        }
+        let cases = args.out.join("cases");
+        for index in 0..args.generated {
+            let outcome =
+                generated::run_case(client, &session, args.seed, index, opts, &cases).await?;
+            rows.push((generated::case_name(args.seed, index), outcome));
+        }
+        Ok(())
+    }
+    .await;
+    if let Ok(session) = std::sync::Arc::try_unwrap(session) {
+        session.into_inner().stop().await;
+    }
+    result.map(|()| rows)
 }
 
 fn parity_table(files: &[PathBuf], out: Option<&std::path::Path>) -> ExitCode {

@@ -187,6 +187,15 @@ impl ManifestSet {
     /// Reads every `.yaml`/`.yml` file under the given files and directories, sorted by path
     /// (in a directory, not `expectations.yaml`: the expectations are no manifest).
     pub fn load(paths: &[PathBuf]) -> Result<ManifestSet, ManifestError> {
+        ManifestSet::load_edited(paths, str::to_owned)
+    }
+
+    /// [`ManifestSet::load`], each file's text passed through `edit` before it is parsed
+    /// (parity puts a variant's namespace where it says `${NS}`).
+    pub fn load_edited(
+        paths: &[PathBuf],
+        edit: impl Fn(&str) -> String,
+    ) -> Result<ManifestSet, ManifestError> {
         let mut files = Vec::new();
         for path in paths {
             let found = yaml_files(path)?;
@@ -201,7 +210,7 @@ impl ManifestSet {
                 path: file.clone(),
                 source,
             })?;
-            match parse_documents(&file, &text) {
+            match parse_documents(&file, &edit(&text)) {
                 Ok(docs) => set.documents.extend(docs),
                 Err(e) => set.syntax_errors.push(e),
             }

@@ -1,40 +1,51 @@
 //! `mirror-e2e parity`: the real istiod as the oracle for local mode's translation.
 //!
 //! For each routing variant, the variant is applied to a kwok cluster in a namespace of its
-//! own, and two Envoys connect to the real istiod over ADS as productpage's sidecar and as
-//! the ingress gateway (the node agent's identities, `cluster::node_agent::ads`). Their
-//! RouteConfigurations (`9080`, `http.8080`, from Envoy's `/config_dump`) are reduced to
-//! what decides where a request and its mirror go, and compared with what
-//! `envoy::config` generates from the same manifests, reduced the same way.
+//! own; once a sentinel proxy shows that istiod's pushes include it ([`barrier`]), two
+//! Envoys connect to the real istiod over ADS as productpage's sidecar and as the ingress
+//! gateway (the node agent's identities, `cluster::node_agent::ads`). Their
+//! RouteConfigurations (`9080`, `http.8080`) and the namespace's clusters are reduced to
+//! what decides where a request and its mirrors go ([`reduce`]) and compared with local
+//! mode's translation of the same manifests, which a third Envoy must accept whole
+//! ([`loaded`]). VirtualServices are translated with the creation times the API server
+//! gave them, as istiod orders them.
 //!
 //! One run is one Istio version; its rows go to a [`VersionResult`] file, and
 //! [`merged_table`] joins the files of several versions into one table, a column each.
 
+mod barrier;
 pub mod generate;
+pub mod generated;
+mod loaded;
+pub mod reduce;
+pub mod table;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use kube::Client;
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::cluster::install::install;
 use crate::cluster::node_agent::ads::{self, Identity, Istiod, Proxy};
-use crate::envoy::config::{self, INGRESS_ROUTE_CONFIG_NAME, ROUTE_CONFIG_NAME};
+use crate::envoy::config::{self, Cluster, INGRESS_ROUTE_CONFIG_NAME, ROUTE_CONFIG_NAME};
 use crate::istio::VirtualService;
 use crate::manifest::{Document, ManifestSet};
 use crate::topology::Topology;
 use crate::version::IstioVersion;
 use crate::wait::poll_until;
 
+pub use barrier::Barrier;
+pub use loaded::LoadedEnvoy;
+pub use table::{Outcome, Row, VersionResult, merged_table};
+
 /// The kinds of a variant that reach istiod or the translation; the rest (Deployments, the
 /// kind and IstioOperator configuration) decide nothing of the routes.
 const ROUTING_KINDS: [&str; 4] = ["Service", "VirtualService", "DestinationRule", "Gateway"];
-/// Route configurations istiod adds that the translation has no counterpart for: the
-/// sidecar's passthrough for hosts no Service has (`allow_any`, `block_all` under
-/// REGISTRY_ONLY) and the gateway's `blackhole` when nothing binds a port.
-const ISTIOD_ONLY_VIRTUAL_HOSTS: [&str; 3] = ["allow_any", "block_all", "blackhole"];
+
+/// Where a variant's text names the namespace it runs in.
+pub const NAMESPACE_PLACEHOLDER: &str = "${NS}";
 
 /// Errors of a parity run.
 #[derive(Debug, thiserror::Error)]
@@ -69,16 +80,24 @@ pub enum ParityError {
     },
 }
 
-/// One routing variant: a name and its manifests.
+/// Where a variant's manifests come from.
+enum Source {
+    /// Files and directories, with `${NS}` put in when read.
+    Files(Vec<PathBuf>),
+    /// Text (a generated case).
+    Text(String),
+}
+
+/// One routing variant: a name and its manifests, which may name their namespace `${NS}`.
 pub struct Variant {
-    /// Its name (the file's stem, or `shipped`).
+    /// Its name (the file's stem, `shipped`, or a generated case's).
     pub name: String,
-    /// Its documents.
-    pub set: ManifestSet,
+    source: Source,
 }
 
 impl Variant {
-    /// The variant of `paths` (files or directories), with `base` first when given.
+    /// The variant of `paths` (files or directories), with `base` first when given; read
+    /// once now, so a file that does not parse stops the run before anything starts.
     pub fn load(
         name: &str,
         base: Option<&Path>,
@@ -89,46 +108,35 @@ impl Variant {
             .into_iter()
             .chain(paths.iter().cloned())
             .collect();
-        let mut set = ManifestSet::load(&all).map_err(|e| ParityError::Manifests(e.to_string()))?;
+        let variant = Variant {
+            name: name.to_owned(),
+            source: Source::Files(all),
+        };
+        variant.manifests("parity")?;
+        Ok(variant)
+    }
+
+    /// A variant of YAML text.
+    pub fn from_text(name: &str, text: String) -> Variant {
+        Variant {
+            name: name.to_owned(),
+            source: Source::Text(text),
+        }
+    }
+
+    /// Its routing documents, `${NS}` being `namespace`.
+    pub fn manifests(&self, namespace: &str) -> Result<ManifestSet, ParityError> {
+        let edit = |text: &str| text.replace(NAMESPACE_PLACEHOLDER, namespace);
+        let mut set = match &self.source {
+            Source::Files(paths) => ManifestSet::load_edited(paths, edit)
+                .map_err(|e| ParityError::Manifests(e.to_string()))?,
+            Source::Text(text) => ManifestSet::from_str(&format!("<{}>", self.name), &edit(text)),
+        };
         if let Some(e) = set.syntax_errors.first() {
             return Err(ParityError::Manifests(e.to_string()));
         }
         set.documents.retain(|d| ROUTING_KINDS.contains(&d.kind()));
-        Ok(Variant {
-            name: name.to_owned(),
-            set,
-        })
-    }
-}
-
-/// What a variant came to.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    /// istiod's routes and the translation's agree.
-    Same,
-    /// They differ; each line one difference.
-    Differs(Vec<String>),
-    /// The API server refused the variant (its CRD schema; Istio's validating webhook is
-    /// not running here), with what the translation did with it.
-    Rejected {
-        /// The server's words.
-        server: String,
-        /// What local mode does with it.
-        local: String,
-    },
-}
-
-impl Outcome {
-    /// The table's cell.
-    pub fn cell(&self) -> String {
-        match self {
-            Outcome::Same => "same".into(),
-            Outcome::Differs(what) => format!("differs ({})", what.join("; ")),
-            Outcome::Rejected { server, local } => format!(
-                "rejected by the API (webhook not running here): {server}; local mode: {local}"
-            ),
-        }
+        Ok(set)
     }
 }
 
@@ -144,10 +152,6 @@ pub struct ParityOptions {
     pub dir: PathBuf,
     /// Every wait's bound.
     pub patience: Duration,
-    /// How long a difference must last after istiod has the variant before it counts:
-    /// istiod pushes a change after its debounce (100 ms at least), so a proxy that connects
-    /// just then may first get the routes of before.
-    pub settle: Duration,
 }
 
 /// The namespace of variant `index` under Istio `version`: one per version too, because a
@@ -160,6 +164,69 @@ pub fn namespace(version: &IstioVersion, index: usize) -> String {
     )
 }
 
+/// What a run keeps between variants: the sentinel and the Envoy the translations load into.
+pub struct Session {
+    barrier: Barrier,
+    loaded: LoadedEnvoy,
+    next: usize,
+}
+
+impl Session {
+    /// Starts the sentinel (in its own namespace) and the translation's Envoy.
+    pub async fn start(client: &Client, opts: &ParityOptions) -> Result<Session, ParityError> {
+        let failed = |message: String| ParityError::Api {
+            variant: "(the run's sentinel)".into(),
+            message,
+        };
+        let sentinel = format!("{}-sentinel", namespace(&opts.istio, 0));
+        let barrier = Barrier::start(
+            client,
+            &opts.envoy,
+            &opts.istiod,
+            &opts.istio.to_string(),
+            &sentinel,
+            opts.dir.join("sentinel"),
+            opts.patience,
+        )
+        .await
+        .map_err(failed)?;
+        let loaded = LoadedEnvoy::start(&opts.envoy, opts.dir.join("translation"), opts.patience)
+            .await
+            .map_err(failed)?;
+        Ok(Session {
+            barrier,
+            loaded,
+            next: 0,
+        })
+    }
+
+    /// Runs one variant in a namespace of its own.
+    pub async fn run(
+        &mut self,
+        client: &Client,
+        variant: &Variant,
+        opts: &ParityOptions,
+    ) -> Result<Outcome, ParityError> {
+        let namespace = namespace(&opts.istio, self.next);
+        self.next += 1;
+        let started = std::time::Instant::now();
+        let outcome = run_variant(client, variant, &namespace, opts, self).await?;
+        eprintln!(
+            "parity: {} in {:.1}s: {}",
+            variant.name,
+            started.elapsed().as_secs_f64(),
+            outcome.cell()
+        );
+        Ok(outcome)
+    }
+
+    /// Ends the sentinel's proxy and the translation's Envoy.
+    pub async fn stop(self) {
+        self.barrier.stop().await;
+        self.loaded.stop().await;
+    }
+}
+
 /// Runs every variant, one namespace each, one after the other: the gateway's routes merge
 /// every Gateway that selects it, so two variants at once would see each other's.
 pub async fn run(
@@ -167,19 +234,18 @@ pub async fn run(
     variants: &[Variant],
     opts: &ParityOptions,
 ) -> Result<Vec<(String, Outcome)>, ParityError> {
+    let mut session = Session::start(client, opts).await?;
     let mut rows = Vec::new();
-    for (index, variant) in variants.iter().enumerate() {
-        let namespace = namespace(&opts.istio, index);
-        let started = std::time::Instant::now();
-        let outcome = run_variant(client, variant, &namespace, opts).await?;
-        eprintln!(
-            "parity: {} in {:.1}s: {}",
-            variant.name,
-            started.elapsed().as_secs_f64(),
-            outcome.cell()
-        );
-        rows.push((variant.name.clone(), outcome));
+    for variant in variants {
+        match session.run(client, variant, opts).await {
+            Ok(outcome) => rows.push((variant.name.clone(), outcome)),
+            Err(e) => {
+                session.stop().await;
+                return Err(e);
+            }
+        }
     }
+    session.stop().await;
     Ok(rows)
 }
 
@@ -188,15 +254,16 @@ async fn run_variant(
     variant: &Variant,
     namespace: &str,
     opts: &ParityOptions,
+    session: &mut Session,
 ) -> Result<Outcome, ParityError> {
     let api = |message: String| ParityError::Api {
         variant: variant.name.clone(),
         message,
     };
-    let local = local_routes(&variant.set, namespace, &opts.istio);
+    let routing = variant.manifests(namespace)?;
     // The node agent's capture (its Sidecar and plaintext inbound), as `e2e --istiod real`.
     let mut set = ManifestSet {
-        documents: variant.set.documents.clone(),
+        documents: routing.documents.clone(),
         syntax_errors: Vec::new(),
     };
     let extra = [
@@ -215,18 +282,15 @@ async fn run_variant(
         );
     }
     let applied = install(client, &set, namespace, opts.patience).await;
-    let outcome = match (applied, local) {
-        (Err(e), local) => Outcome::Rejected {
+    let outcome = match applied {
+        Err(e) => Outcome::Rejected {
             server: e.to_string().lines().next().unwrap_or_default().to_owned(),
-            local: match local {
+            local: match translate(&routing, namespace, &opts.istio, &BTreeMap::new()) {
                 Ok(_) => "translated it".into(),
                 Err(e) => format!("refused it: {e}"),
             },
         },
-        (Ok(_), Err(e)) => Outcome::Differs(vec![format!(
-            "istiod accepted it; the translation refused it: {e}"
-        )]),
-        (Ok(_), Ok((sidecar, gateway))) => {
+        Ok(_) => {
             let istio_objects = set
                 .documents
                 .iter()
@@ -239,13 +303,22 @@ async fn run_variant(
             await_istiod_objects(opts, namespace, None, |n| n >= istio_objects)
                 .await
                 .map_err(api)?;
-            compare_with_istiod(variant, namespace, &sidecar, &gateway, opts).await?
+            session.barrier.pass(client).await.map_err(api)?;
+            let created = creation_times(client, namespace).await.map_err(api)?;
+            match translate(&routing, namespace, &opts.istio, &created) {
+                Err(e) => Outcome::Refused {
+                    local: e.to_string(),
+                },
+                Ok(translated) => {
+                    compare(variant, namespace, &translated, opts, &mut session.loaded).await?
+                }
+            }
         }
     };
     // The next variant's gateway must not see this one's Gateways: they go first, awaited
     // until istiod has dropped them; the rest goes with the namespace, unawaited (nothing
     // else of a namespace reaches another's proxies: the Sidecar scopes them to their own).
-    let gateways: Vec<&str> = variant.set.of_kind("Gateway").map(|d| d.name()).collect();
+    let gateways: Vec<&str> = routing.of_kind("Gateway").map(|d| d.name()).collect();
     delete_gateways(client, namespace, &gateways)
         .await
         .map_err(api)?;
@@ -256,36 +329,87 @@ async fn run_variant(
     Ok(outcome)
 }
 
-/// Local mode's two route configurations for the variant in `namespace`, reduced.
-fn local_routes(
+/// Local mode's translation of a variant, whole and reduced.
+struct Translated {
+    sidecar: Value,
+    gateway: Value,
+    clusters: Vec<Cluster>,
+}
+
+/// Translates the variant in `namespace`, its VirtualServices carrying the creation times
+/// the API server gave them (istiod orders competing ones by them).
+fn translate(
     set: &ManifestSet,
     namespace: &str,
     istio: &IstioVersion,
-) -> Result<(Value, Value), String> {
+    created: &BTreeMap<String, k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+) -> Result<Translated, String> {
     let (mut topo, errors) = Topology::from_manifests(set);
     if let Some(e) = errors.first() {
         return Err(e.to_string());
     }
     topo.namespace = namespace.to_owned();
+    for vs in &mut topo.virtual_services {
+        let name = vs.object.metadata.name.clone().unwrap_or_default();
+        vs.object.metadata.creation_timestamp = created.get(&name).cloned();
+    }
     let vss: Vec<&VirtualService> = topo.virtual_services.iter().map(|t| &t.object).collect();
     let sidecar = config::route_configuration(&topo, &vss, istio, 1).map_err(|e| e.to_string())?;
     let gateway =
         config::gateway_route_configuration(&topo, &vss, istio).map_err(|e| e.to_string())?;
-    Ok((
-        reduce(&sidecar["resources"][0]),
-        reduce(&gateway["resources"][0]),
-    ))
+    let clusters = config::outbound_clusters(&topo)
+        .iter()
+        .map(|d| Cluster {
+            name: config::cluster_name(&topo, d),
+            endpoints: Vec::new(),
+        })
+        .collect();
+    Ok(Translated {
+        sidecar,
+        gateway,
+        clusters,
+    })
 }
 
-/// Connects the two proxies and waits until istiod's routes agree with the translation's,
-/// or until the difference has lasted `settle`.
-async fn compare_with_istiod(
+/// The creation times of the namespace's VirtualServices, by name.
+async fn creation_times(
+    client: &Client,
+    namespace: &str,
+) -> Result<BTreeMap<String, k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>, String> {
+    let gvk = kube::core::GroupVersionKind::gvk("networking.istio.io", "v1", "VirtualService");
+    let resource = kube::core::ApiResource::from_gvk(&gvk);
+    let api: kube::Api<kube::core::DynamicObject> =
+        kube::Api::namespaced_with(client.clone(), namespace, &resource);
+    let list = api
+        .list(&Default::default())
+        .await
+        .map_err(|e| format!("list VirtualServices in {namespace}: {e}"))?;
+    Ok(list
+        .items
+        .into_iter()
+        .filter_map(|o| Some((o.metadata.name?, o.metadata.creation_timestamp?)))
+        .collect())
+}
+
+/// Loads the translation into Envoy, connects the two proxies to istiod and compares.
+async fn compare(
     variant: &Variant,
     namespace: &str,
-    sidecar: &Value,
-    gateway: &Value,
+    translated: &Translated,
     opts: &ParityOptions,
+    loaded: &mut LoadedEnvoy,
 ) -> Result<Outcome, ParityError> {
+    let mut differences = Vec::new();
+    let load = loaded
+        .load(&loaded::Translation {
+            clusters: &translated.clusters,
+            routes: &translated.sidecar,
+            gateway_routes: &translated.gateway,
+        })
+        .await;
+    if let Err(e) = load {
+        differences.push(e);
+    }
     let proxy_error = |source| ParityError::Proxy {
         variant: variant.name.clone(),
         source: Box::new(source),
@@ -303,18 +427,22 @@ async fn compare_with_istiod(
         workload: "productpage-v1".into(),
         service_account: "default".into(),
     };
-    let version = opts.istio.to_string();
+    let local_clusters = reduce::namespace_clusters(
+        translated.clusters.iter().map(|c| c.name.as_str()),
+        namespace,
+    );
     let proxies = [
-        (identity, ROUTE_CONFIG_NAME, sidecar),
+        (identity, ROUTE_CONFIG_NAME, &translated.sidecar),
         (
             Identity::gateway("10.250.0.1"),
             INGRESS_ROUTE_CONFIG_NAME,
-            gateway,
+            &translated.gateway,
         ),
     ];
-    let mut differences = Vec::new();
-    for (identity, route_config, expected) in proxies {
+    let version = opts.istio.to_string();
+    for (identity, route_config, local) in proxies {
         let kind = identity.kind;
+        let local = reduce::reduce(&local["resources"][0]);
         let proxy = Proxy::start(
             &opts.envoy,
             &dir.join(kind),
@@ -325,32 +453,45 @@ async fn compare_with_istiod(
         )
         .await
         .map_err(proxy_error)?;
-        let seen = istiod_routes(&proxy, route_config, expected, opts).await;
+        let seen = istiod_config(&proxy, route_config, local.as_array().is_some_and(Vec::is_empty), opts).await;
         // istiod's own words, unreduced, for whoever reads a difference.
-        if let Ok(raw) = proxy
-            .envoy
-            .admin_text("/config_dump?resource=dynamic_route_configs")
-            .await
-        {
+        if let Ok(raw) = proxy.envoy.admin_text("/config_dump").await {
             let _ = std::fs::create_dir_all(&dir);
             let _ = std::fs::write(dir.join(format!("{kind}-config_dump.json")), raw);
         }
         let accepted = proxy.check_accepted(&opts.istiod).await;
         proxy.envoy.stop().await;
         accepted.map_err(proxy_error)?;
-        let seen = seen.map_err(|message| ParityError::Wait {
+        let (routes, clusters) = seen.map_err(|message| ParityError::Wait {
             variant: variant.name.clone(),
             message,
         })?;
         let _ = std::fs::write(
             dir.join(format!("{kind}-{route_config}.json")),
-            serde_json::to_string_pretty(&json!({"istiod": seen, "local": expected}))
+            serde_json::to_string_pretty(&json!({"istiod": routes, "local": local}))
                 .unwrap_or_default(),
         );
         differences.extend(
-            diff(expected, &seen)
+            reduce::diff(&local, &routes)
                 .into_iter()
                 .map(|d| format!("{route_config}: {d}")),
+        );
+        let mut clusters =
+            reduce::namespace_clusters(clusters.iter().map(String::as_str), namespace);
+        let mut local_clusters = local_clusters.clone();
+        if kind == "sidecar" {
+            // The node agent's capture `Sidecar` (`ads::sidecar`) imports the namespace's
+            // Services on port 9080 only, so istiod gives this sidecar no other port's
+            // clusters; a sidecar without one (kind, local mode) has every port's. The
+            // gateway, which no Sidecar scopes, is compared on every port.
+            let on_port = |c: &String| c.starts_with("outbound|9080|");
+            clusters.retain(on_port);
+            local_clusters.retain(on_port);
+        }
+        differences.extend(
+            reduce::diff_clusters(&local_clusters, &clusters)
+                .into_iter()
+                .map(|d| format!("{kind} CDS: {d}")),
         );
     }
     Ok(if differences.is_empty() {
@@ -360,57 +501,87 @@ async fn compare_with_istiod(
     })
 }
 
-/// The proxy's route configuration `name` from istiod, reduced: as soon as it equals
-/// `expected`, else what it is once the difference has lasted `settle`.
-async fn istiod_routes(
+/// The proxy's route configuration `name` from istiod, reduced, and its clusters. After the
+/// barrier its first configuration is the variant's: none is awaited beyond it. A route
+/// configuration that is not there is empty when none is expected (a gateway no Gateway
+/// binds a listener on has none), once the proxy's listeners have come.
+async fn istiod_config(
     proxy: &Proxy,
     name: &str,
-    expected: &Value,
+    none_expected: bool,
     opts: &ParityOptions,
-) -> Result<Value, String> {
-    let first_differed = std::cell::Cell::new(None);
-    poll_until(
+) -> Result<(Value, Vec<String>), String> {
+    let routes = poll_until(
         &format!("route configuration {name} from istiod"),
         opts.patience,
-        || {
-            let now = std::time::Instant::now();
-            let found = async {
-                let dump = proxy
-                    .envoy
-                    .admin_json("/config_dump?resource=dynamic_route_configs")
-                    .await
-                    .map_err(|e| e.to_string())?;
-                dump["configs"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|c| &c["route_config"])
-                    .find(|r| r["name"] == name)
-                    .map(reduce)
-                    // No route to expect (a variant without a Gateway): none is the answer.
-                    .or_else(|| {
-                        expected
-                            .as_object()
-                            .is_some_and(|e| e.is_empty())
-                            .then(|| json!({}))
-                    })
-                    .ok_or_else(|| format!("Envoy has no route configuration {name} yet"))
-            };
-            let settle = opts.settle;
-            let first = &first_differed;
-            async move {
-                let seen = found.await?;
-                if &seen == expected {
-                    return Ok(Some(seen));
+        || async {
+            let text = proxy
+                .envoy
+                .admin_text("/config_dump?resource=dynamic_route_configs")
+                .await
+                .map_err(|e| e.to_string())?;
+            // Envoy answers with an empty body while it has no route configuration at all.
+            let dump: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+            let found = dump["configs"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|c| &c["route_config"])
+                .find(|r| r["name"] == name)
+                .map(reduce::reduce);
+            match found {
+                Some(routes) => Ok(Some(routes)),
+                None if none_expected => {
+                    // Empty only once the listeners have come and none of them asks for it.
+                    let text = proxy
+                        .envoy
+                        .admin_text("/config_dump?resource=dynamic_listeners")
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let listeners: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+                    let mut names = Vec::new();
+                    route_config_names(&listeners, &mut names);
+                    let lds = proxy
+                        .envoy
+                        .admin_json("/stats?format=json&filter=^listener_manager.lds.update_success$")
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let taken = lds["stats"][0]["value"].as_u64().unwrap_or(0) > 0;
+                    match taken {
+                        true if !names.iter().any(|n| n == name) => Ok(Some(json!([]))),
+                        _ => Err(format!(
+                            "Envoy has no route configuration {name} yet (listeners ask for {names:?})"
+                        )),
+                    }
                 }
-                let since = first.get().unwrap_or(now);
-                first.set(Some(since));
-                Ok((now.duration_since(since) >= settle).then_some(seen))
+                None => Err(format!("Envoy has no route configuration {name} yet")),
             }
         },
     )
     .await
-    .map_err(|e| e.to_string())
+    .map_err(|e| e.to_string())?;
+    let clusters = proxy
+        .envoy
+        .admin_json("/config_dump?resource=dynamic_active_clusters")
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((routes, reduce::dumped_clusters(&clusters)))
+}
+
+/// Every `route_config_name` in a listener dump.
+fn route_config_names(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, v) in map {
+                match (key.as_str(), v.as_str()) {
+                    ("route_config_name", Some(name)) => out.push(name.to_owned()),
+                    _ => route_config_names(v, out),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| route_config_names(v, out)),
+        _ => {}
+    }
 }
 
 /// How many of istiod's configuration objects (`/debug/configz`) are in `namespace` (of
@@ -481,321 +652,9 @@ async fn delete_namespace(client: &Client, namespace: &str) -> Result<(), String
         .map_err(|e| format!("delete namespace {namespace}: {e}"))
 }
 
-/// A RouteConfiguration reduced to what decides where a request and its mirrors go: per
-/// virtual host (by name, `<host>:<port>`), its routes in order, each with its match, its
-/// destination (a cluster, or weighted clusters with weights) and its mirror policies
-/// (cluster, percentage, the shadow host rule).
-///
-/// Left out, and why:
-/// - virtual host `domains`: istiod lists every short form and the Service's cluster IP,
-///   the translation the names a caller uses; the host the name carries is what routes;
-/// - route `name`, `decorator`, `metadata`, `typed_per_filter_config`: tracing, telemetry
-///   and filter settings, not where a request goes;
-/// - `timeout`, `retry_policy`, `max_stream_duration`, `hash_policy`,
-///   `cluster_not_found_response_code`, `include_request_attempt_count`: how a request is
-///   carried, set by istiod on every route whatever the VirtualService says of mirroring;
-/// - a mirror's `trace_sampled`: whether the shadow request is traced, not whether it goes;
-/// - istiod's passthrough virtual hosts (`ISTIOD_ONLY_VIRTUAL_HOSTS`): traffic to hosts no
-///   Service has, which the suite never sends;
-/// - `match.case_sensitive: true`: Envoy's default, spelled out by one side only.
-pub fn reduce(route_config: &Value) -> Value {
-    let mut hosts = BTreeMap::new();
-    for vh in route_config["virtual_hosts"]
-        .as_array()
-        .into_iter()
-        .flatten()
-    {
-        let name = vh["name"].as_str().unwrap_or_default();
-        if ISTIOD_ONLY_VIRTUAL_HOSTS
-            .iter()
-            .any(|n| name == *n || name.starts_with(&format!("{n}:")))
-        {
-            continue;
-        }
-        let routes: Vec<Value> = vh["routes"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(reduce_route)
-            .collect();
-        hosts.insert(name.to_owned(), Value::from(routes));
-    }
-    json!(hosts)
-}
-
-fn reduce_route(route: &Value) -> Value {
-    let mut matched = route["match"].clone();
-    if let Some(m) = matched.as_object_mut()
-        && m.get("case_sensitive") == Some(&Value::Bool(true))
-    {
-        m.remove("case_sensitive");
-    }
-    let action = &route["route"];
-    let to = if let Some(cluster) = action["cluster"].as_str() {
-        json!(cluster)
-    } else if let Some(weighted) = action["weighted_clusters"]["clusters"].as_array() {
-        weighted
-            .iter()
-            .map(|c| json!([c["name"], c["weight"].as_u64().unwrap_or(0)]))
-            .collect()
-    } else if let Some(redirect) = route.get("redirect") {
-        json!({"redirect": redirect})
-    } else if let Some(direct) = route.get("direct_response") {
-        json!({"direct_response": direct["status"]})
-    } else {
-        action.clone()
-    };
-    let mirrors: Vec<Value> = action["request_mirror_policies"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|m| {
-            json!({
-                "cluster": m["cluster"],
-                "percent": percent(&m["runtime_fraction"]),
-                "disable_shadow_host_suffix_append":
-                    m["disable_shadow_host_suffix_append"].as_bool().unwrap_or(false),
-            })
-        })
-        .collect();
-    json!({"match": matched, "to": to, "mirrors": mirrors})
-}
-
-/// A `runtime_fraction` as a percentage; none means every request. Over 100 counts as 100:
-/// Envoy mirrors every request at any fraction of 1 or more (istiod passes
-/// `mirrorPercentage: 150` on as 1,500,000 of a million; the translation caps it at 100).
-fn percent(fraction: &Value) -> f64 {
-    let Some(default) = fraction.get("default_value") else {
-        return 100.0;
-    };
-    let numerator = default["numerator"].as_f64().unwrap_or(0.0);
-    let scale = match default["denominator"].as_str().unwrap_or("HUNDRED") {
-        "TEN_THOUSAND" => 100.0,
-        "MILLION" => 10_000.0,
-        _ => 1.0,
-    };
-    (numerator / scale).min(100.0)
-}
-
-/// What differs between two reduced route configurations, one line each.
-pub fn diff(local: &Value, istiod: &Value) -> Vec<String> {
-    let empty = serde_json::Map::new();
-    let local = local.as_object().unwrap_or(&empty);
-    let istiod = istiod.as_object().unwrap_or(&empty);
-    let mut out = Vec::new();
-    for (host, routes) in istiod {
-        match local.get(host) {
-            None => out.push(format!("only istiod has virtual host {host}")),
-            Some(mine) if mine != routes => {
-                let (mine, theirs) = (mine.as_array(), routes.as_array());
-                let (mine, theirs) = (
-                    mine.map_or(&[][..], Vec::as_slice),
-                    theirs.map_or(&[][..], Vec::as_slice),
-                );
-                if mine.len() != theirs.len() {
-                    out.push(format!(
-                        "{host}: {} routes here, {} from istiod",
-                        mine.len(),
-                        theirs.len()
-                    ));
-                }
-                for (i, (a, b)) in mine.iter().zip(theirs).enumerate() {
-                    for key in ["match", "to", "mirrors"] {
-                        if a[key] != b[key] {
-                            out.push(format!(
-                                "{host} route {i} {key}: here {}, istiod {}",
-                                a[key], b[key]
-                            ));
-                        }
-                    }
-                }
-            }
-            Some(_) => {}
-        }
-    }
-    for host in local.keys().filter(|h| !istiod.contains_key(*h)) {
-        out.push(format!("only the translation has virtual host {host}"));
-    }
-    out
-}
-
-/// One version's run, as `mirror-e2e parity` writes it (`parity.json`) for merging.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct VersionResult {
-    /// The Istio version the translation emulated.
-    pub version: String,
-    /// What played it on the cluster's side (e.g. `istiod 1.30 + compat 1.27`), when told.
-    pub played_by: Option<String>,
-    /// Each variant's outcome, in the order run.
-    pub rows: Vec<Row>,
-    /// How long the comparison took.
-    pub seconds: f64,
-}
-
-/// One variant's outcome in a [`VersionResult`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Row {
-    /// The variant's name.
-    pub variant: String,
-    /// What it came to.
-    pub outcome: Outcome,
-}
-
-impl VersionResult {
-    /// The result of a run of `version` from [`run`]'s rows.
-    pub fn new(
-        version: &IstioVersion,
-        played_by: Option<String>,
-        rows: Vec<(String, Outcome)>,
-        seconds: f64,
-    ) -> VersionResult {
-        VersionResult {
-            version: version.to_string(),
-            played_by,
-            rows: rows
-                .into_iter()
-                .map(|(variant, outcome)| Row { variant, outcome })
-                .collect(),
-            seconds,
-        }
-    }
-
-    /// Its column's header: the version, and what played it when that was said, so a
-    /// column played by a newer istiod with a compatibility profile says so.
-    pub fn column(&self) -> String {
-        match &self.played_by {
-            Some(by) => format!("{} ({by})", self.version),
-            None => self.version.clone(),
-        }
-    }
-
-    /// Whether any variant differs.
-    pub fn differs(&self) -> bool {
-        self.rows
-            .iter()
-            .any(|r| matches!(r.outcome, Outcome::Differs(_)))
-    }
-}
-
-/// The table `variant × version → outcome`, as the README shows it: a column per result in
-/// the order given, a row per variant in the order first met; a variant a version did not
-/// run (a corpus changed between runs) says so rather than leaving a gap.
-pub fn merged_table(results: &[VersionResult]) -> String {
-    let mut variants: Vec<&str> = Vec::new();
-    for row in results.iter().flat_map(|r| &r.rows) {
-        if !variants.contains(&row.variant.as_str()) {
-            variants.push(&row.variant);
-        }
-    }
-    let escape = |s: String| s.replace('|', "\\|");
-    let mut out = String::from("| variant |");
-    for result in results {
-        out.push_str(&format!(" {} |", escape(result.column())));
-    }
-    out.push_str("\n|---|");
-    out.push_str(&"---|".repeat(results.len()));
-    out.push('\n');
-    for variant in variants {
-        out.push_str(&format!("| {variant} |"));
-        for result in results {
-            let cell = result
-                .rows
-                .iter()
-                .find(|r| r.variant == variant)
-                .map_or_else(|| "not run".to_owned(), |r| r.outcome.cell());
-            out.push_str(&format!(" {} |", escape(cell)));
-        }
-        out.push('\n');
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn istiod_route_config() -> Value {
-        json!({
-            "name": "9080",
-            "virtual_hosts": [
-                {"name": "reviews.test.svc.cluster.local:9080",
-                 "domains": ["reviews.test.svc.cluster.local", "reviews", "10.96.0.12"],
-                 "routes": [{
-                    "name": "tester",
-                    "match": {"case_sensitive": true, "prefix": "/", "headers": [{"name": "end-user", "string_match": {"exact": "tester"}}]},
-                    "decorator": {"operation": "reviews:9080/*"},
-                    "route": {
-                        "cluster": "outbound|9080|v2|reviews.test.svc.cluster.local",
-                        "timeout": "0s",
-                        "retry_policy": {"num_retries": 2},
-                        "request_mirror_policies": [{
-                            "cluster": "outbound|9080||mirror.test.svc.cluster.local",
-                            "runtime_fraction": {"default_value": {"numerator": 100000, "denominator": "MILLION"}},
-                            "trace_sampled": false,
-                            "disable_shadow_host_suffix_append": true,
-                        }],
-                    },
-                 }]},
-                {"name": "allow_any", "routes": [{"match": {"prefix": "/"}, "route": {"cluster": "PassthroughCluster"}}]},
-            ],
-        })
-    }
-
-    #[test]
-    fn reduction_keeps_routing_and_mirrors_and_drops_istiods_extras() {
-        let reduced = reduce(&istiod_route_config());
-        assert_eq!(
-            reduced,
-            json!({"reviews.test.svc.cluster.local:9080": [{
-                "match": {"prefix": "/", "headers": [{"name": "end-user", "string_match": {"exact": "tester"}}]},
-                "to": "outbound|9080|v2|reviews.test.svc.cluster.local",
-                "mirrors": [{"cluster": "outbound|9080||mirror.test.svc.cluster.local", "percent": 10.0, "disable_shadow_host_suffix_append": true}],
-            }]})
-        );
-    }
-
-    #[test]
-    fn a_different_percentage_or_shadow_rule_or_order_is_a_difference() {
-        let istiod = reduce(&istiod_route_config());
-        assert!(diff(&istiod, &istiod).is_empty());
-        let mut local = istiod_route_config();
-        let policy = "/virtual_hosts/0/routes/0/route/request_mirror_policies/0";
-        local.pointer_mut(policy).expect("policy")["runtime_fraction"]["default_value"] =
-            json!({"numerator": 10});
-        assert!(
-            diff(&reduce(&local), &istiod).is_empty(),
-            "10 of a hundred is 10%"
-        );
-        let p = local.pointer_mut(policy).expect("policy");
-        p["disable_shadow_host_suffix_append"] = json!(false);
-        let found = diff(&reduce(&local), &istiod);
-        assert_eq!(found.len(), 1, "{found:?}");
-        assert!(found[0].contains("route 0 mirrors"), "{found:?}");
-        let mut p = local.pointer_mut(policy).expect("policy");
-        p["disable_shadow_host_suffix_append"] = json!(true);
-        p["runtime_fraction"]["default_value"]["numerator"] = json!(11);
-        assert_eq!(diff(&reduce(&local), &istiod).len(), 1, "11% is not 10%");
-        p = local.pointer_mut(policy).expect("policy");
-        p["runtime_fraction"]["default_value"]["numerator"] = json!(10);
-        local["virtual_hosts"][0]["routes"]
-            .as_array_mut()
-            .expect("routes")
-            .insert(
-                0,
-                json!({"match": {"prefix": "/"}, "route": {"cluster": "x"}}),
-            );
-        let found = diff(&reduce(&local), &istiod);
-        assert!(
-            found
-                .iter()
-                .any(|d| d.contains("2 routes here, 1 from istiod")),
-            "{found:?}"
-        );
-        assert_eq!(
-            diff(&json!({}), &istiod),
-            ["only istiod has virtual host reviews.test.svc.cluster.local:9080"]
-        );
-    }
 
     #[test]
     fn configz_objects_are_counted_by_namespace() {
@@ -807,96 +666,6 @@ mod tests {
         assert_eq!(count_in_namespace(&configz, "parity-1", None), 2);
         assert_eq!(count_in_namespace(&configz, "parity-1", Some("Sidecar")), 1);
         assert_eq!(count_in_namespace(&configz, "parity-2", None), 0);
-    }
-
-    fn result(version: &str, played_by: Option<&str>, rows: &[(&str, Outcome)]) -> VersionResult {
-        VersionResult {
-            version: version.to_owned(),
-            played_by: played_by.map(str::to_owned),
-            rows: rows
-                .iter()
-                .map(|(variant, outcome)| Row {
-                    variant: (*variant).to_owned(),
-                    outcome: outcome.clone(),
-                })
-                .collect(),
-            seconds: 4.2,
-        }
-    }
-
-    #[test]
-    fn the_table_has_a_row_per_variant() {
-        let one = result(
-            "1.31.1",
-            None,
-            &[
-                ("shipped", Outcome::Same),
-                ("x", Outcome::Differs(vec!["a|b".into()])),
-            ],
-        );
-        let table = merged_table(&[one]);
-        assert!(
-            table.starts_with("| variant | 1.31.1 |\n|---|---|\n"),
-            "{table}"
-        );
-        assert!(table.contains("| shipped | same |"));
-        assert!(table.contains("| x | differs (a\\|b) |"));
-    }
-
-    #[test]
-    fn versions_merge_into_columns_that_say_what_played_them() {
-        let results = [
-            result(
-                "1.31.1",
-                Some("istiod 1.31"),
-                &[("shipped", Outcome::Same), ("mirror-100", Outcome::Same)],
-            ),
-            result(
-                "1.27.9",
-                Some("istiod 1.30 + compat 1.27"),
-                &[
-                    ("shipped", Outcome::Same),
-                    ("mirror-100", Outcome::Differs(vec!["9080: d".into()])),
-                    ("only-here", Outcome::Same),
-                ],
-            ),
-        ];
-        assert_eq!(
-            merged_table(&results),
-            "| variant | 1.31.1 (istiod 1.31) | 1.27.9 (istiod 1.30 + compat 1.27) |\n\
-             |---|---|---|\n\
-             | shipped | same | same |\n\
-             | mirror-100 | same | differs (9080: d) |\n\
-             | only-here | not run | same |\n"
-        );
-        assert!(!results[0].differs());
-        assert!(results[1].differs());
-    }
-
-    #[test]
-    fn a_result_file_reads_back_as_written() {
-        let rows = vec![
-            ("shipped".to_owned(), Outcome::Same),
-            ("x".to_owned(), Outcome::Differs(vec!["one".into()])),
-            (
-                "y".to_owned(),
-                Outcome::Rejected {
-                    server: "no".into(),
-                    local: "translated it".into(),
-                },
-            ),
-        ];
-        let version: IstioVersion = "1.27.9".parse().expect("version");
-        let written = VersionResult::new(
-            &version,
-            Some("istiod 1.30 + compat 1.27".into()),
-            rows,
-            3.5,
-        );
-        let text = serde_json::to_string_pretty(&written).expect("serialised");
-        let read: VersionResult = serde_json::from_str(&text).expect("read back");
-        assert_eq!(read, written);
-        assert_eq!(read.column(), "1.27.9 (istiod 1.30 + compat 1.27)");
     }
 
     #[test]
@@ -911,6 +680,20 @@ mod tests {
                 && ns
                     .chars()
                     .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        );
+    }
+
+    #[test]
+    fn a_variant_names_its_namespace_with_the_placeholder() {
+        let variant = Variant::from_text(
+            "v",
+            "kind: VirtualService\nmetadata: {name: r}\nspec: {hosts: [reviews.${NS}.svc.cluster.local]}\n---\nkind: Deployment\nmetadata: {name: d}\n".into(),
+        );
+        let set = variant.manifests("parity-9").expect("parses");
+        assert_eq!(set.documents.len(), 1, "only the routing kinds");
+        assert_eq!(
+            set.documents[0].value["spec"]["hosts"][0],
+            "reviews.parity-9.svc.cluster.local"
         );
     }
 }

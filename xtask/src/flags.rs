@@ -91,6 +91,18 @@ pub struct Parity {
         crate::versions::supported()
     ))]
     pub istio: Vec<String>,
+    /// Your own manifests instead of the shipped ones and the corpus (a directory or a
+    /// file; `${NS}` in them is the namespace each runs in). Exit 1 when istiod's routes
+    /// and local mode's differ, and what differs is printed.
+    #[arg(long, value_name = "DIR")]
+    pub manifests: Option<std::path::PathBuf>,
+    /// Run this many generated routing cases instead of the shipped manifests and the
+    /// corpus; a case that differs is shrunk and written to target/parity/<version>/cases/.
+    #[arg(long, value_name = "N")]
+    pub generated: Option<usize>,
+    /// The seed of --generated: the same seed runs the same cases.
+    #[arg(long, default_value_t = 1, requires = "generated")]
+    pub seed: u64,
     /// Seconds every wait may take.
     #[arg(long, default_value_t = 60)]
     pub patience: u64,

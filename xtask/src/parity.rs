@@ -53,6 +53,7 @@ impl flags::Parity {
         let step = |name: &str| clock.step(name);
         let patience = Duration::from_secs(self.patience);
         let releases = releases(&self.istio)?;
+        let variant_args = self.variant_args(&paths::project_root())?;
         let columns: Vec<String> = releases
             .iter()
             .map(|r| played_by(r.version))
@@ -104,7 +105,7 @@ impl flags::Parity {
                 }
                 std::fs::create_dir_all(&dir)
                     .with_context(|| format!("create {}", dir.display()))?;
-                let args: Vec<String> = vec![
+                let mut args: Vec<String> = vec![
                     "parity".into(),
                     "--kubeconfig".into(),
                     cluster.kubeconfig().display().to_string(),
@@ -118,15 +119,12 @@ impl flags::Parity {
                     version.into(),
                     "--played-by".into(),
                     column.clone(),
-                    "--manifests".into(),
-                    root.join("manifests").display().to_string(),
-                    "--variants".into(),
-                    root.join("e2e/tests/fixtures/parity").display().to_string(),
                     "--out".into(),
                     dir.display().to_string(),
                     "--patience".into(),
                     self.patience.to_string(),
                 ];
+                args.extend(variant_args.iter().cloned());
                 let result = dir.join("parity.json");
                 match runner.inside(&cluster.holder.nsenter_args()).run(sh, &args) {
                     Ok(()) => {}
@@ -167,6 +165,37 @@ impl flags::Parity {
         }
         step("done");
         outcome
+    }
+}
+
+impl flags::Parity {
+    /// What `mirror-e2e parity` compares: the user's manifests, or generated cases, or
+    /// else the shipped manifests and the corpus.
+    fn variant_args(&self, root: &std::path::Path) -> anyhow::Result<Vec<String>> {
+        let mut args = Vec::new();
+        if let Some(dir) = &self.manifests {
+            // Checked before a cluster exists: a typo costs nothing.
+            let dir = std::fs::canonicalize(dir)
+                .with_context(|| format!("--manifests {}", dir.display()))?;
+            args.extend(["--manifests".to_owned(), dir.display().to_string()]);
+        }
+        if let Some(n) = self.generated {
+            args.extend([
+                "--generated".to_owned(),
+                n.to_string(),
+                "--seed".into(),
+                self.seed.to_string(),
+            ]);
+        }
+        if args.is_empty() {
+            args.extend([
+                "--manifests".to_owned(),
+                root.join("manifests").display().to_string(),
+                "--variants".into(),
+                root.join("e2e/tests/fixtures/parity").display().to_string(),
+            ]);
+        }
+        Ok(args)
     }
 }
 

@@ -76,10 +76,17 @@ fn every_case_parses_types_validates_and_translates() {
             assert_eq!(vs.spec.http.len(), generated.http.len(), "case {i}");
             validate_virtual_service(vs).unwrap_or_else(|e| panic!("case {i}: {e}\n{yaml}"));
         }
-        route_configuration(&topo, &vss, &[], &version, 1)
-            .unwrap_or_else(|e| panic!("case {i}: {e}\n{yaml}"));
-        gateway_route_configuration(&topo, &vss, &version)
-            .unwrap_or_else(|e| panic!("case {i}: {e}\n{yaml}"));
+        // Translated, or refused by name (two VirtualServices for one host need creation
+        // times, which files do not have): never a panic or another error.
+        for result in [
+            route_configuration(&topo, &vss, &version, 1),
+            gateway_route_configuration(&topo, &vss, &version),
+        ] {
+            match result {
+                Ok(_) | Err(crate::envoy::config::TranslateError::Unordered { .. }) => {}
+                Err(e) => panic!("case {i}: {e}\n{yaml}"),
+            }
+        }
     }
 }
 
