@@ -341,7 +341,7 @@ impl flags::E2e {
         let runner = Runner::build(sh, interrupt)?;
         let envoy = tools::envoy(sh, interrupt).context("provision envoy")?;
         let bins = kwok::Binaries::ensure(sh, interrupt).context("provision the control plane")?;
-        let real_istiod = self.istiod == flags::IstiodMode::Real;
+        let real_istiod = self.istiod_mode() == Some(flags::IstiodMode::Real);
         // With the real istiod: its binary, and what plays the release (for the report).
         let pilot_discovery = if real_istiod {
             Some((
@@ -1634,20 +1634,45 @@ mod tests {
     }
 
     #[test]
-    fn the_real_istiod_runs_only_against_a_kwok_cluster() {
+    fn istiod_is_a_flag_of_kwok_only_either_way() {
         let parse = |args: &[&str]| {
             flags::E2e::parse(args)
                 .validate()
                 .map_err(|e| e.to_string())
         };
-        for other in [&["--local"][..], &[], &["--cluster", "existing"]] {
-            let mut args = vec!["--istiod", "real"];
-            args.extend(other);
-            let err = parse(&args).expect_err("usage error");
-            assert!(err.contains("--istiod real"), "{args:?}: {err}");
+        for mode in ["real", "translation"] {
+            for other in [&["--local"][..], &[], &["--cluster", "existing"]] {
+                let mut args = vec!["--istiod", mode];
+                args.extend(other);
+                let err = parse(&args).expect_err("usage error");
+                assert!(
+                    err.contains(&format!("--istiod {mode}")) && err.contains("--cluster kwok"),
+                    "{args:?}: {err}"
+                );
+            }
+            parse(&["--cluster", "kwok", "--istiod", mode]).expect("fine on kwok");
         }
-        parse(&["--cluster", "kwok", "--istiod", "real"]).expect("fine");
-        parse(&["--local", "--istiod", "translation"]).expect("the default is fine anywhere");
+        // Without the flag every mode is fine: it means nothing there.
+        parse(&["--local"]).expect("fine");
+        parse(&[]).expect("fine");
+    }
+
+    #[test]
+    fn kwok_runs_the_real_istiod_unless_told_translation() {
+        let mode = |args: &[&str]| flags::E2e::parse(args).istiod_mode();
+        assert_eq!(mode(&["--cluster", "kwok"]), Some(flags::IstiodMode::Real));
+        assert_eq!(
+            mode(&["--cluster", "kwok", "--istiod", "translation"]),
+            Some(flags::IstiodMode::Translation)
+        );
+        assert_eq!(
+            mode(&["--cluster", "kwok", "--istiod", "real"]),
+            Some(flags::IstiodMode::Real)
+        );
+        // Elsewhere no mode applies: the cluster's own istiod, or local mode's translation.
+        for other in [&["--local"][..], &[], &["--cluster", "existing"]] {
+            assert_eq!(mode(other), None, "{other:?}");
+        }
     }
 
     #[test]
@@ -1658,16 +1683,23 @@ mod tests {
                 .map_err(|e| e.to_string())
         };
         let walk = ["--cluster", "kwok", "--istio-upgrade", "1.27.9..1.31.1"];
-        let err = parse(&walk).expect_err("the translation does not walk");
-        assert!(err.contains("add --istiod real"), "{err}");
+        parse(&walk).expect("the real istiod is kwok's default");
         let mut real = walk.to_vec();
         real.extend(["--istiod", "real"]);
         parse(&real).expect("fine");
-        real.extend(["--reuse", "kept"]);
-        let err = parse(&real).expect_err("a reused cluster");
+        let mut translation = walk.to_vec();
+        translation.extend(["--istiod", "translation"]);
+        let err = parse(&translation).expect_err("the translation does not walk");
+        assert!(err.contains("drop --istiod translation"), "{err}");
+        let mut reused = walk.to_vec();
+        reused.extend(["--reuse", "kept"]);
+        let err = parse(&reused).expect_err("a reused cluster");
         assert!(err.contains("drop --reuse"), "{err}");
         let err = parse(&["--cluster", "existing", "--istio-upgrade", "1.30.5..1.31.1"])
             .expect_err("someone's cluster");
-        assert!(err.contains("a cluster of the run's own"), "{err}");
+        assert!(
+            err.contains("a cluster of the run's own") && !err.contains("--istiod"),
+            "{err}"
+        );
     }
 }

@@ -226,11 +226,12 @@ pub struct E2e {
     /// workload's sidecar, stdout and stderr its log. See the README.
     #[arg(long = "workload", value_name = "NAME=COMMAND")]
     pub workloads: Vec<String>,
-    /// kwok: what configures the node's proxies: `translation` (default), this project's
-    /// translation of the routing into Envoy files; `real`, the pinned istiod
-    /// (pilot-discovery, built from istio.io/istio on first use) over ADS.
-    #[arg(long, value_enum, default_value_t = IstiodMode::Translation)]
-    pub istiod: IstiodMode,
+    /// kwok: what configures the node's proxies: `real` (default), the pinned istiod
+    /// (pilot-discovery, built from istio.io/istio on first use) over ADS; `translation`,
+    /// this project's translation of the routing into Envoy files (local mode's). Only
+    /// --cluster kwok takes it.
+    #[arg(long, value_enum)]
+    pub istiod: Option<IstiodMode>,
     /// existing: the Istio revision whose control plane injects the run's namespace (default:
     /// the default revision, or the only one installed).
     #[arg(long)]
@@ -251,6 +252,13 @@ impl E2e {
             Command::E2e(e2e) => e2e,
             _ => unreachable!("`e2e` parses as the e2e command"),
         }
+    }
+
+    /// What configures the kwok node's proxies: `--istiod`, else the real istiod. None off
+    /// kwok: there the cluster's own istiod, or local mode's translation, does.
+    pub fn istiod_mode(&self) -> Option<IstiodMode> {
+        (!self.local && self.cluster == ClusterKind::Kwok)
+            .then(|| self.istiod.unwrap_or(IstiodMode::Real))
     }
 
     /// The manifests to test: the user's (from where they stand), else the project's.
@@ -327,10 +335,13 @@ impl E2e {
                 }
             ));
         }
-        if self.istiod == IstiodMode::Real && (self.local || self.cluster != ClusterKind::Kwok) {
-            return usage(
-                "--istiod real runs the pinned istiod against a kwok cluster: use it with --cluster kwok, without --local (kind and existing clusters run their own istiod)".into(),
-            );
+        if let Some(mode) = self.istiod
+            && self.istiod_mode().is_none()
+        {
+            return usage(format!(
+                "--istiod {} chooses what configures a kwok node's proxies: use it with --cluster kwok, without --local (--local always runs the translation; kind and existing clusters run their own istiod)",
+                mode.name()
+            ));
         }
         // kwok runs no images: a registry flag would be ignored.
         let images: Vec<&str> = [
@@ -359,12 +370,12 @@ impl E2e {
                 ClusterKind::Kind => {}
                 ClusterKind::Existing => {
                     return usage(
-                        "--istio-upgrade needs a cluster of the run's own: use it with --local, --cluster kind or --cluster kwok --istiod real".into(),
+                        "--istio-upgrade needs a cluster of the run's own: use it with --local, --cluster kind or --cluster kwok".into(),
                     );
                 }
-                ClusterKind::Kwok if self.istiod != IstiodMode::Real => {
+                ClusterKind::Kwok if self.istiod_mode() == Some(IstiodMode::Translation) => {
                     return usage(
-                        "--istio-upgrade on --cluster kwok walks the real istiod of each version: add --istiod real".into(),
+                        "--istio-upgrade on --cluster kwok walks the real istiod of each version, and the translation has none to upgrade: drop --istiod translation".into(),
                     );
                 }
                 ClusterKind::Kwok if self.reuse.is_some() => {
@@ -416,6 +427,16 @@ pub enum IstiodMode {
     Real,
 }
 
+impl IstiodMode {
+    /// Its value on the command line, for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            IstiodMode::Translation => "translation",
+            IstiodMode::Real => "real",
+        }
+    }
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OnFailure {
     /// Keep the cluster for inspection.
@@ -443,7 +464,7 @@ pub enum Tool {
     /// from their pinned Go modules (needs Go 1.26+; a cold build takes long).
     ControlPlane,
     /// istiod (pilot-discovery) and istioctl of every pinned Istio minor, built from the
-    /// pinned istio.io/istio modules for `e2e --cluster kwok --istiod real` and `parity`
+    /// pinned istio.io/istio modules for `e2e --cluster kwok` (its real istiod) and `parity`
     /// (a cold build takes about 22 minutes each).
     Istiod,
 }

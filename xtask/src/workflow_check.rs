@@ -65,13 +65,33 @@ fn invocations(file: &str, text: &str) -> Result<Vec<Invocation>, String> {
                     }
                     out.push(Invocation {
                         place: format!("{file}: job {job_name}, {step_name}"),
-                        args: expanded.split_whitespace().map(str::to_owned).collect(),
+                        args: arguments(&expanded),
                     });
                 }
             }
         }
     }
     Ok(out)
+}
+
+/// What a shell variable stands for: its value is known only when the step runs. `0` is
+/// accepted by a flag that takes a number, a text or a path; not by `--istio`, whose
+/// versions are written out so that they are checked here.
+const AT_RUN_TIME: &str = "0";
+
+/// The arguments of a command line after its `cargo xtask`: its words up to the first shell
+/// operator (`|`, `;`, `&`, a redirection, or the `)` that ends an `echo "... (replay:
+/// cargo xtask ...)"`), without their quotes, a `$variable` standing as [`AT_RUN_TIME`].
+fn arguments(rest: &str) -> Vec<String> {
+    rest.split(['|', ';', '&', '<', '>', ')'])
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .map(|word| match word.trim_matches(['"', '\'']) {
+            variable if variable.starts_with('$') => AT_RUN_TIME.to_owned(),
+            word => word.to_owned(),
+        })
+        .collect()
 }
 
 /// The job's `matrix.istio` values: a literal list, or the default JSON list of a
@@ -174,7 +194,11 @@ fn the_nightly_matrix_is_the_version_table_and_the_upgrade_is_previous_to_newest
         .into_iter()
         .find(|(f, _)| f.ends_with("nightly.yml"))
         .expect("ci/workflows/nightly.yml");
-    let invs = invocations("nightly.yml", &text).expect("parses");
+    let invs: Vec<Invocation> = invocations("nightly.yml", &text)
+        .expect("parses")
+        .into_iter()
+        .filter(|i| i.args.first().is_some_and(|c| c == "e2e"))
+        .collect();
     let mut tested: Vec<String> = invs
         .iter()
         .filter_map(|i| flag_value(&i.args, "--istio"))
@@ -209,10 +233,11 @@ fn the_nightly_matrix_is_the_version_table_and_the_upgrade_is_previous_to_newest
 /// (its local run and upgrade walk).
 const WRITES_EVIDENCE: &[&str] = &["cargo xtask e2e", "cargo xtask test"];
 
-/// Every job that runs the suite keeps its evidence apart from older runs': no cache
-/// restores `target/e2e` (a cache of `target` must exclude it), the suite writes into
-/// `MIRROR_E2E_ARTIFACTS_ROOT` set on its step, and the job uploads exactly that directory.
-/// Returns how many jobs ran the suite.
+/// Every job keeps what it uploads apart from older runs': no cache restores a directory the
+/// job uploads, nor `target/e2e` where the suite runs (a cache of `target` must exclude
+/// them); the suite writes into `MIRROR_E2E_ARTIFACTS_ROOT` set on its step, and the job
+/// uploads that directory (and beside it only directories of this run, such as parity's
+/// `target/parity`). Returns how many jobs ran the suite.
 fn evidence_is_this_runs_only(file: &str, text: &str) -> Result<usize, String> {
     let doc: Value = serde_yaml::from_str(text).map_err(|e| format!("{file}: {e}"))?;
     let mut errors = Vec::new();
@@ -235,50 +260,58 @@ fn evidence_is_this_runs_only(file: &str, text: &str) -> Result<usize, String> {
                 .and_then(Value::as_str)
                 .is_some_and(|u| u.starts_with(action))
         };
+        let caches: Vec<Vec<&str>> = steps
+            .iter()
+            .filter(|s| uses(s, "actions/cache"))
+            .map(|cache| {
+                cache
+                    .get("with")
+                    .and_then(|w| w.get("path"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .lines()
+                    .map(|p| p.trim().trim_end_matches('/'))
+                    .filter(|p| !p.is_empty())
+                    .collect()
+            })
+            .collect();
+        let restored = |dir: &str| caches.iter().any(|paths| restores(paths, dir));
+        let uploaded: Vec<&str> = steps
+            .iter()
+            .filter(|s| uses(s, "actions/upload-artifact"))
+            .filter_map(|s| s.get("with")?.get("path")?.as_str())
+            .map(|p| p.trim_end_matches('/'))
+            .collect();
         let suite = steps.iter().find(|s| {
             s.get("run")
                 .and_then(Value::as_str)
                 .is_some_and(|r| WRITES_EVIDENCE.iter().any(|c| r.contains(c)))
         });
-        let Some(suite) = suite else { continue };
-        suites += 1;
-        for cache in steps.iter().filter(|s| uses(s, "actions/cache")) {
-            let paths: Vec<&str> = cache
-                .get("with")
-                .and_then(|w| w.get("path"))
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .lines()
-                .map(str::trim)
-                .collect();
-            let whole_target = paths.iter().any(|p| *p == "target" || *p == "target/");
-            if (whole_target && !paths.contains(&"!target/e2e"))
-                || paths.iter().any(|p| p.starts_with("target/e2e"))
-            {
+        let mut root = None;
+        if let Some(suite) = suite {
+            suites += 1;
+            if restored("target/e2e") {
                 errors.push(format!("{file}: job {name}: the cache restores target/e2e, so older runs' evidence comes back; exclude it (`!target/e2e`)"));
             }
+            root = suite
+                .get("env")
+                .and_then(|e| e.get("MIRROR_E2E_ARTIFACTS_ROOT"))
+                .and_then(Value::as_str)
+                .map(|r| r.trim_end_matches('/'));
+            match root {
+                None => errors.push(format!("{file}: job {name}: the suite's step sets no MIRROR_E2E_ARTIFACTS_ROOT, so it writes into target/e2e with whatever was there")),
+                Some(root) if !uploaded.contains(&root) => errors.push(format!(
+                    "{file}: job {name}: uploads {uploaded:?}, not the run's directory {root}"
+                )),
+                Some(_) => {}
+            }
         }
-        let root = suite
-            .get("env")
-            .and_then(|e| e.get("MIRROR_E2E_ARTIFACTS_ROOT"))
-            .and_then(Value::as_str);
-        let Some(root) = root else {
-            errors.push(format!("{file}: job {name}: the suite's step sets no MIRROR_E2E_ARTIFACTS_ROOT, so it writes into target/e2e with whatever was there"));
-            continue;
-        };
-        let uploaded: Vec<&str> = steps
-            .iter()
-            .filter(|s| uses(s, "actions/upload-artifact"))
-            .filter_map(|s| s.get("with")?.get("path")?.as_str())
-            .collect();
-        if !uploaded
-            .iter()
-            .all(|p| p.trim_end_matches('/') == root.trim_end_matches('/'))
-            || uploaded.is_empty()
-        {
-            errors.push(format!(
-                "{file}: job {name}: uploads {uploaded:?}, not exactly the run's directory {root}"
-            ));
+        for path in uploaded.iter().filter(|p| Some(**p) != root) {
+            if *path == "target/e2e" || restored(path) {
+                errors.push(format!(
+                    "{file}: job {name}: uploads {path}, where older runs' files are (target/e2e, or a cache restores it): upload the run's own directory"
+                ));
+            }
         }
     }
     if errors.is_empty() {
@@ -286,6 +319,22 @@ fn evidence_is_this_runs_only(file: &str, text: &str) -> Result<usize, String> {
     } else {
         Err(errors.join("\n"))
     }
+}
+
+/// Whether a cache of `paths` (actions/cache's list, `!` excluding) brings back any of `dir`:
+/// a path that holds it or lies inside it, unless an exclusion holds all of it.
+fn restores(paths: &[&str], dir: &str) -> bool {
+    let holds =
+        |outer: &str, inner: &str| inner == outer || inner.starts_with(&format!("{outer}/"));
+    let excluded = paths
+        .iter()
+        .filter_map(|p| p.strip_prefix('!'))
+        .any(|x| holds(x, dir));
+    !excluded
+        && paths
+            .iter()
+            .filter(|p| !p.starts_with('!'))
+            .any(|p| holds(p, dir) || holds(dir, p))
 }
 
 #[test]
@@ -361,4 +410,42 @@ fn the_checker_rejects_unknown_commands_flags_and_versions() {
     let invs = invocations("w.yml", matrix).expect("parses");
     assert_eq!(invs.len(), 2, "one invocation per matrix value");
     assert!(check(&invs[1]).is_err(), "9.9.9 is not supported");
+}
+
+#[test]
+fn a_shell_variable_stands_for_a_value_and_an_echoed_command_ends_with_its_parenthesis() {
+    let workflow = "jobs:\n  j:\n    steps:\n      - name: s\n        run: |\n          echo \"patience: $secs (replay: cargo xtask parity --patience $secs)\" | tee -a \"$GITHUB_STEP_SUMMARY\"\n          cargo xtask parity --istio 1.31.1 --patience \"$secs\"\n          cargo xtask e2e --istio \"$version\"\n";
+    let invs = invocations("w.yml", workflow).expect("parses");
+    let args: Vec<&[String]> = invs.iter().map(|i| i.args.as_slice()).collect();
+    assert_eq!(
+        args,
+        [
+            &["parity", "--patience", AT_RUN_TIME][..],
+            &["parity", "--istio", "1.31.1", "--patience", AT_RUN_TIME],
+            &["e2e", "--istio", AT_RUN_TIME],
+        ]
+    );
+    check(&invs[0]).expect("the echoed replay command exists");
+    check(&invs[1]).expect("the command exists");
+    let err = check(&invs[2]).expect_err("a version must be written out");
+    assert!(err.contains("not a supported version"), "{err}");
+}
+
+#[test]
+fn an_upload_beside_the_runs_directory_must_be_this_runs_own() {
+    let job = |cache: &str| {
+        format!(
+            "jobs:\n  kwok:\n    steps:\n      - uses: actions/cache@v5\n        with:\n          path: |\n            ~/.cargo/registry\n            target\n            !target/e2e\n{cache}      - name: suite\n        env:\n          MIRROR_E2E_ARTIFACTS_ROOT: ${{{{ runner.temp }}}}/e2e\n        run: cargo xtask e2e --cluster kwok\n      - run: cargo xtask parity\n      - uses: actions/upload-artifact@v7\n        with:\n          path: ${{{{ runner.temp }}}}/e2e/\n      - uses: actions/upload-artifact@v7\n        with:\n          path: target/parity/\n"
+        )
+    };
+    assert_eq!(
+        evidence_is_this_runs_only("pr.yml", &job("            !target/parity\n")),
+        Ok(1),
+        "target/parity excluded from the cache is this run's"
+    );
+    let err = evidence_is_this_runs_only("pr.yml", &job("")).expect_err("older results");
+    assert!(
+        err.contains("job kwok: uploads target/parity, where older runs' files are"),
+        "{err}"
+    );
 }

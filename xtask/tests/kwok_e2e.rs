@@ -1,7 +1,7 @@
 //! Black-box, on a real control plane: `xtask e2e --cluster kwok` stopped by Ctrl-C while
-//! its suite runs ends every process of the run (the control plane, the node's data plane,
-//! Envoy, the pods' stand-ins), deletes the cluster it created, and exits 130; so does an
-//! upgrade walk with the real istiods, stopped after a hop replaced istiod.
+//! its suite runs ends every process of the run (the control plane, istiod, the node's data
+//! plane, Envoy, the pods' stand-ins), deletes the cluster it created, and exits 130; so
+//! does an upgrade walk with the real istiods, stopped after a hop replaced istiod.
 //!
 //! Needs the pinned control-plane binaries, the istiods and Envoy; `cargo xtask
 //! test-control-plane` provides them and runs this.
@@ -55,11 +55,9 @@ fn ctrl_c_while_the_suite_runs_ends_every_process_of_the_run_and_exits_130() {
 fn ctrl_c_while_the_suite_runs_after_a_hop_ends_the_walks_istiod_and_data_plane_and_exits_130() {
     // After this line the walk's second suite starts, under the second istiod, with the
     // node's data plane (a component of its own) reconnected to it.
-    interrupted_when(
-        "walk",
-        &["--istiod", "real", "--istio-upgrade", "1.30.5..1.31.1"],
-        |line| line.contains("istiod replaced: ready, and every proxy reconnected"),
-    );
+    interrupted_when("walk", &["--istio-upgrade", "1.30.5..1.31.1"], |line| {
+        line.contains("istiod replaced: ready, and every proxy reconnected")
+    });
 }
 
 /// Runs `xtask e2e --cluster kwok` with `extra` arguments on a cluster named for this test
