@@ -66,6 +66,14 @@ pub enum LocalError {
     /// Envoy could not start.
     #[error(transparent)]
     Envoy(#[from] EnvoyError),
+    /// Envoy rejected the translation (a defect of the translation: istiod's would load).
+    #[error("Envoy rejected the translated configuration ({what}): {log}")]
+    Rejected {
+        /// The counters that say so.
+        what: String,
+        /// The end of Envoy's log, which says why.
+        log: String,
+    },
     /// No workload stands behind the mirror host.
     #[error(
         "{path}: no Deployment is selected by the Service `{host}`; the suite reads the mirror's log from it"
@@ -278,6 +286,14 @@ impl LocalMesh {
             opts.patience,
         )
         .await?;
+        // A configuration Envoy rejects routes nothing, silently: the run stops on it.
+        let rejected = envoy.rejected_updates().await?;
+        if !rejected.is_empty() {
+            return Err(LocalError::Rejected {
+                what: rejected.join(", "),
+                log: crate::envoy::process::tail(&opts.artifacts.join("envoy.log"), 3),
+            });
+        }
         sidecar
             .set(envoy.listener(config::OUTBOUND_LISTENER)?)
             .map_err(|message| LocalError::Sidecar { message })?;

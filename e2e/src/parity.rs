@@ -37,7 +37,7 @@ use crate::version::IstioVersion;
 use crate::wait::poll_until;
 
 pub use barrier::Barrier;
-pub use loaded::LoadedEnvoy;
+pub use loaded::{LoadedEnvoy, Translation};
 pub use table::{Outcome, Row, VersionResult, merged_table};
 
 /// The kinds of a variant that reach istiod or the translation; the rest (Deployments, the
@@ -453,7 +453,13 @@ async fn compare(
         )
         .await
         .map_err(proxy_error)?;
-        let seen = istiod_config(&proxy, route_config, local.as_array().is_some_and(Vec::is_empty), opts).await;
+        let seen = istiod_config(
+            &proxy,
+            route_config,
+            local.as_array().is_some_and(Vec::is_empty),
+            opts,
+        )
+        .await;
         // istiod's own words, unreduced, for whoever reads a difference.
         if let Ok(raw) = proxy.envoy.admin_text("/config_dump").await {
             let _ = std::fs::create_dir_all(&dir);

@@ -410,6 +410,27 @@ pub fn cases(root: &Path) -> anyhow::Result<Vec<Case>> {
     Ok(cases)
 }
 
+/// The user's manifests (`--manifests`) as the one case, counted as a mirroring case (its
+/// gaps fail the run), read before anything runs so a typo names the flag.
+fn user_case(dir: &Path) -> anyhow::Result<Case> {
+    let dir =
+        std::fs::canonicalize(dir).with_context(|| format!("--manifests {}", dir.display()))?;
+    let mut files = if dir.is_dir() {
+        yaml_files(&dir, Path::new(""))?
+            .into_iter()
+            .map(|f| dir.join(f))
+            .collect()
+    } else {
+        vec![dir.clone()]
+    };
+    files.retain(|p| p.file_name().is_none_or(|n| n != "expectations.yaml"));
+    Ok(Case {
+        name: "manifests".into(),
+        lint: vec![dir],
+        analyze: files,
+    })
+}
+
 /// The `.yaml`/`.yml` files under `dir` (relative to `root`), sorted, as relative paths.
 fn yaml_files(root: &Path, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
@@ -539,7 +560,11 @@ impl flags::Analyze {
         let runner = Runner::build(sh, &interrupt)?;
         let root = paths::project_root();
         let mut outcomes = Vec::new();
-        for case in cases(&root)? {
+        let cases = match &self.manifests {
+            Some(dir) => vec![user_case(dir)?],
+            None => cases(&root)?,
+        };
+        for case in cases {
             interrupt.check()?;
             let messages = analyze(sh, &istioctl, &case.analyze)
                 .with_context(|| format!("istioctl analyze, case {}", case.name))?;

@@ -109,7 +109,12 @@ pub struct Parity {
 }
 
 #[derive(Args)]
-pub struct Analyze {}
+pub struct Analyze {
+    /// Your own manifests (a directory or a file) instead of the shipped ones and lint's
+    /// corpus; fails when istioctl analyze finds what lint does not.
+    #[arg(long, value_name = "DIR")]
+    pub manifests: Option<std::path::PathBuf>,
+}
 
 #[derive(Args)]
 pub struct Kwok {

@@ -257,6 +257,36 @@ impl Envoy {
         admin_get(&self.http, &self.admin, path).await
     }
 
+    /// Envoy's `update_success` and `update_rejected` counters of its xDS subscriptions, by
+    /// name: every configuration Envoy reads counts one or the other, also when it did not
+    /// change anything.
+    pub async fn update_counters(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, u64>, EnvoyError> {
+        let stats = self
+            .admin_json("/stats?format=json&filter=update_(success|rejected)$")
+            .await?;
+        Ok(stats["stats"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| Some((s["name"].as_str()?.to_owned(), s["value"].as_u64()?)))
+            .collect())
+    }
+
+    /// The subscriptions whose configuration Envoy rejected (a RouteConfiguration with a
+    /// domain twice, say): Envoy keeps the previous one and says so only in these counters
+    /// and its log.
+    pub async fn rejected_updates(&self) -> Result<Vec<String>, EnvoyError> {
+        Ok(self
+            .update_counters()
+            .await?
+            .into_iter()
+            .filter(|(name, n)| name.ends_with(".update_rejected") && *n > 0)
+            .map(|(name, n)| format!("{name}: {n}"))
+            .collect())
+    }
+
     /// Stops Envoy and waits for it to exit.
     pub async fn stop(mut self) {
         let _ = self.child.start_kill();

@@ -29,7 +29,52 @@ pub(super) fn check(topo: &Topology, report: &mut Report<'_>) {
     for err in refusals.into_iter().flatten() {
         finding(topo, &err, report);
     }
+    for gw in &topo.gateways {
+        for (i, server) in gw.object.spec.servers.iter().enumerate() {
+            let http = server
+                .port
+                .protocol
+                .as_deref()
+                .is_some_and(|p| p.eq_ignore_ascii_case("HTTP"));
+            // Local mode plays one ingress listener, the Gateway server on 8080 over HTTP
+            // (istiod maps another server port through the gateway Service's targetPort).
+            if server.port.number != 8080 || !http {
+                report.at(
+                    gw.document,
+                    &YamlPath::parse(&format!("spec.servers[{i}].port")),
+                    Severity::Note,
+                    CODE,
+                    format!(
+                        "a server on port {} ({}): local mode's ingress plays only an HTTP server on 8080; {HINT}",
+                        server.port.number,
+                        server.port.protocol.as_deref().unwrap_or("no protocol")
+                    ),
+                );
+            }
+        }
+    }
     for dr in &topo.destination_rules {
+        let tls = dr
+            .object
+            .spec
+            .traffic_policy
+            .as_ref()
+            .is_some_and(|p| p.tls.is_some())
+            || dr
+                .object
+                .spec
+                .subsets
+                .iter()
+                .any(|s| s.traffic_policy.as_ref().is_some_and(|p| p.tls.is_some()));
+        if tls {
+            report.at(
+                dr.document,
+                &YamlPath::parse("spec"),
+                Severity::Note,
+                CODE,
+                format!("trafficPolicy.tls decides whether requests reach the host at all; {HINT}"),
+            );
+        }
         let export_to = dr.object.spec.export_to.as_deref().unwrap_or(&[]);
         // One Envoy plays the sidecar and the gateway: a DestinationRule that only one of
         // them sees (exportTo) would need clusters of two sets.

@@ -115,7 +115,12 @@ fn mark_in(dump: &Value, vhost: &str) -> Option<String> {
     dump["configs"]
         .as_array()?
         .iter()
-        .flat_map(|c| c["route_config"]["virtual_hosts"].as_array().into_iter().flatten())
+        .flat_map(|c| {
+            c["route_config"]["virtual_hosts"]
+                .as_array()
+                .into_iter()
+                .flatten()
+        })
         .find(|vh| vh["name"] == vhost)?["routes"][0]["request_headers_to_add"]
         .as_array()?
         .iter()

@@ -87,12 +87,7 @@ fn write_case(
 ) -> Result<PathBuf, ParityError> {
     let file = dir.join(format!("{}.yaml", case_name(seed, index)));
     std::fs::create_dir_all(dir)
-        .and_then(|()| {
-            std::fs::write(
-                &file,
-                generate::case_file(case, seed, index, differences),
-            )
-        })
+        .and_then(|()| std::fs::write(&file, generate::case_file(case, seed, index, differences)))
         .map_err(|e| ParityError::Manifests(format!("write {}: {e}", file.display())))?;
     Ok(file)
 }

@@ -22,6 +22,7 @@ pub struct LoadedEnvoy {
 }
 
 /// What one variant's translation is, as Envoy takes it.
+#[derive(Clone, Copy)]
 pub struct Translation<'a> {
     /// The clusters (their endpoints do not matter here: none).
     pub clusters: &'a [Cluster],
@@ -34,14 +35,22 @@ pub struct Translation<'a> {
 impl LoadedEnvoy {
     /// Starts Envoy on a node bootstrap (clusters from a watched CDS file, both listeners'
     /// routes from watched RDS files) in `dir`.
-    pub async fn start(binary: &std::path::Path, dir: PathBuf, patience: Duration) -> Result<LoadedEnvoy, String> {
+    pub async fn start(
+        binary: &std::path::Path,
+        dir: PathBuf,
+        patience: Duration,
+    ) -> Result<LoadedEnvoy, String> {
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let paths = Files::in_dir(&dir);
         config::write_watched(&paths.cds, &config::cds_file(&[], 0)).map_err(|e| e.to_string())?;
         let empty = |name| serde_json::json!({"version_info": "0", "resources": [{"@type": "type.googleapis.com/envoy.config.route.v3.RouteConfiguration", "name": name}]});
-        config::write_watched(&paths.routes, &empty(config::ROUTE_CONFIG_NAME)).map_err(|e| e.to_string())?;
-        config::write_watched(&paths.gateway_routes, &empty(config::INGRESS_ROUTE_CONFIG_NAME))
+        config::write_watched(&paths.routes, &empty(config::ROUTE_CONFIG_NAME))
             .map_err(|e| e.to_string())?;
+        config::write_watched(
+            &paths.gateway_routes,
+            &empty(config::INGRESS_ROUTE_CONFIG_NAME),
+        )
+        .map_err(|e| e.to_string())?;
         let log = dir.join("envoy.log");
         let bootstrap = config::node_bootstrap(
             &paths.cds,
@@ -76,21 +85,30 @@ impl LoadedEnvoy {
             v["version_info"] = version.to_string().into();
             v
         };
-        let before = counters(&self.envoy).await?;
+        let before = self
+            .envoy
+            .update_counters()
+            .await
+            .map_err(|e| e.to_string())?;
         config::write_watched(&paths.cds, &config::cds_file(t.clusters, version))
             .map_err(|e| e.to_string())?;
         config::write_watched(&paths.routes, &with_version(t.routes.clone()))
             .map_err(|e| e.to_string())?;
-        config::write_watched(&paths.gateway_routes, &with_version(t.gateway_routes.clone()))
-            .map_err(|e| e.to_string())?;
+        config::write_watched(
+            &paths.gateway_routes,
+            &with_version(t.gateway_routes.clone()),
+        )
+        .map_err(|e| e.to_string())?;
         let envoy = &self.envoy;
         let log = &self.log;
         poll_until(
             &format!("Envoy to take translation {version}"),
             self.patience,
             || async {
-                let now = counters(envoy).await?;
-                let grew = |key: &str| now.get(key).copied().unwrap_or(0) > before.get(key).copied().unwrap_or(0);
+                let now = envoy.update_counters().await.map_err(|e| e.to_string())?;
+                let grew = |key: &str| {
+                    now.get(key).copied().unwrap_or(0) > before.get(key).copied().unwrap_or(0)
+                };
                 let rejected: Vec<&str> = SUBSCRIPTIONS
                     .iter()
                     .filter(|s| grew(&format!("{s}.update_rejected")))
@@ -148,18 +166,3 @@ const SUBSCRIPTIONS: [&str; 3] = [
     "http.outbound_0.0.0.0_9080.rds.9080",
     "http.0.0.0.0_8080.rds.http.8080",
 ];
-
-/// Envoy's `update_success` and `update_rejected` counters by name. Every file Envoy reads
-/// counts one or the other, also when its content did not change.
-async fn counters(envoy: &Envoy) -> Result<std::collections::BTreeMap<String, u64>, String> {
-    let stats = envoy
-        .admin_json("/stats?format=json&filter=update_(success|rejected)$")
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(stats["stats"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|s| Some((s["name"].as_str()?.to_owned(), s["value"].as_u64()?)))
-        .collect())
-}

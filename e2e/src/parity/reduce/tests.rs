@@ -68,28 +68,41 @@ fn a_different_fraction_shadow_rule_order_header_or_duplicate_is_a_difference() 
         "the same share in another unit is another fraction: compared exactly"
     );
     let mut local = istiod_route_config();
-    local.pointer_mut(policy).expect("policy")["disable_shadow_host_suffix_append"] =
-        json!(false);
+    local.pointer_mut(policy).expect("policy")["disable_shadow_host_suffix_append"] = json!(false);
     let found = diff(&reduce(&local), &istiod);
-    assert!(found.len() == 1 && found[0].contains("route 0 mirrors"), "{found:?}");
+    assert!(
+        found.len() == 1 && found[0].contains("route 0 mirrors"),
+        "{found:?}"
+    );
     let mut local = istiod_route_config();
     local["virtual_hosts"][0]["routes"][0]["request_headers_to_add"][0]["append_action"] =
         json!("OVERWRITE_IF_EXISTS_OR_ADD");
     let found = diff(&reduce(&local), &istiod);
-    assert!(found.len() == 1 && found[0].contains("route 0 headers"), "{found:?}");
+    assert!(
+        found.len() == 1 && found[0].contains("route 0 headers"),
+        "{found:?}"
+    );
     let mut local = istiod_route_config();
     local["virtual_hosts"][0]["routes"]
         .as_array_mut()
         .expect("routes")
-        .insert(0, json!({"match": {"prefix": "/"}, "route": {"cluster": "x"}}));
+        .insert(
+            0,
+            json!({"match": {"prefix": "/"}, "route": {"cluster": "x"}}),
+        );
     let found = diff(&reduce(&local), &istiod);
     assert!(
-        found.iter().any(|d| d.contains("2 routes here, 1 from istiod")),
+        found
+            .iter()
+            .any(|d| d.contains("2 routes here, 1 from istiod")),
         "{found:?}"
     );
     let mut local = istiod_route_config();
     let host = local["virtual_hosts"][0].clone();
-    local["virtual_hosts"].as_array_mut().expect("hosts").insert(0, host);
+    local["virtual_hosts"]
+        .as_array_mut()
+        .expect("hosts")
+        .insert(0, host);
     let found = diff(&reduce(&local), &istiod);
     assert!(found[0].starts_with("virtual hosts: here"), "{found:?}");
     assert_eq!(
