@@ -5,5 +5,7 @@ pub mod access_log;
 pub mod config;
 pub mod gateway;
 pub mod headers;
+pub mod matches;
+pub mod mirrors;
 pub mod process;
 pub mod routes;

@@ -13,10 +13,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{Map, Value, json};
 
 use super::headers::Mutations;
+pub use super::matches::is_catch_all;
+use super::matches::route_match;
+use super::mirrors::mirror_policy;
+pub use super::mirrors::{Fraction, mirror_fraction};
 use crate::hostname;
-use crate::istio::{
-    Destination, HttpMatchRequest, HttpRoute, PortSelector, StringMatch, VirtualService,
-};
+use crate::istio::{Destination, HttpMatchRequest, HttpRoute, PortSelector, VirtualService};
 use crate::topology::Topology;
 use crate::version::IstioVersion;
 
@@ -92,9 +94,6 @@ const SUPPORTED_ROUTE_FIELDS: &[&str] = &[
     "mirror_percent",
     "headers",
 ];
-
-/// Match fields the translation models.
-const SUPPORTED_MATCH_FIELDS: &[&str] = &["name", "uri", "headers"];
 
 /// The listener routes are built for: its port names clusters of destinations without one.
 #[derive(Debug, Clone, Copy)]
@@ -471,17 +470,6 @@ pub(crate) fn translate_routes(
     Ok(out)
 }
 
-/// istiod's `IsCatchAllRoute` (route.go): a `/` prefix or a `.*` regex path, and no header
-/// match.
-pub(crate) fn is_catch_all(route_match: &Value) -> bool {
-    let path = route_match.get("prefix").and_then(Value::as_str) == Some("/")
-        || route_match
-            .pointer("/safe_regex/regex")
-            .and_then(Value::as_str)
-            == Some(".*");
-    path && route_match.get("headers").is_none()
-}
-
 /// The Envoy route action of a rule and the Route-level header mutations
 /// (`applyHTTPRouteDestination`); `None` when it has no destination.
 fn route_action(
@@ -549,134 +537,6 @@ fn route_action(
         action.insert("request_mirror_policies".into(), policies.into());
     }
     Some((Value::Object(action), mutations))
-}
-
-/// A runtime fraction: `numerator / denominator`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Fraction {
-    /// Numerator.
-    pub numerator: u64,
-    /// `HUNDRED` or `MILLION`.
-    pub denominator: &'static str,
-}
-
-impl Fraction {
-    const HUNDRED_PERCENT: Fraction = Fraction {
-        numerator: 100,
-        denominator: "HUNDRED",
-    };
-
-    /// `mirrorPercentage` (a double) as istiod encodes it (`translatePercentToFractionalPercent`):
-    /// parts per million, the product truncated as Go's `uint32(v * 10000)` does (0.57 is
-    /// 5699). 0 and below mirror nothing: no policy at all.
-    pub fn from_percentage(value: f64) -> Option<Fraction> {
-        (value > 0.0).then(|| Fraction {
-            // `as` truncates toward zero and saturates, as Go's conversion does in range.
-            numerator: u64::from((value * 10_000.0) as u32),
-            denominator: "MILLION",
-        })
-    }
-
-    /// The share as a percentage.
-    pub fn percent(self) -> f64 {
-        let scale = if self.denominator == "MILLION" {
-            10_000.0
-        } else {
-            1.0
-        };
-        self.numerator as f64 / scale
-    }
-}
-
-/// The share mirrored by a route's `mirror` (`MirrorPercent`): `mirrorPercentage` wins over
-/// the deprecated integer forms; absent means 100%; a share of 0 mirrors nothing (`None`).
-pub fn mirror_fraction(route: &HttpRoute) -> Option<Fraction> {
-    if let Some(p) = &route.mirror_percentage {
-        return Fraction::from_percentage(p.value);
-    }
-    let deprecated = route
-        .mirror_percent
-        .as_ref()
-        .or(route.mirror_percent_snake.as_ref())
-        .and_then(Value::as_u64);
-    match deprecated {
-        Some(0) => None,
-        Some(p) => Some(Fraction {
-            numerator: p,
-            denominator: "HUNDRED",
-        }),
-        None => Some(Fraction::HUNDRED_PERCENT),
-    }
-}
-
-fn mirror_policy(cluster: String, fraction: Fraction, version: &IstioVersion) -> Value {
-    let mut policy = json!({
-        "cluster": cluster,
-        "runtime_fraction": {"default_value": {"numerator": fraction.numerator, "denominator": fraction.denominator}},
-        "trace_sampled": false,
-    });
-    if !version.appends_shadow_suffix() {
-        policy["disable_shadow_host_suffix_append"] = true.into();
-    }
-    policy
-}
-
-/// An Envoy route match for one VirtualService match entry; `Err(field)` names a field the
-/// translation does not model.
-fn route_match(m: &HttpMatchRequest) -> Result<Value, String> {
-    if let Some(field) = serde_json::to_value(m)
-        .ok()
-        .and_then(|v| v.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>()))
-        .unwrap_or_default()
-        .into_iter()
-        .find(|f| !SUPPORTED_MATCH_FIELDS.contains(&f.as_str()))
-    {
-        return Err(field);
-    }
-    let mut out = Map::new();
-    match &m.uri {
-        None => {
-            out.insert("prefix".into(), "/".into());
-        }
-        Some(uri) => {
-            let (kind, value) = string_match_parts(uri).ok_or("uri")?;
-            let key = match kind {
-                "exact" => "path",
-                "prefix" => "prefix",
-                _ => "safe_regex",
-            };
-            let value = if kind == "regex" {
-                json!({"regex": value})
-            } else {
-                value.into()
-            };
-            out.insert(key.into(), value);
-        }
-    }
-    let headers: BTreeMap<&String, &StringMatch> = m.headers.iter().flatten().collect();
-    if !headers.is_empty() {
-        let mut list = Vec::new();
-        for (name, sm) in headers {
-            let (kind, value) = string_match_parts(sm).ok_or_else(|| format!("headers.{name}"))?;
-            let string_match = if kind == "regex" {
-                json!({"safe_regex": {"regex": value}})
-            } else {
-                json!({kind: value})
-            };
-            list.push(json!({"name": name, "string_match": string_match}));
-        }
-        out.insert("headers".into(), list.into());
-    }
-    Ok(Value::Object(out))
-}
-
-fn string_match_parts(sm: &StringMatch) -> Option<(&'static str, &str)> {
-    match (&sm.exact, &sm.prefix, &sm.regex) {
-        (Some(v), None, None) => Some(("exact", v)),
-        (None, Some(v), None) => Some(("prefix", v)),
-        (None, None, Some(v)) => Some(("regex", v)),
-        _ => None,
-    }
 }
 
 #[cfg(test)]

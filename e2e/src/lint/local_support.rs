@@ -112,3 +112,66 @@ fn finding(topo: &Topology, err: &TranslateError, report: &mut Report<'_>) {
         format!("{err}; {HINT}"),
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::lint::{Severity, lint};
+    use crate::manifest::ManifestSet;
+
+    fn notes(yaml: &str) -> Vec<String> {
+        lint(&ManifestSet::from_str("m.yaml", yaml))
+            .into_iter()
+            .filter(|f| f.code == super::CODE)
+            .inspect(|f| assert_eq!(f.severity, Severity::Note, "{f}"))
+            .map(|f| f.to_string())
+            .collect()
+    }
+
+    const SERVICE: &str =
+        "kind: Service\nmetadata: {name: reviews}\nspec: {ports: [{port: 9080}]}\n---\n";
+
+    #[test]
+    fn what_local_mode_cannot_model_is_a_note_naming_file_line_and_the_way_on() {
+        let two = format!(
+            "{SERVICE}kind: VirtualService\nmetadata: {{name: a}}\nspec: {{hosts: [reviews], http: [{{route: [{{destination: {{host: reviews}}}}]}}]}}\n---\nkind: VirtualService\nmetadata: {{name: b}}\nspec: {{hosts: [reviews], http: [{{route: [{{destination: {{host: reviews}}}}]}}]}}\n"
+        );
+        let found = notes(&two);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].starts_with("m.yaml:")
+                && found[0].contains("VirtualServices a and b both route host")
+                && found[0].contains("--cluster kwok"),
+            "{found:?}"
+        );
+        let gateway = "kind: Gateway\nmetadata: {name: g}\nspec: {selector: {istio: ingressgateway}, servers: [{port: {number: 80, name: http, protocol: HTTP}, hosts: ['*']}]}\n";
+        let found = notes(gateway);
+        assert!(
+            found.len() == 1 && found[0].contains("spec.servers[0].port"),
+            "{found:?}"
+        );
+        let tls = format!(
+            "{SERVICE}kind: DestinationRule\nmetadata: {{name: r}}\nspec: {{host: reviews, subsets: [{{name: v1, labels: {{version: v1}}, trafficPolicy: {{tls: {{mode: DISABLE}}}}}}]}}\n"
+        );
+        assert_eq!(notes(&tls).len(), 1);
+        let fault = format!(
+            "{SERVICE}kind: VirtualService\nmetadata: {{name: a}}\nspec: {{hosts: [reviews], http: [{{route: [{{destination: {{host: reviews}}}}], fault: {{abort: {{httpStatus: 500, percentage: {{value: 1}}}}}}}}]}}\n"
+        );
+        let found = notes(&fault);
+        assert!(
+            found.len() == 1 && found[0].contains("spec.http[0].fault"),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn the_shipped_manifests_are_all_local_mode_can_run() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests");
+        let set = ManifestSet::load(&[dir]).expect("manifests");
+        let found: Vec<String> = lint(&set)
+            .into_iter()
+            .filter(|f| f.code == super::CODE)
+            .map(|f| f.to_string())
+            .collect();
+        assert!(found.is_empty(), "{found:?}");
+    }
+}

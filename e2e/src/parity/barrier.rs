@@ -41,18 +41,12 @@ impl Barrier {
         dir: PathBuf,
         patience: Duration,
     ) -> Result<Barrier, String> {
-        let identity = Identity {
-            kind: "sidecar",
-            ip: "10.244.255.2".into(),
-            pod: "parity-sentinel".into(),
-            namespace: namespace.to_owned(),
-            labels: [("app", ads::SIDECAR_APP), ("version", "v1")]
-                .into_iter()
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .collect(),
-            workload: "parity-sentinel".into(),
-            service_account: "default".into(),
-        };
+        let identity = Identity::capture_sidecar(
+            "10.244.255.2",
+            "parity-sentinel",
+            namespace,
+            "parity-sentinel",
+        );
         apply(client, namespace, 0, true, patience).await?;
         let proxy = Proxy::start(envoy, &dir, identity, istiod, istio_version, patience)
             .await

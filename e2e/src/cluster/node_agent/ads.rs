@@ -283,6 +283,23 @@ pub struct Identity {
 }
 
 impl Identity {
+    /// A pod the capture `Sidecar` applies to (labelled `app: productpage`), as parity's
+    /// proxies are: no pod of the API stands behind them.
+    pub fn capture_sidecar(ip: &str, pod: &str, namespace: &str, workload: &str) -> Identity {
+        Identity {
+            kind: "sidecar",
+            ip: ip.to_owned(),
+            pod: pod.to_owned(),
+            namespace: namespace.to_owned(),
+            labels: [("app", SIDECAR_APP), ("version", "v1")]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+            workload: workload.to_owned(),
+            service_account: "default".into(),
+        }
+    }
+
     /// The ingress gateway on the node's address, as istio-ingressgateway's pod would be.
     pub fn gateway(node_ip: &str) -> Identity {
         Identity {
