@@ -4,6 +4,7 @@
 //! [`Finding`]s that name the file, the line and the YAML path of the field.
 
 pub mod local_support;
+mod precedence;
 mod routing;
 mod unknown_fields;
 mod workloads;
@@ -139,6 +140,7 @@ pub fn lint(set: &ManifestSet) -> Vec<Finding> {
     }
     routing::check(&topology, &mut report);
     workloads::check(&topology, &mut report);
+    precedence::check(&topology, &mut report);
     local_support::check(&topology, &mut report);
     let mut findings = report.findings;
     findings.sort();
