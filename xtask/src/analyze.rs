@@ -135,6 +135,9 @@ pub const COVERAGE: &[Entry] = &[
     // destinationrule.SubsetSelectPodAnalyzer (needs Services and Pods).
     entry("IST0173", "", Coverage::Rule("subset-selects-nothing")),
     entry("IST0174", "", Coverage::Rule("unknown-host")),
+    // virtualservice.ConflictingMeshGatewayHostsAnalyzer: "The VirtualServices %s associated
+    // with mesh gateway define the same host %s which can lead to undefined behavior."
+    entry("IST0109", "", Coverage::Rule("conflicting-hosts")),
 ];
 
 /// Lint's answer to an analyze message, `None` when [`COVERAGE`] has no entry for it.
