@@ -845,7 +845,7 @@ mod tests {
             assert_eq!(coverage(&m), expected, "{code} {text}");
         }
         // Every rule named is one of lint's (e2e/src/lint/).
-        let lint_source: String = ["mod.rs", "routing.rs", "workloads.rs"]
+        let lint_source: String = ["mod.rs", "routing.rs", "workloads.rs", "precedence.rs"]
             .iter()
             .map(|f| {
                 std::fs::read_to_string(paths::project_root().join("e2e/src/lint").join(f))

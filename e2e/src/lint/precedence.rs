@@ -25,7 +25,10 @@ pub(super) fn check(topo: &Topology, report: &mut Report<'_>) {
         }
         for (i, route) in object.spec.http.iter().enumerate() {
             let zero = route.mirror.is_some()
-                && route.mirror_percentage.as_ref().is_some_and(|p| p.value <= 0.0);
+                && route
+                    .mirror_percentage
+                    .as_ref()
+                    .is_some_and(|p| p.value <= 0.0);
             if zero {
                 report.at(
                     vs.document,
@@ -44,7 +47,11 @@ pub(super) fn check(topo: &Topology, report: &mut Report<'_>) {
 /// sidecar and ignores the other's routes, mirrors and headers.
 fn check_conflicting_hosts(topo: &Topology, report: &mut Report<'_>) {
     let mut seen: Vec<(String, &str)> = Vec::new();
-    for vs in topo.virtual_services.iter().filter(|v| applies_to_mesh(&v.object)) {
+    for vs in topo
+        .virtual_services
+        .iter()
+        .filter(|v| applies_to_mesh(&v.object))
+    {
         let name = vs.object.metadata.name.as_deref().unwrap_or_default();
         for (j, host) in vs.object.spec.hosts.iter().enumerate() {
             let fqdn = topo.fqdn(host);
@@ -78,7 +85,8 @@ mod tests {
             .collect()
     }
 
-    const SERVICE: &str = "kind: Service\nmetadata: {name: reviews}\nspec: {ports: [{port: 9080}]}\n---\n";
+    const SERVICE: &str =
+        "kind: Service\nmetadata: {name: reviews}\nspec: {ports: [{port: 9080}]}\n---\n";
 
     #[test]
     fn two_mesh_virtual_services_for_one_host_are_istios_ist0109() {
@@ -87,7 +95,8 @@ mod tests {
         );
         let found = codes(&yaml, "conflicting-hosts");
         assert!(
-            found.len() == 1 && found[0].contains("a and b both route host reviews.test.svc.cluster.local"),
+            found.len() == 1
+                && found[0].contains("a and b both route host reviews.test.svc.cluster.local"),
             "{found:?}"
         );
     }
