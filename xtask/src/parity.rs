@@ -224,9 +224,11 @@ fn releases(wanted: &[String]) -> anyhow::Result<Vec<&'static IstioRelease>> {
 /// pinned istiod with Istio's compatibility profile for the minor.
 fn played_by(version: &str) -> anyhow::Result<String> {
     let (module, compatibility) = kwok::istio_module(version)?;
+    // The build: the commit its pseudo-version ends in, as `istiod --version` says it.
+    let commit = module.version.rsplit('-').next().unwrap_or(module.version);
     Ok(match compatibility {
-        None => format!("istiod {}", module.minor),
-        Some(minor) => format!("istiod {} + compat {minor}", module.minor),
+        None => format!("istiod {}-dev-{commit}", module.minor),
+        Some(minor) => format!("istiod {}-dev-{commit} + compat {minor}", module.minor),
     })
 }
 
@@ -263,11 +265,11 @@ mod tests {
         assert_eq!(
             columns,
             [
-                "istiod 1.31",
-                "istiod 1.30",
-                "istiod 1.30 + compat 1.29",
-                "istiod 1.30 + compat 1.28",
-                "istiod 1.30 + compat 1.27",
+                "istiod 1.31-dev-eed52ebb66ad",
+                "istiod 1.30-dev-9739e10eb9d7",
+                "istiod 1.30-dev-9739e10eb9d7 + compat 1.29",
+                "istiod 1.30-dev-9739e10eb9d7 + compat 1.28",
+                "istiod 1.30-dev-9739e10eb9d7 + compat 1.27",
             ]
         );
     }
