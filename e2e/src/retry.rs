@@ -27,6 +27,11 @@ pub struct RetryPolicy {
     /// but a failure after it is the behaviour itself (a split lets 3 lucky batches in a
     /// row through, however wrong).
     pub fail_after_pass: bool,
+    /// The configuration under test is in place before the first attempt (local mode
+    /// writes it before Envoy starts): nothing propagates, so with `fail_after_pass` the
+    /// first failure ends the retry. A 90/10 split then fails an "all to v1" check at its
+    /// first v2 reply instead of passing when three lucky batches follow.
+    pub settled: bool,
 }
 
 /// Consecutive passes Istio's tests require (and so every check of the suite).
@@ -41,6 +46,15 @@ impl RetryPolicy {
             first_backoff: Duration::from_millis(20),
             max_backoff: Duration::from_millis(320),
             fail_after_pass: false,
+            settled: false,
+        }
+    }
+
+    /// The same policy, for a mesh whose configuration is in place before any attempt.
+    pub fn settled(self) -> RetryPolicy {
+        RetryPolicy {
+            settled: true,
+            ..self
         }
     }
 
@@ -117,14 +131,17 @@ where
             Err(last_error) => {
                 streak = 0;
                 failures += 1;
-                if policy.fail_after_pass && passed_once {
+                if policy.fail_after_pass && (passed_once || policy.settled) {
+                    let why = if passed_once {
+                        "after a passing attempt: not a propagation delay"
+                    } else {
+                        "the routing was in place before the first request: nothing propagates"
+                    };
                     return Err(RetryError {
                         attempts,
                         waited: start.elapsed(),
                         passes: policy.passes,
-                        last_error: format!(
-                            "{last_error} (after a passing attempt: not a propagation delay)"
-                        ),
+                        last_error: format!("{last_error} ({why})"),
                     });
                 }
                 if Instant::now() + backoff >= deadline {
@@ -154,6 +171,7 @@ mod tests {
             first_backoff: Duration::from_millis(1),
             max_backoff: Duration::from_millis(2),
             fail_after_pass: false,
+            settled: false,
         }
     }
 
@@ -187,6 +205,31 @@ mod tests {
         .await
         .expect("passes");
         assert_eq!(stable.attempts, 6);
+    }
+
+    /// A 90/10 split against an "all to v1" check, as the flaky local test met it: the
+    /// first attempt saw v2, three lucky ones followed. With the routing in place before the
+    /// first request (local mode), that first failure is the routing's.
+    #[tokio::test]
+    async fn a_settled_exact_policy_fails_at_the_first_failure() {
+        let outcomes = [false, true, true, true];
+        let step = |a: Attempt| async move {
+            if outcomes[a.number as usize - 1] {
+                Ok(())
+            } else {
+                Err(format!("attempt {}", a.number))
+            }
+        };
+        let err = until_stable(quick(1000).exact().settled(), step)
+            .await
+            .expect_err("the first failure is decisive");
+        assert_eq!(err.attempts, 1);
+        assert!(err.last_error.contains("nothing propagates"), "{err}");
+        assert!(until_stable(quick(1000).exact(), step).await.is_ok());
+        assert!(
+            until_stable(quick(1000).settled(), step).await.is_ok(),
+            "only exact checks"
+        );
     }
 
     #[tokio::test]

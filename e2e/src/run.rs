@@ -257,8 +257,14 @@ pub fn run_local(
     };
     let (conclusion, checks, mesh) = run_trials(
         runtime,
-        Suite::new(mesh, spec, RetryPolicy::istio(opts.patience), run_id)
-            .with_concurrency(opts.concurrency),
+        // Local mode writes the routing before Envoy starts: nothing propagates.
+        Suite::new(
+            mesh,
+            spec,
+            RetryPolicy::istio(opts.patience).settled(),
+            run_id,
+        )
+        .with_concurrency(opts.concurrency),
         args,
         &mut progress,
         live,
