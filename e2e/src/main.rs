@@ -11,7 +11,7 @@ use e2e::cluster::node_agent::{NodeAgent, NodeOptions};
 use e2e::cluster::{ClusterOptions, ClusterScoped, CreatedObjects, Proxies, installed_istio};
 use e2e::envoy::process::{ENVOY_BIN_ENV, HOW_TO_GET_ENVOY};
 use e2e::exit::{EXIT_CODES, Exit};
-use e2e::lint::{Severity, lint_paths};
+use e2e::lint::{Severity, lint_with_expectations};
 use e2e::local::LocalOptions;
 use e2e::report::RunReport;
 use e2e::report::live::LiveReport;
@@ -39,6 +39,10 @@ enum Command {
         /// with file, line, severity, code and message (for `cargo xtask analyze`).
         #[arg(long, value_enum, default_value_t = LintFormat::Text)]
         format: LintFormat,
+        /// The expectations file to check against the manifests (default: each directory's
+        /// `expectations.yaml`).
+        #[arg(long, value_name = "FILE")]
+        expectations: Option<PathBuf>,
     },
     /// Run the suite on a real Envoy configured from the manifests (no Docker).
     #[command(after_help = EXIT_CODES)]
@@ -361,7 +365,11 @@ fn main() -> ExitCode {
         return ExitCode::from(130);
     }
     match cli.command {
-        Command::Lint { paths, format } => lint(&paths, format),
+        Command::Lint {
+            paths,
+            format,
+            expectations,
+        } => lint(&paths, format, expectations.as_deref()),
         Command::Local(args) => local(args),
         Command::Cluster(args) => cluster(*args),
         Command::Compare { runs, out } => compare(&runs, out.as_deref()),
@@ -775,8 +783,8 @@ enum LintFormat {
     Json,
 }
 
-fn lint(paths: &[PathBuf], format: LintFormat) -> ExitCode {
-    match lint_paths(paths) {
+fn lint(paths: &[PathBuf], format: LintFormat, expectations: Option<&std::path::Path>) -> ExitCode {
+    match lint_with_expectations(paths, expectations) {
         Ok(findings) => {
             match format {
                 LintFormat::Text => {

@@ -18,7 +18,7 @@ use xshell::Shell;
 use crate::cluster::{Istioctl, Kind, docker_is_running, kwok};
 use crate::flags::{ClusterKind, OnFailure};
 use crate::interrupt::{Interrupt, is_interrupted};
-use crate::runner::Runner;
+use crate::runner::{Reported, Runner};
 use crate::{flags, paths, tools, versions};
 
 /// What every kind cluster this project creates is named after: `mirror-e2e-<run-id>`.
@@ -48,6 +48,7 @@ impl flags::E2e {
                 None => self.run_local(sh, &runner),
             };
         }
+        self.preflight(sh, interrupt)?;
         match (self.cluster, &self.istio_upgrade) {
             (ClusterKind::Kind, Some(spec)) => self.run_kind_upgrade(sh, interrupt, spec),
             (ClusterKind::Kind, None) => self.run_kind(sh, interrupt),
@@ -59,6 +60,36 @@ impl flags::E2e {
             }
             (ClusterKind::Kwok, None) => self.run_kwok(sh, interrupt),
             (ClusterKind::Kwok, Some(spec)) => self.run_kwok_upgrade(sh, interrupt, spec),
+        }
+    }
+
+    /// What can be checked offline, before any provider acts: the manifests read and
+    /// parse, lint finds no error (unless `--allow-lint-errors`), the expectations read and
+    /// name what the manifests have. A cluster created for input that was wrong would be
+    /// kept or deleted for nothing (local mode checks the same before it starts anything).
+    fn preflight(&self, sh: &Shell, interrupt: &Interrupt) -> anyhow::Result<()> {
+        let runner = Runner::build(sh, interrupt)?;
+        let mut args = vec![
+            "lint".to_owned(),
+            self.manifests_dir().display().to_string(),
+        ];
+        if let Some(file) = &self.expectations {
+            args.extend([
+                "--expectations".to_owned(),
+                paths::from_invocation(file).display().to_string(),
+            ]);
+        }
+        match runner.run(sh, &args) {
+            Ok(()) => Ok(()),
+            // Lint errors only (exit 1): the run was told to go on.
+            Err(e)
+                if self.allow_lint_errors
+                    && e.downcast_ref::<Reported>().is_some_and(|r| r.code == 1) =>
+            {
+                eprintln!("lint found errors; running anyway (--allow-lint-errors)");
+                Ok(())
+            }
+            Err(e) => Err(e.context("check the manifests and expectations before any cluster")),
         }
     }
 
@@ -337,6 +368,12 @@ impl flags::E2e {
     /// cluster this run created is deleted, unless kept.
     fn run_kwok(&self, sh: &Shell, interrupt: &Interrupt) -> anyhow::Result<()> {
         let release = versions::istio_release(self.istio.as_deref())?;
+        // Before anything is built or started: a mistyped name must not cost a cold build.
+        let reused = self
+            .reuse
+            .as_deref()
+            .map(kwok::KwokCluster::reuse)
+            .transpose()?;
         let run_id = run_id();
         let runner = Runner::build(sh, interrupt)?;
         let envoy = tools::envoy(sh, interrupt).context("provision envoy")?;
@@ -360,11 +397,7 @@ impl flags::E2e {
         let patience = self.kwok_patience();
         let clock = crate::progress::Stopwatch::start();
         let mut phases = Vec::new();
-        let found = match &self.reuse {
-            Some(name) => kwok::KwokCluster::find(name)?,
-            None => None,
-        };
-        let cluster = match found {
+        let cluster = match reused {
             Some(cluster) => {
                 eprintln!("reusing kwok cluster {} (as prepared there)", cluster.name);
                 cluster

@@ -151,13 +151,26 @@ pub fn lint(set: &ManifestSet) -> Vec<Finding> {
 /// Loads the paths and analyzes them, with the expectations beside them (each directory's
 /// `expectations.yaml`).
 pub fn lint_paths(paths: &[PathBuf]) -> Result<Vec<Finding>, ManifestError> {
+    lint_with_expectations(paths, None)
+}
+
+/// [`lint_paths`] with the expectations of `expectations` instead of those beside the
+/// manifests (a run's `--expectations FILE`).
+pub fn lint_with_expectations(
+    paths: &[PathBuf],
+    expectations: Option<&std::path::Path>,
+) -> Result<Vec<Finding>, ManifestError> {
     let set = ManifestSet::load(paths)?;
     let mut findings = lint(&set);
-    for file in paths
-        .iter()
-        .map(|p| p.join(crate::expectations::FILE_NAME))
-        .filter(|f| f.is_file())
-    {
+    let files: Vec<PathBuf> = match expectations {
+        Some(file) => vec![file.to_owned()],
+        None => paths
+            .iter()
+            .map(|p| p.join(crate::expectations::FILE_NAME))
+            .filter(|f| f.is_file())
+            .collect(),
+    };
+    for file in files {
         findings.extend(lint_expectations(&set, &file));
     }
     findings.sort();

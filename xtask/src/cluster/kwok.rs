@@ -104,6 +104,31 @@ pub struct IstioModule {
     pub istiod: &'static binaries::GoBuild,
 }
 
+/// The names of the clusters kept under `dir`, sorted (running or not).
+fn kept_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Why `--reuse NAME` cannot reuse: no running cluster has the name; what runs instead.
+fn reuse_refusal(name: &str, running: &[String]) -> String {
+    let running = if running.is_empty() {
+        "none runs".to_owned()
+    } else {
+        format!("running: {}", running.join(", "))
+    };
+    format!(
+        "--reuse {name}: no running kwok cluster has that name ({running}; `cargo xtask kwok list`); drop --reuse to create one"
+    )
+}
+
 /// The Istio modules served, by minor, newest first.
 pub const ISTIO_MODULES: &[IstioModule] = &[
     IstioModule {
@@ -246,6 +271,19 @@ pub fn clusters_dir() -> PathBuf {
 
 impl KwokCluster {
     /// The cluster `name` if its holder still runs.
+    /// The running cluster `--reuse NAME` names; a name with no running cluster is a usage
+    /// error listing those that run (a typo must not create a new cluster).
+    pub fn reuse(name: &str) -> anyhow::Result<KwokCluster> {
+        if let Some(cluster) = KwokCluster::find(name)? {
+            return Ok(cluster);
+        }
+        let running: Vec<String> = kept_names(&clusters_dir())
+            .into_iter()
+            .filter(|n| KwokCluster::find(n).ok().flatten().is_some())
+            .collect();
+        Err(crate::flags::Usage(reuse_refusal(name, &running)).into())
+    }
+
     pub fn find(name: &str) -> anyhow::Result<Option<KwokCluster>> {
         let dir = clusters_dir().join(name);
         Ok(Holder::read(&dir)?.map(|holder| KwokCluster {
@@ -530,14 +568,7 @@ impl crate::flags::Kwok {
         match self.action {
             crate::flags::KwokAction::List => {
                 let dir = clusters_dir();
-                let mut names: Vec<String> = std::fs::read_dir(&dir)
-                    .into_iter()
-                    .flatten()
-                    .flatten()
-                    .filter(|e| e.path().is_dir())
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect();
-                names.sort();
+                let names = kept_names(&dir);
                 if names.is_empty() {
                     println!("no kwok cluster in {}", dir.display());
                 }
@@ -794,6 +825,22 @@ mod real {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_reuse_name_no_cluster_has_is_refused_naming_those_that_run() {
+        assert_eq!(
+            reuse_refusal("typo", &["mirror-e2e-a".into(), "mine".into()]),
+            "--reuse typo: no running kwok cluster has that name (running: mirror-e2e-a, mine; `cargo xtask kwok list`); drop --reuse to create one"
+        );
+        assert!(reuse_refusal("typo", &[]).contains("(none runs;"));
+        let dir = tempfile::tempdir().expect("dir");
+        for name in ["b", "a"] {
+            std::fs::create_dir(dir.path().join(name)).expect("mkdir");
+        }
+        std::fs::write(dir.path().join("file"), "").expect("write");
+        assert_eq!(kept_names(dir.path()), ["a", "b"]);
+    }
+
     use super::*;
 
     #[test]
