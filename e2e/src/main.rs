@@ -531,7 +531,11 @@ fn parity(args: &ParityArgs) -> ExitCode {
     let started = std::time::Instant::now();
     let rows = runtime.block_on(async {
         let client = client(Some(&args.kubeconfig), None).await?;
-        parity_rows(&client, &variants, args, &opts)
+        let generated = e2e::parity::Generated {
+            count: args.generated,
+            seed: args.seed,
+        };
+        e2e::parity::run(&client, &variants, generated, &opts)
             .await
             .map_err(|e| e.to_string())
     });
@@ -573,39 +577,6 @@ fn parity(args: &ParityArgs) -> ExitCode {
             Exit::Environment.into()
         }
     }
-}
-
-/// Every variant, then every generated case, in one session of the sentinel and the
-/// translation's Envoy.
-async fn parity_rows(
-    client: &kube::Client,
-    variants: &[e2e::parity::Variant],
-    args: &ParityArgs,
-    opts: &e2e::parity::ParityOptions,
-) -> Result<Vec<(String, e2e::parity::Outcome)>, e2e::parity::ParityError> {
-    use e2e::parity::generated;
-    let session = std::sync::Arc::new(tokio::sync::Mutex::new(
-        e2e::parity::Session::start(client, opts).await?,
-    ));
-    let mut rows = Vec::new();
-    let result: Result<(), e2e::parity::ParityError> = async {
-        for variant in variants {
-            let outcome = session.lock().await.run(client, variant, opts).await?;
-            rows.push((variant.name.clone(), outcome));
-        }
-        let cases = args.out.join("cases");
-        for index in 0..args.generated {
-            let outcome =
-                generated::run_case(client, &session, args.seed, index, opts, &cases).await?;
-            rows.push((generated::case_name(args.seed, index), outcome));
-        }
-        Ok(())
-    }
-    .await;
-    if let Ok(session) = std::sync::Arc::try_unwrap(session) {
-        session.into_inner().stop().await;
-    }
-    result.map(|()| rows)
 }
 
 fn parity_table(files: &[PathBuf], out: Option<&std::path::Path>) -> ExitCode {

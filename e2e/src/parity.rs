@@ -23,6 +23,7 @@ pub mod table;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use kube::Client;
@@ -230,26 +231,45 @@ impl Session {
     }
 }
 
-/// Runs every variant, one namespace each, one after the other: the gateway's routes merge
-/// every Gateway that selects it, so two variants at once would see each other's.
+/// Generated cases to run after the variants: `count` cases of `seed`.
+#[derive(Debug, Clone, Copy)]
+pub struct Generated {
+    /// How many.
+    pub count: usize,
+    /// Which.
+    pub seed: u64,
+}
+
+/// Runs every variant, then every generated case, one namespace each, one after the other
+/// (the gateway's routes merge every Gateway that selects it, so two variants at once would
+/// see each other's), in one session of the sentinel and the translation's Envoy. A
+/// generated case that differs is shrunk and written to `<dir>/cases/`.
 pub async fn run(
     client: &Client,
     variants: &[Variant],
+    generated: Generated,
     opts: &ParityOptions,
 ) -> Result<Vec<(String, Outcome)>, ParityError> {
-    let mut session = Session::start(client, opts).await?;
+    let session = Arc::new(tokio::sync::Mutex::new(Session::start(client, opts).await?));
     let mut rows = Vec::new();
-    for variant in variants {
-        match session.run(client, variant, opts).await {
-            Ok(outcome) => rows.push((variant.name.clone(), outcome)),
-            Err(e) => {
-                session.stop().await;
-                return Err(e);
-            }
+    let result: Result<(), ParityError> = async {
+        for variant in variants {
+            let outcome = session.lock().await.run(client, variant, opts).await?;
+            rows.push((variant.name.clone(), outcome));
         }
+        let cases = opts.dir.join("cases");
+        for index in 0..generated.count {
+            let outcome =
+                generated::run_case(client, &session, generated.seed, index, opts, &cases).await?;
+            rows.push((generated::case_name(generated.seed, index), outcome));
+        }
+        Ok(())
     }
-    session.stop().await;
-    Ok(rows)
+    .await;
+    if let Ok(session) = Arc::try_unwrap(session) {
+        session.into_inner().stop().await;
+    }
+    result.map(|()| rows)
 }
 
 async fn run_variant(

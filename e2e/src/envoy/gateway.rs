@@ -38,10 +38,10 @@ struct Server {
 
 /// A virtual host being built: its routes, and where they came from (`(gateway, VS)` per
 /// appended list), which is what makes two virtual hosts collapse into one.
-struct VirtualHostDraft {
+struct VirtualHostDraft<'a> {
     routes: Vec<Value>,
     sources: Vec<(String, String)>,
-    claimants: Vec<(u8, String)>,
+    claimants: Vec<(u8, &'a VirtualService)>,
 }
 
 /// The ingress gateway's routes: the Gateways that select `istio: ingressgateway` with an
@@ -99,22 +99,12 @@ pub fn gateway_route_configuration(
                     });
                 draft.routes.extend(routes.iter().cloned());
                 draft.sources.push(key.clone());
-                draft.claimants.push((*class, vs_name.clone()));
+                draft.claimants.push((*class, *vs));
             }
         }
     }
     for (host, draft) in &drafts {
-        let claimants: Vec<(u8, &VirtualService)> = draft
-            .claimants
-            .iter()
-            .filter_map(|(c, name)| {
-                let vs = ordered
-                    .iter()
-                    .find(|(_, v)| v.metadata.name.as_deref() == Some(name.as_str()))?;
-                Some((*c, vs.1))
-            })
-            .collect();
-        check_ordered(host, &claimants)?;
+        check_ordered(host, &draft.claimants)?;
     }
     Ok(rds_response(INGRESS_ROUTE_CONFIG_NAME, collapse(drafts), 1))
 }
@@ -159,10 +149,10 @@ fn servers(topo: &Topology) -> Vec<Server> {
 /// `collapseDuplicateRoutes`: in `MoreSpecific` order, a virtual host whose routes came from
 /// the very same sources as an earlier one's joins it (its domain added); then each one's
 /// catch-all routes go last (`SortVHostRoutes`), and the hosts are sorted by name.
-fn collapse(drafts: BTreeMap<String, VirtualHostDraft>) -> Vec<Value> {
-    let mut hosts: Vec<(String, VirtualHostDraft)> = drafts.into_iter().collect();
+fn collapse(drafts: BTreeMap<String, VirtualHostDraft<'_>>) -> Vec<Value> {
+    let mut hosts: Vec<(String, VirtualHostDraft<'_>)> = drafts.into_iter().collect();
     hosts.sort_by(|(a, _), (b, _)| hostname::more_specific_first(a, b));
-    let mut merged: Vec<(String, Vec<String>, VirtualHostDraft)> = Vec::new();
+    let mut merged: Vec<(String, Vec<String>, VirtualHostDraft<'_>)> = Vec::new();
     for (host, draft) in hosts {
         match merged
             .iter_mut()
