@@ -7,7 +7,7 @@
 
 use std::fmt::Write as _;
 
-use crate::report::{RunReport, plural};
+use crate::report::{RunReport, SAMPLED_OBSERVATIONS, plural};
 use crate::version::IstioVersion;
 
 /// A behaviour change Istio made on purpose, at a version boundary.
@@ -314,7 +314,8 @@ pub fn compare(before: &RunReport, after: &RunReport) -> Comparison {
                     .chain(a.observed.keys().filter(|k| !b.observed.contains_key(*k)));
                 for key in keys {
                     let (old, new) = (b.observed.get(key), a.observed.get(key));
-                    if old == new {
+                    // Both passed their acceptance region: the counts differ by chance.
+                    if old == new || SAMPLED_OBSERVATIONS.contains(&key.as_str()) {
                         continue;
                     }
                     let what = format!(
@@ -407,6 +408,39 @@ mod tests {
             "{}",
             c.render()
         );
+    }
+
+    #[test]
+    fn sampled_shares_that_both_passed_are_the_same_behaviour() {
+        const SPLIT_CHECK: &str = "routing::anonymous_served_by_v1_90_v2_10";
+        let before = run(
+            "1.30.5",
+            &[(
+                SPLIT_CHECK,
+                true,
+                &[("split", "v1 90.1% (1532), v2 9.9% (168)")],
+            )],
+        );
+        let after = run(
+            "1.31.1",
+            &[(
+                SPLIT_CHECK,
+                true,
+                &[("split", "v1 89.6% (1523), v2 10.4% (177)")],
+            )],
+        );
+        let c = compare(&before, &after);
+        assert_eq!(c.checks[0].1, Verdict::Same, "{}", c.render());
+        // A sampled check that stops passing is still a regression.
+        let failing = run(
+            "1.31.1",
+            &[(
+                SPLIT_CHECK,
+                false,
+                &[("split", "v1 100% (1700), v2 0% (0)")],
+            )],
+        );
+        assert!(compare(&before, &failing).failed());
     }
 
     #[test]

@@ -348,10 +348,20 @@ impl Reader<'_> {
                     format!("the percentages add up to {total}, not 100"),
                 ));
             }
+            // A share a batch cannot tell from its wrong neighbours is refused here, before
+            // any mesh exists (`sampling::plan`).
+            let shares: Vec<f64> = served_by.iter().map(|(_, p)| *p).collect();
+            if let Err(e) = crate::sampling::plan(&shares) {
+                return Err(self.invalid(&served_field, e.to_string()));
+            }
+            let mirrored_field = field.key("mirrored");
             let mirrored = match map.get("mirrored") {
-                Some(v) => self.percent(v, &field.key("mirrored"))?,
+                Some(v) => self.percent(v, &mirrored_field)?,
                 None => return Err(self.invalid(&field, "missing field `mirrored`")),
             };
+            if let Err(e) = crate::sampling::plan(&[mirrored]) {
+                return Err(self.invalid(&mirrored_field, e.to_string()));
+            }
             let mut mirror_sees = Vec::new();
             if let Some(sees) = map.get("mirror_sees") {
                 let sees_field = field.key("mirror_sees");

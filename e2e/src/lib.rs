@@ -26,6 +26,7 @@ pub mod progress;
 pub mod report;
 pub mod retry;
 pub mod run;
+pub mod sampling;
 pub mod suite;
 pub mod topology;
 pub mod validation;

@@ -19,7 +19,7 @@ use crate::envoy::config::{self, BootstrapPaths, Cluster};
 use crate::envoy::process::{Envoy, EnvoyError};
 use crate::istio::VirtualService;
 use crate::manifest::{ManifestSet, YamlPath};
-use crate::mesh::{Call, Mesh, MeshError, Reply};
+use crate::mesh::{Call, Mesh, MeshError, MirrorChange, Reply};
 use crate::mirror_log::MirrorRecords;
 use crate::productpage::Productpage;
 use crate::progress::Progress;
@@ -573,8 +573,7 @@ impl Mesh for LocalMesh {
         Ok(())
     }
 
-    async fn set_mirror_running(&self, running: bool) -> Result<Duration, MeshError> {
-        let start = std::time::Instant::now();
+    async fn set_mirror_running(&self, running: bool) -> Result<MirrorChange, MeshError> {
         let outbound = self
             .envoy
             .listener(config::OUTBOUND_LISTENER)
@@ -594,6 +593,14 @@ impl Mesh for LocalMesh {
                 (Workload::Process(p), false) => p.stop().await,
             }
         }
-        Ok(start.elapsed())
+        let what = if running {
+            "the mirror's workload listening again on its address"
+        } else {
+            "the mirror's workload stopped: its address refuses connections"
+        };
+        Ok(MirrorChange {
+            what: what.into(),
+            waited: None,
+        })
     }
 }

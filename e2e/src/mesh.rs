@@ -120,7 +120,26 @@ pub trait Mesh {
     async fn apply_virtual_service(&self, vs: &VirtualService) -> Result<(), MeshError>;
 
     /// Stops (`false`) or starts (`true`) the mirror workload, and returns once it is really
-    /// down (no pod left, no ready endpoint) or up (rolled out, sidecar ready): how long that
-    /// took is part of the check's report.
-    async fn set_mirror_running(&self, running: bool) -> Result<Duration, MeshError>;
+    /// down (no pod left, no ready endpoint) or up (rolled out, sidecar ready), saying what
+    /// happened for the check's report.
+    async fn set_mirror_running(&self, running: bool) -> Result<MirrorChange, MeshError>;
+}
+
+/// What stopping or starting the mirror did, in the words of the mode that did it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MirrorChange {
+    /// What happened (`Deployment mirror scaled to 0: no pod, no ready endpoint`).
+    pub what: String,
+    /// How long it took, where the mode waited for it (a rollout); `None` where it happens
+    /// at once (a local listener closing), since a duration of microseconds says nothing.
+    pub waited: Option<Duration>,
+}
+
+impl std::fmt::Display for MirrorChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.waited {
+            Some(waited) => write!(f, "{} after {waited:.1?}", self.what),
+            None => f.write_str(&self.what),
+        }
+    }
 }

@@ -58,6 +58,22 @@ impl RetryPolicy {
         }
     }
 
+    /// The same policy, for a sampled check: where the routing is settled one batch
+    /// decides, since its acceptance region already bounds both error rates (three in a row
+    /// would only triple the requests); elsewhere a failing batch may be propagation, so
+    /// it is retried until three pass in a row.
+    pub fn sampled(self) -> RetryPolicy {
+        if self.settled {
+            RetryPolicy {
+                passes: 1,
+                fail_after_pass: true,
+                ..self
+            }
+        } else {
+            self
+        }
+    }
+
     /// The same policy, ending at the first failure after a pass.
     pub fn exact(self) -> RetryPolicy {
         RetryPolicy {

@@ -4,87 +4,14 @@
 //! Needs Envoy: `cargo xtask test` provides it through ENVOY_BIN; a plain `cargo test` without
 //! it fails here with the instructions.
 
-use std::path::{Path, PathBuf};
+mod support;
+
 use std::time::Duration;
 
-use e2e::envoy::process::{ENVOY_BIN_ENV, HOW_TO_GET_ENVOY};
+use std::path::Path;
+
 use e2e::local::LocalOptions;
-use e2e::report::RunReport;
-use e2e::report::live::LiveReport;
-use e2e::run::{RunOutcome, new_run_id, run_local};
-use e2e::suite::{Spec, harness_arguments};
-
-fn envoy() -> PathBuf {
-    match std::env::var_os(ENVOY_BIN_ENV) {
-        Some(path) => PathBuf::from(path),
-        None => panic!("{ENVOY_BIN_ENV} is not set: {HOW_TO_GET_ENVOY}"),
-    }
-}
-
-fn project_manifests() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests")
-}
-
-/// Runs the suite (or the checks `harness` selects) with a short patience.
-fn run(
-    manifests: &Path,
-    istio: &str,
-    harness: &[&str],
-    patience: Duration,
-) -> (RunOutcome, tempfile::TempDir) {
-    let artifacts = tempfile::tempdir().expect("tempdir");
-    let opts = options(manifests, istio, patience, &artifacts);
-    let outcome = run_with(&opts, harness).expect("mesh starts");
-    (outcome, artifacts)
-}
-
-/// Local options for a run of `manifests` into `artifacts`.
-fn options(
-    manifests: &Path,
-    istio: &str,
-    patience: Duration,
-    artifacts: &tempfile::TempDir,
-) -> LocalOptions {
-    LocalOptions {
-        manifests: manifests.to_owned(),
-        istio: istio.parse().expect("version"),
-        envoy: envoy(),
-        artifacts: artifacts.path().join("run"),
-        patience,
-        mirror_host: "mirror".into(),
-        host: "reviews".into(),
-        run_id: new_run_id(),
-        concurrency: e2e::suite::DEFAULT_CONCURRENCY,
-        allow_lint_errors: false,
-        workloads: Vec::new(),
-    }
-}
-
-/// Runs the suite (or the checks `harness` selects) with `opts`.
-fn run_with(opts: &LocalOptions, harness: &[&str]) -> Result<RunOutcome, e2e::run::RunError> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let args: Vec<String> = harness.iter().map(|s| (*s).to_owned()).collect();
-    let mut args = harness_arguments(&args);
-    // The inner harness writes straight to stdout, past cargo's capture; keep it as evidence.
-    std::fs::create_dir_all(&opts.artifacts).expect("artifacts dir");
-    args.logfile = Some(opts.artifacts.join("harness.log").display().to_string());
-    // As `mirror-e2e local` does: the expectations beside the manifests, else the tutorial's.
-    let spec = Spec::for_manifests(&opts.manifests, None).expect("expectations");
-    run_local(&runtime, opts, spec, &args, &LiveReport::default())
-}
-
-fn failed(report: &RunReport) -> Vec<&str> {
-    report
-        .checks
-        .iter()
-        .filter(|c| !c.passed)
-        .map(|c| c.name.as_str())
-        .collect()
-}
+use support::*;
 
 #[test]
 fn project_manifests_pass_every_check() {
@@ -122,39 +49,6 @@ fn shadow_suffix_is_seen_when_emulating_istio_1_27() {
         log.contains("\"hostname\": \"reviews-shadow\""),
         "Envoy appended no -shadow: {log}"
     );
-}
-
-/// A copy of the project's manifests with one edit to the VirtualService under test.
-fn mutated(from: &str, to: &str) -> tempfile::TempDir {
-    mutated_file("routing/virtual-service.yaml", from, to)
-}
-
-/// A copy of the project's manifests with `from` replaced by `to` in `file`.
-fn mutated_file(file: &str, from: &str, to: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("tempdir");
-    copy_dir(&project_manifests(), dir.path());
-    let vs = dir.path().join(file);
-    let text = std::fs::read_to_string(&vs).expect("virtual service");
-    assert!(
-        text.contains(from),
-        "the mutation must change something: `{from}` not in {}",
-        vs.display()
-    );
-    std::fs::write(&vs, text.replace(from, to)).expect("write mutation");
-    dir
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    for entry in std::fs::read_dir(from).expect("read dir") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            std::fs::create_dir_all(&target).expect("mkdir");
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).expect("copy");
-        }
-    }
 }
 
 /// Runs one check on mutated manifests and asserts that it, and the run, fail.
@@ -619,113 +513,5 @@ fn a_catch_all_route_before_the_tester_route_is_an_unreachable_rule_warning_and_
             .any(|n| n.contains("[unreachable-rule]") && n.contains("tester-to-v2-mirrored")),
         "{:?}",
         outcome.report.notes
-    );
-}
-
-/// The project's manifests with the VirtualService changed (`from` -> `to`) and the
-/// expectations beside them replaced by `expectations`: a user's own scenario.
-fn scenario(from: &str, to: &str, expectations: &str) -> tempfile::TempDir {
-    let dir = mutated(from, to);
-    std::fs::write(dir.path().join("expectations.yaml"), expectations).expect("expectations");
-    dir
-}
-
-/// The tutorial's expectations with `tester`'s mirrored share and `anonymous`'s split.
-fn expectations(anonymous_served_by: &str, tester_mirrored: &str) -> String {
-    format!(
-        "service: reviews\nmirror: mirror\nidentities:\n  anonymous:\n    served_by: {anonymous_served_by}\n    mirrored: 0\n  tester:\n    served_by: {{v2: 100}}\n    mirrored: {tester_mirrored}\n    mirror_sees: {{end-user: tester}}\n"
-    )
-}
-
-const TEN_PERCENT: (&str, &str) = ("value: 100.0", "value: 10.0");
-
-#[test]
-fn a_ten_percent_mirror_passes_when_the_expectations_say_ten_percent() {
-    let manifests = scenario(
-        TEN_PERCENT.0,
-        TEN_PERCENT.1,
-        &expectations("{v1: 100}", "10"),
-    );
-    let (outcome, _dir) = run(manifests.path(), "1.31.1", &[], Duration::from_secs(30));
-    let report = &outcome.report;
-    assert!(report.passed(), "{}", report.summary());
-    let names: Vec<&str> = report.checks.iter().map(|c| c.name.as_str()).collect();
-    assert!(
-        names.contains(&"mirror::tester_requests_mirrored_10_percent"),
-        "a check named after the scenario: {names:?}"
-    );
-    assert_eq!(names.len(), 7, "{names:?}");
-}
-
-#[test]
-fn a_ten_percent_mirror_fails_when_the_expectations_say_all_naming_both_fractions() {
-    let manifests = scenario(
-        TEN_PERCENT.0,
-        TEN_PERCENT.1,
-        &expectations("{v1: 100}", "100"),
-    );
-    let (outcome, _dir) = run(
-        manifests.path(),
-        "1.31.1",
-        &["--exact", "mirror::tester_requests_mirrored_with_end_user"],
-        Duration::from_secs(5),
-    );
-    let report = &outcome.report;
-    assert_eq!(
-        failed(report),
-        ["mirror::tester_requests_mirrored_with_end_user"]
-    );
-    let message = &report.checks[0].message;
-    assert!(
-        message.contains("tester requests mirrored (") && message.contains("%), expected 100%"),
-        "names the measured and the expected fraction: {message}"
-    );
-}
-
-const NINETY_TEN: (&str, &str) = (
-    "            subset: v1\n",
-    "            subset: v1\n          weight: 90\n        - destination:\n            host: reviews\n            subset: v2\n          weight: 10\n",
-);
-
-#[test]
-fn a_ninety_ten_canary_passes_when_the_expectations_say_so() {
-    let manifests = scenario(
-        NINETY_TEN.0,
-        NINETY_TEN.1,
-        &expectations("{v1: 90, v2: 10}", "100"),
-    );
-    let (outcome, _dir) = run(
-        manifests.path(),
-        "1.31.1",
-        &["routing::"],
-        Duration::from_secs(30),
-    );
-    let report = &outcome.report;
-    assert!(report.passed(), "{}", report.summary());
-    assert_eq!(
-        report.checks[0].name,
-        "routing::anonymous_served_by_v1_90_v2_10"
-    );
-}
-
-#[test]
-fn a_ninety_ten_canary_fails_when_the_expectations_say_all_to_v1() {
-    let manifests = scenario(
-        NINETY_TEN.0,
-        NINETY_TEN.1,
-        &expectations("{v1: 100}", "100"),
-    );
-    let (outcome, _dir) = run(
-        manifests.path(),
-        "1.31.1",
-        &["--exact", "routing::anonymous_served_by_v1"],
-        Duration::from_secs(5),
-    );
-    let report = &outcome.report;
-    assert_eq!(failed(report), ["routing::anonymous_served_by_v1"]);
-    assert!(
-        report.checks[0].message.contains("reviews-v2"),
-        "a request served by v2 is named: {}",
-        report.checks[0].message
     );
 }

@@ -27,7 +27,7 @@ use serde_json::{Value, json};
 
 use crate::istio::VirtualService;
 use crate::manifest::ManifestSet;
-use crate::mesh::{Call, Mesh, MeshError, Reply};
+use crate::mesh::{Call, Mesh, MeshError, MirrorChange, Reply};
 use crate::mirror_log::MirrorRecords;
 use crate::productpage::Productpage;
 use crate::progress::Progress;
@@ -1204,7 +1204,7 @@ impl Mesh for ClusterMesh {
         Ok(())
     }
 
-    async fn set_mirror_running(&self, running: bool) -> Result<Duration, MeshError> {
+    async fn set_mirror_running(&self, running: bool) -> Result<MirrorChange, MeshError> {
         let start = tokio::time::Instant::now();
         let api: Api<Deployment> = Api::namespaced(self.client.clone(), &self.opts.namespace);
         let replicas = i32::from(running);
@@ -1242,7 +1242,18 @@ impl Mesh for ClusterMesh {
             .await
             .map_err(|e| MeshError::Mirror(e.to_string()))?;
         }
-        Ok(start.elapsed())
+        let what = if running {
+            format!("Deployment {} scaled to 1 and rolled out", self.opts.mirror)
+        } else {
+            format!(
+                "Deployment {} scaled to 0: no pod and no ready endpoint left",
+                self.opts.mirror
+            )
+        };
+        Ok(MirrorChange {
+            what,
+            waited: Some(start.elapsed()),
+        })
     }
 }
 

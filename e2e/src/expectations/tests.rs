@@ -63,6 +63,23 @@ fn percentages_that_do_not_add_up_are_named() {
 }
 
 #[test]
+fn a_share_too_fine_to_sample_is_refused_at_its_line() {
+    let text = SHIPPED.replace("{v1: 100}", "{v1: 99.5, v2: 0.5}");
+    assert_eq!(
+        error(&text),
+        "manifests/expectations.yaml:5: identities.anonymous.served_by: a share of 0.5% cannot be told from 0.25% or 0.75% with at most 20000 requests per batch (both error rates under 1 in 1000); use a share of at least 1% (or 0)"
+    );
+    let text = SHIPPED.replace("mirrored: 100", "mirrored: 0.1");
+    assert!(
+        error(&text).starts_with(
+            "manifests/expectations.yaml:9: identities.tester.mirrored: a share of 0.1% cannot be told"
+        ),
+        "{}",
+        error(&text)
+    );
+}
+
+#[test]
 fn a_file_that_does_not_parse_or_misses_a_field_is_named() {
     assert!(error("service: [").starts_with("manifests/expectations.yaml:1: (file): not YAML"));
     assert_eq!(

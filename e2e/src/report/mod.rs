@@ -14,7 +14,6 @@ use quick_junit::{NonSuccessKind, Property, TestCase, TestCaseStatus, TestSuite}
 use serde::{Deserialize, Serialize};
 
 use crate::exit::Exit;
-use crate::retry::PASSES_IN_A_ROW;
 use crate::suite::Evidence;
 
 /// Errors writing the report.
@@ -26,6 +25,17 @@ pub struct ReportError {
     /// Why.
     pub message: String,
 }
+
+/// The observation of a weighted split: the share each subset served (`v1 94.8% (3461),
+/// v2 5.2% (189)`).
+pub const SPLIT: &str = "split";
+
+/// The observation of a sampled mirror: the share mirrored (`5.1% (187 of 3650)`).
+pub const MIRRORED_SHARE: &str = "mirrored share";
+
+/// Observations measured over a sample: they differ from run to run by chance, so a
+/// comparison of two runs holds them to their check's outcome, not to their value.
+pub const SAMPLED_OBSERVATIONS: [&str; 2] = [SPLIT, MIRRORED_SHARE];
 
 /// One check's outcome.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -66,10 +76,12 @@ impl CheckResult {
     pub fn attempts_text(&self) -> String {
         match (self.passed, &self.blocked_by, self.attempts, self.retries) {
             (_, Some(_), _, _) => "not run (blocked)".to_owned(),
-            (true, None, n, 0) => format!("{n} passes in a row"),
+            (true, None, 1, 0) => "1 passing attempt".to_owned(),
+            (true, None, n, 0) => format!("{n} passing attempts in a row"),
             (true, None, n, r) => format!(
-                "{n} attempts: {}, then {PASSES_IN_A_ROW} passes in a row",
-                plural(r as usize, "retry", "retries")
+                "{n} attempts: {} failed, then {} passed in a row",
+                r,
+                n.saturating_sub(r)
             ),
             (false, None, 0, _) => "failed before its first attempt".to_owned(),
             (false, None, n, _) => {
@@ -644,7 +656,7 @@ mod tests {
         let s = report().summary();
         assert!(
             s.contains(
-                "PASS routing::tester_served_by_v2 (0.012s, 4 attempts: 1 retry, then 3 passes in a row)"
+                "PASS routing::tester_served_by_v2 (0.012s, 4 attempts: 1 failed, then 3 passed in a row)"
             ),
             "{s}"
         );
@@ -665,7 +677,9 @@ mod tests {
         clean.checks[0].retries = 0;
         clean.checks[0].attempts = 3;
         assert!(
-            clean.summary().contains("(0.012s, 3 passes in a row)"),
+            clean
+                .summary()
+                .contains("(0.012s, 3 passing attempts in a row)"),
             "passes in a row are not retries: {}",
             clean.summary()
         );
@@ -724,7 +738,7 @@ mod tests {
             "{s}"
         );
         assert!(
-            s.contains("blocked by routing::tester_served_by_v2: would have verified that a 50% variant mirrors 50% ± 10 points"),
+            s.contains("blocked by routing::tester_served_by_v2: would have verified that a 50% variant of the routing mirrors 50% of the requests: 1050 requests per batch; 50%: accepts 470..=580 of 1050 (44.76%..55.24%)"),
             "{s}"
         );
         let md = r.summary_md();
@@ -836,7 +850,7 @@ mod tests {
             "{md}"
         );
         assert!(
-            md.contains("| ✅ PASS | `routing::tester_served_by_v2` | 4 attempts: 1 retry, then 3 passes in a row | 0.012s | ok |"),
+            md.contains("| ✅ PASS | `routing::tester_served_by_v2` | 4 attempts: 1 failed, then 3 passed in a row | 0.012s | ok |"),
             "{md}"
         );
         assert!(

@@ -3,7 +3,8 @@
 
 mod checks;
 pub mod prerequisites;
-pub mod sampling;
+mod sampled;
+mod traffic;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -12,13 +13,15 @@ use std::time::Instant;
 use libtest_mimic::{Arguments, Failed, Trial};
 use tokio::runtime::Handle;
 
-pub use checks::{CheckFailure, percentage_variant};
+pub use checks::CheckFailure;
+pub use sampled::percentage_variant;
 
 use crate::expectations::{ANONYMOUS, Expectations, ExpectationsError, IdentityExpectation};
 use crate::mesh::{Identity, Mesh};
 use crate::report::CheckResult;
 use crate::report::live::LiveReport;
 use crate::retry::RetryPolicy;
+use crate::sampling;
 
 /// The behaviour under test, from the expectations file (`expectations`): the Service
 /// whose routing is tested, the mirror, and what each identity's requests must get. The
@@ -274,14 +277,21 @@ impl Spec {
                 ),
             },
             CheckKind::Split(i) => format!(
-                "{} requests are split {}, each share within its tolerance",
+                "{} requests are split {}: {}",
                 who(i),
                 self.identities[i]
                     .served_by
                     .iter()
                     .map(|(s, p)| format!("{s} {p}%"))
                     .collect::<Vec<_>>()
-                    .join(", ")
+                    .join(", "),
+                plan_words(
+                    &self.identities[i]
+                        .served_by
+                        .iter()
+                        .map(|(_, p)| *p)
+                        .collect::<Vec<_>>()
+                )
             ),
             CheckKind::Mirrored(i) => format!(
                 "every tagged {} request shows up in the mirror's log{}",
@@ -291,10 +301,10 @@ impl Spec {
             CheckKind::MirroredSample(i) => {
                 let p = self.identities[i].mirrored;
                 format!(
-                    "{p}% ± {} points of the {} requests show up in the mirror's log{}",
-                    sampling::tolerance(p),
+                    "{p}% of the {} requests show up in the mirror's log{}: {}",
                     self.identities[i].name,
-                    sees(i)
+                    sees(i),
+                    plan_words(&[p])
                 )
             }
             CheckKind::NotMirrored(i) => {
@@ -315,12 +325,32 @@ impl Spec {
                     .join(" or ")
             ),
             CheckKind::Percentage(_) => format!(
-                "a {}% variant mirrors {}% ± {} points",
+                "a {}% variant of the routing mirrors {}% of the requests: {}",
                 sampling::PERCENT,
                 sampling::PERCENT,
-                sampling::TOLERANCE
+                plan_words(&[sampling::PERCENT])
             ),
         }
+    }
+}
+
+/// A sampled check's plan in a reader's words: the batch, each share's acceptance region
+/// and both error rates.
+fn plan_words(shares: &[f64]) -> String {
+    match sampling::plan(shares) {
+        Ok(plan) => {
+            let regions: Vec<String> = plan
+                .iter()
+                .filter(|a| a.low != a.high)
+                .map(ToString::to_string)
+                .collect();
+            format!(
+                "{} requests per batch; {}",
+                plan.first().map_or(0, |a| a.batch),
+                regions.join("; ")
+            )
+        }
+        Err(e) => e.to_string(),
     }
 }
 
@@ -727,7 +757,7 @@ mod selection_tests {
         assert!(checks[3].needs.is_empty(), "absence needs no routing");
         assert_eq!(
             expectation("mirror::jason_requests_mirrored_10_percent"),
-            "10% ± 5 points of the jason requests show up in the mirror's log with `end-user: jason`"
+            "10% of the jason requests show up in the mirror's log with `end-user: jason`: 1700 requests per batch; 10%: accepts 115..=210 of 1700 (6.76%..12.35%); a correct mesh fails 1 batch in 1353, one at 5% or 15% passes 1 batch in 1009"
         );
     }
 
