@@ -252,6 +252,86 @@ impl Expectations {
     }
 }
 
+impl Expectations {
+    /// The rules of `vs` that no identity's requests reach first, each with why, in a
+    /// reader's words. Rules after a catch-all are left out: lint's `unreachable-rule`
+    /// names them already.
+    pub fn unexercised_rules(&self, vs: &VirtualService) -> Vec<(usize, String)> {
+        let http = &vs.spec.http;
+        let reached: Vec<usize> = self
+            .identities
+            .iter()
+            .filter_map(|id| http.iter().position(|r| matches_identity(r, id.user())))
+            .collect();
+        let first_catch_all = http.iter().position(|r| r.matches.is_empty());
+        http.iter()
+            .enumerate()
+            .filter(|(i, _)| !reached.contains(i) && first_catch_all.is_none_or(|c| *i <= c))
+            .map(|(i, r)| {
+                let rule = match r.name.as_deref() {
+                    Some(name) => format!("rule \"{name}\""),
+                    None => format!("rule http[{i}]"),
+                };
+                let why = if r.matches.is_empty() {
+                    format!("{rule} takes the requests no earlier rule matches, but every identity's requests match an earlier rule")
+                } else {
+                    format!(
+                        "{rule} matches {}, which no identity's requests carry",
+                        r.matches
+                            .iter()
+                            .map(describe_match)
+                            .collect::<Vec<_>>()
+                            .join(" or ")
+                    )
+                };
+                (i, why)
+            })
+            .collect()
+    }
+}
+
+/// A match condition in a reader's words: `header x-canary and uri prefix /api`.
+fn describe_match(m: &crate::istio::HttpMatchRequest) -> String {
+    let value = |sm: &StringMatch| match (&sm.exact, &sm.prefix, &sm.regex) {
+        (Some(e), _, _) => format!("= {e:?}"),
+        (_, Some(p), _) => format!("prefix {p:?}"),
+        (_, _, Some(r)) => format!("regex {r:?}"),
+        _ => "present".to_owned(),
+    };
+    let mut parts = Vec::new();
+    for (name, sm) in m.headers.iter().flatten() {
+        parts.push(if name == "end-user" {
+            format!("header end-user {}", value(sm))
+        } else {
+            format!("header {name}")
+        });
+    }
+    for (name, _) in m.query_params.iter().flatten() {
+        parts.push(format!("query parameter {name}"));
+    }
+    for (what, sm) in [
+        ("uri", &m.uri),
+        ("method", &m.method),
+        ("authority", &m.authority),
+        ("scheme", &m.scheme),
+    ] {
+        if let Some(sm) = sm {
+            parts.push(format!("{what} {}", value(sm)));
+        }
+    }
+    if let Some(port) = m.port {
+        parts.push(format!("port {port}"));
+    }
+    if m.source_labels.is_some() {
+        parts.push("source labels".to_owned());
+    }
+    if parts.is_empty() {
+        "nothing it can test".to_owned()
+    } else {
+        parts.join(" and ")
+    }
+}
+
 /// Reads the fields of the one document, naming the line of each problem.
 struct Reader<'a> {
     doc: &'a Document,
@@ -418,7 +498,9 @@ fn matches_identity(route: &HttpRoute, user: Option<&str>) -> bool {
             .uri
             .as_ref()
             .is_none_or(|u| string_matches(u, "/reviews/0"));
-        headers_hold && uri_holds
+        // productpage's call carries no query string.
+        let query_holds = m.query_params.as_ref().is_none_or(|q| q.is_empty());
+        headers_hold && uri_holds && query_holds
     })
 }
 

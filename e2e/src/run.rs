@@ -148,6 +148,7 @@ fn run_trials<M: Mesh + Send + Sync + 'static>(
 /// Warnings go into the report: one may say why a check failed (a rule that can never match).
 fn read_manifests(
     path: &Path,
+    spec: &Spec,
     allow_lint_errors: bool,
     local: bool,
     report: &mut RunReport,
@@ -169,6 +170,10 @@ fn read_manifests(
     report
         .notes
         .extend(warnings.iter().map(|w| format!("lint: {w}")));
+    // The expectations against the routing: a run whose intent and routing disagree says so.
+    report
+        .notes
+        .extend(spec.warnings.iter().map(|w| format!("lint: {w}")));
     let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
     if errors.is_empty() {
         return Ok(set);
@@ -239,7 +244,7 @@ pub fn run_local(
     };
     live.start(&opts.artifacts, &report);
     progress.phase("read manifests");
-    let set = match read_manifests(&opts.manifests, opts.allow_lint_errors, true, &mut report) {
+    let set = match read_manifests(&opts.manifests, &spec, opts.allow_lint_errors, true, &mut report) {
         Ok(set) => set,
         Err(e) => return Err(stopped_early(report, live, progress, &opts.artifacts, e)),
     };
@@ -341,7 +346,7 @@ pub fn run_cluster(
     };
     live.start(&run.artifacts, &report);
     progress.phase("read manifests");
-    let set = match read_manifests(&run.manifests, run.allow_lint_errors, false, &mut report) {
+    let set = match read_manifests(&run.manifests, &spec, run.allow_lint_errors, false, &mut report) {
         Ok(set) if set.syntax_errors.is_empty() => set,
         Ok(set) => {
             let e = ClusterError::Manifests {

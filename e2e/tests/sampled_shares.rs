@@ -151,6 +151,14 @@ fn a_95_5_split_served_100_0_fails_and_shows_what_was_served() {
         "the summary shows what was served: {}",
         report.summary_md()
     );
+    // Lint's intent warning reaches the run: the summary prints it, the report keeps it.
+    let intent = "warning[intent]: expectations say anonymous -> v1 95%, v2 5%, but VirtualService reviews (http[1]) sends anonymous requests to v1";
+    assert!(
+        report.notes.iter().any(|n| n.contains(intent)),
+        "{:#?}",
+        report.notes
+    );
+    assert!(report.summary().contains(intent), "{}", report.summary());
 }
 
 #[test]

@@ -3,6 +3,7 @@
 //! Each rule reads the [`Topology`] (and the raw documents for positions) and reports
 //! [`Finding`]s that name the file, the line and the YAML path of the field.
 
+mod intent;
 pub mod local_support;
 mod precedence;
 mod routing;
@@ -15,6 +16,7 @@ use std::path::PathBuf;
 use crate::manifest::{Document, ManifestError, ManifestSet, YamlPath};
 use crate::topology::Topology;
 
+pub use intent::lint_expectations;
 pub use unknown_fields::unknown_fields;
 
 /// How bad a finding is.
@@ -178,55 +180,6 @@ pub fn lint_with_expectations(
     Ok(findings)
 }
 
-/// The expectations file `file` against the manifests: an error when it does not read or
-/// names a Service or subset they do not have; a warning (`intent`) where the routing under
-/// test does something else than the expectations say.
-pub fn lint_expectations(set: &ManifestSet, file: &std::path::Path) -> Vec<Finding> {
-    use crate::expectations::{Expectations, ExpectationsError};
-    let (topology, _) = Topology::from_manifests(set);
-    let error = |e: ExpectationsError| {
-        let (line, message) = match &e {
-            ExpectationsError::Invalid {
-                line,
-                field,
-                message,
-                ..
-            } => (*line, format!("{field}: {message}")),
-            ExpectationsError::Read { .. } => (1, e.to_string()),
-        };
-        Finding {
-            file: file.to_owned(),
-            line,
-            severity: Severity::Error,
-            code: "expectations",
-            message,
-        }
-    };
-    let expectations = match Expectations::load(file) {
-        Ok(e) => e,
-        Err(e) => return vec![error(e)],
-    };
-    if let Err(e) = expectations.check(&topology) {
-        return vec![error(e)];
-    }
-    let vss: Vec<&crate::istio::VirtualService> = topology
-        .virtual_services
-        .iter()
-        .map(|t| &t.object)
-        .collect();
-    expectations
-        .compare_with_routing(&vss)
-        .into_iter()
-        .map(|(line, message)| Finding {
-            file: file.to_owned(),
-            line,
-            severity: Severity::Warning,
-            code: "intent",
-            message,
-        })
-        .collect()
-}
-
 #[cfg(test)]
 pub(crate) mod test_support {
     use super::*;
@@ -245,32 +198,6 @@ pub(crate) mod test_support {
 mod tests {
     use super::test_support::findings;
     use super::*;
-
-    #[test]
-    fn expectations_that_routing_breaks_are_a_warning_at_the_identitys_line() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let file = dir.path().join(crate::expectations::FILE_NAME);
-        std::fs::write(
-            &file,
-            "service: reviews\nmirror: mirror\nidentities:\n  tester:\n    served_by: {v2: 100}\n    mirrored: 100\n",
-        )
-        .expect("write");
-        let set = ManifestSet::from_str(
-            "m.yaml",
-            "kind: Service\nmetadata: {name: reviews}\n---\nkind: Service\nmetadata: {name: mirror}\n---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: reviews}\nspec: {host: reviews, subsets: [{name: v2, labels: {version: v2}}]}\n---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: reviews}\nspec:\n  hosts: [reviews]\n  http: [{route: [{destination: {host: reviews, subset: v2}}], mirror: {host: mirror}, mirrorPercentage: {value: 10}}]\n",
-        );
-        let found: Vec<String> = lint_expectations(&set, &file)
-            .iter()
-            .map(ToString::to_string)
-            .collect();
-        assert_eq!(
-            found,
-            [format!(
-                "{}:4: warning[intent]: expectations say 100% of tester's requests mirrored, but VirtualService reviews (http[0]) mirrors 10% to `mirror`",
-                file.display()
-            )]
-        );
-    }
 
     #[test]
     fn syntax_errors_are_findings_with_a_line() {

@@ -34,6 +34,9 @@ pub struct Spec {
     pub mirror: String,
     /// The identities, in the file's order.
     pub identities: Vec<IdentityExpectation>,
+    /// Lint's warnings on the expectations against the routing (`intent`,
+    /// `unexercised-rule`): a run prints them in its summary and keeps them in its report.
+    pub warnings: Vec<String>,
 }
 
 /// The tutorial's expectations: what `manifests/expectations.yaml` ships.
@@ -57,6 +60,7 @@ impl Default for Spec {
                 identity(ANONYMOUS, "v1", 0.0, &[]),
                 identity("tester", "v2", 100.0, &[("end-user", "tester")]),
             ],
+            warnings: Vec::new(),
         }
     }
 }
@@ -109,13 +113,19 @@ impl Spec {
             None => return Ok(Spec::default()),
         };
         let expectations = Expectations::load(&path)?;
+        let mut spec = Spec::from_expectations(&expectations);
         // Unreadable manifests are the run's to report; the expectations are checked
         // against what can be read.
         if let Ok(set) = crate::manifest::ManifestSet::load(&[manifests.to_owned()]) {
             let (topology, _) = crate::topology::Topology::from_manifests(&set);
             expectations.check(&topology)?;
+            spec.warnings = crate::lint::lint_expectations(&set, &path)
+                .iter()
+                .filter(|f| f.severity == crate::lint::Severity::Warning)
+                .map(ToString::to_string)
+                .collect();
         }
-        Ok(Spec::from_expectations(&expectations))
+        Ok(spec)
     }
 
     /// The behaviour a user's expectations file states.
@@ -124,6 +134,7 @@ impl Spec {
             host: e.service.clone(),
             mirror: e.mirror.clone(),
             identities: e.identities.clone(),
+            warnings: Vec::new(),
         }
     }
 
