@@ -244,7 +244,13 @@ pub fn run_local(
     };
     live.start(&opts.artifacts, &report);
     progress.phase("read manifests");
-    let set = match read_manifests(&opts.manifests, &spec, opts.allow_lint_errors, true, &mut report) {
+    let set = match read_manifests(
+        &opts.manifests,
+        &spec,
+        opts.allow_lint_errors,
+        true,
+        &mut report,
+    ) {
         Ok(set) => set,
         Err(e) => return Err(stopped_early(report, live, progress, &opts.artifacts, e)),
     };
@@ -346,7 +352,13 @@ pub fn run_cluster(
     };
     live.start(&run.artifacts, &report);
     progress.phase("read manifests");
-    let set = match read_manifests(&run.manifests, &spec, run.allow_lint_errors, false, &mut report) {
+    let set = match read_manifests(
+        &run.manifests,
+        &spec,
+        run.allow_lint_errors,
+        false,
+        &mut report,
+    ) {
         Ok(set) if set.syntax_errors.is_empty() => set,
         Ok(set) => {
             let e = ClusterError::Manifests {

@@ -280,19 +280,32 @@ fn journey(report: &RunReport) -> String {
         "mirror::shadow_host_matches_istio_version",
         "shadow host",
     );
-    let boxed = |x: f64, y: f64, label: &str, colour: Colour| {
+    // The picture is as wide as its longest label: a failing run's labels (a route's
+    // name, what served the request) are longer than a passing run's.
+    let mut right = 0.0f64;
+    let mut boxed = |x: f64, y: f64, label: &str, colour: Colour| {
+        let width = BOX_WIDTH.max(text_width(label, FONT_PX) + 16.0);
+        right = right.max(x + width);
         format!(
-            "<rect x='{x}' y='{y}' width='170' height='34' rx='6' fill='{}' stroke='{}'/><text x='{}' y='{}' text-anchor='middle' fill='{}'>{}</text>",
+            "<rect x='{x}' y='{y}' width='{width}' height='34' rx='6' fill='{}' stroke='{}'/><text x='{}' y='{}' text-anchor='middle' fill='{}'>{}</text>",
             colour.fill(),
             if colour == Colour::Differs {
                 "#cf222e"
             } else {
                 "#57606a"
             },
-            x + 85.0,
+            x + width / 2.0,
             y + 21.0,
             colour.text(),
             esc(label)
+        )
+    };
+    let mut label_right = 0.0f64;
+    let mut label = |x: f64, y: f64, px: f64, fill: &str, text: &str| {
+        label_right = label_right.max(x + text_width(text, px));
+        format!(
+            "<text x='{x}' y='{y}' font-size='{px}' fill='{fill}'>{}</text>",
+            esc(text)
         )
     };
     let arrow = |x1: f64, y1: f64, x2: f64, y2: f64, dashed: bool| {
@@ -305,10 +318,7 @@ fn journey(report: &RunReport) -> String {
             }
         )
     };
-    let mut s = String::from(
-        "<svg id=journey xmlns='http://www.w3.org/2000/svg' width='900' height='250' role=img aria-label='request journeys'>\
-         <defs><marker id='arrow' markerWidth='8' markerHeight='8' refX='7' refY='4' orient='auto'><path d='M0,0 L8,4 L0,8 z' fill='#57606a'/></marker></defs>",
-    );
+    let mut s = String::new();
     let rows = [
         (
             "tester",
@@ -335,7 +345,7 @@ fn journey(report: &RunReport) -> String {
     ];
     for (row, (who, routing, (mirrored, mirror_colour))) in rows.into_iter().enumerate() {
         let y = 20.0 + row as f64 * 120.0;
-        let _ = write!(s, "<text x='0' y='{}'>{who}</text>", y + 21.0);
+        s.push_str(&label(0.0, y + 21.0, FONT_PX, "#1f2328", who));
         s.push_str(&boxed(80.0, y, "ingress gateway", Colour::AsExpected));
         s.push_str(&arrow(250.0, y + 17.0, 290.0, y + 17.0, false));
         s.push_str(&boxed(290.0, y, "productpage", Colour::AsExpected));
@@ -345,33 +355,54 @@ fn journey(report: &RunReport) -> String {
             Some((w, false)) => (w.to_owned(), Colour::Differs),
             None => ("not observed".to_owned(), Colour::NotObserved),
         };
+        // Above the box it led to, where a long route name has the row to itself.
         if let Some((route, ok)) = observed(report, routing, "route") {
-            let _ = write!(
-                s,
-                "<text x='464' y='{}' font-size='11' fill='{}'>route {}</text>",
-                y + 10.0,
+            s.push_str(&label(
+                580.0,
+                y - 4.0,
+                11.0,
                 if ok { "#1f2328" } else { "#cf222e" },
-                esc(route)
-            );
+                &format!("route {route}"),
+            ));
         }
         s.push_str(&boxed(580.0, y, &served, colour));
         if colour == Colour::Differs {
-            let _ = write!(
-                s,
-                "<text x='460' y='{}' fill='#cf222e'>expected: {}</text>",
+            s.push_str(&label(
+                460.0,
                 y + 96.0,
-                esc(&crate::suite::expectation(routing).replace('`', ""))
-            );
+                FONT_PX,
+                "#cf222e",
+                &format!(
+                    "expected: {}",
+                    crate::suite::expectation(routing).replace('`', "")
+                ),
+            ));
         }
         s.push_str(&arrow(665.0, y + 34.0, 665.0, y + 62.0, true));
-        let _ = write!(
-            s,
-            "<text x='675' y='{}' fill='{}'>{}</text>",
+        s.push_str(&label(
+            675.0,
             y + 60.0,
+            FONT_PX,
             mirror_colour.text(),
-            esc(&mirrored)
-        );
+            &mirrored,
+        ));
     }
-    s.push_str("</svg>");
-    s
+    let right = right.max(label_right);
+    let width = (right + 12.0).max(900.0).ceil();
+    format!(
+        "<svg id=journey xmlns='http://www.w3.org/2000/svg' width='{width}' height='250' role=img aria-label='request journeys'>\
+         <defs><marker id='arrow' markerWidth='8' markerHeight='8' refX='7' refY='4' orient='auto'><path d='M0,0 L8,4 L0,8 z' fill='#57606a'/></marker></defs>{s}</svg>"
+    )
+}
+
+/// The journey's boxes are at least this wide.
+const BOX_WIDTH: f64 = 170.0;
+
+/// The journey's font size (`svg text` in [`STYLE`]).
+const FONT_PX: f64 = 12.0;
+
+/// A generous width of `text` at `px`: wider than system-ui's average glyph (about 0.55
+/// em), so an estimate never clips.
+fn text_width(text: &str, px: f64) -> f64 {
+    text.chars().count() as f64 * px * 0.62
 }

@@ -1,0 +1,422 @@
+//! The report's texts: summary, Markdown, JUnit, JSON and the HTML page with its pictures.
+
+use super::*;
+
+fn report() -> RunReport {
+    RunReport {
+        run_id: "r1".into(),
+        mode: "local".into(),
+        istio: "1.31.1".into(),
+        phases: vec![("start envoy".into(), Duration::from_millis(70))],
+        checks: vec![
+            CheckResult {
+                name: "routing::tester_served_by_v2".into(),
+                passed: true,
+                duration: Duration::from_millis(12),
+                attempts: 4,
+                retries: 1,
+                message: "ok".into(),
+                ..CheckResult::default()
+            },
+            CheckResult {
+                name: "mirror::tester_requests_mirrored_with_end_user".into(),
+                passed: false,
+                duration: Duration::from_secs(2),
+                attempts: 9,
+                message: "3 of 10 tester requests never reached the mirror".into(),
+                ..CheckResult::default()
+            },
+        ],
+        notes: vec![],
+        ..RunReport::default()
+    }
+}
+
+#[test]
+fn durations_are_seconds_in_report_json() {
+    let json: serde_json::Value =
+        serde_json::from_str(&serde_json::to_string(&report()).expect("json")).expect("parse");
+    assert_eq!(json["checks"][0]["duration"], 0.012);
+    assert_eq!(json["phases"][0], serde_json::json!(["start envoy", 0.07]));
+}
+
+#[test]
+fn a_run_that_stopped_early_says_why_everywhere() {
+    let mut r = report();
+    r.checks.clear();
+    r.error = Some("envoy exited at startup: bad bootstrap".into());
+    assert!(!r.passed());
+    let s = r.summary();
+    assert!(
+        s.contains("(none ran)") && s.contains("stopped before its checks finished: envoy exited"),
+        "{s}"
+    );
+    let xml = r.junit();
+    assert!(
+        xml.contains("errors=\"1\"") && xml.contains("envoy exited at startup"),
+        "{xml}"
+    );
+    r.checks.push(CheckResult {
+        name: "mirror::x".into(),
+        ..CheckResult::default()
+    });
+    assert!(
+        r.summary()
+            .contains("FAIL mirror::x (0.000s, failed before its first attempt)")
+    );
+}
+
+#[test]
+fn summary_names_checks_attempts_phases_and_ends_with_the_verdict() {
+    let s = report().summary();
+    assert!(
+        s.contains(
+            "PASS routing::tester_served_by_v2 (0.012s, 4 attempts: 1 failed, then 3 passed in a row)"
+        ),
+        "{s}"
+    );
+    assert!(
+        s.contains(
+            "FAIL mirror::tester_requests_mirrored_with_end_user (2.000s, failed after 9 attempts)"
+        ),
+        "{s}"
+    );
+    assert!(s.contains("start envoy"), "{s}");
+    assert!(
+        s.trim_end().ends_with(
+            "FAIL: mirror::tester_requests_mirrored_with_end_user — 3 of 10 tester requests never reached the mirror"
+        ),
+        "{s}"
+    );
+    assert!(!report().passed());
+    let mut clean = report();
+    clean.checks.truncate(1);
+    clean.checks[0].retries = 0;
+    clean.checks[0].attempts = 3;
+    assert!(
+        clean
+            .summary()
+            .contains("(0.012s, 3 passing attempts in a row)"),
+        "passes in a row are not retries: {}",
+        clean.summary()
+    );
+}
+
+/// The `Tester` mutation's report: the tester's route failed, five mirror checks blocked.
+fn blocked_report() -> RunReport {
+    let mut checks = vec![
+        CheckResult {
+            name: "routing::anonymous_served_by_v1".into(),
+            passed: true,
+            attempts: 3,
+            observed: [("served by".to_owned(), "reviews-v1".to_owned())].into(),
+            ..CheckResult::default()
+        },
+        CheckResult {
+            name: "routing::tester_served_by_v2".into(),
+            attempts: 14,
+            message: "served by reviews-v1, expected reviews-v2 (after 14 attempts over 5s; 3 consecutive passes needed)".into(),
+            cause: Some("tester requests were served by reviews-v1 through route \"default-to-v1\"".into()),
+            observed: [
+                ("served by".to_owned(), "reviews-v1".to_owned()),
+                ("route".to_owned(), "default-to-v1".to_owned()),
+                ("mirrored".to_owned(), "0 of 140".to_owned()),
+            ]
+            .into(),
+            ..CheckResult::default()
+        },
+    ];
+    for name in &crate::suite::tutorial_checks()[2..] {
+        checks.push(CheckResult::blocked(name, "routing::tester_served_by_v2"));
+    }
+    RunReport {
+        run_id: "r1".into(),
+        mode: "local".into(),
+        istio: "1.31.1".into(),
+        checks,
+        ..RunReport::default()
+    }
+}
+
+#[test]
+fn the_verdict_names_the_cause_and_the_route_and_counts_what_it_blocked() {
+    let r = blocked_report();
+    assert_eq!(
+        r.verdict(),
+        (
+            false,
+            "routing::tester_served_by_v2 — tester requests were served by reviews-v1 through route \"default-to-v1\"; 5 checks blocked".to_owned()
+        )
+    );
+    assert_eq!(r.exit(), Exit::CheckFailed);
+    let s = r.summary();
+    assert!(
+        s.contains("BLOCKED mirror::percentage_within_tolerance (0.000s, not run (blocked))"),
+        "{s}"
+    );
+    assert!(
+        s.contains("blocked by routing::tester_served_by_v2: would have verified that a 50% variant of the routing mirrors 50% of the requests: 1050 requests per batch; 50%: accepts 470..=580 of 1050 (44.76%..55.24%)"),
+        "{s}"
+    );
+    let md = r.summary_md();
+    assert!(md.contains("exit 1 (a check failed"), "{md}");
+    assert!(md.contains("- observed route: `default-to-v1`"), "{md}");
+    assert!(
+        md.contains("- open first: `envoy-access.log (which route"),
+        "the routing failure's evidence: {md}"
+    );
+    assert!(
+        !md.contains("#### ❌ `mirror::"),
+        "a blocked check is not a failure of its own: {md}"
+    );
+    let xml = r.junit();
+    assert!(
+        xml.contains("failures=\"1\"") && xml.contains("skipped=\"5\""),
+        "{xml}"
+    );
+}
+
+#[test]
+fn a_partial_run_says_so_in_the_verdict_and_lists_the_rest_as_skipped() {
+    let mut r = report();
+    r.checks.truncate(1);
+    let (not_run, selection) = crate::suite::left_out(
+        &crate::suite::harness_arguments(&["routing::".to_owned()]),
+        &crate::suite::Spec::default(),
+    );
+    r.checks.push(CheckResult {
+        name: "routing::anonymous_served_by_v1".into(),
+        passed: true,
+        attempts: 3,
+        ..CheckResult::default()
+    });
+    (r.not_run, r.selection) = (not_run, selection);
+    assert_eq!(
+        r.verdict(),
+        (
+            true,
+            "2 checks passed; 2 of 7 checks run (filter `routing::`); 5 not run".to_owned()
+        )
+    );
+    assert!(r.summary_md().contains("| ➖ NOT RUN | `mirror::percentage_within_tolerance` | - | - | not selected (filter `routing::`) |"));
+    let xml = r.junit();
+    assert!(
+        xml.contains("tests=\"7\"") && xml.contains("skipped=\"5\""),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("not run: not selected (filter `routing::`)"),
+        "{xml}"
+    );
+}
+
+#[test]
+fn every_way_a_run_ends_has_its_class() {
+    let mut r = report();
+    assert_eq!(r.exit(), Exit::CheckFailed);
+    r.checks.remove(1);
+    assert_eq!(r.exit(), Exit::Passed);
+    r.error = Some("envoy exited at startup".into());
+    assert_eq!(r.exit(), Exit::Environment, "unless it says otherwise");
+    r.stopped_as = Some(Exit::CheckFailed);
+    assert_eq!(r.exit(), Exit::CheckFailed);
+    let live = live::LiveReport::default();
+    let dir = tempfile::tempdir().expect("dir");
+    live.start(dir.path(), &report());
+    live.write_stopped("interrupted (Ctrl-C)").expect("written");
+    let back = RunReport::read(dir.path()).expect("read");
+    assert_eq!(back.exit(), Exit::Interrupted);
+    assert!(back.summary_md().contains("exit 130 (interrupted)"));
+}
+
+#[test]
+fn report_json_round_trips_through_a_run_directory() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = dir.path().join("20261125-1");
+    std::fs::create_dir_all(&run).expect("mkdir");
+    let mut r = report();
+    r.checks[0]
+        .observed
+        .insert("served by".into(), "reviews-v2".into());
+    r.write(&run).expect("written");
+    let back = RunReport::read(dir.path()).expect("found one level down");
+    assert_eq!(back.checks[0].observed["served by"], "reviews-v2");
+    assert_eq!(back.phases, r.phases);
+}
+
+#[test]
+fn junit_has_one_case_per_check_with_the_failure_message() {
+    let xml = report().junit();
+    assert!(
+        xml.contains("tests=\"2\"") && xml.contains("failures=\"1\""),
+        "{xml}"
+    );
+    assert!(xml.contains("classname=\"mirror\""), "{xml}");
+    assert!(
+        xml.contains("3 of 10 tester requests never reached the mirror"),
+        "{xml}"
+    );
+    assert!(xml.contains("name=\"attempts\" value=\"4\""), "{xml}");
+}
+
+#[test]
+fn summary_md_has_the_verdict_the_checks_and_what_to_open_for_a_failure() {
+    let md = report().summary_md();
+    assert!(
+        md.starts_with("### mirror-e2e local: **FAIL**: mirror::tester_requests_mirrored_with_end_user — 3 of 10 tester requests never reached the mirror\n"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| ✅ PASS | `routing::tester_served_by_v2` | 4 attempts: 1 failed, then 3 passed in a row | 0.012s | ok |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("#### ❌ `mirror::tester_requests_mirrored_with_end_user`"),
+        "{md}"
+    );
+    assert!(
+        md.contains("- expected: every tagged tester request shows up in the mirror's log"),
+        "{md}"
+    );
+    assert!(md.contains("- open first: `workloads/mirror.log"), "{md}");
+    let mut passing = report();
+    passing.checks.remove(1);
+    assert!(passing.summary_md().contains("**PASS**: 1 check passed"));
+}
+
+#[test]
+fn report_html_is_self_contained_with_rows_a_timeline_and_the_journeys() {
+    let mut r = report();
+    r.phases.push(("checks".into(), Duration::from_secs(3)));
+    r.checks[0].timeline = vec![(0.0, 0.004, false), (0.005, 0.003, true)];
+    r.checks[0]
+        .observed
+        .insert("served by".into(), "reviews-v2".into());
+    let page = html::render(&r);
+    assert_eq!(page.matches("<tr class=check>").count(), 2, "{page}");
+    assert!(page.contains("<svg id=timeline") && page.contains("<svg id=journey"));
+    assert!(
+        page.contains("fill='#cf222e'><title>attempt at +0.000s"),
+        "a failed attempt is red"
+    );
+    assert!(
+        page.contains(">reviews-v2</text>"),
+        "the tester's request as observed"
+    );
+    for external in ["<script", "src=", "href=", "@import", "url(http"] {
+        assert!(!page.contains(external), "self-contained: found {external}");
+    }
+    assert!(page.contains(
+        "FAIL</span>: mirror::tester_requests_mirrored_with_end_user — 3 of 10 tester requests"
+    ));
+}
+
+#[test]
+fn report_html_draws_the_journey_that_happened_in_red() {
+    let page = html::render(&blocked_report());
+    let journey = &page[page.find("<svg id=journey").expect("a journey")..];
+    assert!(
+        journey.contains("stroke='#cf222e'/><text x='665' y='41' text-anchor='middle' fill='#cf222e'>reviews-v1</text>"),
+        "the tester's request reached reviews-v1, in red: {journey}"
+    );
+    assert!(journey.contains(">route default-to-v1</text>"), "{journey}");
+    assert!(
+        journey.contains("fill='#cf222e'>nothing mirrored (0 of 140 requests)</text>"),
+        "{journey}"
+    );
+    assert!(
+        journey.contains("fill='#1f2328'>reviews-v1</text>"),
+        "the anonymous request as expected: {journey}"
+    );
+    // Markdown code spans of the messages render as code.
+    assert!(
+        page.contains("the mirror sees <code>reviews-shadow</code> up to"),
+        "{page}"
+    );
+}
+
+#[test]
+fn a_run_stopped_before_its_checks_draws_no_journey() {
+    let mut r = report();
+    r.checks.clear();
+    r.error = Some("the manifests under test have 1 lint error".into());
+    r.stopped_as = Some(Exit::CheckFailed);
+    let page = html::render(&r);
+    assert!(!page.contains("<svg id=journey"), "{page}");
+    assert!(page.contains("exit 1 ("), "{page}");
+}
+
+#[test]
+fn the_journeys_labels_fit_its_width_on_a_failing_run() {
+    let mut r = blocked_report();
+    let routing = r
+        .checks
+        .iter_mut()
+        .find(|c| c.name == "routing::tester_served_by_v2")
+        .expect("the routing check");
+    routing.observed.insert(
+        "route".into(),
+        "a-very-long-route-name-that-teams-do-write-for-their-canaries".into(),
+    );
+    routing.observed.insert(
+        "served by".into(),
+        "reviews-v1-canary-with-a-long-name".into(),
+    );
+    // The anonymous row passed; the tester's mirror label is the longest one there is.
+    for (name, what, value) in [
+        (
+            "mirror::tester_requests_mirrored_with_end_user",
+            "end-user seen by the mirror",
+            "tester",
+        ),
+        (
+            "mirror::shadow_host_matches_istio_version",
+            "shadow host",
+            "reviews-shadow",
+        ),
+    ] {
+        r.checks.retain(|c| c.name != name);
+        r.checks.push(CheckResult {
+            name: name.into(),
+            passed: true,
+            observed: [(what.to_owned(), value.to_owned())].into(),
+            ..CheckResult::default()
+        });
+    }
+    let page = html::render(&r);
+    assert!(page.contains(">mirror: end-user tester, host reviews-shadow</text>"));
+    let journey = &page[page.find("<svg id=journey").expect("a journey")..];
+    let journey = &journey[..journey.find("</svg>").expect("closed")];
+    let attr = |tag: &str, name: &str| -> f64 {
+        let from = tag.find(&format!("{name}='")).expect(name) + name.len() + 2;
+        tag[from..from + tag[from..].find('\'').expect("quote")]
+            .parse()
+            .expect("a number")
+    };
+    let width = attr(journey, "width");
+    for text in journey.split("<text ").skip(1) {
+        let (tag, rest) = text.split_once('>').expect("a tag");
+        let content = rest.split("</text>").next().unwrap_or_default();
+        let px = if tag.contains("font-size='11'") {
+            11.0
+        } else {
+            12.0
+        };
+        // Wider than any sans-serif average glyph: 0.6 em.
+        let extent = content.chars().count() as f64 * px * 0.6;
+        let x = attr(tag, "x");
+        let (left, right) = if tag.contains("text-anchor='middle'") {
+            (x - extent / 2.0, x + extent / 2.0)
+        } else {
+            (x, x + extent)
+        };
+        assert!(
+            left >= 0.0 && right <= width,
+            "`{content}` spans {left}..{right} of a {width} px picture"
+        );
+    }
+    for rect in journey.split("<rect ").skip(1) {
+        let (x, w) = (attr(rect, "x"), attr(rect, "width"));
+        assert!(x + w <= width, "a box ends at {} of {width}", x + w);
+    }
+}
