@@ -7,7 +7,7 @@
 
 use std::fmt::Write as _;
 
-use super::RunReport;
+use super::{CheckResult, RunReport};
 
 /// Escapes text for HTML.
 fn esc(text: &str) -> String {
@@ -100,7 +100,7 @@ pub fn render(report: &RunReport) -> String {
             s,
             "<h2 class=fail>{}</h2><p>expected: {}</p><p>seen: {}</p>",
             esc(&c.name),
-            text(&crate::suite::expectation(&c.name)),
+            text(c.expectation()),
             text(&c.message),
         );
         for (what, value) in &c.observed {
@@ -374,7 +374,12 @@ fn journey(report: &RunReport) -> String {
                 "#cf222e",
                 &format!(
                     "expected: {}",
-                    crate::suite::expectation(routing).replace('`', "")
+                    report
+                        .checks
+                        .iter()
+                        .find(|c| c.name == routing)
+                        .map_or("(not recorded)", CheckResult::expectation)
+                        .replace('`', "")
                 ),
             ));
         }

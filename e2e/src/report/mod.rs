@@ -42,6 +42,10 @@ pub const SAMPLED_OBSERVATIONS: [&str; 2] = [SPLIT, MIRRORED_SHARE];
 pub struct CheckResult {
     /// Full trial name, e.g. `mirror::tester_requests_mirrored_with_end_user`.
     pub name: String,
+    /// What it verifies, in the words of the run's expectations: a report read back later
+    /// (the upgrade walk's comparison) describes each check as the run that made it did.
+    #[serde(default)]
+    pub expected: String,
     /// Whether it passed.
     pub passed: bool,
     /// Wall time (seconds in report.json).
@@ -90,6 +94,16 @@ impl CheckResult {
         }
     }
 
+    /// What it verifies, in the words of the expectations it ran with (a report read back
+    /// from an older version may not say).
+    pub fn expectation(&self) -> &str {
+        if self.expected.is_empty() {
+            "(not recorded)"
+        } else {
+            &self.expected
+        }
+    }
+
     /// Its status word: PASS, FAIL, or BLOCKED (not run: a prerequisite failed).
     pub fn status(&self) -> &'static str {
         match (self.passed, &self.blocked_by) {
@@ -100,14 +114,12 @@ impl CheckResult {
     }
 
     /// Check `name`, not run because `root` failed: it says what it would have verified.
-    pub fn blocked(name: &str, root: &str) -> CheckResult {
+    pub fn blocked(name: &str, root: &str, expected: &str) -> CheckResult {
         CheckResult {
             name: name.to_owned(),
+            expected: expected.to_owned(),
             passed: false,
-            message: format!(
-                "blocked by {root}: would have verified that {}",
-                crate::suite::expectation(name)
-            ),
+            message: format!("blocked by {root}: would have verified that {expected}"),
             blocked_by: Some(root.to_owned()),
             ..CheckResult::default()
         }
@@ -435,7 +447,7 @@ impl RunReport {
                 s,
                 "\n#### ❌ `{}`\n\n- expected: {}\n- seen: {}",
                 c.name,
-                crate::suite::expectation(&c.name),
+                c.expectation(),
                 markdown_cell(&c.message),
             );
             for (what, value) in &c.observed {

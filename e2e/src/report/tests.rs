@@ -20,6 +20,7 @@ fn report() -> RunReport {
             },
             CheckResult {
                 name: "mirror::tester_requests_mirrored_with_end_user".into(),
+                expected: "every tagged tester request shows up in the mirror's log with `end-user: tester`".into(),
                 passed: false,
                 duration: Duration::from_secs(2),
                 attempts: 9,
@@ -126,8 +127,13 @@ fn blocked_report() -> RunReport {
             ..CheckResult::default()
         },
     ];
+    let spec = crate::suite::Spec::default();
     for name in &crate::suite::tutorial_checks()[2..] {
-        checks.push(CheckResult::blocked(name, "routing::tester_served_by_v2"));
+        checks.push(CheckResult::blocked(
+            name,
+            "routing::tester_served_by_v2",
+            &spec.expectation(name),
+        ));
     }
     RunReport {
         run_id: "r1".into(),
@@ -282,6 +288,25 @@ fn summary_md_has_the_verdict_the_checks_and_what_to_open_for_a_failure() {
     let mut passing = report();
     passing.checks.remove(1);
     assert!(passing.summary_md().contains("**PASS**: 1 check passed"));
+}
+
+#[test]
+fn a_report_read_back_describes_its_checks_in_its_own_expectations_words() {
+    // A run with a user's expectations file, its report read back later (the upgrade
+    // walk's comparison): its words, not the tutorial's.
+    let mut r = report();
+    r.checks[1].expected = "every tagged jason request shows up in the mirror's log".into();
+    let back: RunReport =
+        serde_json::from_str(&serde_json::to_string(&r).expect("json")).expect("reads back");
+    let md = back.summary_md();
+    assert!(
+        md.contains("- expected: every tagged jason request shows up in the mirror's log\n"),
+        "{md}"
+    );
+    assert!(
+        html::render(&back).contains("every tagged jason request shows up in the mirror"),
+        "the page too"
+    );
 }
 
 #[test]

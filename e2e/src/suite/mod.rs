@@ -6,7 +6,6 @@ pub mod prerequisites;
 mod sampled;
 mod traffic;
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -146,6 +145,16 @@ impl Spec {
         full.or_else(|| self.identities.iter().position(|i| i.mirrored > 0.0))
     }
 
+    /// What check `name` of this spec verifies, in the report's words (empty for a name
+    /// it does not derive).
+    pub fn expectation(&self, name: &str) -> String {
+        self.checks()
+            .iter()
+            .find(|c| c.name == name)
+            .map(|c| self.expects(c))
+            .unwrap_or_default()
+    }
+
     /// The mesh identity of identity `i`.
     pub fn identity(&self, i: usize) -> Identity {
         match self.identities[i].user() {
@@ -247,9 +256,6 @@ impl Spec {
                 kind: CheckKind::Percentage(m),
                 needs: mirrored,
             });
-        }
-        for check in &out {
-            describe(&check.name, self.expects(check));
         }
         out
     }
@@ -387,37 +393,6 @@ fn number_slug(p: f64) -> String {
     }
 }
 
-/// What each check name derived in this process expects: the reports describe checks by
-/// name, and a name is derived from its expectations (the same name always means the same
-/// expectation).
-static DESCRIPTIONS: Mutex<BTreeMap<String, String>> = Mutex::new(BTreeMap::new());
-
-fn describe(name: &str, text: String) {
-    DESCRIPTIONS
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(name.to_owned(), text);
-}
-
-/// What a check expects, in the product's words (the README's table).
-pub fn expectation(check: &str) -> String {
-    if let Some(text) = DESCRIPTIONS
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(check)
-    {
-        return text.clone();
-    }
-    // A name from another run (a report read back): the tutorial's describe it.
-    Spec::default().checks();
-    DESCRIPTIONS
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(check)
-        .cloned()
-        .unwrap_or_else(|| "(no description)".to_owned())
-}
-
 /// The tutorial's check names, in order (`--list` and docs without an expectations file).
 pub fn tutorial_checks() -> Vec<String> {
     Spec::default().check_names()
@@ -506,7 +481,7 @@ impl<M: Mesh> Suite<M> {
     /// tags lose the run's prefix (`mirror-e2e/<run-id>/`): the report names the run once.
     fn result_of(
         &self,
-        name: &str,
+        check: &Check,
         outcome: Result<checks::Passed, CheckFailure>,
         start: Instant,
     ) -> CheckResult {
@@ -535,7 +510,8 @@ impl<M: Mesh> Suite<M> {
             ),
         };
         CheckResult {
-            name: name.to_owned(),
+            name: check.name.clone(),
+            expected: self.spec.expects(check),
             passed,
             duration: start.elapsed(),
             attempts,
@@ -692,10 +668,10 @@ pub fn trials<M: Mesh + Send + Sync + 'static>(
                     &results.lock().unwrap_or_else(|e| e.into_inner()),
                 );
                 let result = match blocked {
-                    Some(root) => CheckResult::blocked(name, &root),
+                    Some(root) => CheckResult::blocked(name, &root, &suite.spec.expects(&check)),
                     None => {
                         let outcome = runtime.block_on(suite.run_check(&check));
-                        suite.result_of(name, outcome, start)
+                        suite.result_of(&check, outcome, start)
                     }
                 };
                 let (passed, message) = (result.passed, result.message.clone());
@@ -767,7 +743,7 @@ mod selection_tests {
         assert_eq!(checks[2].needs, ["routing::jason_served_by_v2"]);
         assert!(checks[3].needs.is_empty(), "absence needs no routing");
         assert_eq!(
-            expectation("mirror::jason_requests_mirrored_10_percent"),
+            spec.expectation("mirror::jason_requests_mirrored_10_percent"),
             "10% of the jason requests show up in the mirror's log with `end-user: jason`: 1700 requests per batch; 10%: accepts 115..=210 of 1700 (6.76%..12.35%); a correct mesh fails 1 batch in 1353, one at 5% or 15% passes 1 batch in 1009"
         );
     }
