@@ -25,7 +25,7 @@ use crate::manifest::{Document, ManifestSet, Positions, YamlPath};
 use crate::topology::Topology;
 
 /// The file name the expectations have beside the manifests.
-pub const FILE_NAME: &str = "expectations.yaml";
+pub const FILE_NAME: &str = crate::manifest::EXPECTATIONS_FILE;
 
 /// The identity that does not log in.
 pub const ANONYMOUS: &str = "anonymous";

@@ -12,6 +12,10 @@ use saphyr_parser::{Event, Parser};
 use serde::Deserialize;
 use serde_json::Value;
 
+/// The file beside the manifests that says what the mesh must do (read by
+/// `expectations`): not an object of the cluster, so a directory's load skips it.
+pub const EXPECTATIONS_FILE: &str = "expectations.yaml";
+
 /// Errors reading manifests.
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
@@ -254,7 +258,7 @@ fn yaml_files(path: &Path) -> Result<Vec<PathBuf>, ManifestError> {
         if p.is_dir() {
             out.extend(yaml_files(&p)?);
         } else if matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
-            && p.file_name().and_then(|n| n.to_str()) != Some(crate::expectations::FILE_NAME)
+            && p.file_name().and_then(|n| n.to_str()) != Some(EXPECTATIONS_FILE)
         {
             // The expectations beside the manifests say what the mesh must do; they are
             // not an object of the cluster (`expectations`).

@@ -14,7 +14,6 @@ use quick_junit::{NonSuccessKind, Property, TestCase, TestCaseStatus, TestSuite}
 use serde::{Deserialize, Serialize};
 
 use crate::exit::Exit;
-use crate::suite::Evidence;
 
 /// Errors writing the report.
 #[derive(Debug, thiserror::Error)]
@@ -369,7 +368,7 @@ impl RunReport {
     /// its cause shows (a blocked check's is its root cause's).
     fn first_evidence(&self, check: &CheckResult) -> String {
         let root = check.blocked_by.as_deref().unwrap_or(&check.name);
-        let file = match (self.mode.as_str(), crate::suite::evidence(root)) {
+        let file = match (self.mode.as_str(), evidence(root)) {
             ("local", Evidence::Routing) => {
                 "envoy-access.log (which route and upstream served each tag, with its end-user)"
             }
@@ -591,6 +590,25 @@ impl RunReport {
             })?;
         }
         Ok(())
+    }
+}
+
+/// Where the evidence of a check's failure shows first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Evidence {
+    /// Which route and upstream served a request, its status and latency: the proxies.
+    Routing,
+    /// What the mirror received: its log.
+    Mirror,
+}
+
+/// Where check `check` fails visibly. The mirror-down check fails on what the tester gets
+/// (status, workload, latency), so the proxies show it, not the mirror's log.
+fn evidence(check: &str) -> Evidence {
+    if check.starts_with("routing::") || check == "mirror::primary_unaffected_when_mirror_down" {
+        Evidence::Routing
+    } else {
+        Evidence::Mirror
     }
 }
 

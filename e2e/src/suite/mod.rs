@@ -398,25 +398,6 @@ pub fn tutorial_checks() -> Vec<String> {
     Spec::default().check_names()
 }
 
-/// Where the evidence of a check's failure shows first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Evidence {
-    /// Which route and upstream served a request, its status and latency: the proxies.
-    Routing,
-    /// What the mirror received: its log.
-    Mirror,
-}
-
-/// Where check `check` fails visibly. The mirror-down check fails on what the tester gets
-/// (status, workload, latency), so the proxies show it, not the mirror's log.
-pub fn evidence(check: &str) -> Evidence {
-    if check.starts_with("routing::") || check == "mirror::primary_unaffected_when_mirror_down" {
-        Evidence::Routing
-    } else {
-        Evidence::Mirror
-    }
-}
-
 /// One attempt of a check in time: seconds from the check's start, seconds taken, passed.
 pub type AttemptSpan = (f64, f64, bool);
 
