@@ -547,13 +547,10 @@ fn parity(args: &ParityArgs) -> ExitCode {
                 rows,
                 started.elapsed().as_secs_f64(),
             );
+            // The counts and what is not the same; the table goes to parity.md only, so
+            // `cargo xtask parity`, which prints the table of every version, prints it once.
+            print!("{}", e2e::parity::run_summary(&result));
             let table = e2e::parity::merged_table(std::slice::from_ref(&result));
-            println!("{table}");
-            println!(
-                "parity: {} variants in {:.1}s",
-                result.rows.len(),
-                result.seconds
-            );
             let _ = std::fs::write(args.out.join("parity.md"), &table);
             // The machine-readable form, for `mirror-e2e parity-table` to merge versions.
             let json = args.out.join("parity.json");
@@ -564,7 +561,7 @@ fn parity(args: &ParityArgs) -> ExitCode {
                 eprintln!("error: write {}: {e}", json.display());
                 return Exit::Environment.into();
             }
-            // A difference is a finding, to fix in the translation or to list in the README
+            // A difference is a finding, to fix in the translation or to list in docs/parity.md
             // as known with its reason: either way a run that finds one fails.
             if result.differs() {
                 eprintln!("error: istiod and the translation differ (see the table)");

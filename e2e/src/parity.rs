@@ -42,7 +42,7 @@ use istiod::{
 
 pub use barrier::Barrier;
 pub use loaded::{LoadedEnvoy, Translation};
-pub use table::{Outcome, Row, VersionResult, merged_table};
+pub use table::{Outcome, Row, VersionResult, merged_table, run_summary};
 
 /// The kinds of a variant that reach istiod or the translation; the rest (Deployments, the
 /// kind and IstioOperator configuration) decide nothing of the routes.

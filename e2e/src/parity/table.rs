@@ -1,5 +1,6 @@
-//! The outcome of each variant and the table of variants by Istio version that
-//! `mirror-e2e parity` and `mirror-e2e parity-table` print.
+//! The outcome of each variant, what `mirror-e2e parity` prints for one version's run
+//! ([`run_summary`]), and the table of variants by Istio version that `mirror-e2e
+//! parity-table` prints ([`merged_table`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -100,7 +101,44 @@ impl VersionResult {
     }
 }
 
-/// The table `variant × version → outcome`, as the README shows it: a column per result in
+/// What `mirror-e2e parity` prints for one version's run: a line with the counts, then one
+/// line per variant that is not the same. Not the table: `cargo xtask parity` prints the
+/// table of every version once, at the end (`mirror-e2e parity-table`); a one-column table
+/// per version before it showed every outcome twice. The run's own table is in its
+/// `parity.md`.
+pub fn run_summary(result: &VersionResult) -> String {
+    let count = |f: fn(&Outcome) -> bool| result.rows.iter().filter(|r| f(&r.outcome)).count();
+    let counts = [
+        (count(|o| matches!(o, Outcome::Same)), "same"),
+        (count(|o| matches!(o, Outcome::Differs(_))), "differ"),
+        (
+            count(|o| matches!(o, Outcome::Refused { .. })),
+            "refused by local mode",
+        ),
+        (
+            count(|o| matches!(o, Outcome::Rejected { .. })),
+            "rejected by the API",
+        ),
+    ];
+    let counts: Vec<String> = counts
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} {what}"))
+        .collect();
+    let mut out = format!(
+        "parity {}: {} variants in {:.1}s: {}\n",
+        result.column(),
+        result.rows.len(),
+        result.seconds,
+        counts.join(", ")
+    );
+    for row in result.rows.iter().filter(|r| r.outcome != Outcome::Same) {
+        out.push_str(&format!("  {}: {}\n", row.variant, row.outcome.cell()));
+    }
+    out
+}
+
+/// The table `variant × version → outcome`, as docs/parity.md shows it: a column per result in
 /// the order given, a row per variant in the order first met; a variant a version did not
 /// run (a corpus changed between runs) says so rather than leaving a gap.
 pub fn merged_table(results: &[VersionResult]) -> String {
@@ -198,6 +236,36 @@ mod tests {
         );
         assert!(!results[0].differs());
         assert!(results[1].differs());
+    }
+
+    #[test]
+    fn a_parity_run_prints_the_table_once() {
+        let one = result(
+            "1.31.1",
+            None,
+            &[
+                ("shipped", Outcome::Same),
+                ("x", Outcome::Differs(vec!["9080: d".into()])),
+                (
+                    "y",
+                    Outcome::Refused {
+                        local: "timeout".into(),
+                    },
+                ),
+            ],
+        );
+        // `cargo xtask parity --istio 1.31.1`'s stdout: `mirror-e2e parity`'s summary, then
+        // `mirror-e2e parity-table`'s table of the one version.
+        let stdout = format!("{}{}", run_summary(&one), merged_table(&[one.clone()]));
+        assert_eq!(stdout.matches("| variant |").count(), 1, "{stdout}");
+        assert_eq!(stdout.matches("| shipped |").count(), 1, "{stdout}");
+        // What differs still shows as the version finishes, before the table.
+        assert_eq!(
+            run_summary(&one),
+            "parity 1.31.1: 3 variants in 4.2s: 1 same, 1 differ, 1 refused by local mode\n  \
+             x: differs (9080: d)\n  \
+             y: refused by local mode: timeout\n"
+        );
     }
 
     #[test]
