@@ -224,26 +224,44 @@ impl Walk {
         format!("{}{}\n", self.table(), self.totals())
     }
 
-    /// The version-by-check table and the notes of its changed cells.
+    /// The version-by-check table and the notes of its changed cells. A column's header is
+    /// its run's [`RunReport::istio_label`], wrapped to the column: what ran, in the header
+    /// itself (`1.27.9 played by istiod 1.30@9739e10 + 1.27 profile` on kwok).
     fn table(&self) -> String {
         let (rows, notes) = self.rows();
         let width = rows.iter().map(|(n, _)| n.len()).max().unwrap_or(5).max(5);
-        let cell_width = rows
+        let headers: Vec<Vec<String>> = self
+            .runs
             .iter()
-            .flat_map(|(_, c)| c.iter().map(String::len))
-            .chain(self.runs.iter().map(|r| r.istio.len()))
-            .max()
-            .unwrap_or(4);
+            .enumerate()
+            .map(|(i, r)| {
+                let cells = rows.iter().map(|(_, c)| c[i].len()).max().unwrap_or(0);
+                wrap(r.istio_label(), cells.max(HEADER_WIDTH))
+            })
+            .collect();
+        let widths: Vec<usize> = headers
+            .iter()
+            .enumerate()
+            .map(|(i, lines)| {
+                let cells = rows.iter().map(|(_, c)| c[i].len()).max().unwrap_or(0);
+                lines.iter().map(String::len).max().unwrap_or(0).max(cells)
+            })
+            .collect();
         let mut s = String::new();
-        let _ = write!(s, "{:<width$}", "check");
-        for r in &self.runs {
-            let _ = write!(s, "  {:<cell_width$}", r.istio);
+        let depth = headers.iter().map(Vec::len).max().unwrap_or(1);
+        for line in 0..depth {
+            let _ = write!(s, "{:<width$}", if line == 0 { "check" } else { "" });
+            for (lines, w) in headers.iter().zip(&widths) {
+                let text = lines.get(line).map_or("", String::as_str);
+                let _ = write!(s, "  {text:<w$}");
+            }
+            s.truncate(s.trim_end().len());
+            s.push('\n');
         }
-        s.push('\n');
         for (name, cells) in &rows {
             let _ = write!(s, "{name:<width$}");
-            for c in cells {
-                let _ = write!(s, "  {c:<cell_width$}");
+            for (c, w) in cells.iter().zip(&widths) {
+                let _ = write!(s, "  {c:<w$}");
             }
             s.push('\n');
         }
@@ -260,7 +278,7 @@ impl Walk {
             "| check | {} |\n|---|{}\n",
             self.runs
                 .iter()
-                .map(|r| r.istio.as_str())
+                .map(|r| r.istio_label().replace('|', "\\|"))
                 .collect::<Vec<_>>()
                 .join(" | "),
             "---|".repeat(self.runs.len())
@@ -275,6 +293,25 @@ impl Walk {
         let _ = writeln!(s, "\n{}", self.totals());
         s
     }
+}
+
+/// How wide a version column's header may be before it wraps onto the next line.
+const HEADER_WIDTH: usize = 16;
+
+/// `text` in lines of at most `width` characters, broken between words (a longer word
+/// gets a line of its own).
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    for word in text.split_whitespace() {
+        match lines.last_mut() {
+            Some(line) if line.len() + 1 + word.len() <= width => {
+                line.push(' ');
+                line.push_str(word);
+            }
+            _ => lines.push(word.to_owned()),
+        }
+    }
+    lines
 }
 
 /// Compares `after` with `before`.
@@ -494,6 +531,57 @@ mod tests {
         assert!(matches!(verdicts[3], Verdict::Unexplained(why) if why.contains("new after")));
         let same = compare(&before, &before.clone());
         assert!(!same.failed(), "{}", same.render());
+    }
+
+    #[test]
+    fn a_column_played_by_another_istiod_says_so_in_its_header() {
+        let check = [("routing::anonymous_served_by_v1", true, &[][..])];
+        let played = |version: &str, label: &str| RunReport {
+            version_label: Some(label.to_owned()),
+            ..run(version, &check)
+        };
+        let w = walk(vec![
+            played(
+                "1.27.9",
+                "1.27.9 played by istiod 1.30@9739e10 + 1.27 profile",
+            ),
+            played("1.31.1", "1.31.1 played by istiod 1.31.0 (eed52eb)"),
+        ]);
+        let text = w.render();
+        // The header, wrapped over its first lines, holds every word of both labels; the
+        // hop's note keeps the plain versions.
+        let header: Vec<&str> = text
+            .lines()
+            .take_while(|l| !l.starts_with("routing::"))
+            .collect();
+        assert_eq!(
+            header,
+            [
+                "check                            1.27.9 played by  1.31.1 played by",
+                "                                 istiod            istiod 1.31.0",
+                "                                 1.30@9739e10 +    (eed52eb)",
+                "                                 1.27 profile",
+            ],
+            "{text}"
+        );
+        assert!(
+            w.markdown().starts_with(
+                "| check | 1.27.9 played by istiod 1.30@9739e10 + 1.27 profile | 1.31.1 played by istiod 1.31.0 (eed52eb) |"
+            ),
+            "{}",
+            w.markdown()
+        );
+        let report = &w.runs[0];
+        assert!(
+            report
+                .summary()
+                .lines()
+                .next()
+                .is_some_and(|l| l
+                    .ends_with("mode, Istio 1.27.9 played by istiod 1.30@9739e10 + 1.27 profile)")),
+            "{}",
+            report.summary()
+        );
     }
 
     #[test]

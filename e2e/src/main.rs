@@ -244,6 +244,11 @@ struct ClusterArgs {
     /// What configured the mesh, for the report (default: what --node and --istiod-xds say).
     #[arg(long, value_name = "TEXT")]
     control_plane: Option<String>,
+    /// The run's Istio as the report's headers and an upgrade walk's columns name it, when
+    /// something other than the release played it (e.g. `1.27.9 played by istiod
+    /// 1.30@9739e10 + 1.27 profile`; default: the version istiod reports).
+    #[arg(long, value_name = "TEXT")]
+    version_label: Option<String>,
     /// Registry path to move Bookinfo images to (from the version table, or a mirror).
     #[arg(long)]
     bookinfo_hub: Option<String>,
@@ -433,10 +438,11 @@ struct ParityArgs {
     /// The Istio version the translation emulates.
     #[arg(long, default_value = DEFAULT_ISTIO, value_parser = parse_version)]
     istio: IstioVersion,
-    /// What plays --istio on the cluster's side, for the table's column (e.g. `istiod 1.30
-    /// + compat 1.27`: a newer istiod with Istio's compatibility profile for that minor).
+    /// The version's column header, when something other than the release plays it on the
+    /// cluster's side (e.g. `1.27.9 played by istiod 1.30@9739e10 + 1.27 profile`: a newer
+    /// istiod with Istio's compatibility profile for that minor; default: --istio).
     #[arg(long, value_name = "TEXT")]
-    played_by: Option<String>,
+    version_label: Option<String>,
     /// Manifests compared as one variant each (a directory or a file; `${NS}` in them is
     /// the variant's namespace). The shipped `manifests` directory is the variant `shipped`,
     /// any other is named by its path.
@@ -543,7 +549,7 @@ fn parity(args: &ParityArgs) -> ExitCode {
         Ok(rows) => {
             let result = e2e::parity::VersionResult::new(
                 &args.istio,
-                args.played_by.clone(),
+                args.version_label.clone(),
                 rows,
                 started.elapsed().as_secs_f64(),
             );
@@ -979,6 +985,7 @@ fn cluster(args: ClusterArgs) -> ExitCode {
         manifests: args.manifests,
         artifacts: artifacts.clone(),
         notes,
+        version_label: args.version_label,
         delete_namespace: args.delete_namespace,
         keep: args.keep,
         earlier_phases: args.phases,

@@ -308,6 +308,9 @@ pub struct ClusterRun {
     pub artifacts: PathBuf,
     /// Notes from before the run, for its report (which control plane configures the mesh).
     pub notes: Vec<String>,
+    /// What ran, when something other than the release played it (the report's
+    /// [`RunReport::version_label`]).
+    pub version_label: Option<String>,
     /// Delete the namespace at the end (it was created for this run); kept when `keep`.
     pub delete_namespace: bool,
     /// Keep what the run created.
@@ -348,6 +351,7 @@ pub fn run_cluster(
         not_run,
         selection,
         notes: run.notes.clone(),
+        version_label: run.version_label.clone(),
         ..RunReport::default()
     };
     live.start(&run.artifacts, &report);

@@ -468,6 +468,8 @@ impl flags::E2e {
                     istiod.debug.into(),
                     "--control-plane".into(),
                     source.control_plane_note(),
+                    "--version-label".into(),
+                    versions::version_label(release.version)?,
                 ]);
             }
             args.extend(self.workload_args()?);
@@ -629,6 +631,8 @@ impl flags::E2e {
                     ),
                     "--artifacts-root".into(),
                     dirs[i].display().to_string(),
+                    "--version-label".into(),
+                    versions::version_label(release.version)?,
                 ]);
                 // Every run's report stays for the comparison.
                 if !self.keep {

@@ -66,7 +66,7 @@ pub enum Command {
     /// does not.
     Analyze(Analyze),
     /// Print the pinned Istio releases and where each was confirmed; `--check-latest` fails
-    /// when a newer patch of a pinned minor has been released (needs the network).
+    /// when a pin has no tag or a newer patch of its minor is released (needs the network).
     Versions(Versions),
 }
 
@@ -477,7 +477,8 @@ pub enum Tool {
 #[derive(Args)]
 pub struct Versions {
     /// Ask Istio's repository for its tags (`git ls-remote`; MIRROR_E2E_ISTIO_REPO moves it)
-    /// and fail when a pinned minor has a newer patch, or when no answer comes.
+    /// and fail when a pin has no tag, a pinned minor has a newer patch, a build named after
+    /// a release is not its tag's commit, or no answer comes.
     #[arg(long)]
     pub check_latest: bool,
 }

@@ -4,7 +4,8 @@
 //! One kwok cluster; for each version, Istio's CRDs and istiod's objects as that release's
 //! chart renders them (`prepare`), the previous istiod stopped and the version's own started
 //! (its minor's pinned istiod, or the oldest one with Istio's compatibility profile for an
-//! older minor), then `mirror-e2e parity --istio VERSION` inside the cluster's namespaces:
+//! older minor), then `mirror-e2e parity --istio VERSION --version-label LABEL` inside the
+//! cluster's namespaces (the label says what played the version: `versions::version_label`):
 //! the shipped manifests and the corpus in `e2e/tests/fixtures/parity/`, each compared
 //! route by route with the translation emulating that version (`e2e/src/parity.rs`). Each
 //! version's results go to `target/parity/<version>/parity.json`; `mirror-e2e parity-table`
@@ -56,7 +57,7 @@ impl flags::Parity {
         let variant_args = self.variant_args(&paths::project_root())?;
         let columns: Vec<String> = releases
             .iter()
-            .map(|r| played_by(r.version))
+            .map(|r| versions::version_label(r.version))
             .collect::<anyhow::Result<_>>()?;
         let bins = Binaries::ensure(sh, &interrupt)?;
         // Every istiod the versions need, before the cluster exists: a cold build is long,
@@ -81,7 +82,7 @@ impl flags::Parity {
             {
                 let version = release.version;
                 step(&format!(
-                    "Istio {version} ({column}): Istio's CRDs and istiod's objects, then its istiod"
+                    "Istio {column}: Istio's CRDs and istiod's objects, then its istiod"
                 ));
                 let installed = running.install(
                     sh,
@@ -117,7 +118,7 @@ impl flags::Parity {
                     envoy.display().to_string(),
                     "--istio".into(),
                     version.into(),
-                    "--played-by".into(),
+                    "--version-label".into(),
                     column.clone(),
                     "--out".into(),
                     dir.display().to_string(),
@@ -220,18 +221,6 @@ fn releases(wanted: &[String]) -> anyhow::Result<Vec<&'static IstioRelease>> {
     Ok(releases)
 }
 
-/// What plays Istio `version` here, as its column says: its minor's istiod, or the oldest
-/// pinned istiod with Istio's compatibility profile for the minor.
-fn played_by(version: &str) -> anyhow::Result<String> {
-    let (module, compatibility) = kwok::istio_module(version)?;
-    // The build: the commit its pseudo-version ends in, as `istiod --version` says it.
-    let commit = module.version.rsplit('-').next().unwrap_or(module.version);
-    Ok(match compatibility {
-        None => format!("istiod {}-dev-{commit}", module.minor),
-        Some(minor) => format!("istiod {}-dev-{commit} + compat {minor}", module.minor),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,24 +243,6 @@ mod tests {
         assert_eq!(some, ["1.27.9", "1.31.1"]);
         let err = releases(&["1.26.0".to_owned()]).expect_err("not pinned");
         assert!(err.to_string().contains("--istio 1.26.0"), "{err:#}");
-    }
-
-    #[test]
-    fn each_column_says_which_istiod_and_profile_played_it() {
-        let columns: Vec<String> = versions::ISTIO_RELEASES
-            .iter()
-            .map(|r| played_by(r.version).expect("playable"))
-            .collect();
-        assert_eq!(
-            columns,
-            [
-                "istiod 1.31-dev-eed52ebb66ad",
-                "istiod 1.30-dev-9739e10eb9d7",
-                "istiod 1.30-dev-9739e10eb9d7 + compat 1.29",
-                "istiod 1.30-dev-9739e10eb9d7 + compat 1.28",
-                "istiod 1.30-dev-9739e10eb9d7 + compat 1.27",
-            ]
-        );
     }
 
     #[test]

@@ -6,13 +6,16 @@
 //! (images on docker.io/istio up to 1.29, registry.istio.io/release from 1.30). Where each
 //! pinned Istio release was seen to exist is its [`IstioRelease::confirmed`].
 //!
-//! `cargo xtask versions [--check-latest]` prints the table; `--check-latest` fails when
-//! Istio has released a newer patch of a pinned minor (the nightly runs it), so the table
-//! cannot silently go stale.
+//! `cargo xtask versions [--check-latest]` prints the table and what plays each release on a
+//! kwok cluster ([`version_label`]); `--check-latest` fails when Istio has released a newer
+//! patch of a pinned minor, when a pin has no tag (it was never released, or not yet), or
+//! when a build [`RELEASE_COMMITS`] names a release is not that release's commit (the
+//! nightly runs it), so the table cannot silently go stale or claim what is not so.
 
 use anyhow::{Context, bail};
 use xshell::{Shell, cmd};
 
+use crate::cluster::kwok;
 use crate::flags::{self, Usage};
 
 /// The kind release used to create clusters.
@@ -40,8 +43,9 @@ pub struct IstioRelease {
 }
 
 /// A kind node image and the kind release that built it. kind supports a node image only
-/// with the release that built it (kind docs, "Node Image"; FIELD-NOTES section 10), so
-/// every image here must be one of [`KIND_VERSION`]'s pre-built images.
+/// with the release that built it (kind's release notes, e.g. kubernetes-sigs/kind
+/// releases/tag/v0.32.0: "Images pre-built for this release"), so every image here must be
+/// one of [`KIND_VERSION`]'s pre-built images.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NodeImage {
     /// `kindest/node:vX.Y.Z@sha256:...`.
@@ -84,7 +88,7 @@ pub const ISTIO_RELEASES: &[IstioRelease] = &[
         node_image: NODE_1_36,
         bookinfo_hub: "registry.istio.io/release",
         bookinfo_tag: "1.20.3",
-        confirmed: "Istio's release list of Sept 2026 (FIELD-NOTES section 5); not yet among the tags of the istio/istio snapshot of 2026-08-22, whose newest 1.31 tag is 1.31.0-rc.0",
+        confirmed: "NOT CONFIRMED: istio/istio had no tag 1.31.1 when its tags were last read here (2026-08-22: newest 1.31 tag 1.31.0-rc.0), and no release page of it was read; `versions --check-latest` fails until the tag exists",
     },
     IstioRelease {
         version: "1.30.5",
@@ -111,7 +115,7 @@ pub const ISTIO_RELEASES: &[IstioRelease] = &[
         node_image: NODE_1_34,
         bookinfo_hub: "docker.io/istio",
         bookinfo_tag: "1.20.3",
-        confirmed: "tag 1.28.10 (3889af929df4) in the istio/istio snapshot of 2026-08-22, its newest 1.28 tag",
+        confirmed: "tag 1.28.10 of istio/istio (commit ff49c1889eba), its newest 1.28 tag on 2026-08-22",
     },
     IstioRelease {
         version: "1.27.9",
@@ -120,9 +124,53 @@ pub const ISTIO_RELEASES: &[IstioRelease] = &[
         node_image: NODE_1_33,
         bookinfo_hub: "docker.io/istio",
         bookinfo_tag: "1.20.3",
-        confirmed: "tag 1.27.9 (cea9e4a2fda2) in the istio/istio snapshot of 2026-08-22, its newest 1.27 tag",
+        confirmed: "tag 1.27.9 of istio/istio (commit b9159ca3e5d5), its newest 1.27 tag on 2026-08-22",
     },
 ];
+
+/// An Istio release whose own commit a pinned istiod build is: that build is the release,
+/// and [`version_label`] names it so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReleaseCommit {
+    /// The release, as its tag names it.
+    pub release: &'static str,
+    /// Its commit, as the build's module pseudo-version names it (12 hex digits).
+    pub commit: &'static str,
+    /// Where it was seen; `versions --check-latest` checks it against the tag.
+    pub confirmed: &'static str,
+}
+
+/// The pinned istiod builds that are a release's commit. The 1.30 build (9739e10eb9d7, a
+/// release-1.30 branch commit of 2026-08-26) is no release's that was seen: its labels say
+/// `1.30@9739e10`.
+pub const RELEASE_COMMITS: &[ReleaseCommit] = &[ReleaseCommit {
+    release: "1.31.0",
+    commit: "eed52ebb66ad",
+    confirmed: "Istio's GitHub releases 1.31.0 and 1.31.0-rc.4 (github.com/istio/istio/releases/tag/1.31.0) name commit eed52eb",
+}];
+
+/// The header that names Istio `version` where a kwok cluster's istiod plays it: what ran,
+/// in the header itself. A build that is a release's commit is named by that release,
+/// another by its branch and commit, and an older minor's says which compatibility profile
+/// set it back: `1.31.0 (istiod eed52eb)`, `1.31.1 played by istiod 1.31.0 (eed52eb)`,
+/// `1.30.5 played by istiod 1.30@9739e10`, `1.27.9 played by istiod 1.30@9739e10 + 1.27
+/// profile`.
+pub fn version_label(version: &str) -> anyhow::Result<String> {
+    let (module, compatibility) = kwok::istio_module(version)?;
+    // The module's pseudo-version ends in the commit, as `istiod --version` says it.
+    let commit = module.version.rsplit('-').next().unwrap_or(module.version);
+    let short = commit.get(..7).unwrap_or(commit);
+    let release = RELEASE_COMMITS.iter().find(|r| r.commit == commit);
+    let istiod = match release {
+        Some(r) => format!("istiod {} ({short})", r.release),
+        None => format!("istiod {}@{short}", module.minor),
+    };
+    Ok(match (release, compatibility) {
+        (Some(r), None) if r.release == version => format!("{version} (istiod {short})"),
+        (_, None) => format!("{version} played by {istiod}"),
+        (_, Some(minor)) => format!("{version} played by {istiod} + {minor} profile"),
+    })
+}
 
 /// Where Istio's tags are listed (overridable for tests and mirrors).
 pub const ISTIO_REPO_ENV: &str = "MIRROR_E2E_ISTIO_REPO";
@@ -133,44 +181,112 @@ impl flags::Versions {
         for r in ISTIO_RELEASES {
             println!("Istio {:<8} {}", r.version, r.confirmed);
         }
+        println!("\non a kwok cluster (`--cluster kwok`, `parity`):");
+        for r in ISTIO_RELEASES {
+            println!("  {}", version_label(r.version)?);
+        }
+        for r in RELEASE_COMMITS {
+            println!("  istiod {} is {}: {}", r.commit, r.release, r.confirmed);
+        }
         if !self.check_latest {
             return Ok(());
         }
         let repo = std::env::var(ISTIO_REPO_ENV).unwrap_or_else(|_| ISTIO_REPO.to_owned());
         let tags = istio_tags(sh, &repo)?;
         let pinned: Vec<&str> = ISTIO_RELEASES.iter().map(|r| r.version).collect();
-        let stale = newer_patches(&pinned, &tags);
-        if stale.is_empty() {
-            println!("every pinned minor is at its newest patch ({repo})");
+        let problems = pin_problems(&pinned, RELEASE_COMMITS, &tags);
+        if problems.is_empty() {
+            println!(
+                "every pin is a tag and its minor's newest patch; every release build is its tag's commit ({repo})"
+            );
             return Ok(());
         }
-        let lines: Vec<String> = stale
-            .iter()
-            .map(|(pin, newest)| format!("{pin} is pinned, {newest} is released"))
-            .collect();
         bail!(
-            "the version table is stale: {}; move the pins in xtask/src/versions.rs (and the nightly matrix)",
-            lines.join(", ")
+            "the version table is wrong: {}; fix the pins in xtask/src/versions.rs (and the nightly matrix)",
+            problems.join("; ")
         )
     }
 }
 
-/// Istio's release tags (`1.28.10`; Istio's tags carry no `v`), from `git ls-remote`. No
-/// answer is an error, never an empty list: offline, the check must fail, not pass.
-fn istio_tags(sh: &Shell, repo: &str) -> anyhow::Result<Vec<String>> {
-    let out = cmd!(sh, "git ls-remote --tags --refs {repo}")
+/// One of Istio's tags: its name (`1.28.10`; Istio's tags carry no `v`) and the commit it
+/// points at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tag {
+    pub name: String,
+    pub commit: String,
+}
+
+/// Istio's tags, from `git ls-remote`, each with its commit (an annotated tag's peeled
+/// `^{}` line). No answer is an error, never an empty list: offline, the check must fail,
+/// not pass.
+fn istio_tags(sh: &Shell, repo: &str) -> anyhow::Result<Vec<Tag>> {
+    let out = cmd!(sh, "git ls-remote --tags {repo}")
         .quiet()
         .read()
         .with_context(|| format!("list Istio's tags at {repo} (this check needs the network)"))?;
-    let tags: Vec<String> = out
-        .lines()
-        .filter_map(|l| l.split_once("refs/tags/"))
-        .map(|(_, tag)| tag.trim().to_owned())
-        .collect();
+    let tags = parse_ls_remote(&out);
     if tags.is_empty() {
         bail!("{repo} lists no tags; cannot tell whether the pins are the newest");
     }
     Ok(tags)
+}
+
+/// `git ls-remote --tags` output as tags and their commits: an annotated tag's line names
+/// the tag object, its `^{}` line the commit, which wins.
+fn parse_ls_remote(out: &str) -> Vec<Tag> {
+    let mut tags: Vec<Tag> = Vec::new();
+    for line in out.lines() {
+        let Some((hash, name)) = line
+            .split_once('\t')
+            .and_then(|(hash, r)| Some((hash.trim(), r.trim().strip_prefix("refs/tags/")?)))
+        else {
+            continue;
+        };
+        let (name, peeled) = match name.strip_suffix("^{}") {
+            Some(name) => (name, true),
+            None => (name, false),
+        };
+        match tags.iter_mut().find(|t| t.name == name) {
+            Some(tag) if peeled => hash.clone_into(&mut tag.commit),
+            Some(_) => {}
+            None => tags.push(Tag {
+                name: name.to_owned(),
+                commit: hash.to_owned(),
+            }),
+        }
+    }
+    tags
+}
+
+/// Everything `--check-latest` fails on, one message each: a pin no tag names, a pin with
+/// a newer released patch of its minor, a release build whose tag is missing or at another
+/// commit.
+pub fn pin_problems(pinned: &[&str], builds: &[ReleaseCommit], tags: &[Tag]) -> Vec<String> {
+    let names: Vec<String> = tags.iter().map(|t| t.name.clone()).collect();
+    let mut problems: Vec<String> = pinned
+        .iter()
+        .filter(|pin| !names.iter().any(|n| n == *pin))
+        .map(|pin| format!("{pin} is pinned but has no tag (never released, or not yet)"))
+        .collect();
+    problems.extend(
+        newer_patches(pinned, &names)
+            .iter()
+            .map(|(pin, newest)| format!("{pin} is pinned, {newest} is released")),
+    );
+    for build in builds {
+        match tags.iter().find(|t| t.name == build.release) {
+            None => problems.push(format!(
+                "istiod {} is labelled {}, but there is no tag {}",
+                build.commit, build.release, build.release
+            )),
+            Some(tag) if !tag.commit.starts_with(build.commit) => problems.push(format!(
+                "istiod {} is labelled {}, but tag {} is commit {}",
+                build.commit, build.release, build.release, tag.commit
+            )),
+            Some(_) => {}
+        }
+    }
+    problems
 }
 
 /// For every pinned version with a newer released patch of its minor among `tags` (release
@@ -328,189 +444,4 @@ fn node_minor(image: &str) -> Option<(u32, u32)> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_node_image_is_by_digest_and_inside_the_supported_range() {
-        for r in ISTIO_RELEASES {
-            assert!(
-                r.node_image.image.contains("@sha256:"),
-                "{} node image has no digest",
-                r.version
-            );
-            let minor = node_minor(r.node_image.image).expect("node image has a version tag");
-            assert!(
-                r.k8s_min <= minor && minor <= r.k8s_max,
-                "Istio {}: node {minor:?} outside {:?}..{:?}",
-                r.version,
-                r.k8s_min,
-                r.k8s_max
-            );
-        }
-    }
-
-    #[test]
-    fn every_node_image_was_built_by_the_pinned_kind() {
-        for node in NODE_IMAGES {
-            assert_eq!(
-                node.built_by, KIND_VERSION,
-                "{} was built by kind {}, but clusters are created with kind {KIND_VERSION}",
-                node.image, node.built_by
-            );
-        }
-    }
-
-    #[test]
-    fn lookup_defaults_to_the_newest_and_rejects_unknown_versions() {
-        assert_eq!(istio_release(None).expect("default").version, "1.31.1");
-        assert_eq!(
-            istio_release(Some("1.29.9")).expect("known").bookinfo_hub,
-            "docker.io/istio"
-        );
-        assert_eq!(
-            istio_release(Some("1.30.5")).expect("known").bookinfo_hub,
-            "registry.istio.io/release"
-        );
-        let err = istio_release(Some("1.2.3")).expect_err("unknown");
-        assert!(err.is::<Usage>(), "a usage error: {err:#}");
-        let err = err.to_string();
-        assert!(
-            err.contains("--istio 1.2.3")
-                && err.contains("1.31.1, 1.30.5, 1.29.9, 1.28.10, 1.27.9"),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn the_table_covers_the_three_newest_minors_and_one_before_the_shadow_change() {
-        let keys: Vec<Vec<u32>> = ISTIO_RELEASES
-            .iter()
-            .map(|r| version_key(r.version))
-            .collect();
-        assert!(keys.windows(2).all(|w| w[0] > w[1]), "newest first");
-        assert!(
-            keys.iter().any(|k| k[..2] < [1, 28][..]),
-            "a release before 1.28"
-        );
-        assert!(
-            ISTIO_RELEASES
-                .iter()
-                .all(|r| !r.bookinfo_tag.is_empty() && r.bookinfo_tag != "latest")
-        );
-    }
-
-    fn walk(spec: &str) -> Vec<&'static str> {
-        upgrade_path(spec)
-            .expect("valid")
-            .iter()
-            .map(|r| r.version)
-            .collect()
-    }
-
-    #[test]
-    fn upgrades_walk_one_minor_at_a_time_through_the_newest_patches() {
-        assert_eq!(
-            walk("1.27.9..1.31.1"),
-            ["1.27.9", "1.28.10", "1.29.9", "1.30.5", "1.31.1"]
-        );
-        assert_eq!(walk("1.30.5..1.31.1"), ["1.30.5", "1.31.1"]);
-        assert_eq!(walk("1.31.1..1.29.9"), ["1.31.1", "1.30.5", "1.29.9"]);
-        let path = upgrade_path("1.31.1..1.30.5").expect("valid");
-        assert_eq!(hop_kind(path[0], path[1]), HopKind::Downgrade);
-        let path = upgrade_path("1.27.9..1.28.10").expect("valid");
-        assert_eq!(hop_kind(path[0], path[1]), HopKind::Upgrade);
-        for bad in ["1.31.1..1.31.1", "1.31.1..9.9.9", "1.31.1"] {
-            assert!(upgrade_path(bad).is_err(), "{bad}");
-        }
-        let err = upgrade_path("1.26.0..1.31.1").expect_err("unknown");
-        assert!(err.is::<Usage>(), "a usage error: {err:#}");
-        let err = err.to_string();
-        assert!(
-            err.starts_with("--istio-upgrade 1.26.0..1.31.1: 1.26.0 is not a supported version; supported: 1.31.1, 1.30.5"),
-            "names the flag the user gave: {err}"
-        );
-    }
-
-    #[test]
-    fn a_walk_runs_on_a_node_every_release_of_it_supports() {
-        let path = upgrade_path("1.27.9..1.31.1").expect("valid");
-        // 1.27 supports Kubernetes up to 1.33, 1.30 and 1.31 from 1.32: the node is 1.33.
-        assert_eq!(
-            node_minor(shared_node_image(&path).expect("shared").image),
-            Some((1, 33))
-        );
-        let path = upgrade_path("1.30.5..1.31.1").expect("valid");
-        assert_eq!(shared_node_image(&path).expect("shared"), NODE_1_36);
-    }
-
-    #[test]
-    fn node_minor_parses_kind_tags() {
-        assert_eq!(node_minor(NODE_1_36.image), Some((1, 36)));
-        assert_eq!(node_minor("kindest/node"), None);
-    }
-
-    #[test]
-    fn every_pin_says_where_it_was_confirmed_and_none_is_older_than_a_known_tag() {
-        for r in ISTIO_RELEASES {
-            assert!(!r.confirmed.is_empty(), "{}", r.version);
-        }
-        // Tags seen in the istio/istio snapshot of 2026-08-22 and on istio.io's release
-        // pages: no pin may be behind them (1.27.7 and 1.28.4 were).
-        let known: Vec<String> = ["1.27.9", "1.28.10", "1.29.9", "1.30.5", "1.31.0-rc.0"]
-            .map(str::to_owned)
-            .to_vec();
-        let pinned: Vec<&str> = ISTIO_RELEASES.iter().map(|r| r.version).collect();
-        assert_eq!(newer_patches(&pinned, &known), []);
-    }
-
-    #[test]
-    fn newer_patches_of_pinned_minors_are_found_and_pre_releases_ignored() {
-        let tags: Vec<String> = [
-            "1.28.4",
-            "1.28.10",
-            "1.28.9",
-            "1.29.0",
-            "1.28.11-rc.0",
-            "1.27.9",
-            "x",
-        ]
-        .map(str::to_owned)
-        .to_vec();
-        assert_eq!(
-            newer_patches(&["1.28.4", "1.27.9", "1.30.5"], &tags),
-            [("1.28.4".to_owned(), "1.28.10".to_owned())]
-        );
-    }
-
-    #[test]
-    fn check_latest_reads_the_tags_and_fails_when_offline() {
-        let sh = Shell::new().expect("shell");
-        let dir = tempfile::tempdir().expect("tempdir");
-        let repo = dir.path().join("istio");
-        let newer = "1.28.99";
-        cmd!(sh, "git init --quiet {repo}").run().expect("git init");
-        let git = |args: &[&str]| {
-            cmd!(
-                sh,
-                "git -C {repo} -c user.name=t -c user.email=t@t {args...}"
-            )
-            .quiet()
-            .run()
-            .expect("git")
-        };
-        git(&["commit", "--quiet", "--allow-empty", "-m", "r"]);
-        git(&["tag", newer]);
-        git(&["tag", "1.31.1"]);
-        let tags = istio_tags(&sh, &repo.display().to_string()).expect("tags");
-        let pinned: Vec<&str> = ISTIO_RELEASES.iter().map(|r| r.version).collect();
-        assert!(
-            newer_patches(&pinned, &tags).contains(&("1.28.10".to_owned(), newer.to_owned())),
-            "{tags:?}"
-        );
-        // No answer (offline, or no such repository) fails; it never passes.
-        let err = istio_tags(&sh, &dir.path().join("nothing").display().to_string())
-            .expect_err("no repository");
-        assert!(format!("{err:#}").contains("needs the network"), "{err:#}");
-    }
-}
+mod tests;

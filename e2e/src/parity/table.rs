@@ -48,8 +48,9 @@ impl Outcome {
 pub struct VersionResult {
     /// The Istio version the translation emulated.
     pub version: String,
-    /// What played it on the cluster's side (e.g. `istiod 1.30 + compat 1.27`), when told.
-    pub played_by: Option<String>,
+    /// Its column's header when something other than the release played it on the
+    /// cluster's side (e.g. `1.27.9 played by istiod 1.30@9739e10 + 1.27 profile`).
+    pub version_label: Option<String>,
     /// Each variant's outcome, in the order run.
     pub rows: Vec<Row>,
     /// How long the comparison took.
@@ -69,13 +70,13 @@ impl VersionResult {
     /// The result of a run of `version` from [`run`]'s rows.
     pub fn new(
         version: &IstioVersion,
-        played_by: Option<String>,
+        version_label: Option<String>,
         rows: Vec<(String, Outcome)>,
         seconds: f64,
     ) -> VersionResult {
         VersionResult {
             version: version.to_string(),
-            played_by,
+            version_label,
             rows: rows
                 .into_iter()
                 .map(|(variant, outcome)| Row { variant, outcome })
@@ -84,13 +85,12 @@ impl VersionResult {
         }
     }
 
-    /// Its column's header: the version, and what played it when that was said, so a
-    /// column played by a newer istiod with a compatibility profile says so.
+    /// Its column's header: what ran, when that was said (so a column played by a newer
+    /// istiod with a compatibility profile says so in the header), else the version.
     pub fn column(&self) -> String {
-        match &self.played_by {
-            Some(by) => format!("{} ({by})", self.version),
-            None => self.version.clone(),
-        }
+        self.version_label
+            .clone()
+            .unwrap_or_else(|| self.version.clone())
     }
 
     /// Whether any variant differs.
@@ -174,10 +174,10 @@ pub fn merged_table(results: &[VersionResult]) -> String {
 mod tests {
     use super::*;
 
-    fn result(version: &str, played_by: Option<&str>, rows: &[(&str, Outcome)]) -> VersionResult {
+    fn result(version: &str, label: Option<&str>, rows: &[(&str, Outcome)]) -> VersionResult {
         VersionResult {
             version: version.to_owned(),
-            played_by: played_by.map(str::to_owned),
+            version_label: label.map(str::to_owned),
             rows: rows
                 .iter()
                 .map(|(variant, outcome)| Row {
@@ -213,12 +213,12 @@ mod tests {
         let results = [
             result(
                 "1.31.1",
-                Some("istiod 1.31"),
+                Some("1.31.1 played by istiod 1.31.0 (eed52eb)"),
                 &[("shipped", Outcome::Same), ("mirror-100", Outcome::Same)],
             ),
             result(
                 "1.27.9",
-                Some("istiod 1.30 + compat 1.27"),
+                Some("1.27.9 played by istiod 1.30@9739e10 + 1.27 profile"),
                 &[
                     ("shipped", Outcome::Same),
                     ("mirror-100", Outcome::Differs(vec!["9080: d".into()])),
@@ -228,7 +228,7 @@ mod tests {
         ];
         assert_eq!(
             merged_table(&results),
-            "| variant | 1.31.1 (istiod 1.31) | 1.27.9 (istiod 1.30 + compat 1.27) |\n\
+            "| variant | 1.31.1 played by istiod 1.31.0 (eed52eb) | 1.27.9 played by istiod 1.30@9739e10 + 1.27 profile |\n\
              |---|---|---|\n\
              | shipped | same | same |\n\
              | mirror-100 | same | differs (9080: d) |\n\
@@ -256,7 +256,11 @@ mod tests {
         );
         // `cargo xtask parity --istio 1.31.1`'s stdout: `mirror-e2e parity`'s summary, then
         // `mirror-e2e parity-table`'s table of the one version.
-        let stdout = format!("{}{}", run_summary(&one), merged_table(&[one.clone()]));
+        let stdout = format!(
+            "{}{}",
+            run_summary(&one),
+            merged_table(std::slice::from_ref(&one))
+        );
         assert_eq!(stdout.matches("| variant |").count(), 1, "{stdout}");
         assert_eq!(stdout.matches("| shipped |").count(), 1, "{stdout}");
         // What differs still shows as the version finishes, before the table.
@@ -284,13 +288,16 @@ mod tests {
         let version: IstioVersion = "1.27.9".parse().expect("version");
         let written = VersionResult::new(
             &version,
-            Some("istiod 1.30 + compat 1.27".into()),
+            Some("1.27.9 played by istiod 1.30@9739e10 + 1.27 profile".into()),
             rows,
             3.5,
         );
         let text = serde_json::to_string_pretty(&written).expect("serialised");
         let read: VersionResult = serde_json::from_str(&text).expect("read back");
         assert_eq!(read, written);
-        assert_eq!(read.column(), "1.27.9 (istiod 1.30 + compat 1.27)");
+        assert_eq!(
+            read.column(),
+            "1.27.9 played by istiod 1.30@9739e10 + 1.27 profile"
+        );
     }
 }

@@ -61,7 +61,7 @@ pub fn render(report: &RunReport) -> String {
         s,
         "<h1>mirror-e2e: {} mode, Istio {}, run <code>{}</code></h1><p class=verdict id=verdict>{verdict}</p><p id=exit>exit {} ({})</p>",
         esc(&report.mode),
-        esc(&report.istio),
+        esc(report.istio_label()),
         esc(&report.run_id),
         exit.code(),
         esc(exit.meaning())

@@ -134,6 +134,11 @@ pub struct RunReport {
     pub mode: String,
     /// Istio version run or emulated.
     pub istio: String,
+    /// What ran, where something other than the release itself played it (a kwok cluster's
+    /// istiod: `1.27.9 played by istiod 1.30@9739e10 + 1.27 profile`); the headers show it
+    /// in place of `istio`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_label: Option<String>,
     /// Phases and how long each took, in order (seconds in report.json).
     #[serde(with = "phase_seconds")]
     pub phases: Vec<(String, Duration)>,
@@ -238,6 +243,12 @@ pub fn plural(n: usize, one: &str, many: &str) -> String {
 }
 
 impl RunReport {
+    /// The run's Istio as its headers name it: what ran ([`RunReport::version_label`]),
+    /// else the version.
+    pub fn istio_label(&self) -> &str {
+        self.version_label.as_deref().unwrap_or(&self.istio)
+    }
+
     /// Whether the run got through and every check that ran passed.
     pub fn passed(&self) -> bool {
         self.error.is_none() && self.checks.iter().all(|c| c.passed)
@@ -284,7 +295,9 @@ impl RunReport {
         let _ = writeln!(
             s,
             "mirror-e2e run {} ({} mode, Istio {})",
-            self.run_id, self.mode, self.istio
+            self.run_id,
+            self.mode,
+            self.istio_label()
         );
         let _ = writeln!(s, "\nphases:");
         for (name, d) in &self.phases {
@@ -398,7 +411,7 @@ impl RunReport {
             "### mirror-e2e {}: {verdict}\n\n{} mode, Istio {}, run `{}`; exit {} ({})\n",
             self.mode,
             self.mode,
-            self.istio,
+            self.istio_label(),
             self.run_id,
             exit.code(),
             exit.meaning()
