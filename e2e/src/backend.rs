@@ -1,7 +1,9 @@
 //! Local HTTP workloads for local mode: one per Deployment the manifests route to.
 //!
 //! A workload running `mendhak/http-https-echo` is emulated closely enough for the log
-//! reader: it writes each request to its log as that image does (FIELD-NOTES section 4).
+//! reader: it writes each request to its log as that image does (`index.js` of
+//! github.com/mendhak/docker-http-https-echo, the image's source, logs `JSON.stringify` of
+//! the request's echo).
 //! Every other workload answers with its own name, as Bookinfo's page names the pod that
 //! served it.
 
@@ -434,8 +436,8 @@ pub fn pod_name(deployment: &str) -> String {
     )
 }
 
-/// The request as the echo image describes it, fields in its order (FIELD-NOTES sections 4
-/// and 10: `JSON.stringify` of an object built as path, headers, method, body, cookies,
+/// The request as the echo image describes it, fields in its order (the image's `index.js`,
+/// tag 41: `JSON.stringify` of an object built as path, headers, method, body, cookies,
 /// fresh, hostname, ip, ips, protocol, query, signedCookies, subdomains, xhr, os,
 /// connection). Header values are Node's: repeated headers joined with `, `, cookies with
 /// `; `. `ip`, `ips` and `hostname` are Express's with the image's

@@ -1,8 +1,10 @@
 //! Bookinfo's productpage as the suite's client, in both modes: log in, request the page
 //! through the ingress gateway, read which reviews pod served it.
 //!
-//! productpage sets `end-user` from its session after `POST /login` (FIELD-NOTES section 3)
-//! and forwards `user-agent`, so the tag travels to reviews and to the mirror. The login
+//! productpage sets `end-user` from its session after `POST /login` and forwards
+//! `user-agent` (istio/istio samples/bookinfo/src/productpage/productpage.py at
+//! release-1.31: `login` stores `session['user']`, `getForwardHeaders` sends it as
+//! `end-user`), so the tag travels to reviews and to the mirror. The login
 //! answer is a redirect to `None` without a Referer: the session cookie is taken from it and
 //! the redirect is not followed.
 

@@ -8,6 +8,7 @@ mod analyze;
 mod bench;
 mod browser;
 mod cluster;
+mod doc_links;
 mod download;
 mod e2e;
 mod flags;

@@ -5,7 +5,7 @@ use xshell::{Shell, cmd};
 
 use crate::interrupt::{Interrupt, Output};
 use crate::runner::nested_cargo;
-use crate::{browser, e2e, flags, paths, tools, versions};
+use crate::{browser, doc_links, e2e, flags, paths, tools, versions};
 
 impl flags::Test {
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
@@ -15,6 +15,11 @@ impl flags::Test {
         interrupt.install_ctrl_c()?;
         // Compiling shows cargo's progress; only the tests' own output is kept short.
         let cargo = |cmd| interrupt.run(nested_cargo(cmd), Output::Terminal);
+
+        step("documentation links");
+        // First: it takes milliseconds, and a dead link or a reference to a file outside
+        // the repository is as much a failure as a failing test.
+        doc_links::check(sh, &paths::project_root())?;
 
         step("format");
         cargo(cmd!(sh, "cargo fmt --all -- --check"))

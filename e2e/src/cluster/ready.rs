@@ -93,8 +93,10 @@ pub fn is_sidecar_ready() -> impl Condition<Pod> {
 }
 
 /// A Deployment whose rollout is complete, by the rule `kubectl rollout status` uses
-/// (FIELD-NOTES section 10): the controller has seen the latest spec, and every replica the
-/// spec asks for is updated and available, with no old replica left. kube's
+/// (`DeploymentStatusViewer` in kubernetes/kubernetes
+/// staging/src/k8s.io/kubectl/pkg/polymorphichelpers/rollout_status.go, at v1.36.1): the
+/// controller has seen the latest spec, and every replica the spec asks for is updated and
+/// available, with no old replica left. kube's
 /// `is_deployment_completed` only reads the `Progressing` condition, which the deployment
 /// controller leaves at `NewReplicaSetAvailable` while it scales or restarts
 /// (pkg/controller/deployment/progress.go), so it answers "done" before the new pod exists.
