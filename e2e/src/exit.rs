@@ -1,5 +1,5 @@
 //! How a run ends, as an exit code a CI job can act on: retry an environment failure, never
-//! a real regression. One table for `--help`, the README and the report's summary.
+//! a real regression. One table for `--help`, docs/reference.md and the report's summary.
 
 use serde::{Deserialize, Serialize};
 
@@ -19,7 +19,7 @@ pub enum Exit {
     Interrupted,
 }
 
-/// The exit codes, as `--help` shows them (the README has the same table).
+/// The exit codes, as `--help` shows them (docs/reference.md has the same table).
 pub const EXIT_CODES: &str = "\
 Exit codes:
   0    every selected check passed

@@ -17,7 +17,7 @@ impl std::fmt::Display for Usage {
 
 impl std::error::Error for Usage {}
 
-/// The exit codes of `cargo xtask e2e`, as `--help` shows them (the README has the same
+/// The exit codes of `cargo xtask e2e`, as `--help` shows them (docs/reference.md has the same
 /// table; the suite's own `mirror-e2e --help` too, whose codes xtask passes on).
 pub const EXIT_CODES: &str = "\
 Exit codes of `cargo xtask e2e`:
@@ -152,8 +152,8 @@ pub struct E2e {
     #[arg(long)]
     pub manifests: Option<PathBuf>,
     /// The expectations file: what the mesh must do, from which the checks and their names
-    /// derive (default: `expectations.yaml` in the manifests directory; see the README,
-    /// "Testing your own routing"). A path you give is relative to where you stand.
+    /// derive (default: `expectations.yaml` in the manifests directory; see
+    /// docs/expectations.md). A path you give is relative to where you stand.
     #[arg(long, value_name = "FILE")]
     pub expectations: Option<PathBuf>,
     /// Istio version to run (or, with --local, to emulate); the supported ones are listed.
@@ -228,7 +228,7 @@ pub struct E2e {
     pub echo_hub: Option<String>,
     /// local: run COMMAND as the Deployment NAME of the manifests instead of its built-in
     /// stand-in (repeatable). `{port}` (also PORT) is the port to listen on, HTTP_PROXY the
-    /// workload's sidecar, stdout and stderr its log. See the README.
+    /// workload's sidecar, stdout and stderr its log. See docs/local-mode.md.
     #[arg(long = "workload", value_name = "NAME=COMMAND")]
     pub workloads: Vec<String>,
     /// kwok: what configures the node's proxies: `real` (default), the pinned istiod

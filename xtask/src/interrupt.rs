@@ -1,6 +1,6 @@
 //! Ctrl-C, and the external programs it must stop.
 //!
-//! The contract (README, "Interrupting a run"): on Ctrl-C the running child (kind, istioctl,
+//! The contract (docs/cluster-modes.md, "Interrupting a run"): on Ctrl-C the running child (kind, istioctl,
 //! the suite) is ended at once, nothing new starts, what the run created is cleaned up
 //! (unless kept), and xtask exits 130 after its child has exited. A terminal sends SIGINT
 //! to the whole foreground process group, but `kill -INT <xtask>` or a CI runner's cancel

@@ -7,7 +7,7 @@
 //! mutations, host rewrite and mirror policies (cluster, exact fraction, shadow host rule);
 //! and the set of outbound clusters of the namespace under test.
 //!
-//! Left out, and why (the README's "Parity" lists them too):
+//! Left out, and why (docs/parity.md lists them too):
 //! - domains that are IP addresses: istiod adds each Service's cluster IP, which only a
 //!   cluster has (a caller that names a Service by IP is not what the suite sends);
 //! - route `name`, `decorator`, `metadata`, `typed_per_filter_config`: tracing, telemetry

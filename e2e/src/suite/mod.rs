@@ -265,7 +265,7 @@ impl Spec {
         self.checks().into_iter().map(|c| c.name).collect()
     }
 
-    /// What check `check` expects, in the product's words (the README's table).
+    /// What check `check` expects, in the product's words (docs/expectations.md's table).
     fn expects(&self, check: &Check) -> String {
         let who = |i: usize| -> String {
             match self.identities[i].user() {
