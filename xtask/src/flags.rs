@@ -208,7 +208,7 @@ pub struct E2e {
     /// 300 cluster).
     #[arg(long)]
     pub patience: Option<String>,
-    /// Requests of one batch in flight at once (the percentage check sends 300 a batch).
+    /// Requests of one batch in flight at once (the percentage check sends 1050 a batch).
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=256))]
     pub concurrency: u64,
     /// Run even when the manifests under test have lint errors (they fail the run before
