@@ -134,7 +134,7 @@ pub const ISTIO_MODULES: &[IstioModule] = &[
     IstioModule {
         minor: "1.31",
         version: "v0.0.0-20260827124520-eed52ebb66ad",
-        provenance: "a release-1.31 branch commit of 2026-08-27 (VERSION file 1.31; it ships the compatibility-version-1.30 profile); the module proxy refuses the release tags' pseudo-versions",
+        provenance: "1.31.0's commit (Istio's GitHub releases 1.31.0 and 1.31.0-rc.4 name it), on release-1.31, 2026-08-27 (VERSION file 1.31; it ships the compatibility-version-1.30 profile); one of the few commits the module proxy serves (1.30.3's answers 403)",
         istiod: &binaries::ISTIOD_1_31,
     },
     IstioModule {
