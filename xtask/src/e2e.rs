@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use xshell::Shell;
 
-use crate::cluster::{Istioctl, Kind, docker_is_running, kwok};
-use crate::flags::{ClusterKind, OnFailure};
+use crate::cluster::{Istioctl, Kind, docker_is_running, keep, kwok};
+use crate::flags::ClusterKind;
 use crate::interrupt::{Interrupt, is_interrupted};
 use crate::runner::{Reported, Runner};
 use crate::{flags, paths, tools, versions};
@@ -285,9 +285,7 @@ impl flags::E2e {
             node_image,
             reuse,
             keep: self.keep,
-            keep_on_failure: self
-                .on_failure
-                .map_or(std::env::var_os("CI").is_none(), |p| p == OnFailure::Keep),
+            keep_on_failure: keep::Request::from_flags(self.keep, self.on_failure).on_failure,
             artifacts,
             namespace: "test".into(),
         };
@@ -368,12 +366,21 @@ impl flags::E2e {
     /// cluster this run created is deleted, unless kept.
     fn run_kwok(&self, sh: &Shell, interrupt: &Interrupt) -> anyhow::Result<()> {
         let release = versions::istio_release(self.istio.as_deref())?;
-        // Before anything is built or started: a mistyped name must not cost a cold build.
-        let reused = self
-            .reuse
-            .as_deref()
-            .map(kwok::KwokCluster::reuse)
-            .transpose()?;
+        let wanted = kwok::prepared::Prepared {
+            istiod: self.istiod_mode().unwrap_or(flags::IstiodMode::Real),
+            istio: release.version.to_owned(),
+        };
+        // Before anything is built or started: a mistyped name, or a cluster prepared for
+        // another mode or release, must not cost a cold build or a wait.
+        let reused = match self.reuse.as_deref() {
+            Some(name) => {
+                let cluster = kwok::KwokCluster::reuse(name)?;
+                let recorded = kwok::prepared::Prepared::read(&cluster.dir)?;
+                kwok::prepared::check_reuse(name, recorded.as_ref(), &wanted)?;
+                Some(cluster)
+            }
+            None => None,
+        };
         let run_id = run_id();
         let runner = Runner::build(sh, interrupt)?;
         let envoy = tools::envoy(sh, interrupt).context("provision envoy")?;
@@ -399,7 +406,11 @@ impl flags::E2e {
         let mut phases = Vec::new();
         let cluster = match reused {
             Some(cluster) => {
-                eprintln!("reusing kwok cluster {} (as prepared there)", cluster.name);
+                eprintln!(
+                    "reusing kwok cluster {} (prepared for {})",
+                    cluster.name,
+                    wanted.describe()
+                );
                 cluster
             }
             None => {
@@ -413,6 +424,7 @@ impl flags::E2e {
                 cluster
             }
         };
+        let tracker = keep::Tracker::default();
         let outcome = (|| {
             if cluster.created_by_this_run {
                 let prepare = Instant::now();
@@ -429,6 +441,7 @@ impl flags::E2e {
                     patience,
                 )?;
                 phases.push(("install istio".to_owned(), prepare.elapsed().as_secs_f64()));
+                wanted.record(&cluster.dir)?;
             }
             let istiod = match &pilot_discovery {
                 Some((pilot_discovery, source)) => {
@@ -476,9 +489,10 @@ impl flags::E2e {
             }
             args.push("--".into());
             args.extend(self.harness.iter().cloned());
+            tracker.suite_starts();
             runner.inside(&cluster.holder.nsenter_args()).run(sh, &args)
         })();
-        self.finish_kwok(sh, &cluster, outcome, interrupt)
+        self.finish_kwok(sh, &cluster, outcome, interrupt, tracker.stage())
     }
 
     /// An upgrade walk on a kwok cluster with the real istiod of each version: the node's
@@ -524,6 +538,7 @@ impl flags::E2e {
         let cluster = kwok::KwokCluster::create(sh, &name, &bins, interrupt, patience)?;
         let nsenter = cluster.holder.nsenter_args();
         let node_dir = cluster.dir.join("node");
+        let tracker = keep::Tracker::default();
         let walked = (|| {
             let mut istiod = kwok::istiod::Succession::default();
             let mut install = |i: usize| -> anyhow::Result<()> {
@@ -543,6 +558,11 @@ impl flags::E2e {
                     interrupt,
                     patience,
                 )?;
+                kwok::prepared::Prepared {
+                    istiod: flags::IstiodMode::Real,
+                    istio: release.version.to_owned(),
+                }
+                .record(&cluster.dir)?;
                 if i > 0 {
                     let synced = Instant::now();
                     runner
@@ -617,6 +637,7 @@ impl flags::E2e {
                 },
             )?;
             let suite = |i: usize| {
+                tracker.suite_starts();
                 let release = path[i];
                 let note = sources[i].control_plane_note();
                 let mut args =
@@ -656,7 +677,7 @@ impl flags::E2e {
             }
             Ok(())
         })();
-        let walked = self.finish_kwok(sh, &cluster, walked, interrupt);
+        let walked = self.finish_kwok(sh, &cluster, walked, interrupt, tracker.stage());
         self.finish_walk(&root, walked)
     }
 
@@ -695,38 +716,17 @@ impl flags::E2e {
         args
     }
 
-    /// Deletes a kwok cluster this run created, unless it is to be kept (`--keep`, or a
-    /// failure outside CI), and says how to use a kept one.
+    /// Leaves the kwok cluster as `keep::fate` and the flags say (`KwokCluster::finish`).
     fn finish_kwok(
         &self,
         sh: &Shell,
         cluster: &kwok::KwokCluster,
         outcome: anyhow::Result<()>,
         interrupt: &Interrupt,
+        stage: keep::Stage,
     ) -> anyhow::Result<()> {
-        let interrupted = interrupt.is_set();
-        let keep_on_failure = self
-            .on_failure
-            .map_or(std::env::var_os("CI").is_none(), |p| p == OnFailure::Keep);
-        let keep = self.keep || (outcome.is_err() && keep_on_failure && !interrupted);
-        let cleanup = if !cluster.created_by_this_run {
-            Ok(())
-        } else if keep {
-            eprintln!(
-                "kept kwok cluster {name}: kubeconfig {} (inside its namespaces: nsenter {} ...); use it again with `cargo xtask e2e --cluster kwok --reuse {name}`, delete it with `cargo xtask kwok delete {name}`",
-                cluster.kubeconfig().display(),
-                cluster.holder.nsenter_args().join(" "),
-                name = cluster.name,
-            );
-            Ok(())
-        } else {
-            cluster.delete(sh).context("delete the kwok cluster")
-        };
-        match (outcome, cleanup) {
-            (Ok(()), cleanup) => cleanup,
-            (Err(e), Ok(())) => Err(e),
-            (Err(e), Err(c)) => Err(e.context(format!("and the cleanup failed too: {c:#}"))),
-        }
+        let request = keep::Request::from_flags(self.keep, self.on_failure);
+        cluster.finish(sh, outcome, request, interrupt.is_set(), stage)
     }
 
     /// `--workload` and where its commands run: the user's relative paths are from where
@@ -1046,13 +1046,17 @@ pub fn run_on_kind(
 ) -> anyhow::Result<()> {
     let mut phases = Vec::new();
     let clock = crate::progress::Stopwatch::start();
+    let tracker = keep::Tracker::default();
     let reused = plan.reuse && kind.exists()?;
     let outcome = if reused {
         eprintln!(
             "reusing kind cluster {} (Istio as installed there)",
             kind.name
         );
-        kind.write_kubeconfig().and_then(|()| suite(&phases))
+        kind.write_kubeconfig().and_then(|()| {
+            tracker.suite_starts();
+            suite(&phases)
+        })
     } else {
         clock.step(&format!("create kind cluster {}", kind.name));
         match kind.create(&plan.config, plan.node_image) {
@@ -1070,6 +1074,7 @@ pub fn run_on_kind(
                 clock.step("install istio");
                 istioctl.install(&plan.operator)?;
                 phases.push(("install istio".to_owned(), install.elapsed().as_secs_f64()));
+                tracker.suite_starts();
                 suite(&phases)
             }),
         }
@@ -1078,20 +1083,33 @@ pub fn run_on_kind(
     if outcome.is_err() && !interrupted {
         collect_diagnostics(kind, istioctl, plan);
     }
-    let keep = plan.keep || (outcome.is_err() && plan.keep_on_failure && !interrupted);
+    let request = keep::Request {
+        keep: plan.keep,
+        on_failure: plan.keep_on_failure,
+    };
     // Only what this run's own `kind create` started is the run's: not a reused cluster,
     // and not one a Ctrl-C before the create (or someone else's create) left in place.
     let cleanup = if !kind.started.get() {
         Ok(())
-    } else if keep {
-        eprintln!(
-            "kept kind cluster {name}; kubeconfig {}; use it again with `cargo xtask e2e --reuse {name}`, delete it with `kind delete cluster --name {name}`",
-            kind.kubeconfig.display(),
-            name = kind.name,
-        );
-        Ok(())
     } else {
-        kind.delete()
+        match keep::fate(
+            request,
+            keep::ending(&outcome, interrupted, tracker.stage()),
+        ) {
+            keep::Fate::Keep => {
+                eprintln!(
+                    "kept kind cluster {name}; kubeconfig {}; use it again with `cargo xtask e2e --reuse {name}`, delete it with `kind delete cluster --name {name}`",
+                    kind.kubeconfig.display(),
+                    name = kind.name,
+                );
+                Ok(())
+            }
+            keep::Fate::DeleteAnyway(why) => {
+                eprintln!("deleting kind cluster {}: {why}", kind.name);
+                kind.delete()
+            }
+            keep::Fate::Delete => kind.delete(),
+        }
     };
     match (outcome, cleanup) {
         (Ok(()), cleanup) => cleanup,
@@ -1269,6 +1287,31 @@ mod tests {
             plan.artifacts
                 .join("diagnostics/productpage-routes.json")
                 .is_file()
+        );
+    }
+
+    #[test]
+    fn a_failure_before_the_suite_deletes_the_cluster_even_under_keep_and_keep_on_failure() {
+        // Issue 24 §2: keeping is for inspecting a mesh that misbehaved; a cluster whose
+        // Istio never installed has none. Its diagnostics are still collected first.
+        let f = Fakes::new();
+        f.sh.set_var("FAKE_ISTIOCTL_FAILS", "1");
+        let (kind, istioctl, mut plan, runner) = setup(&f);
+        plan.keep = true;
+        plan.keep_on_failure = true;
+        run_on_kind(&kind, &istioctl, &plan, nodes(&f, &runner), |_| {
+            panic!("the suite must not run")
+        })
+        .expect_err("fails");
+        let calls = short(f.calls());
+        assert_eq!(
+            calls.last().map(String::as_str),
+            Some("kind delete cluster"),
+            "{calls:?}"
+        );
+        assert!(
+            calls.iter().any(|c| c.starts_with("kind export logs")),
+            "{calls:?}"
         );
     }
 
