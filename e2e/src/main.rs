@@ -294,6 +294,10 @@ struct ClusterArgs {
     /// Seconds every wait for the cluster may take; the checks retry for a tenth of it.
     #[arg(long, env = PATIENCE_ENV, default_value = "300", value_parser = parse_patience)]
     patience: Duration,
+    /// Seconds the run had been going when this process started (xtask passes its clock's
+    /// reading), so the progress lines go on from the run's start instead of restarting.
+    #[arg(long, value_name = "SECONDS", default_value = "0", value_parser = parse_elapsed)]
+    elapsed: Duration,
     /// Arguments for the test harness (filters, --list, --exact, ...), after `--`.
     #[arg(last = true)]
     harness: Vec<String>,
@@ -338,6 +342,10 @@ struct LocalArgs {
     /// and Envoy starts in under 0.1 s, so 5 s is ample and a broken route fails fast.
     #[arg(long, env = PATIENCE_ENV, default_value = "5", value_parser = parse_patience)]
     patience: Duration,
+    /// Seconds the run had been going when this process started (xtask passes its clock's
+    /// reading), so the progress lines go on from the run's start instead of restarting.
+    #[arg(long, value_name = "SECONDS", default_value = "0", value_parser = parse_elapsed)]
+    elapsed: Duration,
     /// Arguments for the test harness (filters, --list, --exact, ...), after `--`.
     #[arg(last = true)]
     harness: Vec<String>,
@@ -346,6 +354,14 @@ struct LocalArgs {
 fn parse_phase(text: &str) -> Result<(String, Duration), String> {
     let (name, secs) = text.split_once('=').ok_or("expected NAME=SECONDS")?;
     Ok((name.to_owned(), parse_patience(secs)?))
+}
+
+fn parse_elapsed(text: &str) -> Result<Duration, String> {
+    text.trim()
+        .parse::<f64>()
+        .ok()
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .ok_or_else(|| format!("`{text}` is not a number of seconds"))
 }
 
 fn parse_version(text: &str) -> Result<IstioVersion, String> {
@@ -820,6 +836,7 @@ fn selects_nothing(harness: &libtest_mimic::Arguments, spec: &Spec) -> Option<Ex
 }
 
 fn local(args: LocalArgs) -> ExitCode {
+    let run_started = e2e::progress::run_started(args.elapsed);
     let harness = harness_arguments(&args.harness);
     let spec = match load_spec(&args.manifests, args.expectations.as_deref()) {
         Ok(spec) => spec,
@@ -855,6 +872,7 @@ fn local(args: LocalArgs) -> ExitCode {
         run_id: run_id.clone(),
         concurrency: usize::try_from(args.concurrency).unwrap_or(DEFAULT_CONCURRENCY),
         allow_lint_errors: args.allow_lint_errors,
+        run_started,
         workloads: args
             .workloads
             .into_iter()
@@ -875,6 +893,7 @@ fn local(args: LocalArgs) -> ExitCode {
 }
 
 fn cluster(args: ClusterArgs) -> ExitCode {
+    let run_started = e2e::progress::run_started(args.elapsed);
     let harness = harness_arguments(&args.harness);
     let spec = match load_spec(&args.manifests, args.expectations.as_deref()) {
         Ok(spec) => spec,
@@ -987,6 +1006,7 @@ fn cluster(args: ClusterArgs) -> ExitCode {
         earlier_phases: args.phases,
         concurrency: usize::try_from(args.concurrency).unwrap_or(DEFAULT_CONCURRENCY),
         allow_lint_errors: args.allow_lint_errors,
+        run_started,
     };
     let live = LiveReport::default();
     // Ctrl-C: a namespace this run created goes too (unless kept), and what it created

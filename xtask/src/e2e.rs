@@ -18,6 +18,7 @@ use xshell::Shell;
 use crate::cluster::{Istioctl, Kind, docker_is_running, keep, kwok};
 use crate::flags::ClusterKind;
 use crate::interrupt::{Interrupt, is_interrupted};
+use crate::progress::Stopwatch;
 use crate::runner::{Reported, Runner};
 use crate::{flags, paths, tools, versions};
 
@@ -41,25 +42,28 @@ impl flags::E2e {
 
     /// The run, with Ctrl-C noted in `interrupt` (tests trigger it themselves).
     pub fn run_with(&self, sh: &Shell, interrupt: &Interrupt) -> anyhow::Result<()> {
+        // The run's one clock: xtask's phase lines and the suite's (`--elapsed`) count from
+        // here, in one format.
+        let clock = Stopwatch::start();
         if self.local {
             let runner = Runner::build(sh, interrupt)?;
             return match &self.istio_upgrade {
-                Some(spec) => self.run_local_upgrade(sh, &runner, spec),
-                None => self.run_local(sh, &runner),
+                Some(spec) => self.run_local_upgrade(sh, &runner, spec, clock),
+                None => self.run_local(sh, &runner, clock),
             };
         }
         self.preflight(sh, interrupt)?;
         match (self.cluster, &self.istio_upgrade) {
-            (ClusterKind::Kind, Some(spec)) => self.run_kind_upgrade(sh, interrupt, spec),
-            (ClusterKind::Kind, None) => self.run_kind(sh, interrupt),
-            (ClusterKind::Existing, None) => self.run_existing(sh, interrupt),
+            (ClusterKind::Kind, Some(spec)) => self.run_kind_upgrade(sh, interrupt, spec, clock),
+            (ClusterKind::Kind, None) => self.run_kind(sh, interrupt, clock),
+            (ClusterKind::Existing, None) => self.run_existing(sh, interrupt, clock),
             (ClusterKind::Existing, Some(_)) => {
                 bail!(flags::Usage(
                     "--istio-upgrade needs a cluster of the run's own: use it with --local or --cluster kind".into()
                 ))
             }
-            (ClusterKind::Kwok, None) => self.run_kwok(sh, interrupt),
-            (ClusterKind::Kwok, Some(spec)) => self.run_kwok_upgrade(sh, interrupt, spec),
+            (ClusterKind::Kwok, None) => self.run_kwok(sh, interrupt, clock),
+            (ClusterKind::Kwok, Some(spec)) => self.run_kwok_upgrade(sh, interrupt, spec, clock),
         }
     }
 
@@ -93,9 +97,9 @@ impl flags::E2e {
         }
     }
 
-    fn run_local(&self, sh: &Shell, runner: &Runner) -> anyhow::Result<()> {
+    fn run_local(&self, sh: &Shell, runner: &Runner, clock: Stopwatch) -> anyhow::Result<()> {
         let release = versions::istio_release(self.istio.as_deref())?;
-        self.local_suite(sh, runner, release.version, None)
+        self.local_suite(sh, runner, release.version, None, clock)
     }
 
     /// One local run of the suite emulating `istio`; with `artifacts_root`, kept there.
@@ -105,6 +109,7 @@ impl flags::E2e {
         runner: &Runner,
         istio: &str,
         artifacts_root: Option<&Path>,
+        clock: Stopwatch,
     ) -> anyhow::Result<()> {
         runner.interrupt.check()?;
         let envoy = tools::envoy(sh, &runner.interrupt).context("provision envoy")?;
@@ -115,7 +120,7 @@ impl flags::E2e {
             "--istio".into(),
             istio.to_owned(),
         ];
-        args.extend(self.common_suite_args());
+        args.extend(self.common_suite_args(clock));
         args.extend(self.workload_args()?);
         if let Some(root) = artifacts_root {
             args.extend(["--artifacts-root".to_owned(), root.display().to_string()]);
@@ -131,13 +136,19 @@ impl flags::E2e {
         }
     }
 
-    fn run_local_upgrade(&self, sh: &Shell, runner: &Runner, spec: &str) -> anyhow::Result<()> {
+    fn run_local_upgrade(
+        &self,
+        sh: &Shell,
+        runner: &Runner,
+        spec: &str,
+        clock: Stopwatch,
+    ) -> anyhow::Result<()> {
         let path = versions::upgrade_path(spec)?;
         let root = artifacts_root().join(format!("upgrade-{}", run_id()));
         let dirs = walk_dirs(&root, &path);
         let walked = walk(
             &path,
-            |i| self.local_suite(sh, runner, path[i].version, Some(&dirs[i])),
+            |i| self.local_suite(sh, runner, path[i].version, Some(&dirs[i]), clock),
             // Local mode emulates each version; there is nothing to install.
             |_| Ok(()),
             |ran| compare_runs(sh, runner, &root, &dirs[..ran]),
@@ -157,7 +168,7 @@ impl flags::E2e {
         walked
     }
 
-    fn run_kind(&self, sh: &Shell, interrupt: &Interrupt) -> anyhow::Result<()> {
+    fn run_kind(&self, sh: &Shell, interrupt: &Interrupt, clock: Stopwatch) -> anyhow::Result<()> {
         let release = versions::istio_release(self.istio.as_deref())?;
         let run_id = run_id();
         let artifacts = artifacts_root().join(&run_id);
@@ -169,6 +180,7 @@ impl flags::E2e {
             artifacts,
             &run_id,
             self.reuse.is_some(),
+            clock,
         )?;
         let istioctl = self.istioctl(
             sh,
@@ -182,7 +194,7 @@ impl flags::E2e {
             &plan,
             || self.nodes_ready(sh, &runner, &kind),
             |phases| {
-                let mut args = self.kind_suite_args(&kind, release, &run_id, phases);
+                let mut args = self.kind_suite_args(&kind, release, &run_id, phases, clock);
                 args.push("--".into());
                 args.extend(self.harness.iter().cloned());
                 runner.run(sh, &args)
@@ -195,6 +207,7 @@ impl flags::E2e {
         sh: &Shell,
         interrupt: &Interrupt,
         spec: &str,
+        clock: Stopwatch,
     ) -> anyhow::Result<()> {
         let path = versions::upgrade_path(spec)?;
         let node_image = versions::shared_node_image(&path)?;
@@ -210,6 +223,7 @@ impl flags::E2e {
             root.clone(),
             &run_id,
             false,
+            clock,
         )?;
         let istioctls = path
             .iter()
@@ -223,7 +237,7 @@ impl flags::E2e {
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         let suite = |phases: &[(String, f64)], i: usize| {
-            let mut args = self.kind_suite_args(&kind, path[i], &run_id, phases);
+            let mut args = self.kind_suite_args(&kind, path[i], &run_id, phases, clock);
             args.extend(["--artifacts-root".to_owned(), dirs[i].display().to_string()]);
             // Every run's report stays for the comparison; the common arguments carry
             // --keep already when the user asked for it.
@@ -256,6 +270,7 @@ impl flags::E2e {
 
     /// Checks Docker, provisions kind, and plans a run on the kind cluster: `--reuse NAME`,
     /// `--cluster-name NAME`, or the run's own `mirror-e2e-<run-id>`.
+    #[allow(clippy::too_many_arguments)]
     fn kind_run<'a>(
         &self,
         sh: &'a Shell,
@@ -264,6 +279,7 @@ impl flags::E2e {
         artifacts: PathBuf,
         run_id: &str,
         reuse: bool,
+        clock: Stopwatch,
     ) -> anyhow::Result<(Kind<'a>, KindPlan)> {
         docker_is_running(sh, interrupt)?;
         let root = paths::project_root();
@@ -288,6 +304,7 @@ impl flags::E2e {
             keep_on_failure: keep::Request::from_flags(self.keep, self.on_failure).on_failure,
             artifacts,
             namespace: "test".into(),
+            clock,
         };
         Ok((kind, plan))
     }
@@ -332,6 +349,7 @@ impl flags::E2e {
         release: &versions::IstioRelease,
         run_id: &str,
         phases: &[(String, f64)],
+        clock: Stopwatch,
     ) -> Vec<String> {
         let mut args = vec![
             "cluster".to_owned(),
@@ -353,7 +371,7 @@ impl flags::E2e {
             "--run-id".into(),
             run_id.to_owned(),
         ];
-        args.extend(self.common_suite_args());
+        args.extend(self.common_suite_args(clock));
         for (name, secs) in phases {
             args.extend(["--phase".to_owned(), format!("{name}={secs:.3}")]);
         }
@@ -364,7 +382,7 @@ impl flags::E2e {
     /// the run (or `--reuse NAME`), prepared with Istio's objects, then `mirror-e2e cluster`
     /// inside the cluster's namespaces, playing the node's data plane (`--node`). Only a
     /// cluster this run created is deleted, unless kept.
-    fn run_kwok(&self, sh: &Shell, interrupt: &Interrupt) -> anyhow::Result<()> {
+    fn run_kwok(&self, sh: &Shell, interrupt: &Interrupt, clock: Stopwatch) -> anyhow::Result<()> {
         let release = versions::istio_release(self.istio.as_deref())?;
         let wanted = kwok::prepared::Prepared {
             istiod: self.istiod_mode().unwrap_or(flags::IstiodMode::Real),
@@ -402,7 +420,6 @@ impl flags::E2e {
             &[]
         };
         let patience = self.kwok_patience();
-        let clock = crate::progress::Stopwatch::start();
         let mut phases = Vec::new();
         let cluster = match reused {
             Some(cluster) => {
@@ -418,9 +435,10 @@ impl flags::E2e {
                     (Some(name), _) | (_, Some(name)) => name.clone(),
                     _ => cluster_name(&run_id),
                 };
+                let create = Instant::now();
                 clock.step(&format!("create kwok cluster {name}"));
                 let cluster = kwok::KwokCluster::create(sh, &name, &bins, interrupt, patience)?;
-                phases.push(("create cluster".to_owned(), clock.elapsed().as_secs_f64()));
+                phases.push(("create cluster".to_owned(), create.elapsed().as_secs_f64()));
                 cluster
             }
         };
@@ -464,7 +482,7 @@ impl flags::E2e {
                 Some(_) => kwok::INGRESS_ISTIOD,
                 None => kwok::INGRESS,
             };
-            let mut args = self.kwok_suite_args(&cluster, ingress, release, &run_id);
+            let mut args = self.kwok_suite_args(&cluster, ingress, release, &run_id, clock);
             args.extend([
                 "--node".into(),
                 kwok::NODE_NAME.into(),
@@ -507,6 +525,7 @@ impl flags::E2e {
         sh: &Shell,
         interrupt: &Interrupt,
         spec: &str,
+        clock: Stopwatch,
     ) -> anyhow::Result<()> {
         let path = versions::upgrade_path(spec)?;
         let run_id = run_id();
@@ -528,7 +547,6 @@ impl flags::E2e {
             .iter()
             .map(|r| kwok::istio_source(sh, r.version))
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let clock = crate::progress::Stopwatch::start();
         let step = |what: &str| clock.step(what);
         let name = self
             .cluster_name
@@ -641,7 +659,7 @@ impl flags::E2e {
                 let release = path[i];
                 let note = sources[i].control_plane_note();
                 let mut args =
-                    self.kwok_suite_args(&cluster, kwok::INGRESS_ISTIOD, release, &run_id);
+                    self.kwok_suite_args(&cluster, kwok::INGRESS_ISTIOD, release, &run_id, clock);
                 args.extend([
                     "--node-proxies".to_owned(),
                     "--control-plane".into(),
@@ -698,6 +716,7 @@ impl flags::E2e {
         ingress: &str,
         release: &versions::IstioRelease,
         run_id: &str,
+        clock: Stopwatch,
     ) -> Vec<String> {
         let mut args = vec![
             "cluster".to_owned(),
@@ -712,7 +731,7 @@ impl flags::E2e {
             "--run-id".into(),
             run_id.to_owned(),
         ];
-        args.extend(self.common_suite_args());
+        args.extend(self.common_suite_args(clock));
         args
     }
 
@@ -743,14 +762,16 @@ impl flags::E2e {
         Ok(args)
     }
 
-    /// Arguments every mode passes: manifests, keep, patience, concurrency, mirrors.
-    pub(crate) fn common_suite_args(&self) -> Vec<String> {
+    /// Arguments every mode passes: manifests, keep, patience, concurrency, mirrors, and the
+    /// run's clock as it reads now (built just before the suite starts).
+    pub(crate) fn common_suite_args(&self, clock: Stopwatch) -> Vec<String> {
         let mut args = vec![
             "--manifests".to_owned(),
             self.manifests_dir().display().to_string(),
             "--concurrency".into(),
             self.concurrency.to_string(),
         ];
+        args.extend(clock.elapsed_args());
         if let Some(file) = &self.expectations {
             args.extend([
                 "--expectations".to_owned(),
@@ -1030,6 +1051,8 @@ pub struct KindPlan {
     pub keep_on_failure: bool,
     pub artifacts: PathBuf,
     pub namespace: String,
+    /// The run's clock.
+    pub clock: Stopwatch,
 }
 
 /// Creates (or reuses) the cluster, waits for its nodes, installs Istio on a new one, runs
@@ -1045,7 +1068,7 @@ pub fn run_on_kind(
     suite: impl FnOnce(&[(String, f64)]) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
     let mut phases = Vec::new();
-    let clock = crate::progress::Stopwatch::start();
+    let clock = plan.clock;
     let tracker = keep::Tracker::default();
     let reused = plan.reuse && kind.exists()?;
     let outcome = if reused {
@@ -1058,6 +1081,7 @@ pub fn run_on_kind(
             suite(&phases)
         })
     } else {
+        let create = Instant::now();
         clock.step(&format!("create kind cluster {}", kind.name));
         match kind.create(&plan.config, plan.node_image) {
             Err(e) if !is_interrupted(&e) => {
@@ -1069,7 +1093,7 @@ pub fn run_on_kind(
                     eprintln!("kind cluster created after {attempts} attempts");
                 }
                 nodes_ready()?;
-                phases.push(("create cluster".to_owned(), clock.elapsed().as_secs_f64()));
+                phases.push(("create cluster".to_owned(), create.elapsed().as_secs_f64()));
                 let install = Instant::now();
                 clock.step("install istio");
                 istioctl.install(&plan.operator)?;
@@ -1169,6 +1193,7 @@ mod tests {
                 keep_on_failure: false,
                 artifacts: f.dir.path().join("artifacts"),
                 namespace: "test".into(),
+                clock: Stopwatch::start(),
             },
             Runner {
                 bin: f.bin("mirror-e2e"),

@@ -2,7 +2,7 @@
 //! A kept cluster records how it was prepared, and a `--reuse` of it in another mode is
 //! refused at once (exit 2, both modes named) with nothing started; a reuse run that fails
 //! ends the istiod it started there; the commands the kept cluster's message prints work
-//! as printed.
+//! as printed; one clock runs from xtask's first phase line through the suite's.
 //!
 //! Needs the pinned control-plane binaries, istiod and Envoy; `cargo xtask
 //! test-control-plane` provides them and runs this.
@@ -98,6 +98,28 @@ fn printed_command<'a>(said: &'a str, label: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no `{label}` command printed:\n{said}"))
 }
 
+/// The seconds of every `[  12.3s] phase` line, in order, checked for one format.
+fn stamps(said: &str) -> Vec<f64> {
+    said.lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix('[')?;
+            let (stamp, _) = rest.split_once("s] ")?;
+            Some(stamp)
+        })
+        .map(|stamp| {
+            assert!(
+                stamp.len() == 7
+                    && stamp
+                        .trim_start()
+                        .split_once('.')
+                        .is_some_and(|(_, f)| f.len() == 1),
+                "a phase line in another format: [{stamp}s]\n{said}"
+            );
+            stamp.trim().parse().expect("seconds")
+        })
+        .collect()
+}
+
 /// Deletes the cluster `name` (`xtask kwok delete`), whatever the test found.
 struct Cluster(String);
 
@@ -139,6 +161,14 @@ fn a_kept_cluster_reused_in_another_mode_is_refused_at_once_and_nothing_starts()
             dir.display()
         )),
         "{}",
+        kept.stderr
+    );
+
+    // One clock: the suite's phase lines go on from xtask's, in its format.
+    let seconds = stamps(&kept.stderr);
+    assert!(
+        seconds.len() >= 4 && seconds.windows(2).all(|w| w[0] <= w[1]),
+        "the phase lines restart or go back: {seconds:?}\n{}",
         kept.stderr
     );
 
