@@ -42,7 +42,8 @@ pub enum Command {
     Test(Test),
     /// Analyze manifests offline; exit 1 when any error is found.
     Lint(Lint),
-    /// Run the mirroring suite (`--local`: on a real Envoy, no Docker).
+    /// Run the mirroring suite: on a kind cluster (Docker), or without Docker on a kwok
+    /// cluster (`--cluster kwok`) or a local Envoy (`--local`).
     #[command(after_help = EXIT_CODES)]
     E2e(E2e),
     /// Show the pinned tools and where they are cached; `--install` fetches them.
