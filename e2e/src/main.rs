@@ -139,6 +139,10 @@ enum Command {
         /// Also write the comparison to this file.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// The --out files are removed when the comparison passes (xtask removes a walk
+        /// that passed, unless --keep): their path is printed only when it fails.
+        #[arg(long, requires = "out")]
+        transient: bool,
     },
 }
 
@@ -388,7 +392,11 @@ fn main() -> ExitCode {
         } => lint(&paths, format, expectations.as_deref()),
         Command::Local(args) => local(args),
         Command::Cluster(args) => cluster(*args),
-        Command::Compare { runs, out } => compare(&runs, out.as_deref()),
+        Command::Compare {
+            runs,
+            out,
+            transient,
+        } => compare(&runs, out.as_deref(), transient),
         Command::NodesReady {
             kubeconfig,
             context,
@@ -699,7 +707,7 @@ fn no_istiod(kubeconfig: Option<&std::path::Path>, context: Option<String>) -> E
     }
 }
 
-fn compare(runs: &[PathBuf], out: Option<&std::path::Path>) -> ExitCode {
+fn compare(runs: &[PathBuf], out: Option<&std::path::Path>, transient: bool) -> ExitCode {
     let reports: Result<Vec<RunReport>, _> = runs.iter().map(|r| RunReport::read(r)).collect();
     let reports = match reports {
         Ok(r) => r,
@@ -710,13 +718,15 @@ fn compare(runs: &[PathBuf], out: Option<&std::path::Path>) -> ExitCode {
     };
     let walk = e2e::compare::walk(reports);
     let text = walk.render();
-    // The terminal gets the table; the file has each hop's check-by-check detail too.
+    // The terminal gets the table; the file has each hop's check-by-check detail too, and
+    // is named only when it stays.
     match out {
-        Some(out) => println!(
+        Some(out) if !transient || walk.failed() => println!(
             "{}(each hop, check by check: {})",
             walk.summary(),
             out.display()
         ),
+        Some(_) => print!("{}", walk.summary()),
         None => print!("{text}"),
     }
     if let Some(out) = out {

@@ -151,7 +151,7 @@ impl flags::E2e {
             |i| self.local_suite(sh, runner, path[i].version, Some(&dirs[i]), clock),
             // Local mode emulates each version; there is nothing to install.
             |_| Ok(()),
-            |ran| compare_runs(sh, runner, &root, &dirs[..ran]),
+            |ran| compare_runs(sh, runner, &root, &dirs[..ran], self.keep),
         );
         self.finish_walk(&root, walked)
     }
@@ -261,7 +261,7 @@ impl flags::E2e {
                     &path,
                     |i| suite(if i == 0 { phases } else { &[] }, i),
                     |i| istioctls[i].install(&plan.operator),
-                    |ran| compare_runs(sh, &runner, &root, &dirs[..ran]),
+                    |ran| compare_runs(sh, &runner, &root, &dirs[..ran], self.keep),
                 )
             },
         );
@@ -678,7 +678,7 @@ impl flags::E2e {
                 walk_run(sh, &runner, &nsenter, &args, &dirs[i], release.version)
             };
             let walked = walk(&path, suite, &mut install, |ran| {
-                compare_runs(sh, &runner, &root, &dirs[..ran])
+                compare_runs(sh, &runner, &root, &dirs[..ran], self.keep)
             });
             // The data plane's own verdict: a proxy that rejected istiod's configuration
             // at any hop makes it exit non-zero.
@@ -1026,13 +1026,25 @@ pub fn walk(
     compared
 }
 
-fn compare_runs(sh: &Shell, runner: &Runner, root: &Path, dirs: &[PathBuf]) -> anyhow::Result<()> {
+/// `mirror-e2e compare` of a walk's runs into `<root>/comparison.txt`: named on the terminal
+/// only when it stays (`--keep`, or a failed comparison keeps the walk; `finish_walk` names
+/// what a kept walk holds).
+fn compare_runs(
+    sh: &Shell,
+    runner: &Runner,
+    root: &Path,
+    dirs: &[PathBuf],
+    keep: bool,
+) -> anyhow::Result<()> {
     let mut args = vec!["compare".to_owned()];
     args.extend(dirs.iter().map(|d| d.display().to_string()));
     args.extend([
         "--out".into(),
         root.join("comparison.txt").display().to_string(),
     ]);
+    if !keep {
+        args.push("--transient".into());
+    }
     runner.run(sh, &args).with_context(|| {
         format!(
             "the runs differ beyond intended behaviour changes (see {})",
