@@ -977,8 +977,18 @@ fn cluster(args: ClusterArgs) -> ExitCode {
     ) {
         Ok(agent) => agent,
         Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
+            // The run stops before its checks: its report says why, as every run's does.
+            let report = RunReport {
+                run_id: run_id.clone(),
+                mode: "cluster".into(),
+                istio: istiod.version.to_string(),
+                phases: args.phases.clone(),
+                notes: control_plane_note(&args),
+                error: Some(format!("the node's data plane did not start: {e}")),
+                stopped_as: Some(Exit::Environment),
+                ..RunReport::default()
+            };
+            return finish_stopped_early(&report, &artifacts);
         }
     };
     let notes = control_plane_note(&args);
@@ -1330,6 +1340,26 @@ fn exit_on_ctrl_c(runtime: &tokio::runtime::Runtime, artifacts: PathBuf, live: L
 /// A path as the user can open it from wherever they stand.
 fn absolute(path: &std::path::Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_owned())
+}
+
+/// Writes the report of a run that stopped before its checks, says why and where it is,
+/// and exits in the report's class.
+fn finish_stopped_early(report: &RunReport, artifacts: &std::path::Path) -> ExitCode {
+    let written = std::fs::create_dir_all(artifacts)
+        .map_err(|e| format!("create {}: {e}", artifacts.display()))
+        .and_then(|()| report.write(artifacts).map_err(|e| e.to_string()));
+    eprintln!(
+        "error: {}",
+        report.error.as_deref().unwrap_or("stopped early")
+    );
+    match written {
+        Ok(()) => {
+            e2e::report::append_step_summary(&report.summary_md());
+            eprintln!("artifacts: {}", absolute(artifacts).display());
+        }
+        Err(e) => eprintln!("error: {e}"),
+    }
+    report.exit().into()
 }
 
 fn finish(

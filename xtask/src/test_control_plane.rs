@@ -99,7 +99,7 @@ impl flags::TestControlPlane {
             step("kwok provider tests (xtask, real processes)");
             cargo(cmd!(
                 sh,
-                "cargo test --offline --package xtask --features control-plane --bin xtask --test kwok_e2e --test kwok_lifecycle -- cluster::kwok::real ctrl_c_while_the_suite_runs reused_cluster reused_in_another_mode"
+                "cargo test --offline --package xtask --features control-plane --bin xtask --test kwok_e2e --test kwok_lifecycle -- cluster::kwok::real ctrl_c_while_the_suite_runs reused_cluster reused_in_another_mode data_plane_that_never_starts"
             ))
             .context("kwok provider tests")
         })();

@@ -1,8 +1,9 @@
 //! Black-box, on a real control plane: what `xtask e2e --cluster kwok` leaves behind.
 //! A kept cluster records how it was prepared, and a `--reuse` of it in another mode is
 //! refused at once (exit 2, both modes named) with nothing started; a reuse run that fails
-//! ends the istiod it started there; the commands the kept cluster's message prints work
-//! as printed; one clock runs from xtask's first phase line through the suite's.
+//! ends the istiod it started there; a run whose node data plane cannot start writes its
+//! report, exits 3 and leaves no process; the commands the kept cluster's message prints
+//! work as printed; one clock runs from xtask's first phase line through the suite's.
 //!
 //! Needs the pinned control-plane binaries, istiod and Envoy; `cargo xtask
 //! test-control-plane` provides them and runs this.
@@ -57,6 +58,11 @@ struct Ran {
 fn xtask(args: &[&str], artifacts: &Path) -> Ran {
     let envoy = std::env::var_os("ENVOY_BIN")
         .expect("ENVOY_BIN is not set: `cargo xtask tools --install envoy`, then set it");
+    xtask_with_envoy(args, artifacts, Path::new(&envoy))
+}
+
+/// [`xtask`] with `envoy` as the node's Envoy.
+fn xtask_with_envoy(args: &[&str], artifacts: &Path, envoy: &Path) -> Ran {
     let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
     command
         .args(args)
@@ -309,6 +315,68 @@ fn a_failing_run_on_a_reused_cluster_ends_the_istiod_it_started() {
         KwokHolder::runs(&dir),
         "the reused cluster itself must keep running"
     );
+}
+
+#[test]
+fn a_data_plane_that_never_starts_stops_the_run_with_its_report_and_no_process_left() {
+    let artifacts = tempfile::tempdir().expect("tempdir");
+    let name = format!("lifecycle-envoy-{}", std::process::id());
+    let _cluster = Cluster(name.clone());
+    let dir = project_root().join("target/kwok").join(&name);
+    // An "Envoy" that exits at once: the node's data plane cannot start.
+    let failed = xtask_with_envoy(
+        &[
+            "e2e",
+            "--cluster",
+            "kwok",
+            "--istiod",
+            "translation",
+            "--cluster-name",
+            &name,
+            "--on-failure",
+            "delete",
+            "--patience",
+            "60",
+        ],
+        artifacts.path(),
+        Path::new("/bin/false"),
+    );
+    assert_eq!(
+        failed.code,
+        Some(3),
+        "the environment's failure:\n{}",
+        failed.stderr
+    );
+    assert!(
+        failed
+            .stderr
+            .contains("the node's data plane did not start"),
+        "{}",
+        failed.stderr
+    );
+    let run_id = failed
+        .stderr
+        .split("ingress host ")
+        .nth(1)
+        .and_then(|h| h.split('.').next())
+        .expect("the suite names its run")
+        .to_owned();
+    let summary = artifacts.path().join(&run_id).join("summary.md");
+    assert!(
+        std::fs::read_to_string(&summary).is_ok_and(|md| md.contains("did not start")),
+        "no summary.md saying why: {}\n{}",
+        summary.display(),
+        failed.stderr
+    );
+    for needle in [dir.display().to_string(), run_id] {
+        assert_eq!(
+            processes_naming(&needle),
+            Vec::<String>::new(),
+            "a process of the run is left:\n{}",
+            failed.stderr
+        );
+    }
+    assert!(!dir.exists(), "--on-failure delete: {}", failed.stderr);
 }
 
 /// The cluster's holder, as `target/kwok/<name>/holder` records it.
