@@ -33,18 +33,24 @@ fn cluster_name(run_id: &str) -> String {
 
 impl flags::E2e {
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
+        // The run's one clock: xtask's phase lines and the suite's (`--elapsed`) count from
+        // here, in one format.
+        let clock = Stopwatch::start();
         self.validate()?;
         prune_old_runs(&artifacts_root())?;
         let interrupt = Interrupt::default();
         interrupt.install_ctrl_c()?;
-        self.run_with(sh, &interrupt)
+        self.run_on(sh, &interrupt, clock)
     }
 
-    /// The run, with Ctrl-C noted in `interrupt` (tests trigger it themselves).
-    pub fn run_with(&self, sh: &Shell, interrupt: &Interrupt) -> anyhow::Result<()> {
-        // The run's one clock: xtask's phase lines and the suite's (`--elapsed`) count from
-        // here, in one format.
-        let clock = Stopwatch::start();
+    /// The run, with Ctrl-C noted in `interrupt` (tests trigger it themselves), on `clock`:
+    /// the run's, or that of a command that runs it among its steps (`cargo xtask test`).
+    pub fn run_on(
+        &self,
+        sh: &Shell,
+        interrupt: &Interrupt,
+        clock: Stopwatch,
+    ) -> anyhow::Result<()> {
         if self.local {
             let runner = Runner::build(sh, interrupt)?;
             return match &self.istio_upgrade {
