@@ -126,6 +126,8 @@ pub struct LocalOptions {
     pub allow_lint_errors: bool,
     /// User programs in place of built-in workloads (`--workload NAME=COMMAND`).
     pub workloads: Vec<WorkloadCommand>,
+    /// When the run began: its progress lines count from here (`progress::run_started`).
+    pub run_started: std::time::Instant,
 }
 
 /// The running local mesh.

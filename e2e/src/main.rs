@@ -139,6 +139,10 @@ enum Command {
         /// Also write the comparison to this file.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// The --out files are removed when the comparison passes (xtask removes a walk
+        /// that passed, unless --keep): their path is printed only when it fails.
+        #[arg(long, requires = "out")]
+        transient: bool,
     },
 }
 
@@ -299,6 +303,10 @@ struct ClusterArgs {
     /// Seconds every wait for the cluster may take; the checks retry for a tenth of it.
     #[arg(long, env = PATIENCE_ENV, default_value = "300", value_parser = parse_patience)]
     patience: Duration,
+    /// Seconds the run had been going when this process started (xtask passes its clock's
+    /// reading), so the progress lines go on from the run's start instead of restarting.
+    #[arg(long, value_name = "SECONDS", default_value = "0", value_parser = parse_elapsed)]
+    elapsed: Duration,
     /// Arguments for the test harness (filters, --list, --exact, ...), after `--`.
     #[arg(last = true)]
     harness: Vec<String>,
@@ -343,6 +351,10 @@ struct LocalArgs {
     /// and Envoy starts in under 0.1 s, so 5 s is ample and a broken route fails fast.
     #[arg(long, env = PATIENCE_ENV, default_value = "5", value_parser = parse_patience)]
     patience: Duration,
+    /// Seconds the run had been going when this process started (xtask passes its clock's
+    /// reading), so the progress lines go on from the run's start instead of restarting.
+    #[arg(long, value_name = "SECONDS", default_value = "0", value_parser = parse_elapsed)]
+    elapsed: Duration,
     /// Arguments for the test harness (filters, --list, --exact, ...), after `--`.
     #[arg(last = true)]
     harness: Vec<String>,
@@ -351,6 +363,14 @@ struct LocalArgs {
 fn parse_phase(text: &str) -> Result<(String, Duration), String> {
     let (name, secs) = text.split_once('=').ok_or("expected NAME=SECONDS")?;
     Ok((name.to_owned(), parse_patience(secs)?))
+}
+
+fn parse_elapsed(text: &str) -> Result<Duration, String> {
+    text.trim()
+        .parse::<f64>()
+        .ok()
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .ok_or_else(|| format!("`{text}` is not a number of seconds"))
 }
 
 fn parse_version(text: &str) -> Result<IstioVersion, String> {
@@ -377,7 +397,11 @@ fn main() -> ExitCode {
         } => lint(&paths, format, expectations.as_deref()),
         Command::Local(args) => local(args),
         Command::Cluster(args) => cluster(*args),
-        Command::Compare { runs, out } => compare(&runs, out.as_deref()),
+        Command::Compare {
+            runs,
+            out,
+            transient,
+        } => compare(&runs, out.as_deref(), transient),
         Command::NodesReady {
             kubeconfig,
             context,
@@ -686,7 +710,7 @@ fn no_istiod(kubeconfig: Option<&std::path::Path>, context: Option<String>) -> E
     }
 }
 
-fn compare(runs: &[PathBuf], out: Option<&std::path::Path>) -> ExitCode {
+fn compare(runs: &[PathBuf], out: Option<&std::path::Path>, transient: bool) -> ExitCode {
     let reports: Result<Vec<RunReport>, _> = runs.iter().map(|r| RunReport::read(r)).collect();
     let reports = match reports {
         Ok(r) => r,
@@ -697,13 +721,15 @@ fn compare(runs: &[PathBuf], out: Option<&std::path::Path>) -> ExitCode {
     };
     let walk = e2e::compare::walk(reports);
     let text = walk.render();
-    // The terminal gets the table; the file has each hop's check-by-check detail too.
+    // The terminal gets the table; the file has each hop's check-by-check detail too, and
+    // is named only when it stays.
     match out {
-        Some(out) => println!(
+        Some(out) if !transient || walk.failed() => println!(
             "{}(each hop, check by check: {})",
             walk.summary(),
             out.display()
         ),
+        Some(_) => print!("{}", walk.summary()),
         None => print!("{text}"),
     }
     if let Some(out) = out {
@@ -823,6 +849,7 @@ fn selects_nothing(harness: &libtest_mimic::Arguments, spec: &Spec) -> Option<Ex
 }
 
 fn local(args: LocalArgs) -> ExitCode {
+    let run_started = e2e::progress::run_started(args.elapsed);
     let harness = harness_arguments(&args.harness);
     let spec = match load_spec(&args.manifests, args.expectations.as_deref()) {
         Ok(spec) => spec,
@@ -858,6 +885,7 @@ fn local(args: LocalArgs) -> ExitCode {
         run_id: run_id.clone(),
         concurrency: usize::try_from(args.concurrency).unwrap_or(DEFAULT_CONCURRENCY),
         allow_lint_errors: args.allow_lint_errors,
+        run_started,
         workloads: args
             .workloads
             .into_iter()
@@ -878,6 +906,7 @@ fn local(args: LocalArgs) -> ExitCode {
 }
 
 fn cluster(args: ClusterArgs) -> ExitCode {
+    let run_started = e2e::progress::run_started(args.elapsed);
     let harness = harness_arguments(&args.harness);
     let spec = match load_spec(&args.manifests, args.expectations.as_deref()) {
         Ok(spec) => spec,
@@ -951,8 +980,18 @@ fn cluster(args: ClusterArgs) -> ExitCode {
     ) {
         Ok(agent) => agent,
         Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
+            // The run stops before its checks: its report says why, as every run's does.
+            let report = RunReport {
+                run_id: run_id.clone(),
+                mode: "cluster".into(),
+                istio: istiod.version.to_string(),
+                phases: args.phases.clone(),
+                notes: control_plane_note(&args),
+                error: Some(format!("the node's data plane did not start: {e}")),
+                stopped_as: Some(Exit::Environment),
+                ..RunReport::default()
+            };
+            return finish_stopped_early(&report, &artifacts);
         }
     };
     let notes = control_plane_note(&args);
@@ -991,6 +1030,7 @@ fn cluster(args: ClusterArgs) -> ExitCode {
         earlier_phases: args.phases,
         concurrency: usize::try_from(args.concurrency).unwrap_or(DEFAULT_CONCURRENCY),
         allow_lint_errors: args.allow_lint_errors,
+        run_started,
     };
     let live = LiveReport::default();
     // Ctrl-C: a namespace this run created goes too (unless kept), and what it created
@@ -1304,6 +1344,26 @@ fn exit_on_ctrl_c(runtime: &tokio::runtime::Runtime, artifacts: PathBuf, live: L
 /// A path as the user can open it from wherever they stand.
 fn absolute(path: &std::path::Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_owned())
+}
+
+/// Writes the report of a run that stopped before its checks, says why and where it is,
+/// and exits in the report's class.
+fn finish_stopped_early(report: &RunReport, artifacts: &std::path::Path) -> ExitCode {
+    let written = std::fs::create_dir_all(artifacts)
+        .map_err(|e| format!("create {}: {e}", artifacts.display()))
+        .and_then(|()| report.write(artifacts).map_err(|e| e.to_string()));
+    eprintln!(
+        "error: {}",
+        report.error.as_deref().unwrap_or("stopped early")
+    );
+    match written {
+        Ok(()) => {
+            e2e::report::append_step_summary(&report.summary_md());
+            eprintln!("artifacts: {}", absolute(artifacts).display());
+        }
+        Err(e) => eprintln!("error: {e}"),
+    }
+    report.exit().into()
 }
 
 fn finish(

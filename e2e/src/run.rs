@@ -232,7 +232,7 @@ pub fn run_local(
 ) -> Result<RunOutcome, RunError> {
     let run_id = &opts.run_id;
     create_dir(&opts.artifacts)?;
-    let mut progress = Progress::new();
+    let mut progress = Progress::since(opts.run_started);
     let (not_run, selection) = suite::left_out(args, &spec);
     let mut report = RunReport {
         run_id: run_id.to_owned(),
@@ -321,6 +321,8 @@ pub struct ClusterRun {
     pub concurrency: usize,
     /// Run even when the manifests have lint errors.
     pub allow_lint_errors: bool,
+    /// When the run began: its progress lines count from here (`progress::run_started`).
+    pub run_started: std::time::Instant,
 }
 
 /// The checks' retry in cluster mode: a tenth of the patience, which is sized for rollouts
@@ -341,7 +343,7 @@ pub fn run_cluster(
     live: &LiveReport,
 ) -> Result<RunOutcome, RunError> {
     create_dir(&run.artifacts)?;
-    let mut progress = Progress::new();
+    let mut progress = Progress::since(run.run_started);
     let (not_run, selection) = suite::left_out(args, &spec);
     let mut report = RunReport {
         run_id: run_id.to_owned(),

@@ -6,6 +6,7 @@
 //! providers, and where a fourth goes").
 
 pub mod existing;
+pub mod keep;
 pub mod kind;
 pub mod kwok;
 

@@ -15,9 +15,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use xshell::Shell;
 
-use crate::cluster::{Istioctl, Kind, docker_is_running, kwok};
-use crate::flags::{ClusterKind, OnFailure};
+use crate::cluster::{Istioctl, Kind, docker_is_running, keep, kwok};
+use crate::flags::ClusterKind;
 use crate::interrupt::{Interrupt, is_interrupted};
+use crate::progress::Stopwatch;
 use crate::runner::{Reported, Runner};
 use crate::{flags, paths, tools, versions};
 
@@ -32,34 +33,43 @@ fn cluster_name(run_id: &str) -> String {
 
 impl flags::E2e {
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
+        // The run's one clock: xtask's phase lines and the suite's (`--elapsed`) count from
+        // here, in one format.
+        let clock = Stopwatch::start();
         self.validate()?;
         prune_old_runs(&artifacts_root())?;
         let interrupt = Interrupt::default();
         interrupt.install_ctrl_c()?;
-        self.run_with(sh, &interrupt)
+        self.run_on(sh, &interrupt, clock)
     }
 
-    /// The run, with Ctrl-C noted in `interrupt` (tests trigger it themselves).
-    pub fn run_with(&self, sh: &Shell, interrupt: &Interrupt) -> anyhow::Result<()> {
+    /// The run, with Ctrl-C noted in `interrupt` (tests trigger it themselves), on `clock`:
+    /// the run's, or that of a command that runs it among its steps (`cargo xtask test`).
+    pub fn run_on(
+        &self,
+        sh: &Shell,
+        interrupt: &Interrupt,
+        clock: Stopwatch,
+    ) -> anyhow::Result<()> {
         if self.local {
             let runner = Runner::build(sh, interrupt)?;
             return match &self.istio_upgrade {
-                Some(spec) => self.run_local_upgrade(sh, &runner, spec),
-                None => self.run_local(sh, &runner),
+                Some(spec) => self.run_local_upgrade(sh, &runner, spec, clock),
+                None => self.run_local(sh, &runner, clock),
             };
         }
         self.preflight(sh, interrupt)?;
         match (self.cluster, &self.istio_upgrade) {
-            (ClusterKind::Kind, Some(spec)) => self.run_kind_upgrade(sh, interrupt, spec),
-            (ClusterKind::Kind, None) => self.run_kind(sh, interrupt),
-            (ClusterKind::Existing, None) => self.run_existing(sh, interrupt),
+            (ClusterKind::Kind, Some(spec)) => self.run_kind_upgrade(sh, interrupt, spec, clock),
+            (ClusterKind::Kind, None) => self.run_kind(sh, interrupt, clock),
+            (ClusterKind::Existing, None) => self.run_existing(sh, interrupt, clock),
             (ClusterKind::Existing, Some(_)) => {
                 bail!(flags::Usage(
                     "--istio-upgrade needs a cluster of the run's own: use it with --local or --cluster kind".into()
                 ))
             }
-            (ClusterKind::Kwok, None) => self.run_kwok(sh, interrupt),
-            (ClusterKind::Kwok, Some(spec)) => self.run_kwok_upgrade(sh, interrupt, spec),
+            (ClusterKind::Kwok, None) => self.run_kwok(sh, interrupt, clock),
+            (ClusterKind::Kwok, Some(spec)) => self.run_kwok_upgrade(sh, interrupt, spec, clock),
         }
     }
 
@@ -93,9 +103,9 @@ impl flags::E2e {
         }
     }
 
-    fn run_local(&self, sh: &Shell, runner: &Runner) -> anyhow::Result<()> {
+    fn run_local(&self, sh: &Shell, runner: &Runner, clock: Stopwatch) -> anyhow::Result<()> {
         let release = versions::istio_release(self.istio.as_deref())?;
-        self.local_suite(sh, runner, release.version, None)
+        self.local_suite(sh, runner, release.version, None, clock)
     }
 
     /// One local run of the suite emulating `istio`; with `artifacts_root`, kept there.
@@ -105,6 +115,7 @@ impl flags::E2e {
         runner: &Runner,
         istio: &str,
         artifacts_root: Option<&Path>,
+        clock: Stopwatch,
     ) -> anyhow::Result<()> {
         runner.interrupt.check()?;
         let envoy = tools::envoy(sh, &runner.interrupt).context("provision envoy")?;
@@ -115,7 +126,7 @@ impl flags::E2e {
             "--istio".into(),
             istio.to_owned(),
         ];
-        args.extend(self.common_suite_args());
+        args.extend(self.common_suite_args(clock));
         args.extend(self.workload_args()?);
         if let Some(root) = artifacts_root {
             args.extend(["--artifacts-root".to_owned(), root.display().to_string()]);
@@ -131,16 +142,22 @@ impl flags::E2e {
         }
     }
 
-    fn run_local_upgrade(&self, sh: &Shell, runner: &Runner, spec: &str) -> anyhow::Result<()> {
+    fn run_local_upgrade(
+        &self,
+        sh: &Shell,
+        runner: &Runner,
+        spec: &str,
+        clock: Stopwatch,
+    ) -> anyhow::Result<()> {
         let path = versions::upgrade_path(spec)?;
         let root = artifacts_root().join(format!("upgrade-{}", run_id()));
         let dirs = walk_dirs(&root, &path);
         let walked = walk(
             &path,
-            |i| self.local_suite(sh, runner, path[i].version, Some(&dirs[i])),
+            |i| self.local_suite(sh, runner, path[i].version, Some(&dirs[i]), clock),
             // Local mode emulates each version; there is nothing to install.
             |_| Ok(()),
-            |ran| compare_runs(sh, runner, &root, &dirs[..ran]),
+            |ran| compare_runs(sh, runner, &root, &dirs[..ran], self.keep),
         );
         self.finish_walk(&root, walked)
     }
@@ -157,7 +174,7 @@ impl flags::E2e {
         walked
     }
 
-    fn run_kind(&self, sh: &Shell, interrupt: &Interrupt) -> anyhow::Result<()> {
+    fn run_kind(&self, sh: &Shell, interrupt: &Interrupt, clock: Stopwatch) -> anyhow::Result<()> {
         let release = versions::istio_release(self.istio.as_deref())?;
         let run_id = run_id();
         let artifacts = artifacts_root().join(&run_id);
@@ -169,6 +186,7 @@ impl flags::E2e {
             artifacts,
             &run_id,
             self.reuse.is_some(),
+            clock,
         )?;
         let istioctl = self.istioctl(
             sh,
@@ -182,7 +200,7 @@ impl flags::E2e {
             &plan,
             || self.nodes_ready(sh, &runner, &kind),
             |phases| {
-                let mut args = self.kind_suite_args(&kind, release, &run_id, phases);
+                let mut args = self.kind_suite_args(&kind, release, &run_id, phases, clock);
                 args.push("--".into());
                 args.extend(self.harness.iter().cloned());
                 runner.run(sh, &args)
@@ -195,6 +213,7 @@ impl flags::E2e {
         sh: &Shell,
         interrupt: &Interrupt,
         spec: &str,
+        clock: Stopwatch,
     ) -> anyhow::Result<()> {
         let path = versions::upgrade_path(spec)?;
         let node_image = versions::shared_node_image(&path)?;
@@ -210,6 +229,7 @@ impl flags::E2e {
             root.clone(),
             &run_id,
             false,
+            clock,
         )?;
         let istioctls = path
             .iter()
@@ -223,7 +243,7 @@ impl flags::E2e {
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         let suite = |phases: &[(String, f64)], i: usize| {
-            let mut args = self.kind_suite_args(&kind, path[i], &run_id, phases);
+            let mut args = self.kind_suite_args(&kind, path[i], &run_id, phases, clock);
             args.extend(["--artifacts-root".to_owned(), dirs[i].display().to_string()]);
             // Every run's report stays for the comparison; the common arguments carry
             // --keep already when the user asked for it.
@@ -247,7 +267,7 @@ impl flags::E2e {
                     &path,
                     |i| suite(if i == 0 { phases } else { &[] }, i),
                     |i| istioctls[i].install(&plan.operator),
-                    |ran| compare_runs(sh, &runner, &root, &dirs[..ran]),
+                    |ran| compare_runs(sh, &runner, &root, &dirs[..ran], self.keep),
                 )
             },
         );
@@ -256,6 +276,7 @@ impl flags::E2e {
 
     /// Checks Docker, provisions kind, and plans a run on the kind cluster: `--reuse NAME`,
     /// `--cluster-name NAME`, or the run's own `mirror-e2e-<run-id>`.
+    #[allow(clippy::too_many_arguments)]
     fn kind_run<'a>(
         &self,
         sh: &'a Shell,
@@ -264,6 +285,7 @@ impl flags::E2e {
         artifacts: PathBuf,
         run_id: &str,
         reuse: bool,
+        clock: Stopwatch,
     ) -> anyhow::Result<(Kind<'a>, KindPlan)> {
         docker_is_running(sh, interrupt)?;
         let root = paths::project_root();
@@ -285,11 +307,10 @@ impl flags::E2e {
             node_image,
             reuse,
             keep: self.keep,
-            keep_on_failure: self
-                .on_failure
-                .map_or(std::env::var_os("CI").is_none(), |p| p == OnFailure::Keep),
+            keep_on_failure: keep::Request::from_flags(self.keep, self.on_failure).on_failure,
             artifacts,
             namespace: "test".into(),
+            clock,
         };
         Ok((kind, plan))
     }
@@ -334,6 +355,7 @@ impl flags::E2e {
         release: &versions::IstioRelease,
         run_id: &str,
         phases: &[(String, f64)],
+        clock: Stopwatch,
     ) -> Vec<String> {
         let mut args = vec![
             "cluster".to_owned(),
@@ -355,7 +377,7 @@ impl flags::E2e {
             "--run-id".into(),
             run_id.to_owned(),
         ];
-        args.extend(self.common_suite_args());
+        args.extend(self.common_suite_args(clock));
         for (name, secs) in phases {
             args.extend(["--phase".to_owned(), format!("{name}={secs:.3}")]);
         }
@@ -366,14 +388,23 @@ impl flags::E2e {
     /// the run (or `--reuse NAME`), prepared with Istio's objects, then `mirror-e2e cluster`
     /// inside the cluster's namespaces, playing the node's data plane (`--node`). Only a
     /// cluster this run created is deleted, unless kept.
-    fn run_kwok(&self, sh: &Shell, interrupt: &Interrupt) -> anyhow::Result<()> {
+    fn run_kwok(&self, sh: &Shell, interrupt: &Interrupt, clock: Stopwatch) -> anyhow::Result<()> {
         let release = versions::istio_release(self.istio.as_deref())?;
-        // Before anything is built or started: a mistyped name must not cost a cold build.
-        let reused = self
-            .reuse
-            .as_deref()
-            .map(kwok::KwokCluster::reuse)
-            .transpose()?;
+        let wanted = kwok::prepared::Prepared {
+            istiod: self.istiod_mode().unwrap_or(flags::IstiodMode::Real),
+            istio: release.version.to_owned(),
+        };
+        // Before anything is built or started: a mistyped name, or a cluster prepared for
+        // another mode or release, must not cost a cold build or a wait.
+        let reused = match self.reuse.as_deref() {
+            Some(name) => {
+                let cluster = kwok::KwokCluster::reuse(name)?;
+                let recorded = kwok::prepared::Prepared::read(&cluster.dir)?;
+                kwok::prepared::check_reuse(name, recorded.as_ref(), &wanted)?;
+                Some(cluster)
+            }
+            None => None,
+        };
         let run_id = run_id();
         let runner = Runner::build(sh, interrupt)?;
         let envoy = tools::envoy(sh, interrupt).context("provision envoy")?;
@@ -395,11 +426,14 @@ impl flags::E2e {
             &[]
         };
         let patience = self.kwok_patience();
-        let clock = crate::progress::Stopwatch::start();
         let mut phases = Vec::new();
         let cluster = match reused {
             Some(cluster) => {
-                eprintln!("reusing kwok cluster {} (as prepared there)", cluster.name);
+                eprintln!(
+                    "reusing kwok cluster {} (prepared for {})",
+                    cluster.name,
+                    wanted.describe()
+                );
                 cluster
             }
             None => {
@@ -407,12 +441,14 @@ impl flags::E2e {
                     (Some(name), _) | (_, Some(name)) => name.clone(),
                     _ => cluster_name(&run_id),
                 };
+                let create = Instant::now();
                 clock.step(&format!("create kwok cluster {name}"));
                 let cluster = kwok::KwokCluster::create(sh, &name, &bins, interrupt, patience)?;
-                phases.push(("create cluster".to_owned(), clock.elapsed().as_secs_f64()));
+                phases.push(("create cluster".to_owned(), create.elapsed().as_secs_f64()));
                 cluster
             }
         };
+        let tracker = keep::Tracker::default();
         let outcome = (|| {
             if cluster.created_by_this_run {
                 let prepare = Instant::now();
@@ -429,6 +465,7 @@ impl flags::E2e {
                     patience,
                 )?;
                 phases.push(("install istio".to_owned(), prepare.elapsed().as_secs_f64()));
+                wanted.record(&cluster.dir)?;
             }
             let istiod = match &pilot_discovery {
                 Some((pilot_discovery, source)) => {
@@ -451,7 +488,7 @@ impl flags::E2e {
                 Some(_) => kwok::INGRESS_ISTIOD,
                 None => kwok::INGRESS,
             };
-            let mut args = self.kwok_suite_args(&cluster, ingress, release, &run_id);
+            let mut args = self.kwok_suite_args(&cluster, ingress, release, &run_id, clock);
             args.extend([
                 "--node".into(),
                 kwok::NODE_NAME.into(),
@@ -478,9 +515,10 @@ impl flags::E2e {
             }
             args.push("--".into());
             args.extend(self.harness.iter().cloned());
+            tracker.suite_starts();
             runner.inside(&cluster.holder.nsenter_args()).run(sh, &args)
         })();
-        self.finish_kwok(sh, &cluster, outcome, interrupt)
+        self.finish_kwok(sh, &cluster, outcome, interrupt, tracker.stage())
     }
 
     /// An upgrade walk on a kwok cluster with the real istiod of each version: the node's
@@ -495,6 +533,7 @@ impl flags::E2e {
         sh: &Shell,
         interrupt: &Interrupt,
         spec: &str,
+        clock: Stopwatch,
     ) -> anyhow::Result<()> {
         let path = versions::upgrade_path(spec)?;
         let run_id = run_id();
@@ -516,7 +555,6 @@ impl flags::E2e {
             .iter()
             .map(|r| kwok::istio_source(sh, r.version))
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let clock = crate::progress::Stopwatch::start();
         let step = |what: &str| clock.step(what);
         let name = self
             .cluster_name
@@ -526,6 +564,7 @@ impl flags::E2e {
         let cluster = kwok::KwokCluster::create(sh, &name, &bins, interrupt, patience)?;
         let nsenter = cluster.holder.nsenter_args();
         let node_dir = cluster.dir.join("node");
+        let tracker = keep::Tracker::default();
         let walked = (|| {
             let mut istiod = kwok::istiod::Succession::default();
             let mut install = |i: usize| -> anyhow::Result<()> {
@@ -545,6 +584,11 @@ impl flags::E2e {
                     interrupt,
                     patience,
                 )?;
+                kwok::prepared::Prepared {
+                    istiod: flags::IstiodMode::Real,
+                    istio: release.version.to_owned(),
+                }
+                .record(&cluster.dir)?;
                 if i > 0 {
                     let synced = Instant::now();
                     runner
@@ -619,10 +663,11 @@ impl flags::E2e {
                 },
             )?;
             let suite = |i: usize| {
+                tracker.suite_starts();
                 let release = path[i];
                 let note = sources[i].control_plane_note();
                 let mut args =
-                    self.kwok_suite_args(&cluster, kwok::INGRESS_ISTIOD, release, &run_id);
+                    self.kwok_suite_args(&cluster, kwok::INGRESS_ISTIOD, release, &run_id, clock);
                 args.extend([
                     "--node-proxies".to_owned(),
                     "--control-plane".into(),
@@ -643,7 +688,7 @@ impl flags::E2e {
                 walk_run(sh, &runner, &nsenter, &args, &dirs[i], release.version)
             };
             let walked = walk(&path, suite, &mut install, |ran| {
-                compare_runs(sh, &runner, &root, &dirs[..ran])
+                compare_runs(sh, &runner, &root, &dirs[..ran], self.keep)
             });
             // The data plane's own verdict: a proxy that rejected istiod's configuration
             // at any hop makes it exit non-zero.
@@ -660,7 +705,7 @@ impl flags::E2e {
             }
             Ok(())
         })();
-        let walked = self.finish_kwok(sh, &cluster, walked, interrupt);
+        let walked = self.finish_kwok(sh, &cluster, walked, interrupt, tracker.stage());
         self.finish_walk(&root, walked)
     }
 
@@ -681,6 +726,7 @@ impl flags::E2e {
         ingress: &str,
         release: &versions::IstioRelease,
         run_id: &str,
+        clock: Stopwatch,
     ) -> Vec<String> {
         let mut args = vec![
             "cluster".to_owned(),
@@ -695,42 +741,21 @@ impl flags::E2e {
             "--run-id".into(),
             run_id.to_owned(),
         ];
-        args.extend(self.common_suite_args());
+        args.extend(self.common_suite_args(clock));
         args
     }
 
-    /// Deletes a kwok cluster this run created, unless it is to be kept (`--keep`, or a
-    /// failure outside CI), and says how to use a kept one.
+    /// Leaves the kwok cluster as `keep::fate` and the flags say (`KwokCluster::finish`).
     fn finish_kwok(
         &self,
         sh: &Shell,
         cluster: &kwok::KwokCluster,
         outcome: anyhow::Result<()>,
         interrupt: &Interrupt,
+        stage: keep::Stage,
     ) -> anyhow::Result<()> {
-        let interrupted = interrupt.is_set();
-        let keep_on_failure = self
-            .on_failure
-            .map_or(std::env::var_os("CI").is_none(), |p| p == OnFailure::Keep);
-        let keep = self.keep || (outcome.is_err() && keep_on_failure && !interrupted);
-        let cleanup = if !cluster.created_by_this_run {
-            Ok(())
-        } else if keep {
-            eprintln!(
-                "kept kwok cluster {name}: kubeconfig {} (inside its namespaces: nsenter {} ...); use it again with `cargo xtask e2e --cluster kwok --reuse {name}`, delete it with `cargo xtask kwok delete {name}`",
-                cluster.kubeconfig().display(),
-                cluster.holder.nsenter_args().join(" "),
-                name = cluster.name,
-            );
-            Ok(())
-        } else {
-            cluster.delete(sh).context("delete the kwok cluster")
-        };
-        match (outcome, cleanup) {
-            (Ok(()), cleanup) => cleanup,
-            (Err(e), Ok(())) => Err(e),
-            (Err(e), Err(c)) => Err(e.context(format!("and the cleanup failed too: {c:#}"))),
-        }
+        let request = keep::Request::from_flags(self.keep, self.on_failure);
+        cluster.finish(sh, outcome, request, interrupt.is_set(), stage)
     }
 
     /// `--workload` and where its commands run: the user's relative paths are from where
@@ -747,14 +772,16 @@ impl flags::E2e {
         Ok(args)
     }
 
-    /// Arguments every mode passes: manifests, keep, patience, concurrency, mirrors.
-    pub(crate) fn common_suite_args(&self) -> Vec<String> {
+    /// Arguments every mode passes: manifests, keep, patience, concurrency, mirrors, and the
+    /// run's clock as it reads now (built just before the suite starts).
+    pub(crate) fn common_suite_args(&self, clock: Stopwatch) -> Vec<String> {
         let mut args = vec![
             "--manifests".to_owned(),
             self.manifests_dir().display().to_string(),
             "--concurrency".into(),
             self.concurrency.to_string(),
         ];
+        args.extend(clock.elapsed_args());
         if let Some(file) = &self.expectations {
             args.extend([
                 "--expectations".to_owned(),
@@ -1009,13 +1036,25 @@ pub fn walk(
     compared
 }
 
-fn compare_runs(sh: &Shell, runner: &Runner, root: &Path, dirs: &[PathBuf]) -> anyhow::Result<()> {
+/// `mirror-e2e compare` of a walk's runs into `<root>/comparison.txt`: named on the terminal
+/// only when it stays (`--keep`, or a failed comparison keeps the walk; `finish_walk` names
+/// what a kept walk holds).
+fn compare_runs(
+    sh: &Shell,
+    runner: &Runner,
+    root: &Path,
+    dirs: &[PathBuf],
+    keep: bool,
+) -> anyhow::Result<()> {
     let mut args = vec!["compare".to_owned()];
     args.extend(dirs.iter().map(|d| d.display().to_string()));
     args.extend([
         "--out".into(),
         root.join("comparison.txt").display().to_string(),
     ]);
+    if !keep {
+        args.push("--transient".into());
+    }
     runner.run(sh, &args).with_context(|| {
         format!(
             "the runs differ beyond intended behaviour changes (see {})",
@@ -1034,6 +1073,8 @@ pub struct KindPlan {
     pub keep_on_failure: bool,
     pub artifacts: PathBuf,
     pub namespace: String,
+    /// The run's clock.
+    pub clock: Stopwatch,
 }
 
 /// Creates (or reuses) the cluster, waits for its nodes, installs Istio on a new one, runs
@@ -1049,15 +1090,20 @@ pub fn run_on_kind(
     suite: impl FnOnce(&[(String, f64)]) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
     let mut phases = Vec::new();
-    let clock = crate::progress::Stopwatch::start();
+    let clock = plan.clock;
+    let tracker = keep::Tracker::default();
     let reused = plan.reuse && kind.exists()?;
     let outcome = if reused {
         eprintln!(
             "reusing kind cluster {} (Istio as installed there)",
             kind.name
         );
-        kind.write_kubeconfig().and_then(|()| suite(&phases))
+        kind.write_kubeconfig().and_then(|()| {
+            tracker.suite_starts();
+            suite(&phases)
+        })
     } else {
+        let create = Instant::now();
         clock.step(&format!("create kind cluster {}", kind.name));
         match kind.create(&plan.config, plan.node_image) {
             Err(e) if !is_interrupted(&e) => {
@@ -1069,11 +1115,12 @@ pub fn run_on_kind(
                     eprintln!("kind cluster created after {attempts} attempts");
                 }
                 nodes_ready()?;
-                phases.push(("create cluster".to_owned(), clock.elapsed().as_secs_f64()));
+                phases.push(("create cluster".to_owned(), create.elapsed().as_secs_f64()));
                 let install = Instant::now();
                 clock.step("install istio");
                 istioctl.install(&plan.operator)?;
                 phases.push(("install istio".to_owned(), install.elapsed().as_secs_f64()));
+                tracker.suite_starts();
                 suite(&phases)
             }),
         }
@@ -1082,20 +1129,33 @@ pub fn run_on_kind(
     if outcome.is_err() && !interrupted {
         collect_diagnostics(kind, istioctl, plan);
     }
-    let keep = plan.keep || (outcome.is_err() && plan.keep_on_failure && !interrupted);
+    let request = keep::Request {
+        keep: plan.keep,
+        on_failure: plan.keep_on_failure,
+    };
     // Only what this run's own `kind create` started is the run's: not a reused cluster,
     // and not one a Ctrl-C before the create (or someone else's create) left in place.
     let cleanup = if !kind.started.get() {
         Ok(())
-    } else if keep {
-        eprintln!(
-            "kept kind cluster {name}; kubeconfig {}; use it again with `cargo xtask e2e --reuse {name}`, delete it with `kind delete cluster --name {name}`",
-            kind.kubeconfig.display(),
-            name = kind.name,
-        );
-        Ok(())
     } else {
-        kind.delete()
+        match keep::fate(
+            request,
+            keep::ending(&outcome, interrupted, tracker.stage()),
+        ) {
+            keep::Fate::Keep => {
+                eprintln!(
+                    "kept kind cluster {name}; kubeconfig {}; use it again with `cargo xtask e2e --reuse {name}`, delete it with `kind delete cluster --name {name}`",
+                    kind.kubeconfig.display(),
+                    name = kind.name,
+                );
+                Ok(())
+            }
+            keep::Fate::DeleteAnyway(why) => {
+                eprintln!("deleting kind cluster {}: {why}", kind.name);
+                kind.delete()
+            }
+            keep::Fate::Delete => kind.delete(),
+        }
     };
     match (outcome, cleanup) {
         (Ok(()), cleanup) => cleanup,
@@ -1155,6 +1215,7 @@ mod tests {
                 keep_on_failure: false,
                 artifacts: f.dir.path().join("artifacts"),
                 namespace: "test".into(),
+                clock: Stopwatch::start(),
             },
             Runner {
                 bin: f.bin("mirror-e2e"),
@@ -1273,6 +1334,31 @@ mod tests {
             plan.artifacts
                 .join("diagnostics/productpage-routes.json")
                 .is_file()
+        );
+    }
+
+    #[test]
+    fn a_failure_before_the_suite_deletes_the_cluster_even_under_keep_and_keep_on_failure() {
+        // Issue 24 §2: keeping is for inspecting a mesh that misbehaved; a cluster whose
+        // Istio never installed has none. Its diagnostics are still collected first.
+        let f = Fakes::new();
+        f.sh.set_var("FAKE_ISTIOCTL_FAILS", "1");
+        let (kind, istioctl, mut plan, runner) = setup(&f);
+        plan.keep = true;
+        plan.keep_on_failure = true;
+        run_on_kind(&kind, &istioctl, &plan, nodes(&f, &runner), |_| {
+            panic!("the suite must not run")
+        })
+        .expect_err("fails");
+        let calls = short(f.calls());
+        assert_eq!(
+            calls.last().map(String::as_str),
+            Some("kind delete cluster"),
+            "{calls:?}"
+        );
+        assert!(
+            calls.iter().any(|c| c.starts_with("kind export logs")),
+            "{calls:?}"
         );
     }
 

@@ -2,7 +2,9 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, FromArgMatches, Parser, Subcommand, ValueEnum};
+
+mod modes;
 
 /// A command line that is wrong (exit 2, as clap's own usage errors): a flag that would be
 /// ignored, a version that is not supported.
@@ -16,6 +18,11 @@ impl std::fmt::Display for Usage {
 }
 
 impl std::error::Error for Usage {}
+
+/// The command line of this process (`--help` with `e2e`'s flags grouped by mode).
+pub fn parse() -> Xtask {
+    Xtask::from_arg_matches(&modes::command().get_matches()).unwrap_or_else(|e| e.exit())
+}
 
 /// The exit codes of `cargo xtask e2e`, as `--help` shows them (docs/reference.md has the same
 /// table; the suite's own `mirror-e2e --help` too, whose codes xtask passes on).
@@ -42,7 +49,8 @@ pub enum Command {
     Test(Test),
     /// Analyze manifests offline; exit 1 when any error is found.
     Lint(Lint),
-    /// Run the mirroring suite (`--local`: on a real Envoy, no Docker).
+    /// Run the mirroring suite: on a kind cluster (Docker), or without Docker on a kwok
+    /// cluster (`--cluster kwok`) or a local Envoy (`--local`).
     #[command(after_help = EXIT_CODES)]
     E2e(E2e),
     /// Show the pinned tools and where they are cached; `--install` fetches them.
@@ -169,38 +177,41 @@ pub struct E2e {
     /// Keep the run's artifacts, and in cluster mode the cluster or namespace, even on success.
     #[arg(long)]
     pub keep: bool,
-    /// Which cluster: a new kind cluster, or the current (or --kubeconfig/--context) one.
+    /// Which cluster: a new kind cluster (Docker), a new kwok cluster (no Docker), or an
+    /// existing one (the current context, or --kubeconfig/--context).
     #[arg(long, value_enum, default_value = "kind")]
     pub cluster: ClusterKind,
-    /// kind: use the kind cluster NAME as it is (Istio included) instead of creating one;
-    /// it is never deleted. Without it every run creates a cluster of its own,
-    /// `mirror-e2e-<run-id>` (if NAME does not exist, it is created under that name).
+    /// Use the cluster NAME as it is (Istio included) instead of creating one; it is never
+    /// deleted. kind creates NAME if it does not exist; kwok refuses a name no running
+    /// cluster has, and a cluster prepared for another --istiod or --istio. Without it
+    /// every run creates a cluster of its own, `mirror-e2e-<run-id>`.
     #[arg(long, value_name = "NAME", value_parser = kind_cluster_name)]
     pub reuse: Option<String>,
-    /// kind: name of the cluster the run creates (default `mirror-e2e-<run-id>`, a name of
-    /// the run's own, so parallel runs never meet). An existing cluster of the name stops
-    /// the run.
+    /// Name of the cluster the run creates (default `mirror-e2e-<run-id>`, a name of the
+    /// run's own, so parallel runs never meet). An existing cluster of the name stops the
+    /// run.
     #[arg(long, value_name = "NAME", value_parser = kind_cluster_name, conflicts_with = "reuse")]
     pub cluster_name: Option<String>,
-    /// kind: what to do with the cluster when the run fails (default: keep on a laptop,
-    /// delete in CI, i.e. when CI is set).
+    /// What to do with the cluster the run created when its suite fails (default: keep on a
+    /// laptop, delete in CI, i.e. when CI is set). A failure before the suite ran always
+    /// deletes it: there is no mesh to inspect.
     #[arg(long, value_enum)]
     pub on_failure: Option<OnFailure>,
-    /// existing: kubeconfig to use (read only).
+    /// Kubeconfig to use (read only).
     #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
-    /// existing: kubeconfig context to use (the current context is never changed).
+    /// Kubeconfig context to use (the current context is never changed).
     #[arg(long)]
     pub context: Option<String>,
-    /// existing: install the pinned Istio when the cluster has none (refused when any istiod
-    /// runs there).
+    /// Install the pinned Istio when the cluster has none (refused when any istiod runs
+    /// there).
     #[arg(long)]
     pub install_istio: bool,
-    /// existing: apply the manifests' cluster-scoped documents (refused otherwise), and
-    /// delete at the end those the run created.
+    /// Apply the manifests' cluster-scoped documents (refused otherwise), and delete at the
+    /// end those the run created.
     #[arg(long)]
     pub allow_cluster_scoped: bool,
-    /// existing: base URL of the cluster's ingress gateway reachable from here (default
+    /// Base URL of the cluster's ingress gateway reachable from here (default
     /// http://127.0.0.1:30080).
     #[arg(long)]
     pub ingress: Option<String>,
@@ -216,7 +227,8 @@ pub struct E2e {
     #[arg(long)]
     pub allow_lint_errors: bool,
     /// Registry for Istio's images instead of its default (a mirror, or an air-gapped
-    /// registry), passed to istioctl as `--set hub=HUB`.
+    /// registry), passed to istioctl as `--set hub=HUB` (on an existing cluster, with
+    /// --install-istio).
     #[arg(long, value_name = "HUB")]
     pub istio_hub: Option<String>,
     /// Registry path for the Bookinfo images (`HUB/examples-bookinfo-*`) instead of the
@@ -226,19 +238,19 @@ pub struct E2e {
     /// Registry path for the echo image (`HUB/http-https-echo:<tag>`) instead of docker.io/mendhak.
     #[arg(long, value_name = "HUB")]
     pub echo_hub: Option<String>,
-    /// local: run COMMAND as the Deployment NAME of the manifests instead of its built-in
-    /// stand-in (repeatable). `{port}` (also PORT) is the port to listen on, HTTP_PROXY the
-    /// workload's sidecar, stdout and stderr its log. See docs/local-mode.md.
+    /// Run COMMAND as the Deployment NAME of the manifests instead of its built-in stand-in
+    /// (repeatable; on kwok, for each of its pods). `{port}` (also PORT) is the port to
+    /// listen on, HTTP_PROXY the workload's sidecar, stdout and stderr its log. See
+    /// docs/local-mode.md.
     #[arg(long = "workload", value_name = "NAME=COMMAND")]
     pub workloads: Vec<String>,
-    /// kwok: what configures the node's proxies: `real` (default), the pinned istiod
+    /// What configures the kwok node's proxies: `real` (default), the pinned istiod
     /// (pilot-discovery, built from istio.io/istio on first use) over ADS; `translation`,
-    /// this project's translation of the routing into Envoy files (local mode's). Only
-    /// --cluster kwok takes it.
+    /// this project's translation of the routing into Envoy files (local mode's).
     #[arg(long, value_enum)]
     pub istiod: Option<IstiodMode>,
-    /// existing: the Istio revision whose control plane injects the run's namespace (default:
-    /// the default revision, or the only one installed).
+    /// The Istio revision whose control plane injects the run's namespace (default: the
+    /// default revision, or the only one installed).
     #[arg(long)]
     pub revision: Option<String>,
     /// Test-harness arguments after `--`: filters such as `mirror::`, `--list`, `--exact`.
@@ -253,7 +265,11 @@ impl E2e {
         let all = ["cargo xtask", "e2e"]
             .into_iter()
             .chain(args.iter().copied());
-        match Xtask::parse_from(all).command {
+        let matches = modes::command().get_matches_from(all);
+        match Xtask::from_arg_matches(&matches)
+            .unwrap_or_else(|e| e.exit())
+            .command
+        {
             Command::E2e(e2e) => e2e,
             _ => unreachable!("`e2e` parses as the e2e command"),
         }
@@ -391,6 +407,17 @@ impl E2e {
                 ClusterKind::Kwok => {}
             }
         }
+        if self.cluster == ClusterKind::Existing
+            && !self.local
+            && self.istio_hub.is_some()
+            && !self.install_istio
+        {
+            return usage(
+                "--istio-hub is where --install-istio installs Istio from; an existing cluster's Istio is as installed there: add --install-istio, or drop --istio-hub".into(),
+            );
+        }
+        // What no refusal above names: the table of which mode honours which flag.
+        self.refuse_other_modes_flags()?;
         Ok(())
     }
 }

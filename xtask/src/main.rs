@@ -28,11 +28,10 @@ mod workflow_check;
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use xshell::Shell;
 
 fn main() -> ExitCode {
-    let flags = flags::Xtask::parse();
+    let flags = flags::parse();
     // A failure of xtask's own in `e2e` is the environment's (Docker, a download, kind,
     // istioctl); in the project's other commands it is plain failure.
     let own_failure = match flags.command {

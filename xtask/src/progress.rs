@@ -9,7 +9,10 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// The phases of a long command, each printed as `[  12.3s] what` from the command's start.
+/// The phases of a long command, each printed as `[   12.3s] what` from the command's start.
+/// For `e2e`, the run's one clock: the suite gets its reading as `--elapsed` and goes on
+/// from it in the same format (`e2e::progress::phase_line`).
+#[derive(Clone, Copy)]
 pub struct Stopwatch(Instant);
 
 impl Stopwatch {
@@ -19,12 +22,16 @@ impl Stopwatch {
 
     /// Prints the phase `what` that begins now.
     pub fn step(&self, what: &str) {
-        eprintln!("[{:>7.1}s] {what}", self.0.elapsed().as_secs_f64());
+        eprintln!("{}", phase_line(self.0.elapsed(), what));
     }
 
-    /// Seconds since the start.
-    pub fn elapsed(&self) -> Duration {
-        self.0.elapsed()
+    /// `--elapsed SECONDS` for a `mirror-e2e` that starts now, so its phase lines go on
+    /// from this clock.
+    pub fn elapsed_args(&self) -> [String; 2] {
+        [
+            "--elapsed".to_owned(),
+            format!("{:.3}", self.0.elapsed().as_secs_f64()),
+        ]
     }
 }
 
@@ -86,6 +93,11 @@ impl Ticker {
     }
 }
 
+/// A phase's line, as the suite prints its own (`e2e::progress::phase_line`).
+fn phase_line(elapsed: Duration, what: &str) -> String {
+    format!("[{:>7.1}s] {what}", elapsed.as_secs_f64())
+}
+
 fn status_line(what: &str, lines: usize, elapsed: Duration) -> String {
     let secs = elapsed.as_secs();
     format!(
@@ -112,6 +124,19 @@ pub fn last_lines(path: &Path, n: usize) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_phase_line_has_the_suites_format_and_the_suite_gets_the_clocks_reading() {
+        assert_eq!(
+            phase_line(Duration::from_millis(12_345), "create kwok cluster a"),
+            "[   12.3s] create kwok cluster a"
+        );
+        let clock = Stopwatch(Instant::now() - Duration::from_secs(7));
+        let [flag, secs] = clock.elapsed_args();
+        assert_eq!(flag, "--elapsed");
+        let secs: f64 = secs.parse().expect("seconds");
+        assert!((7.0..8.0).contains(&secs), "{secs}");
+    }
 
     #[test]
     fn the_status_names_the_work_its_lines_and_its_time() {

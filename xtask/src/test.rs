@@ -48,7 +48,7 @@ impl flags::Test {
         let _ = std::fs::remove_dir_all(&root);
         let local = {
             let _root = sh.push_env("MIRROR_E2E_ARTIFACTS_ROOT", &root);
-            flags::E2e::parse(&["--local", "--keep"]).run_with(sh, &interrupt)
+            flags::E2e::parse(&["--local", "--keep"]).run_on(sh, &interrupt, clock)
         };
         local?;
 
@@ -71,7 +71,7 @@ impl flags::Test {
             versions::ISTIO_RELEASES[0].version,
         );
         flags::E2e::parse(&["--local", "--istio-upgrade", &format!("{oldest}..{newest}")])
-            .run_with(sh, &interrupt)?;
+            .run_on(sh, &interrupt, clock)?;
         Ok(())
     }
 }

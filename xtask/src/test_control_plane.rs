@@ -6,7 +6,8 @@
 //! CRDs from the pinned Istio module and istiod's Deployment, Service, ConfigMap and
 //! ServiceAccount as Istio's chart renders them (helm), then runs the tests that need a
 //! real API server: `e2e/tests/control_plane.rs` inside the cluster's network namespace,
-//! and xtask's own provider tests (`cluster::kwok::real`). The cluster is deleted at the
+//! and xtask's own provider tests (`cluster::kwok::real`, `xtask/tests/kwok_e2e.rs`,
+//! `xtask/tests/kwok_lifecycle.rs`). The cluster is deleted at the
 //! end unless `--keep`.
 
 use std::time::Duration;
@@ -65,9 +66,8 @@ impl flags::TestControlPlane {
         let name = format!("mirror-e2e-test-{}", std::process::id());
         let cluster = KwokCluster::create(sh, &name, &bins, &interrupt, patience)?;
         eprintln!(
-            "cluster {name} is up: kubeconfig {} (use it inside the cluster's network namespace: nsenter {} kubectl ...)",
-            cluster.kubeconfig().display(),
-            cluster.holder.nsenter_args().join(" ")
+            "cluster {name} is up; look at it with `{}`",
+            crate::cluster::kwok::shell_line(&cluster.commands()[0].1)
         );
         let tested = (|| {
             step("install the node, Istio's CRDs and istiod's objects");
@@ -99,7 +99,7 @@ impl flags::TestControlPlane {
             step("kwok provider tests (xtask, real processes)");
             cargo(cmd!(
                 sh,
-                "cargo test --offline --package xtask --features control-plane --bin xtask --test kwok_e2e -- cluster::kwok::real ctrl_c_while_the_suite_runs"
+                "cargo test --offline --package xtask --features control-plane --bin xtask --test kwok_e2e --test kwok_lifecycle -- cluster::kwok::real ctrl_c_while_the_suite_runs reused_cluster reused_in_another_mode data_plane_that_never_starts"
             ))
             .context("kwok provider tests")
         })();

@@ -12,7 +12,12 @@ use crate::runner::Runner;
 use crate::{flags, paths, tools, versions};
 
 impl flags::E2e {
-    pub(crate) fn run_existing(&self, sh: &Shell, interrupt: &Interrupt) -> anyhow::Result<()> {
+    pub(crate) fn run_existing(
+        &self,
+        sh: &Shell,
+        interrupt: &Interrupt,
+        clock: crate::progress::Stopwatch,
+    ) -> anyhow::Result<()> {
         let release = versions::istio_release(self.istio.as_deref())?;
         let runner = Runner::build(sh, interrupt)?;
         let mut target = Vec::new();
@@ -67,7 +72,7 @@ impl flags::E2e {
         if self.istio.is_some() {
             args.extend(["--istio".to_owned(), release.version.to_owned()]);
         }
-        args.extend(self.common_suite_args());
+        args.extend(self.common_suite_args(clock));
         args.push("--".into());
         args.extend(self.harness.iter().cloned());
         runner.run(sh, &args)

@@ -27,7 +27,7 @@ pub fn docker_is_running(sh: &Shell, interrupt: &Interrupt) -> anyhow::Result<()
         .is_err()
     {
         bail!(
-            "cluster mode needs Docker for kind, and no `docker` command was found; install Docker, or run `cargo xtask e2e --local`"
+            "--cluster kind needs Docker, and no `docker` command was found; install Docker, or run without it: {WITHOUT_DOCKER}"
         );
     }
     // `docker info` exits non-zero when no engine answers; a client alone is not enough.
@@ -35,10 +35,13 @@ pub fn docker_is_running(sh: &Shell, interrupt: &Interrupt) -> anyhow::Result<()
         Ok(()) => Ok(()),
         Err(e) if is_interrupted(&e) => Err(e),
         Err(_) => bail!(
-            "cluster mode needs a running Docker engine for kind, and `docker info` reached none; start Docker (or check DOCKER_HOST), or run `cargo xtask e2e --local`"
+            "--cluster kind needs a running Docker engine, and `docker info` reached none; start Docker (or check DOCKER_HOST), or run without it: {WITHOUT_DOCKER}"
         ),
     }
 }
+
+/// The two ways to run without Docker, for its error messages.
+const WITHOUT_DOCKER: &str = "`cargo xtask e2e --cluster kwok` (a real Kubernetes control plane and istiod as local processes) or `cargo xtask e2e --local` (a real Envoy from the manifests, no cluster)";
 
 /// One kind cluster.
 pub struct Kind<'a> {
@@ -405,11 +408,19 @@ mod tests {
         let err = docker_is_running(&f.sh, &Interrupt::default())
             .expect_err("docker down")
             .to_string();
-        assert!(
-            err.contains("needs a running Docker engine") && err.contains("--local"),
-            "{err}"
-        );
+        assert!(err.contains("needs a running Docker engine"), "{err}");
+        assert_names_both_ways_without_docker(&err);
         assert_eq!(f.calls(), ["docker --version", "docker info"]);
+    }
+
+    /// Issue 24 §4: without Docker, both ways on are named, each a command that runs.
+    fn assert_names_both_ways_without_docker(err: &str) {
+        for way in [
+            "`cargo xtask e2e --cluster kwok`",
+            "`cargo xtask e2e --local`",
+        ] {
+            assert!(err.contains(way), "{way} is not named: {err}");
+        }
     }
 
     #[test]
@@ -420,6 +431,7 @@ mod tests {
             .expect_err("no docker")
             .to_string();
         assert!(err.contains("no `docker` command was found"), "{err}");
+        assert_names_both_ways_without_docker(&err);
     }
 
     #[test]

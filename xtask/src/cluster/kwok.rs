@@ -11,9 +11,11 @@
 //! one log per component. Only a cluster this run created is ever deleted.
 
 pub mod binaries;
+mod finish;
 pub mod istiod;
 mod netns;
 mod pki;
+pub mod prepared;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -25,6 +27,7 @@ use crate::interrupt::Interrupt;
 use crate::runner::Runner;
 use crate::{paths, versions};
 
+pub use finish::shell_line;
 pub use netns::Holder;
 
 /// Where the API server listens, inside the cluster's network namespace.

@@ -283,6 +283,30 @@ impl Holder {
         }
     }
 
+    /// Ends every component this process started, as [`Holder::stop_child`] does, and
+    /// leaves the rest of the cluster running: what a run started in a cluster it reused
+    /// (istiod) ends with the run, the cluster's own processes do not.
+    pub fn stop_started(&self, grace: Duration) -> anyhow::Result<()> {
+        let names: Vec<String> = self
+            .children
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .cloned()
+            .collect();
+        let mut failed = Vec::new();
+        for name in names {
+            if let Err(e) = self.stop_child(&name, grace) {
+                failed.push(format!("{e:#}"));
+            }
+        }
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            bail!("{}", failed.join("; "))
+        }
+    }
+
     /// How a component this process started ended, if it has.
     pub fn exited(&self, name: &str) -> Option<std::process::ExitStatus> {
         let mut children = self.children.lock().unwrap_or_else(|e| e.into_inner());
@@ -435,5 +459,43 @@ mod tests {
             "the component outlived its cluster"
         );
         assert!(Holder::read(dir.path()).expect("read").is_none());
+    }
+
+    #[test]
+    fn a_run_on_a_found_cluster_ends_what_it_started_there_and_nothing_else() {
+        let sh = Shell::new().expect("shell");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let holder = Holder::start(&sh, dir.path()).expect("namespaces");
+        // The cluster's own component, started by the run that created it.
+        holder
+            .spawn(
+                &dir.path().join("own.log"),
+                Path::new("/bin/sleep"),
+                &["1000".to_owned()],
+            )
+            .expect("spawn");
+        // A later run finds the cluster and starts a component of its own (istiod).
+        let found = Holder::read(dir.path()).expect("read").expect("recorded");
+        let sleep = dir.path().join("sleep");
+        std::os::unix::fs::symlink("/bin/sleep", &sleep).expect("link");
+        found
+            .spawn(&dir.path().join("run.log"), &sleep, &["1001".to_owned()])
+            .expect("spawn");
+        found
+            .stop_started(Duration::from_secs(5))
+            .expect("stop what the run started");
+        assert!(
+            found.exited("sleep").is_none(),
+            "nothing is left to ask about"
+        );
+        assert!(
+            found.children.lock().expect("lock").is_empty(),
+            "the run's component was not ended"
+        );
+        assert!(
+            holder.exited("sleep").is_none(),
+            "the cluster's own component was ended"
+        );
+        holder.stop().expect("stop");
     }
 }

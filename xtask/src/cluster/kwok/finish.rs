@@ -1,0 +1,231 @@
+//! How a run leaves a kwok cluster. One it created is kept or deleted as `keep::fate`
+//! says, and a kept one is described by commands that work as printed (pasted into a
+//! shell, each runs: nothing elided). In one it reused, every process the run started
+//! there (istiod) ends with the run, however the run ended; the cluster's own stay.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use xshell::Shell;
+
+use super::KwokCluster;
+use super::prepared::Prepared;
+use crate::cluster::keep;
+
+/// How long a component the run started in a reused cluster has to end after SIGTERM.
+const GRACE: Duration = Duration::from_secs(5);
+
+impl KwokCluster {
+    /// Ends the run's part in the cluster after `outcome` (`interrupted`, at `stage`), and
+    /// returns the outcome, with a cleanup failure added to it.
+    pub fn finish(
+        &self,
+        sh: &Shell,
+        outcome: anyhow::Result<()>,
+        request: keep::Request,
+        interrupted: bool,
+        stage: keep::Stage,
+    ) -> anyhow::Result<()> {
+        let cleanup = if !self.created_by_this_run {
+            self.holder
+                .stop_started(GRACE)
+                .context("end what this run started in the reused cluster")
+        } else {
+            match keep::fate(request, keep::ending(&outcome, interrupted, stage)) {
+                keep::Fate::Keep => {
+                    eprintln!("{}", self.kept_message());
+                    Ok(())
+                }
+                keep::Fate::DeleteAnyway(why) => {
+                    eprintln!("deleting kwok cluster {}: {why}", self.name);
+                    self.delete(sh).context("delete the kwok cluster")
+                }
+                keep::Fate::Delete => self.delete(sh).context("delete the kwok cluster"),
+            }
+        };
+        match (outcome, cleanup) {
+            (Ok(()), cleanup) => cleanup,
+            (Err(e), Ok(())) => Err(e),
+            (Err(e), Err(c)) => Err(e.context(format!("and the cleanup failed too: {c:#}"))),
+        }
+    }
+
+    /// What to do with a kept cluster, each a complete command.
+    pub fn commands(&self) -> Vec<(&'static str, Vec<String>)> {
+        let prepared = Prepared::read(&self.dir).ok().flatten();
+        commands(
+            &self.name,
+            &self.holder.nsenter_args(),
+            &self.kubeconfig().display().to_string(),
+            prepared.as_ref(),
+        )
+    }
+
+    fn kept_message(&self) -> String {
+        let prepared = Prepared::read(&self.dir)
+            .ok()
+            .flatten()
+            .map(|p| format!(", prepared for {}", p.describe()))
+            .unwrap_or_default();
+        let mut text = format!(
+            "kept kwok cluster {} ({}){prepared}:",
+            self.name,
+            self.dir.display()
+        );
+        for (what, argv) in self.commands() {
+            text.push_str(&format!("\n  {what:<18} {}", shell_line(&argv)));
+        }
+        text
+    }
+}
+
+/// The commands for a kept cluster: `nsenter` (its arguments `nsenter`, ending in `--`)
+/// into its namespaces, where its API server and pod addresses are, with kubectl and a
+/// shell; the run that reuses it as prepared; its deletion.
+fn commands(
+    name: &str,
+    nsenter: &[String],
+    kubeconfig: &str,
+    prepared: Option<&Prepared>,
+) -> Vec<(&'static str, Vec<String>)> {
+    let inside = |program: &[&str]| -> Vec<String> {
+        std::iter::once("nsenter".to_owned())
+            .chain(nsenter.iter().cloned())
+            .chain(program.iter().map(|a| (*a).to_owned()))
+            .collect()
+    };
+    let reuse = prepared.map_or_else(
+        || {
+            [
+                "cargo",
+                "xtask",
+                "e2e",
+                "--cluster",
+                "kwok",
+                "--reuse",
+                name,
+            ]
+            .map(str::to_owned)
+            .into()
+        },
+        |p| p.reuse_command(name),
+    );
+    vec![
+        (
+            "look at it:",
+            inside(&[
+                "kubectl",
+                "--kubeconfig",
+                kubeconfig,
+                "get",
+                "pods",
+                "--all-namespaces",
+            ]),
+        ),
+        (
+            "a shell inside:",
+            inside(&["env", &format!("KUBECONFIG={kubeconfig}"), "sh"]),
+        ),
+        ("run again on it:", reuse),
+        (
+            "delete it:",
+            ["cargo", "xtask", "kwok", "delete", name]
+                .map(str::to_owned)
+                .into(),
+        ),
+    ]
+}
+
+/// `argv` as a POSIX shell reads it back: an argument with anything but letters, digits and
+/// `_-./=:,+@%` in single quotes.
+pub fn shell_line(argv: &[String]) -> String {
+    argv.iter()
+        .map(|arg| {
+            let plain = !arg.is_empty()
+                && arg
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_-./=:,+@%".contains(c));
+            if plain {
+                arg.clone()
+            } else {
+                format!("'{}'", arg.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flags::IstiodMode;
+
+    fn kept(dir: &str) -> Vec<(&'static str, Vec<String>)> {
+        let nsenter: Vec<String> = ["--target=555", "--user", "--net", "--"]
+            .map(str::to_owned)
+            .into();
+        commands(
+            "kept",
+            &nsenter,
+            &format!("{dir}/kubeconfig"),
+            Some(&Prepared {
+                istiod: IstiodMode::Translation,
+                istio: "1.31.1".into(),
+            }),
+        )
+    }
+
+    #[test]
+    fn every_command_for_a_kept_cluster_is_complete() {
+        let commands = kept("/work/target/kwok/kept");
+        for (what, argv) in &commands {
+            assert!(
+                argv.iter()
+                    .all(|a| !a.is_empty() && !a.contains("...") && !a.contains('…')),
+                "{what} {argv:?}"
+            );
+            if argv[0] == "nsenter" {
+                // nsenter's own arguments end at `--`; a program and its arguments follow.
+                let after = argv
+                    .iter()
+                    .position(|a| a == "--")
+                    .map(|i| &argv[i + 1..])
+                    .unwrap_or_default();
+                assert!(
+                    after.len() >= 2 && ["kubectl", "env"].contains(&after[0].as_str()),
+                    "{what} {argv:?}"
+                );
+                assert!(
+                    argv.iter().any(|a| a.ends_with("/kept/kubeconfig")),
+                    "{argv:?}"
+                );
+            }
+        }
+        let labels: Vec<&str> = commands.iter().map(|(w, _)| *w).collect();
+        assert_eq!(
+            labels,
+            [
+                "look at it:",
+                "a shell inside:",
+                "run again on it:",
+                "delete it:"
+            ]
+        );
+        // The reuse runs the cluster as it was prepared.
+        assert_eq!(
+            shell_line(&commands[2].1),
+            "cargo xtask e2e --cluster kwok --reuse kept --istiod translation"
+        );
+    }
+
+    #[test]
+    fn a_printed_command_is_read_back_by_the_shell_as_its_arguments() {
+        let sh = Shell::new().expect("shell");
+        for (_, argv) in kept("/tmp/a dir/it's kept") {
+            let line = shell_line(&argv);
+            let script = format!("printf '%s\\n' {line}");
+            let read = xshell::cmd!(sh, "sh -c {script}").read().expect("sh");
+            assert_eq!(read.lines().collect::<Vec<_>>(), argv, "{line}");
+        }
+    }
+}
