@@ -66,3 +66,113 @@ async fn the_shipped_translation_loads_and_a_duplicate_domain_is_reported() {
     );
     envoy.stop().await;
 }
+
+/// Issue 24: a route's `fault`, `corsPolicy` and method and query matches act in local
+/// mode's Envoy as on a sidecar: its listeners have istiod's fault and CORS filters before
+/// the router (without them, the per-route settings load and do nothing).
+#[tokio::test]
+async fn fault_cors_and_request_matches_act_on_local_modes_listener() {
+    let set = ManifestSet::from_str(
+        "t.yaml",
+        "kind: Service\nmetadata: {name: reviews}\nspec: {selector: {app: reviews}, ports: [{port: 9080, name: http}]}\n---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  http:
+    - match: [{method: {exact: DELETE}}]
+      route: [{destination: {host: reviews}}]
+      fault: {abort: {httpStatus: 418, percentage: {value: 100}}}
+    - match: [{queryParams: {debug: {exact: '1'}}}]
+      route: [{destination: {host: reviews}}]
+      fault: {abort: {httpStatus: 429, percentage: {value: 100}}, delay: {fixedDelay: 1ms, percentage: {value: 100}}}
+    - route: [{destination: {host: reviews}}]
+      fault: {abort: {httpStatus: 500}}
+      timeout: 3s
+      retries: {attempts: 1, retryOn: connect-failure}
+      corsPolicy: {allowOrigins: [{exact: 'https://a.example'}], allowMethods: [GET]}
+",
+    );
+    let (mut topo, errors) = Topology::from_manifests(&set);
+    assert!(errors.is_empty(), "{errors:?}");
+    topo.namespace = "test".into();
+    let vss: Vec<&VirtualService> = topo.virtual_services.iter().map(|t| &t.object).collect();
+    let version = "1.31.1".parse().expect("version");
+    let routes = config::route_configuration(&topo, &vss, &version, 1).expect("translates");
+    let gateway = config::gateway_route_configuration(&topo, &vss, &version).expect("translates");
+    let dir = tempfile::tempdir().expect("dir");
+    let paths = config::BootstrapPaths {
+        routes_file: &dir.path().join("routes.json"),
+        gateway_routes_file: &dir.path().join("gateway-routes.json"),
+        access_log: &dir.path().join("access.log"),
+    };
+    config::write_watched(paths.routes_file, &routes).expect("write");
+    config::write_watched(paths.gateway_routes_file, &gateway).expect("write");
+    // The cluster has no endpoint: whatever the filters do not answer gets Envoy's 503.
+    let clusters: Vec<Cluster> = config::outbound_clusters(&topo)
+        .iter()
+        .map(|d| Cluster {
+            name: config::cluster_name(&topo, d),
+            endpoints: Vec::new(),
+        })
+        .collect();
+    let bootstrap = dir.path().join("bootstrap.json");
+    config::write_json(&bootstrap, &config::bootstrap(&clusters, &paths)).expect("write");
+    let envoy = e2e::envoy::process::Envoy::start(
+        &envoy(),
+        &bootstrap,
+        &dir.path().join("envoy.log"),
+        Duration::from_secs(20),
+    )
+    .await
+    .expect("Envoy starts");
+    e2e::wait::poll_until("the sidecar's routes", Duration::from_secs(20), || async {
+        let counters = envoy.update_counters().await.map_err(|e| e.to_string())?;
+        let taken = counters
+            .get("http.outbound_0.0.0.0_9080.rds.9080.update_success")
+            .copied()
+            .unwrap_or(0);
+        Ok((taken > 0).then_some(()))
+    })
+    .await
+    .expect("routes taken");
+    let base = format!(
+        "http://{}",
+        envoy.listener(config::OUTBOUND_LISTENER).expect("listener")
+    );
+    let client = reqwest::Client::new();
+    let send = |method: reqwest::Method, path: &str| {
+        client
+            .request(method, format!("{base}{path}"))
+            .header("host", "reviews:9080")
+    };
+    let deleted = send(reqwest::Method::DELETE, "/")
+        .send()
+        .await
+        .expect("reply");
+    assert_eq!(deleted.status(), 418, "the method match and its abort");
+    let debug = send(reqwest::Method::GET, "/?debug=1")
+        .send()
+        .await
+        .expect("reply");
+    assert_eq!(debug.status(), 429, "the query match, delayed then aborted");
+    let preflight = send(reqwest::Method::OPTIONS, "/")
+        .header("origin", "https://a.example")
+        .header("access-control-request-method", "GET")
+        .send()
+        .await
+        .expect("reply");
+    assert_eq!(preflight.status(), 200, "the CORS filter answers it");
+    assert_eq!(
+        preflight
+            .headers()
+            .get("access-control-allow-origin")
+            .and_then(|v| v.to_str().ok()),
+        Some("https://a.example")
+    );
+    let plain = send(reqwest::Method::GET, "/").send().await.expect("reply");
+    // An abort without a share aborts nothing (istiod writes none, Envoy reads 0%).
+    assert_eq!(plain.status(), 503, "no endpoint: routed, not faulted");
+    envoy.stop().await;
+}

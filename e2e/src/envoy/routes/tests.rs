@@ -236,17 +236,42 @@ fn routes_of(yaml: &str) -> Value {
 
 #[test]
 fn unsupported_fields_are_named_not_ignored() {
-    let err = routes("metadata: {name: r}\nspec: {hosts: [reviews], http: [{route: [{destination: {host: reviews}}], fault: {abort: {}}}]}", "1.31.1")
-        .expect_err("fault is not modelled");
+    let err = routes("metadata: {name: r}\nspec: {hosts: [reviews], http: [{route: [{destination: {host: reviews}}], redirect: {uri: /x}}]}", "1.31.1")
+        .expect_err("redirect is not modelled");
     assert_eq!(
         err.to_string(),
-        "VirtualService r: spec.http[0].fault: not supported in local mode"
+        "VirtualService r: spec.http[0].redirect: not supported in local mode"
     );
-    let err = routes("metadata: {name: r}\nspec: {hosts: [reviews], http: [{match: [{method: {exact: GET}}], route: [{destination: {host: reviews, subset: v1}}]}]}", "1.31.1")
-        .expect_err("method match is not modelled");
+    let err = routes("metadata: {name: r}\nspec: {hosts: [reviews], http: [{match: [{sourceLabels: {app: productpage}}], route: [{destination: {host: reviews, subset: v1}}]}]}", "1.31.1")
+        .expect_err("a source label match is not modelled");
     assert_eq!(
         err.to_string(),
-        "VirtualService r: spec.http[0].match[0].method: not supported in local mode"
+        "VirtualService r: spec.http[0].match[0].sourceLabels: not supported in local mode"
+    );
+}
+
+#[test]
+fn timeout_retries_fault_cors_rewrite_and_method_matches_translate() {
+    // Refused before this change, each of them: now translated as istiod does
+    // (`envoy::policies` tests what each becomes).
+    let routes = routes(
+        "metadata: {name: r}\nspec: {hosts: [reviews], http: [{match: [{method: {exact: GET}, queryParams: {v: {exact: '1'}}, authority: {prefix: reviews}, scheme: {exact: http}}], route: [{destination: {host: reviews, subset: v1}}], timeout: 3s, retries: {attempts: 1}, fault: {abort: {httpStatus: 500, percentage: {value: 1}}}, corsPolicy: {allowOrigins: [{exact: 'https://a'}]}, rewrite: {uri: /v1}}]}",
+        "1.31.1",
+    )
+    .expect("translates");
+    let route = &routes[0];
+    assert_eq!(route["route"]["timeout"], "3s");
+    assert_eq!(route["route"]["retry_policy"]["num_retries"], 1);
+    assert_eq!(route["route"]["prefix_rewrite"], "/v1");
+    assert_eq!(route["match"]["query_parameters"][0]["name"], "v");
+    let filters = route["typed_per_filter_config"]
+        .as_object()
+        .expect("filters");
+    let mut names: Vec<&String> = filters.keys().collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["envoy.filters.http.cors", "envoy.filters.http.fault"]
     );
 }
 
@@ -519,13 +544,13 @@ spec:
     let both = routes(TESTER_MIRRORED, "1.31.1").expect("translates");
     assert_eq!(both.as_array().map(Vec::len), Some(2));
     let err = routes(
-        &format!("{catch_all_first}      fault: {{abort: {{}}}}\n"),
+        &format!("{catch_all_first}      redirect: {{uri: /x}}\n"),
         "1.31.1",
     )
     .expect_err("an unmodelled field after the catch-all is still refused");
     assert_eq!(
         err.to_string(),
-        "VirtualService reviews: spec.http[1].fault: not supported in local mode"
+        "VirtualService reviews: spec.http[1].redirect: not supported in local mode"
     );
 }
 
