@@ -344,6 +344,11 @@ pub fn route_configuration(
             .into_iter()
             .filter(|d| used_domains.insert(d.clone()))
             .collect();
+        // `buildVirtualHost`: one whose every domain an earlier one took is no virtual host
+        // (Envoy would reject a virtual host without domains).
+        if domains.is_empty() {
+            return;
+        }
         virtual_hosts.push(json!({
             "name": name,
             "domains": domains,

@@ -576,3 +576,46 @@ fn route_names_join_the_rule_and_the_match_name() {
     assert_eq!(routes[0]["name"], "rule.m");
     assert_eq!(routes[1]["name"], "rule");
 }
+#[test]
+fn a_virtual_host_whose_domains_another_took_is_dropped_as_istiod_drops_it() {
+    // `reviews.test` names no Service (a dot: not expanded), so it is a VirtualService host
+    // of its own; the reviews Service's virtual host, built first, took the domain already.
+    // istiod's `buildVirtualHost` keeps no virtual host without domains; Envoy rejects one.
+    let (mut topo, _) = vs("metadata: {name: a}");
+    topo.namespace = "test".into();
+    let at = |s: i64| {
+        Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            k8s_openapi::jiff::Timestamp::from_second(s).expect("a time"),
+        ))
+    };
+    let mut first: VirtualService = serde_yaml::from_str(
+        "metadata: {name: a}\nspec: {hosts: [reviews], http: [{route: [{destination: {host: reviews}}]}]}",
+    )
+    .expect("fixture parses");
+    first.metadata.creation_timestamp = at(1);
+    let mut second: VirtualService = serde_yaml::from_str(
+        "metadata: {name: b}\nspec: {hosts: [reviews.test], http: [{route: [{destination: {host: mirror}}]}]}",
+    )
+    .expect("fixture parses");
+    second.metadata.creation_timestamp = at(2);
+    let config = route_configuration(
+        &topo,
+        &[&first, &second],
+        &"1.31.1".parse().expect("version"),
+        1,
+    )
+    .expect("translates");
+    let names: Vec<&str> = config["resources"][0]["virtual_hosts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|vh| vh["name"].as_str())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "mirror.test.svc.cluster.local:9080",
+            "reviews.test.svc.cluster.local:9080"
+        ]
+    );
+}
