@@ -1,15 +1,24 @@
 //! Typed Istio networking resources: VirtualService, DestinationRule and Gateway.
 //!
 //! The field sets follow istio/api `networking/v1` (the CRD schemas of Istio 1.30). Objects
-//! this project reads field by field are typed; objects it only carries (fault, retries,
-//! corsPolicy, tls, ...) are kept as JSON values. Unknown fields are not rejected here: the
-//! linter finds them by comparing a typed round trip with the input (see `lint`).
+//! this project reads field by field are typed (a route's policies in [`policies`], its
+//! durations in [`duration`]); objects it only carries (redirect, delegate, tls, ...) are
+//! kept as JSON values. Unknown fields are not rejected here: the linter finds them by
+//! comparing a typed round trip with the input (see `lint`).
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+mod duration;
+mod policies;
+
+pub use duration::{DurationError, GoDuration, proto_json};
+pub use policies::{
+    CorsPolicy, FaultAbort, FaultDelay, HttpFaultInjection, HttpRetry, HttpRewrite, RegexRewrite,
+};
 
 /// `networking.istio.io` VirtualService.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -94,21 +103,21 @@ pub struct HttpRoute {
     /// Delegate (carried).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delegate: Option<Value>,
-    /// Rewrite (carried).
+    /// Path and authority rewrite.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rewrite: Option<Value>,
-    /// Timeout (carried).
+    pub rewrite: Option<HttpRewrite>,
+    /// Route timeout (absent: none, as istiod disables Envoy's 15 s default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timeout: Option<Value>,
-    /// Retries (carried).
+    pub timeout: Option<GoDuration>,
+    /// Retry policy (absent: the mesh's default policy).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retries: Option<Value>,
-    /// Fault injection (carried).
+    pub retries: Option<HttpRetry>,
+    /// Fault injection.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fault: Option<Value>,
-    /// CORS policy (carried).
+    pub fault: Option<HttpFaultInjection>,
+    /// CORS policy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cors_policy: Option<Value>,
+    pub cors_policy: Option<CorsPolicy>,
     /// Header manipulation, applied before the request is mirrored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub headers: Option<Headers>,

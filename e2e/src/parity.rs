@@ -5,9 +5,9 @@
 //! Envoys connect to the real istiod over ADS as productpage's sidecar and as the ingress
 //! gateway (the node agent's identities, `cluster::node_agent::ads`). Their
 //! RouteConfigurations (`9080`, `http.8080`) and the namespace's clusters are reduced to
-//! what decides where a request and its mirrors go ([`reduce`]) and compared with local
-//! mode's translation of the same manifests, which a third Envoy must accept whole
-//! ([`loaded`]). VirtualServices are translated with the creation times the API server
+//! what decides where a request and its mirrors go and how it is carried ([`reduce`]), and
+//! compared with local mode's translation of the same manifests as a third Envoy holds it,
+//! which must accept it whole ([`loaded`]). VirtualServices are translated with the creation times the API server
 //! gave them, as istiod orders them.
 //!
 //! One run is one Istio version; its rows go to a [`VersionResult`] file, and
@@ -41,7 +41,7 @@ use istiod::{
 };
 
 pub use barrier::Barrier;
-pub use loaded::{LoadedEnvoy, Translation};
+pub use loaded::{Held, LoadedEnvoy, Translation};
 pub use table::{Outcome, Row, VersionResult, merged_table, run_summary};
 
 /// The kinds of a variant that reach istiod or the translation; the rest (Deployments, the
@@ -410,9 +410,14 @@ async fn compare(
             gateway_routes: &translated.gateway,
         })
         .await;
-    if let Err(e) = load {
-        differences.push(e);
-    }
+    // Compared as Envoy holds it, as istiod's is; what Envoy rejected, as written.
+    let held = match load {
+        Ok(held) => Some(held),
+        Err(e) => {
+            differences.push(e);
+            None
+        }
+    };
     let proxy_error = |source| ParityError::Proxy {
         variant: variant.name.clone(),
         source: Box::new(source),
@@ -428,18 +433,25 @@ async fn compare(
         translated.clusters.iter().map(|c| c.name.as_str()),
         namespace,
     );
+    let (sidecar, gateway) = match &held {
+        Some(held) => (&held.routes, &held.gateway_routes),
+        None => (
+            &translated.sidecar["resources"][0],
+            &translated.gateway["resources"][0],
+        ),
+    };
     let proxies = [
-        (identity, ROUTE_CONFIG_NAME, &translated.sidecar),
+        (identity, ROUTE_CONFIG_NAME, sidecar),
         (
             Identity::gateway("10.250.0.1"),
             INGRESS_ROUTE_CONFIG_NAME,
-            &translated.gateway,
+            gateway,
         ),
     ];
     let version = opts.istio.to_string();
     for (identity, route_config, local) in proxies {
         let kind = identity.kind;
-        let local = reduce::reduce(&local["resources"][0]);
+        let local = reduce::reduce(local);
         let proxy = Proxy::start(
             &opts.envoy,
             &dir.join(kind),

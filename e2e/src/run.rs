@@ -37,6 +37,16 @@ pub enum RunError {
         /// The findings, one a line.
         findings: String,
     },
+    /// The manifests have fields their kind's schema does not declare: the API server's
+    /// Strict field validation (`kubectl apply`'s default) refuses the object, so local
+    /// mode does too, `--allow-lint-errors` or not (nothing has started).
+    #[error(
+        "local mode refuses fields the schema does not declare, as the API server's Strict field validation does (--allow-lint-errors or not):\n{findings}"
+    )]
+    UnknownFields {
+        /// lint's `unknown-field` findings (file, line, object, path), one a line.
+        findings: String,
+    },
     /// The manifests under test have lint errors (the run does not start).
     #[error(
         "the manifests under test have {}; fix them, or pass --allow-lint-errors to run anyway:\n{findings}",
@@ -72,9 +82,9 @@ impl RunError {
                 | LocalError::NoMirror { .. }
                 | LocalError::Denied { .. },
             ) => Exit::CheckFailed,
-            RunError::Local(LocalError::Manifest(_)) | RunError::LocalUnsupported { .. } => {
-                Exit::Usage
-            }
+            RunError::Local(LocalError::Manifest(_))
+            | RunError::LocalUnsupported { .. }
+            | RunError::UnknownFields { .. } => Exit::Usage,
             RunError::Cluster(e) | RunError::Deploy { source: e, .. } => cluster_exit(e),
             _ => Exit::Environment,
         }
@@ -157,7 +167,18 @@ fn read_manifests(
     let (unsupported, findings): (Vec<lint::Finding>, Vec<lint::Finding>) = lint::lint(&set)
         .into_iter()
         .partition(|f| f.code == lint::local_support::CODE);
-    // `--allow-lint-errors` or not: local mode never runs what istiod would run otherwise.
+    // `--allow-lint-errors` or not: a cluster never takes such an object, and local mode
+    // never runs what istiod would not. (A cluster mode's server refuses it by itself.)
+    let unknown: Vec<String> = findings
+        .iter()
+        .filter(|f| f.code == lint::UNKNOWN_FIELD)
+        .map(ToString::to_string)
+        .collect();
+    if local && !unknown.is_empty() {
+        return Err(RunError::UnknownFields {
+            findings: unknown.join("\n"),
+        });
+    }
     if local && !unsupported.is_empty() {
         let findings: Vec<String> = unsupported.iter().map(ToString::to_string).collect();
         return Err(RunError::LocalUnsupported {

@@ -21,14 +21,18 @@
 //!   the request: ` (the default revision's webhook,
 //!   `manifests/charts/base/templates/defaultrevision-validatingwebhookconfiguration.yaml`).
 //!
-//! Several errors are joined as hashicorp/go-multierror's list format does. Fields local mode
-//! does not model are refused by the translation (`envoy::config::TranslateError`), so they
-//! need no rule here. One rule is approximated: a regex is checked for emptiness and length,
+//! The rules of a route's policies (`timeout`, `retries`, `fault`, `corsPolicy`, `rewrite`)
+//! and of the matches on method, authority, scheme and query parameters are in
+//! [`policies`]. Several errors are joined as hashicorp/go-multierror's list format does.
+//! Fields local mode does not model are refused by the translation
+//! (`envoy::config::TranslateError`), so they need no rule here. One rule is approximated: a regex is checked for emptiness and length,
 //! not compiled as RE2 (Envoy compiles it and refuses the routes if it is not RE2).
 
 use std::fmt;
 
 use crate::istio::{Destination, HttpRoute, StringMatch, VirtualService};
+
+mod policies;
 
 /// The validating webhook's name, as the API server quotes it in a denial.
 pub const WEBHOOK: &str = "validation.istio.io";
@@ -126,14 +130,16 @@ fn http_route(route: &HttpRoute, errs: &mut Vec<String>) {
     // validateHTTPRouteMatchRequest.
     for m in &route.matches {
         for (name, header) in m.headers.iter().flatten() {
-            if name.is_empty() {
-                errs.push("header name cannot be empty".into());
-            }
+            errs.extend(policies::header_name(name));
             errs.extend(string_match(header, "headers"));
         }
-        if let Some(uri) = &m.uri {
-            errs.extend(regex_match(uri, "uri"));
-        }
+        policies::match_strings(m, errs);
+    }
+    if let Some(cors) = &route.cors_policy {
+        policies::cors(cors, errs);
+    }
+    if let Some(fault) = &route.fault {
+        policies::fault(fault, errs);
     }
     // The deprecated integer share (both spellings are one proto field).
     for value in [&route.mirror_percent, &route.mirror_percent_snake]
@@ -158,12 +164,23 @@ fn http_route(route: &HttpRoute, errs: &mut Vec<String>) {
             errs.extend(percentage("mirror percentage", p.value));
         }
     }
+    if let Some(retries) = &route.retries {
+        policies::retry(retries, errs);
+    }
+    errs.extend(route.rewrite.as_ref().and_then(policies::rewrite));
+    errs.extend(policies::authority_rewrite(
+        route.rewrite.as_ref(),
+        route.headers.as_ref(),
+    ));
     // validateHTTPRouteDestinations (weights are unsigned here: a negative one does not type).
     for d in &route.route {
         destination(&d.destination, errs);
     }
     if route.route.len() > 1 && route.route.iter().all(|d| d.weight.unwrap_or(0) == 0) {
         errs.push("total destination weight = 0".into());
+    }
+    if let Some(timeout) = &route.timeout {
+        errs.extend(policies::duration(timeout));
     }
 }
 

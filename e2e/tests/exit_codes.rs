@@ -123,7 +123,7 @@ fn exit_1_when_the_manifests_under_test_have_lint_errors() {
     let manifests = tempfile::tempdir().expect("dir");
     std::fs::write(
         manifests.path().join("vs.yaml"),
-        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: r}\nspec: {hosts: [reviews], http: [{route: [{destination: {host: reviews}}], mirrorPercentag: {value: 1}}]}\n",
+        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: r}\nspec: {hosts: [reviews], http: [{route: [{destination: {host: reviews}}], mirror: {host: mirror}, mirrorPercentage: {value: 150}}]}\n",
     )
     .expect("write");
     let (code, stderr, summary) = local(
@@ -206,6 +206,75 @@ fn exit_2_when_local_mode_cannot_model_the_routing() {
             && stderr.contains("--cluster kwok"),
         "{stderr}"
     );
+}
+
+/// Issue 24: `timeout` and `retries`, which most VirtualServices carry, stopped local mode.
+/// Now the shipped routing with both (istiod's route timeout and retry policy, on the
+/// sidecar's routes of reviews) runs locally and passes every check.
+#[test]
+fn the_shipped_routing_with_a_timeout_and_retries_runs_in_local_mode() {
+    let manifests = manifests_with(
+        "      mirrorPercentage:\n        value: 100.0\n",
+        "      mirrorPercentage:\n        value: 100.0\n      timeout: 10s\n      retries:\n        attempts: 3\n        perTryTimeout: 2s\n        retryOn: gateway-error,connect-failure,503\n",
+    );
+    let dir = manifests.path().to_str().expect("utf-8");
+    let routing = std::fs::read_to_string(
+        manifests
+            .path()
+            .join("routing")
+            .join("virtual-service.yaml"),
+    )
+    .expect("read");
+    assert!(
+        routing.contains("timeout: 10s") && routing.contains("perTryTimeout: 2s"),
+        "the fixture carries both: {routing}"
+    );
+    let root = tempfile::tempdir().expect("dir");
+    let (code, stderr, summary) = local(root.path(), &envoy(), &["--manifests", dir]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        summary
+            .expect("a summary")
+            .contains("; exit 0 (every selected check passed)"),
+        "{stderr}"
+    );
+    // What Envoy was given: the route's own timeout and retry policy.
+    let applied = std::fs::read_dir(root.path())
+        .expect("runs")
+        .filter_map(Result::ok)
+        .find_map(|run| {
+            std::fs::read_to_string(run.path().join("applied").join("routes-v1.json")).ok()
+        })
+        .expect("the applied routes");
+    assert!(
+        applied.contains("\"timeout\": \"10s\"")
+            && applied.contains("\"per_try_timeout\": \"2s\"")
+            && applied.contains("\"num_retries\": 3"),
+        "{applied}"
+    );
+}
+
+/// A misspelled field is refused by local mode as the API server's Strict field validation
+/// refuses it, `--allow-lint-errors` or not: exit 2, naming file, line and the field.
+/// Before, `--allow-lint-errors` let it run without the field, which a cluster never does.
+#[test]
+fn exit_2_for_a_misspelled_field_even_with_allow_lint_errors() {
+    let manifests = manifests_with(
+        "      mirrorPercentage:\n        value: 100.0\n",
+        "      mirrorPercentage:\n        value: 100.0\n      timout: 10s\n",
+    );
+    for extra in [&[][..], &["--allow-lint-errors"]] {
+        let root = tempfile::tempdir().expect("dir");
+        let mut args = vec!["--manifests", manifests.path().to_str().expect("utf-8")];
+        args.extend_from_slice(extra);
+        let (code, stderr, _) = local(root.path(), &envoy(), &args);
+        assert_eq!(code, Some(2), "{extra:?}: {stderr}");
+        assert!(
+            stderr.contains("Strict field validation")
+                && stderr.contains("virtual-service.yaml:25: error[unknown-field]: VirtualService reviews: spec.http[0].timout: unknown field"),
+            "{extra:?}: {stderr}"
+        );
+    }
 }
 
 #[test]

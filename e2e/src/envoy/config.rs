@@ -8,6 +8,8 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
+use super::policies::{CORS_FILTER, FAULT_FILTER};
+
 pub use super::gateway::{
     INGRESS_LISTENER, INGRESS_ROUTE_CONFIG_NAME, gateway_route_configuration,
 };
@@ -158,10 +160,23 @@ fn listener(
                     "route_config_name": route_config,
                     "config_source": watched_file(routes_file),
                 },
-                "http_filters": [{
-                    "name": "envoy.filters.http.router",
-                    "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},
-                }],
+                // istiod's order (`listener_builder.go`): fault, then CORS, then the
+                // router; without the first two a route's `fault` and `corsPolicy` would
+                // be configured and never act.
+                "http_filters": [
+                    {
+                        "name": FAULT_FILTER,
+                        "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault"},
+                    },
+                    {
+                        "name": CORS_FILTER,
+                        "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors"},
+                    },
+                    {
+                        "name": "envoy.filters.http.router",
+                        "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},
+                    },
+                ],
                 "access_log": [{
                     "name": "envoy.access_loggers.file",
                     "typed_config": {

@@ -7,5 +7,6 @@ pub mod gateway;
 pub mod headers;
 pub mod matches;
 pub mod mirrors;
+pub mod policies;
 pub mod process;
 pub mod routes;

@@ -331,9 +331,17 @@ fn bound_listeners(listeners: &Value) -> Vec<(String, std::net::SocketAddr)> {
 /// The last `lines` lines of a file, for error messages.
 pub fn tail(path: &Path, lines: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
-    let all: Vec<&str> = text.lines().collect();
+    // istiod's routes carry `max_grpc_timeout`, which Envoy warns of at every load: the
+    // warnings would push out the lines that say what went wrong.
+    let all: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.contains(DEPRECATION_WARNING))
+        .collect();
     all[all.len().saturating_sub(lines)..].join("\n")
 }
+
+/// How Envoy's log starts a deprecated field's warning.
+const DEPRECATION_WARNING: &str = "] Deprecated field: ";
 
 /// Asks the kernel to kill the child when this process dies, so a crash or SIGKILL of the
 /// runner never leaves Envoy holding ports.
@@ -353,3 +361,22 @@ pub(crate) fn die_with_parent(command: &mut Command) {
 
 #[cfg(not(target_os = "linux"))]
 pub(crate) fn die_with_parent(_command: &mut Command) {}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_tail_of_envoys_log_leaves_out_its_deprecation_warnings() {
+        let dir = tempfile::tempdir().expect("dir");
+        let log = dir.path().join("envoy.log");
+        std::fs::write(
+            &log,
+            "[t][1][warning][config] gRPC config for RouteConfiguration rejected: Proto constraint validation failed\n\
+             [t][1][warning][misc] [source/common/protobuf/message_validator_impl.cc:23] Deprecated field: type envoy.config.route.v3.RouteAction Using deprecated option 'envoy.config.route.v3.RouteAction.max_grpc_timeout'\n",
+        )
+        .expect("write");
+        assert_eq!(
+            super::tail(&log, 1),
+            "[t][1][warning][config] gRPC config for RouteConfiguration rejected: Proto constraint validation failed"
+        );
+    }
+}

@@ -17,8 +17,11 @@ pub use super::matches::is_catch_all;
 use super::matches::route_match;
 use super::mirrors::mirror_policy;
 pub use super::mirrors::{Fraction, mirror_fraction};
+use super::policies;
 use crate::hostname;
-use crate::istio::{Destination, HttpMatchRequest, HttpRoute, PortSelector, VirtualService};
+use crate::istio::{
+    Destination, GoDuration, HttpMatchRequest, HttpRoute, PortSelector, VirtualService,
+};
 use crate::topology::Topology;
 use crate::version::IstioVersion;
 
@@ -80,6 +83,19 @@ impl TranslateError {
             TranslateError::Unordered { second, .. } => (second, "spec.hosts".into()),
         }
     }
+
+    /// What is wrong, without the VirtualService and the path [`location`](Self::location)
+    /// gives (a finding names those itself).
+    pub fn reason(&self) -> String {
+        match self {
+            TranslateError::Unsupported { path, .. } => match path.split_once(" (") {
+                Some((_, note)) => format!("not supported in local mode ({note}"),
+                None => "not supported in local mode".into(),
+            },
+            TranslateError::NoDestination { .. } => "a route needs at least one destination".into(),
+            TranslateError::Unordered { .. } => self.to_string(),
+        }
+    }
 }
 
 /// Route fields the translation models (in the CRD's spelling).
@@ -93,6 +109,11 @@ const SUPPORTED_ROUTE_FIELDS: &[&str] = &[
     "mirrorPercent",
     "mirror_percent",
     "headers",
+    "timeout",
+    "retries",
+    "fault",
+    "corsPolicy",
+    "rewrite",
 ];
 
 /// The listener routes are built for: its port names clusters of destinations without one.
@@ -323,6 +344,11 @@ pub fn route_configuration(
             .into_iter()
             .filter(|d| used_domains.insert(d.clone()))
             .collect();
+        // `buildVirtualHost`: one whose every domain an earlier one took is no virtual host
+        // (Envoy would reject a virtual host without domains).
+        if domains.is_empty() {
+            return;
+        }
         virtual_hosts.push(json!({
             "name": name,
             "domains": domains,
@@ -359,11 +385,15 @@ pub fn route_configuration(
         if covered.contains(&fqdn) || !has_port(&fqdn) {
             continue;
         }
-        let route = json!([{
-            "name": "default",
-            "match": {"prefix": "/"},
-            "route": {"cluster": service_cluster(topo, &name), "timeout": "0s"},
-        }]);
+        // `BuildDefaultHTTPOutboundRoute`: the default retry policy, no timeout.
+        let mut action = Map::new();
+        action.insert("cluster".into(), service_cluster(topo, &name).into());
+        policies::set_timeout(&mut action, None);
+        action.insert(
+            "retry_policy".into(),
+            policies::retry_policy(None, false).into(),
+        );
+        let route = json!([{"name": "default", "match": {"prefix": "/"}, "route": action}]);
         push(
             format!("{fqdn}:{SIDECAR_PORT}"),
             service_domains(&name, ns),
@@ -463,7 +493,15 @@ pub(crate) fn translate_routes(
             envoy_route.insert("name".into(), name.into());
             envoy_route.insert("match".into(), route_match);
             envoy_route.insert("route".into(), action.clone());
+            if let Some(stat_prefix) = m.and_then(|m| m.stat_prefix.as_deref()) {
+                envoy_route.insert("stat_prefix".into(), stat_prefix.into());
+            }
             mutations.write_lists(&mut envoy_route);
+            if let Some(filters) =
+                policies::per_filter_config(route.fault.as_ref(), route.cors_policy.as_ref())
+            {
+                envoy_route.insert("typed_per_filter_config".into(), filters);
+            }
             out.push(Value::Object(envoy_route));
         }
     }
@@ -480,8 +518,14 @@ fn route_action(
 ) -> Option<(Value, Mutations)> {
     let cluster = |dest: &Destination| destination_cluster(topo, dest, listener);
     let mut action = Map::new();
+    policies::set_timeout(&mut action, route.timeout.as_ref().map(GoDuration::nanos));
     let mut mutations = Mutations::of(route.headers.as_ref());
-    let route_authority = mutations.authority.clone();
+    let mut route_authority = mutations.authority.clone();
+    if let Some(rewrite) = &route.rewrite
+        && let Some(authority) = policies::apply_rewrite(rewrite, &mut action)
+    {
+        route_authority = Some(authority);
+    }
     match route.route.as_slice() {
         [] => return None,
         // One destination is a plain cluster, whatever its weight; its headers follow the
@@ -489,7 +533,7 @@ fn route_action(
         [only] => {
             action.insert("cluster".into(), cluster(&only.destination).into());
             let own = Mutations::of(only.headers.as_ref());
-            if mutations.authority.is_none() {
+            if route_authority.is_none() {
                 mutations.authority = own.authority.clone();
             }
             mutations.extend(own);
@@ -518,11 +562,9 @@ fn route_action(
     if let Some(host) = authority {
         action.insert("host_rewrite_literal".into(), host.into());
     }
-    // Istio disables the route timeout unless the VirtualService sets one.
-    action.insert("timeout".into(), "0s".into());
-    let mut policies = Vec::new();
+    let mut mirrors = Vec::new();
     if let (Some(mirror), Some(fraction)) = (&route.mirror, mirror_fraction(route)) {
-        policies.push(mirror_policy(cluster(mirror), fraction, version));
+        mirrors.push(mirror_policy(cluster(mirror), fraction, version));
     }
     for m in route.mirrors.iter().flatten() {
         let fraction = match &m.percentage {
@@ -530,11 +572,16 @@ fn route_action(
             Some(p) => Fraction::from_percentage(p.value),
         };
         if let Some(fraction) = fraction {
-            policies.push(mirror_policy(cluster(&m.destination), fraction, version));
+            mirrors.push(mirror_policy(cluster(&m.destination), fraction, version));
         }
     }
-    if !policies.is_empty() {
-        action.insert("request_mirror_policies".into(), policies.into());
+    if !mirrors.is_empty() {
+        action.insert("request_mirror_policies".into(), mirrors.into());
+    }
+    // Consistent hashing (a DestinationRule's `loadBalancer.consistentHash`) would keep the
+    // previous host; local mode refuses it (`lint::local_support`), so never here.
+    if let Some(retry) = policies::retry_policy(route.retries.as_ref(), false) {
+        action.insert("retry_policy".into(), retry);
     }
     Some((Value::Object(action), mutations))
 }

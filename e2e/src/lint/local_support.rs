@@ -4,7 +4,7 @@
 
 use super::{Report, Severity};
 use crate::envoy::config::{self, TranslateError};
-use crate::istio::VirtualService;
+use crate::istio::{DestinationRuleSpec, TrafficPolicy, VirtualService};
 use crate::manifest::YamlPath;
 use crate::topology::Topology;
 use crate::version::IstioVersion;
@@ -75,6 +75,17 @@ pub(super) fn check(topo: &Topology, report: &mut Report<'_>) {
                 format!("trafficPolicy.tls decides whether requests reach the host at all; {HINT}"),
             );
         }
+        if let Some(path) = consistent_hash(&dr.object.spec) {
+            report.at(
+                dr.document,
+                &YamlPath::parse(&path),
+                Severity::Note,
+                CODE,
+                format!(
+                    "consistentHash: istiod adds a hash policy to every route to the host and keeps retries on the host they tried; local mode models neither; {HINT}"
+                ),
+            );
+        }
         let export_to = dr.object.spec.export_to.as_deref().unwrap_or(&[]);
         // One Envoy plays the sidecar and the gateway: a DestinationRule that only one of
         // them sees (exportTo) would need clusters of two sets.
@@ -90,6 +101,40 @@ pub(super) fn check(topo: &Topology, report: &mut Report<'_>) {
             );
         }
     }
+}
+
+/// The path of the first `loadBalancer.consistentHash` of a DestinationRule: its traffic
+/// policy's, a port's, a subset's or a subset port's (`HashForHTTPDestination`).
+fn consistent_hash(spec: &DestinationRuleSpec) -> Option<String> {
+    let in_policy = |prefix: &str, policy: Option<&TrafficPolicy>| -> Option<String> {
+        let policy = policy?;
+        if policy
+            .load_balancer
+            .as_ref()?
+            .get("consistentHash")
+            .is_some()
+        {
+            return Some(format!("{prefix}.loadBalancer.consistentHash"));
+        }
+        None
+    };
+    let in_ports = |prefix: &str, policy: Option<&TrafficPolicy>| -> Option<String> {
+        let ports = policy?.port_level_settings.as_ref()?.as_array()?;
+        ports.iter().enumerate().find_map(|(i, p)| {
+            p.pointer("/loadBalancer/consistentHash")
+                .map(|_| format!("{prefix}.portLevelSettings[{i}].loadBalancer.consistentHash"))
+        })
+    };
+    let top = spec.traffic_policy.as_ref();
+    in_policy("spec.trafficPolicy", top)
+        .or_else(|| in_ports("spec.trafficPolicy", top))
+        .or_else(|| {
+            spec.subsets.iter().enumerate().find_map(|(i, s)| {
+                let prefix = format!("spec.subsets[{i}].trafficPolicy");
+                let policy = s.traffic_policy.as_ref();
+                in_policy(&prefix, policy).or_else(|| in_ports(&prefix, policy))
+            })
+        })
 }
 
 fn finding(topo: &Topology, err: &TranslateError, report: &mut Report<'_>) {
@@ -109,7 +154,7 @@ fn finding(topo: &Topology, err: &TranslateError, report: &mut Report<'_>) {
         &YamlPath::parse(field),
         Severity::Note,
         CODE,
-        format!("{err}; {HINT}"),
+        format!("{}; {HINT}", err.reason()),
     );
 }
 
@@ -153,12 +198,45 @@ mod tests {
             "{SERVICE}kind: DestinationRule\nmetadata: {{name: r}}\nspec: {{host: reviews, subsets: [{{name: v1, labels: {{version: v1}}, trafficPolicy: {{tls: {{mode: DISABLE}}}}}}]}}\n"
         );
         assert_eq!(notes(&tls).len(), 1);
-        let fault = format!(
-            "{SERVICE}kind: VirtualService\nmetadata: {{name: a}}\nspec: {{hosts: [reviews], http: [{{route: [{{destination: {{host: reviews}}}}], fault: {{abort: {{httpStatus: 500, percentage: {{value: 1}}}}}}}}]}}\n"
+        let redirect = format!(
+            "{SERVICE}kind: VirtualService\nmetadata: {{name: a}}\nspec: {{hosts: [reviews], http: [{{route: [{{destination: {{host: reviews}}}}], redirect: {{uri: /x}}}}]}}\n"
         );
-        let found = notes(&fault);
+        let found = notes(&redirect);
+        assert_eq!(
+            found,
+            [
+                "m.yaml:7: note[local-unsupported]: VirtualService a: spec.http[0].redirect: not supported in local mode; local mode refuses it; `cargo xtask e2e --cluster kwok` runs the real istiod on it"
+            ],
+            "the path once, and the reason"
+        );
+    }
+
+    #[test]
+    fn the_policies_local_mode_now_translates_are_no_notes() {
+        let policies = format!(
+            "{SERVICE}kind: VirtualService\nmetadata: {{name: a}}\nspec: {{hosts: [reviews], http: [{{match: [{{method: {{exact: GET}}}}], route: [{{destination: {{host: reviews}}}}], timeout: 2s, retries: {{attempts: 3}}, fault: {{abort: {{httpStatus: 500, percentage: {{value: 1}}}}}}, corsPolicy: {{allowOrigins: [{{exact: 'https://a'}}]}}, rewrite: {{uri: /v1}}}}]}}\n"
+        );
+        assert_eq!(notes(&policies), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_jwt_claim_match_and_a_consistent_hash_stay_notes_at_their_line() {
+        let claim = format!(
+            "{SERVICE}kind: VirtualService\nmetadata: {{name: a}}\nspec:\n  hosts: [reviews]\n  http:\n    - match:\n        - headers:\n            '@request.auth.claims.group': {{exact: admin}}\n      route: [{{destination: {{host: reviews}}}}]\n"
+        );
+        let found = notes(&claim);
         assert!(
-            found.len() == 1 && found[0].contains("spec.http[0].fault"),
+            found.len() == 1
+                && found[0].starts_with("m.yaml:11: note[local-unsupported]: VirtualService a: spec.http[0].match[0].headers: not supported in local mode (@request.auth.claims.group: a JWT claim"),
+            "{found:?}"
+        );
+        let hash = format!(
+            "{SERVICE}kind: DestinationRule\nmetadata: {{name: r}}\nspec:\n  host: reviews\n  subsets:\n    - name: v1\n      labels: {{version: v1}}\n      trafficPolicy:\n        loadBalancer:\n          consistentHash: {{httpHeaderName: end-user}}\n"
+        );
+        let found = notes(&hash);
+        assert!(
+            found.len() == 1
+                && found[0].starts_with("m.yaml:14: note[local-unsupported]: DestinationRule r: spec.subsets[0].trafficPolicy.loadBalancer.consistentHash: consistentHash"),
             "{found:?}"
         );
     }

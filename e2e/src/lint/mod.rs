@@ -19,6 +19,9 @@ use crate::topology::Topology;
 pub use intent::lint_expectations;
 pub use unknown_fields::unknown_fields;
 
+/// The code of a field the kind's schema does not declare (local mode refuses it).
+pub const UNKNOWN_FIELD: &str = "unknown-field";
+
 /// How bad a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -125,7 +128,7 @@ pub fn lint(set: &ManifestSet) -> Vec<Finding> {
                 index,
                 &path,
                 Severity::Error,
-                "unknown-field",
+                UNKNOWN_FIELD,
                 "unknown field (the API server would prune it silently)",
             );
         }

@@ -92,6 +92,24 @@ spec:
         assert_eq!(found, ["spec.http[0].mirrorPercentge"]);
     }
 
+    /// Before issue 24 these were carried as JSON values: a misspelling inside them passed.
+    #[test]
+    fn misspellings_inside_a_routes_policies_are_found() {
+        let found = unknown(
+            "VirtualService",
+            "spec: {http: [{retries: {attemps: 3, perTryTimeout: 1s}, fault: {abort: {httpStatus: 500, percentag: {value: 1}}}, corsPolicy: {allowOrigns: [{exact: a}]}, rewrite: {uriRegexRewrite: {match: a, rewite: b}}, timeout: 1s}]}",
+        );
+        assert_eq!(
+            found,
+            [
+                "spec.http[0].retries.attemps",
+                "spec.http[0].fault.abort.percentag",
+                "spec.http[0].corsPolicy.allowOrigns",
+                "spec.http[0].rewrite.uriRegexRewrite.rewite",
+            ]
+        );
+    }
+
     #[test]
     fn deprecated_spellings_are_known_not_unknown() {
         let found = unknown(

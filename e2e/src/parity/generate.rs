@@ -19,7 +19,10 @@
 //! (ports 9080, sometimes 9081) lacks; Gateways on port 8080 with hosts `*`,
 //! `*.example.com`, `bookinfo.example.com`, `${NS}/bookinfo.example.com`,
 //! `./bookinfo.example.com`, and VirtualServices bound to the mesh, a Gateway, or both,
-//! whose hosts the Gateway may not admit; two VirtualServices for one host; route names.
+//! whose hosts the Gateway may not admit; two VirtualServices for one host; route names;
+//! now and then a route's `timeout`, `retries` (`attempts: 0` too), `fault` (delay, HTTP or
+//! gRPC abort), `corsPolicy`, `rewrite`, and matches on method, authority, scheme and query
+//! parameters ([`policies`]).
 //!
 //! Everything here is pure: no I/O and no runtime. [`shrink`] is async only because its
 //! predicate (running a case against the real istiod) is.
@@ -139,6 +142,8 @@ pub struct Route {
     pub mirror_percentage: Option<Percentage>,
     /// `mirrors`.
     pub mirrors: Vec<MirrorEntry>,
+    /// `timeout`, `retries`, `fault`, `corsPolicy`, `rewrite`.
+    pub policies: Policies,
 }
 
 /// A `{value: ...}` percentage.
@@ -157,6 +162,8 @@ pub struct Match {
     pub uri: Option<StringMatch>,
     /// `headers`, by (distinct, lowercase) name.
     pub headers: Vec<(String, StringMatch)>,
+    /// `method`, `authority`, `scheme`, `queryParams`.
+    pub request: RequestMatch,
 }
 
 /// A string match.
@@ -256,6 +263,8 @@ where
 mod draw;
 use draw::{Gen, splitmix64};
 use steps::Steps;
+mod policies;
+pub use policies::{Abort, Cors, Fault, Policies, RequestMatch, Retries, Rewrite};
 mod render;
 mod steps;
 

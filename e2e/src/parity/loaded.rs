@@ -75,9 +75,11 @@ impl LoadedEnvoy {
         })
     }
 
-    /// Loads a translation and waits until Envoy holds it; `Err` says what Envoy rejected
-    /// (its counters and the last lines of its log).
-    pub async fn load(&mut self, t: &Translation<'_>) -> Result<(), String> {
+    /// Loads a translation and waits until Envoy holds it, then gives back the two
+    /// RouteConfigurations as Envoy holds them (its `/config_dump`, the form istiod's routes
+    /// are read in too); `Err` says what Envoy rejected (its counters and the last lines of
+    /// its log).
+    pub async fn load(&mut self, t: &Translation<'_>) -> Result<Held, String> {
         self.version += 1;
         let version = self.version;
         let paths = Files::in_dir(&self.dir);
@@ -134,13 +136,41 @@ impl LoadedEnvoy {
             },
         )
         .await
-        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())??;
+        let dump = self
+            .envoy
+            .admin_json("/config_dump?resource=dynamic_route_configs")
+            .await
+            .map_err(|e| e.to_string())?;
+        let held = |name: &str| -> Result<Value, String> {
+            dump["configs"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|c| &c["route_config"])
+                .find(|r| r["name"] == name)
+                .cloned()
+                .ok_or_else(|| format!("Envoy took translation {version} but holds no {name}"))
+        };
+        Ok(Held {
+            routes: held(config::ROUTE_CONFIG_NAME)?,
+            gateway_routes: held(config::INGRESS_ROUTE_CONFIG_NAME)?,
+        })
     }
 
     /// Ends Envoy.
     pub async fn stop(self) {
         self.envoy.stop().await;
     }
+}
+
+/// A translation's RouteConfigurations as Envoy holds them.
+#[derive(Debug)]
+pub struct Held {
+    /// The sidecar's (`9080`).
+    pub routes: Value,
+    /// The gateway's (`http.8080`).
+    pub gateway_routes: Value,
 }
 
 /// The watched files in the run's directory.

@@ -1,26 +1,27 @@
 //! istiod's and the translation's Envoy configuration reduced to what decides traffic, and
-//! the differences between the two.
+//! the differences between the two. Both sides are what an Envoy holds (its
+//! `/config_dump`), so protobuf's defaults and JSON spellings are the same on both.
 //!
 //! Kept: every virtual host in order (duplicates too: Envoy rejects a RouteConfiguration
-//! whose domains repeat), its domains, its routes in order with match, destination
-//! (cluster, or weighted clusters with weights, header mutations and host rewrite), header
-//! mutations, host rewrite and mirror policies (cluster, exact fraction, shadow host rule);
-//! and the set of outbound clusters of the namespace under test.
+//! whose domains repeat), its domains, its routes in order with match (query parameters by
+//! name), destination (cluster, or weighted clusters with weights, header mutations and
+//! host rewrite), header mutations, host rewrite, mirror policies (cluster, exact fraction,
+//! shadow host rule), and the policies: every other field of the route action (`timeout`,
+//! `max_grpc_timeout`, `retry_policy`, `prefix_rewrite`, `regex_rewrite`, `hash_policy`,
+//! ...), the route's `typed_per_filter_config` (fault, CORS) and `stat_prefix`; and the set
+//! of outbound clusters of the namespace under test.
 //!
 //! Left out, and why (docs/parity.md lists them too):
 //! - domains that are IP addresses: istiod adds each Service's cluster IP, which only a
 //!   cluster has (a caller that names a Service by IP is not what the suite sends);
-//! - route `name`, `decorator`, `metadata`, `typed_per_filter_config`: tracing, telemetry
-//!   and filter settings, not where a request goes (the name is checked by local mode's own
-//!   tests: its access log reports it);
-//! - `timeout`, `retry_policy`, `max_stream_duration`, `max_grpc_timeout`, `hash_policy`,
-//!   `cluster_not_found_response_code`, `include_request_attempt_count`: how a request is
-//!   carried, set by istiod on every route whatever the VirtualService says of mirroring
-//!   (a VirtualService that sets `timeout` or `retries` is refused by local mode);
+//! - route `name`, `decorator`, `metadata`: tracing and telemetry, not where a request goes
+//!   (the name is checked by local mode's own tests: its access log reports it);
 //! - a mirror's `trace_sampled`: whether the shadow request is traced, not whether it goes;
 //! - istiod's own virtual hosts (`allow_any`, `block_all`, `blackhole:<port>`): traffic to
 //!   hosts no Service has, which the suite never sends;
 //! - `match.case_sensitive: true`: Envoy's default, spelled out by one side only;
+//! - the order of `match.query_parameters`: istiod walks a Go map for them, so its order
+//!   changes from push to push, and Envoy requires all of them in any order;
 //! - clusters outside the namespace under test, and istiod's fixed ones (`BlackHoleCluster`,
 //!   `PassthroughCluster`, `InboundPassthroughCluster`, `inbound|…`): the same for every
 //!   variant; the namespace's `outbound|…` clusters are what routes and mirrors name.
@@ -73,12 +74,24 @@ fn is_address(domain: &str) -> bool {
             .is_some_and(|(ip, _)| ip.trim_matches(['[', ']']).parse::<IpAddr>().is_ok())
 }
 
+/// The route action's fields compared apart (`to`, `mirrors`, `host_rewrite`); the rest of
+/// the action is its policies.
+const ACTION_COMPARED_APART: [&str; 4] = [
+    "cluster",
+    "weighted_clusters",
+    "request_mirror_policies",
+    "host_rewrite_literal",
+];
+
 fn reduce_route(route: &Value) -> Value {
     let mut matched = route["match"].clone();
-    if let Some(m) = matched.as_object_mut()
-        && m.get("case_sensitive") == Some(&Value::Bool(true))
-    {
-        m.remove("case_sensitive");
+    if let Some(m) = matched.as_object_mut() {
+        if m.get("case_sensitive") == Some(&Value::Bool(true)) {
+            m.remove("case_sensitive");
+        }
+        if let Some(Value::Array(params)) = m.get_mut("query_parameters") {
+            params.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+        }
     }
     let action = &route["route"];
     let to = if let Some(cluster) = action["cluster"].as_str() {
@@ -115,12 +128,26 @@ fn reduce_route(route: &Value) -> Value {
             })
         })
         .collect();
+    let mut policies = serde_json::Map::new();
+    if let Some(action) = action.as_object() {
+        for (key, value) in action {
+            if !ACTION_COMPARED_APART.contains(&key.as_str()) {
+                policies.insert(key.clone(), value.clone());
+            }
+        }
+    }
+    for key in ["typed_per_filter_config", "stat_prefix"] {
+        if let Some(value) = route.get(key) {
+            policies.insert(key.into(), value.clone());
+        }
+    }
     json!({
         "match": matched,
         "to": to,
         "mirrors": mirrors,
         "headers": mutations(route),
         "host_rewrite": action["host_rewrite_literal"],
+        "policies": policies,
     })
 }
 
@@ -239,7 +266,14 @@ pub fn diff(local: &Value, istiod: &Value) -> Vec<String> {
             ));
         }
         for (i, (a, b)) in a.iter().zip(b).enumerate() {
-            for key in ["match", "to", "mirrors", "headers", "host_rewrite"] {
+            for key in [
+                "match",
+                "to",
+                "mirrors",
+                "headers",
+                "host_rewrite",
+                "policies",
+            ] {
                 if a[key] != b[key] {
                     out.push(format!(
                         "{host} route {i} {key}: here {}, istiod {}",

@@ -236,17 +236,42 @@ fn routes_of(yaml: &str) -> Value {
 
 #[test]
 fn unsupported_fields_are_named_not_ignored() {
-    let err = routes("metadata: {name: r}\nspec: {hosts: [reviews], http: [{route: [{destination: {host: reviews}}], fault: {abort: {}}}]}", "1.31.1")
-        .expect_err("fault is not modelled");
+    let err = routes("metadata: {name: r}\nspec: {hosts: [reviews], http: [{route: [{destination: {host: reviews}}], redirect: {uri: /x}}]}", "1.31.1")
+        .expect_err("redirect is not modelled");
     assert_eq!(
         err.to_string(),
-        "VirtualService r: spec.http[0].fault: not supported in local mode"
+        "VirtualService r: spec.http[0].redirect: not supported in local mode"
     );
-    let err = routes("metadata: {name: r}\nspec: {hosts: [reviews], http: [{match: [{method: {exact: GET}}], route: [{destination: {host: reviews, subset: v1}}]}]}", "1.31.1")
-        .expect_err("method match is not modelled");
+    let err = routes("metadata: {name: r}\nspec: {hosts: [reviews], http: [{match: [{sourceLabels: {app: productpage}}], route: [{destination: {host: reviews, subset: v1}}]}]}", "1.31.1")
+        .expect_err("a source label match is not modelled");
     assert_eq!(
         err.to_string(),
-        "VirtualService r: spec.http[0].match[0].method: not supported in local mode"
+        "VirtualService r: spec.http[0].match[0].sourceLabels: not supported in local mode"
+    );
+}
+
+#[test]
+fn timeout_retries_fault_cors_rewrite_and_method_matches_translate() {
+    // Refused before this change, each of them: now translated as istiod does
+    // (`envoy::policies` tests what each becomes).
+    let routes = routes(
+        "metadata: {name: r}\nspec: {hosts: [reviews], http: [{match: [{method: {exact: GET}, queryParams: {v: {exact: '1'}}, authority: {prefix: reviews}, scheme: {exact: http}}], route: [{destination: {host: reviews, subset: v1}}], timeout: 3s, retries: {attempts: 1}, fault: {abort: {httpStatus: 500, percentage: {value: 1}}}, corsPolicy: {allowOrigins: [{exact: 'https://a'}]}, rewrite: {uri: /v1}}]}",
+        "1.31.1",
+    )
+    .expect("translates");
+    let route = &routes[0];
+    assert_eq!(route["route"]["timeout"], "3s");
+    assert_eq!(route["route"]["retry_policy"]["num_retries"], 1);
+    assert_eq!(route["route"]["prefix_rewrite"], "/v1");
+    assert_eq!(route["match"]["query_parameters"][0]["name"], "v");
+    let filters = route["typed_per_filter_config"]
+        .as_object()
+        .expect("filters");
+    let mut names: Vec<&String> = filters.keys().collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["envoy.filters.http.cors", "envoy.filters.http.fault"]
     );
 }
 
@@ -519,13 +544,13 @@ spec:
     let both = routes(TESTER_MIRRORED, "1.31.1").expect("translates");
     assert_eq!(both.as_array().map(Vec::len), Some(2));
     let err = routes(
-        &format!("{catch_all_first}      fault: {{abort: {{}}}}\n"),
+        &format!("{catch_all_first}      redirect: {{uri: /x}}\n"),
         "1.31.1",
     )
     .expect_err("an unmodelled field after the catch-all is still refused");
     assert_eq!(
         err.to_string(),
-        "VirtualService reviews: spec.http[1].fault: not supported in local mode"
+        "VirtualService reviews: spec.http[1].redirect: not supported in local mode"
     );
 }
 
@@ -550,4 +575,47 @@ fn route_names_join_the_rule_and_the_match_name() {
     );
     assert_eq!(routes[0]["name"], "rule.m");
     assert_eq!(routes[1]["name"], "rule");
+}
+#[test]
+fn a_virtual_host_whose_domains_another_took_is_dropped_as_istiod_drops_it() {
+    // `reviews.test` names no Service (a dot: not expanded), so it is a VirtualService host
+    // of its own; the reviews Service's virtual host, built first, took the domain already.
+    // istiod's `buildVirtualHost` keeps no virtual host without domains; Envoy rejects one.
+    let (mut topo, _) = vs("metadata: {name: a}");
+    topo.namespace = "test".into();
+    let at = |s: i64| {
+        Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            k8s_openapi::jiff::Timestamp::from_second(s).expect("a time"),
+        ))
+    };
+    let mut first: VirtualService = serde_yaml::from_str(
+        "metadata: {name: a}\nspec: {hosts: [reviews], http: [{route: [{destination: {host: reviews}}]}]}",
+    )
+    .expect("fixture parses");
+    first.metadata.creation_timestamp = at(1);
+    let mut second: VirtualService = serde_yaml::from_str(
+        "metadata: {name: b}\nspec: {hosts: [reviews.test], http: [{route: [{destination: {host: mirror}}]}]}",
+    )
+    .expect("fixture parses");
+    second.metadata.creation_timestamp = at(2);
+    let config = route_configuration(
+        &topo,
+        &[&first, &second],
+        &"1.31.1".parse().expect("version"),
+        1,
+    )
+    .expect("translates");
+    let names: Vec<&str> = config["resources"][0]["virtual_hosts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|vh| vh["name"].as_str())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "mirror.test.svc.cluster.local:9080",
+            "reviews.test.svc.cluster.local:9080"
+        ]
+    );
 }

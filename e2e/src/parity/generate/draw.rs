@@ -231,6 +231,7 @@ impl Gen {
                 }
             }
         }
+        let policies = self.policies();
         Route {
             name,
             matches,
@@ -238,6 +239,7 @@ impl Gen {
             mirror,
             mirror_percentage,
             mirrors,
+            policies,
         }
     }
 
@@ -291,7 +293,8 @@ impl Gen {
                 (20, StringMatch::Regex("/reviews/[0-9]+".to_owned())),
             ])
         });
-        let min_headers = usize::from(uri.is_none());
+        let request = self.request_match();
+        let min_headers = usize::from(uri.is_none() && request.len() == 0);
         let count = self.pick(&[(40, 0), (45, 1), (15, 2)]).max(min_headers);
         let headers = ["end-user", "x-canary"][..count]
             .iter()
@@ -304,7 +307,11 @@ impl Gen {
                 ((*name).to_owned(), m)
             })
             .collect();
-        Match { uri, headers }
+        Match {
+            uri,
+            headers,
+            request,
+        }
     }
 
     pub(super) fn destination_rules(&mut self, vss: &[VirtualService]) -> Vec<DestinationRule> {

@@ -192,6 +192,7 @@ impl Route {
                 ));
             }
         }
+        lines.extend(self.policies.yaml_lines());
         lines
     }
 }
@@ -209,6 +210,7 @@ impl Match {
                 .map(|(name, m)| format!("{name}: {}", m.to_yaml()));
             parts.push(format!("headers: {{{}}}", list(headers)));
         }
+        parts.extend(self.request.yaml_parts());
         format!("{{{}}}", parts.join(", "))
     }
 }

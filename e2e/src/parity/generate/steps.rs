@@ -147,6 +147,9 @@ impl Route {
         if self.name.is_some() {
             s.edit(|r| r.name = None);
         }
+        for policies in self.policies.smaller() {
+            s.edit(|r| r.policies = policies);
+        }
         s.out
     }
 }
@@ -156,10 +159,13 @@ impl Match {
     /// entry, a step of the route).
     pub(super) fn smaller(&self) -> Vec<Match> {
         let mut s = Steps::new(self);
-        if self.headers.len() + usize::from(self.uri.is_some()) > 1 {
+        if self.headers.len() + usize::from(self.uri.is_some()) + self.request.len() > 1 {
             s.drop_one(&self.headers, 0, |m, v| m.headers = v);
             if self.uri.is_some() {
                 s.edit(|m| m.uri = None);
+            }
+            for request in self.request.smaller() {
+                s.edit(|m| m.request = request);
             }
         }
         s.out

@@ -165,7 +165,13 @@ fn features(case: &Case) -> BTreeSet<String> {
             if route.matches.len() > 1 {
                 add("several match entries");
             }
+            for feature in route.policies.features() {
+                add(&feature);
+            }
             for m in &route.matches {
+                for feature in m.request.features() {
+                    add(&feature);
+                }
                 if m.uri.is_some() && !m.headers.is_empty() {
                     add("uri and header in one entry");
                 }
@@ -302,6 +308,20 @@ fn two_hundred_cases_cover_every_feature() {
         "gateway does not admit vs host",
         "two VirtualServices for one host",
         "route name",
+        "timeout",
+        "retries",
+        "retries attempts 0",
+        "retryOn with status codes",
+        "fault delay",
+        "fault abort http",
+        "fault abort grpc",
+        "corsPolicy",
+        "rewrite uri",
+        "rewrite authority",
+        "match method",
+        "match authority",
+        "match scheme",
+        "match queryParams",
     ]
     .map(String::from)
     .to_vec();
@@ -356,6 +376,7 @@ fn candidates_shorten_hosts_and_keep_weights_adding_up() {
                 mirror: None,
                 mirror_percentage: None,
                 mirrors: vec![],
+                policies: Policies::default(),
             }],
         }],
     };
@@ -409,6 +430,7 @@ async fn shrinking_reaches_a_minimal_case() {
     };
     assert_eq!(route.name, None);
     assert!(route.matches.is_empty() && route.mirrors.is_empty());
+    assert_eq!(route.policies, Policies::default());
     assert_eq!(route.route.len(), 1);
     let bare = |d: &Destination| {
         matches!(d.host, Host::Short(_)) && d.subset.is_none() && d.port.is_none()

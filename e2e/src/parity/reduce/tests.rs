@@ -49,9 +49,61 @@ fn reduction_keeps_routing_mirrors_headers_and_domains_and_drops_istiods_extras(
                     "request_remove": [], "response_add": [], "response_remove": [],
                 },
                 "host_rewrite": null,
+                "policies": {"timeout": "0s", "retry_policy": {"num_retries": 2}},
             }],
         }])
     );
+}
+
+/// Before issue 24 the policies were left out (local mode refused VirtualServices that set
+/// them); now each is compared, and a route without them must have istiod's defaults.
+#[test]
+fn timeout_retries_rewrites_and_per_route_filters_are_compared() {
+    let istiod = reduce(&istiod_route_config());
+    let route = "/virtual_hosts/0/routes/0";
+    let changes: [(&str, Value); 5] = [
+        ("/route/timeout", json!("5s")),
+        ("/route/retry_policy", json!({"num_retries": 3})),
+        ("/route/prefix_rewrite", json!("/v2")),
+        (
+            "/typed_per_filter_config",
+            json!({"envoy.filters.http.fault": {"abort": {"http_status": 503}}}),
+        ),
+        ("/stat_prefix", json!("s")),
+    ];
+    for (at, value) in changes {
+        let mut local = istiod_route_config();
+        let (parent, key) = at.rsplit_once('/').expect("a key");
+        local
+            .pointer_mut(&format!("{route}{parent}"))
+            .expect("parent")[key] = value;
+        let found = diff(&reduce(&local), &istiod);
+        assert!(
+            found.len() == 1 && found[0].contains("route 0 policies"),
+            "{at}: {found:?}"
+        );
+    }
+    let mut local = istiod_route_config();
+    local
+        .pointer_mut(&format!("{route}/route"))
+        .expect("action")
+        .as_object_mut()
+        .expect("an object")
+        .remove("retry_policy");
+    assert_eq!(diff(&reduce(&local), &istiod).len(), 1, "a missing default");
+}
+
+#[test]
+fn query_parameters_compare_in_any_order() {
+    let with = |names: [&str; 2]| {
+        let mut config = istiod_route_config();
+        config["virtual_hosts"][0]["routes"][0]["match"]["query_parameters"] = names
+            .iter()
+            .map(|n| json!({"name": n, "present_match": true}))
+            .collect();
+        reduce(&config)
+    };
+    assert!(diff(&with(["a", "b"]), &with(["b", "a"])).is_empty());
 }
 
 #[test]
