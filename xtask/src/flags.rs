@@ -181,8 +181,9 @@ pub struct E2e {
     /// existing one (the current context, or --kubeconfig/--context).
     #[arg(long, value_enum, default_value = "kind")]
     pub cluster: ClusterKind,
-    /// Use the cluster NAME as it is (Istio included) instead of creating one; it is never
-    /// deleted. kind creates NAME if it does not exist; kwok refuses a name no running
+    /// Use the cluster NAME as it is (Istio included) instead of creating one; a cluster
+    /// that existed before the run is never deleted. kind creates NAME if none has it (then
+    /// kept or deleted like any cluster the run created); kwok refuses a name no running
     /// cluster has, and a cluster prepared for another --istiod or --istio. Without it
     /// every run creates a cluster of its own, `mirror-e2e-<run-id>`.
     #[arg(long, value_name = "NAME", value_parser = kind_cluster_name)]
