@@ -40,12 +40,24 @@ impl flags::E2e {
         prune_old_runs(&artifacts_root())?;
         let interrupt = Interrupt::default();
         interrupt.install_ctrl_c()?;
-        self.run_on(sh, &interrupt, clock)
+        self.run_validated(sh, &interrupt, clock)
     }
 
     /// The run, with Ctrl-C noted in `interrupt` (tests trigger it themselves), on `clock`:
     /// the run's, or that of a command that runs it among its steps (`cargo xtask test`).
+    /// The flags are validated first, as for `cargo xtask e2e`.
     pub fn run_on(
+        &self,
+        sh: &Shell,
+        interrupt: &Interrupt,
+        clock: Stopwatch,
+    ) -> anyhow::Result<()> {
+        self.validate()?;
+        self.run_validated(sh, interrupt, clock)
+    }
+
+    /// The run of flags `validate` accepted: it alone says which combinations run.
+    fn run_validated(
         &self,
         sh: &Shell,
         interrupt: &Interrupt,
@@ -62,12 +74,8 @@ impl flags::E2e {
         match (self.cluster, &self.istio_upgrade) {
             (ClusterKind::Kind, Some(spec)) => self.run_kind_upgrade(sh, interrupt, spec, clock),
             (ClusterKind::Kind, None) => self.run_kind(sh, interrupt, clock),
-            (ClusterKind::Existing, None) => self.run_existing(sh, interrupt, clock),
-            (ClusterKind::Existing, Some(_)) => {
-                bail!(flags::Usage(
-                    "--istio-upgrade needs a cluster of the run's own: use it with --local or --cluster kind".into()
-                ))
-            }
+            // `validate` refuses --istio-upgrade on someone else's cluster.
+            (ClusterKind::Existing, _) => self.run_existing(sh, interrupt, clock),
             (ClusterKind::Kwok, None) => self.run_kwok(sh, interrupt, clock),
             (ClusterKind::Kwok, Some(spec)) => self.run_kwok_upgrade(sh, interrupt, spec, clock),
         }
@@ -1796,6 +1804,25 @@ mod tests {
         for other in [&["--local"][..], &[], &["--cluster", "existing"]] {
             assert_eq!(mode(other), None, "{other:?}");
         }
+    }
+
+    #[test]
+    fn a_walk_on_an_existing_cluster_is_refused_with_validates_message_before_anything_runs() {
+        // Ctrl-C noted already: had the run got past the flags, its first child (the
+        // runner's build) would stop it as interrupted.
+        let interrupt = Interrupt::default();
+        interrupt.trigger();
+        let sh = Shell::new().expect("shell");
+        let err =
+            flags::E2e::parse(&["--cluster", "existing", "--istio-upgrade", "1.30.5..1.31.1"])
+                .run_on(&sh, &interrupt, Stopwatch::start())
+                .expect_err("usage error");
+        assert!(!is_interrupted(&err), "{err:#}");
+        assert_eq!(
+            err.to_string(),
+            "--istio-upgrade needs a cluster of the run's own: use it with --local, --cluster kind or --cluster kwok"
+        );
+        assert!(err.is::<flags::Usage>(), "{err:#}");
     }
 
     #[test]
