@@ -15,12 +15,18 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use xshell::Shell;
 
+use mirror_e2e_contract::{new_run_id, run_id::is_run_id, seconds_arg};
+
 use crate::cluster::{Istioctl, Kind, docker_is_running, keep, kwok};
 use crate::flags::ClusterKind;
 use crate::interrupt::{Interrupt, is_interrupted};
 use crate::progress::Stopwatch;
 use crate::runner::{Reported, Runner};
 use crate::{flags, paths, tools, versions};
+
+/// Cluster mode's patience when `--patience` and `MIRROR_E2E_PATIENCE` say nothing (the
+/// suite's own default on a cluster).
+const CLUSTER_PATIENCE: Duration = Duration::from_secs(300);
 
 /// What every kind cluster this project creates is named after: `mirror-e2e-<run-id>`.
 const CLUSTER_PREFIX: &str = "mirror-e2e";
@@ -158,7 +164,7 @@ impl flags::E2e {
         clock: Stopwatch,
     ) -> anyhow::Result<()> {
         let path = versions::upgrade_path(spec)?;
-        let root = artifacts_root().join(format!("upgrade-{}", run_id()));
+        let root = artifacts_root().join(format!("upgrade-{}", new_run_id()));
         let dirs = walk_dirs(&root, &path);
         let walked = walk(
             &path,
@@ -184,7 +190,7 @@ impl flags::E2e {
 
     fn run_kind(&self, sh: &Shell, interrupt: &Interrupt, clock: Stopwatch) -> anyhow::Result<()> {
         let release = versions::istio_release(self.istio.as_deref())?;
-        let run_id = run_id();
+        let run_id = new_run_id();
         let artifacts = artifacts_root().join(&run_id);
         let runner = Runner::build(sh, interrupt)?;
         let (kind, plan) = self.kind_run(
@@ -225,7 +231,7 @@ impl flags::E2e {
     ) -> anyhow::Result<()> {
         let path = versions::upgrade_path(spec)?;
         let node_image = versions::shared_node_image(&path)?;
-        let run_id = run_id();
+        let run_id = new_run_id();
         let root = artifacts_root().join(format!("upgrade-{run_id}"));
         let dirs = walk_dirs(&root, &path);
         let runner = Runner::build(sh, interrupt)?;
@@ -348,8 +354,8 @@ impl flags::E2e {
             "--kubeconfig".into(),
             kind.kubeconfig.display().to_string(),
         ];
-        if let Some(p) = &self.patience {
-            args.extend(["--patience".to_owned(), p.clone()]);
+        if let Some(p) = self.patience {
+            args.extend(["--patience".to_owned(), seconds_arg(p)]);
         }
         runner
             .run(sh, &args)
@@ -413,7 +419,7 @@ impl flags::E2e {
             }
             None => None,
         };
-        let run_id = run_id();
+        let run_id = new_run_id();
         let runner = Runner::build(sh, interrupt)?;
         let envoy = tools::envoy(sh, interrupt).context("provision envoy")?;
         let bins = kwok::Binaries::ensure(sh, interrupt).context("provision the control plane")?;
@@ -544,7 +550,7 @@ impl flags::E2e {
         clock: Stopwatch,
     ) -> anyhow::Result<()> {
         let path = versions::upgrade_path(spec)?;
-        let run_id = run_id();
+        let run_id = new_run_id();
         let runner = Runner::build(sh, interrupt)?;
         let envoy = tools::envoy(sh, interrupt).context("provision envoy")?;
         let bins = kwok::Binaries::ensure(sh, interrupt).context("provision the control plane")?;
@@ -555,7 +561,7 @@ impl flags::E2e {
             .collect::<anyhow::Result<Vec<_>>>()
             .context("--istiod real")?;
         let patience = self.kwok_patience();
-        let secs = patience.as_secs().to_string();
+        let secs = seconds_arg(patience);
         let root = artifacts_root().join(format!("upgrade-{run_id}"));
         let dirs = walk_dirs(&root, &path);
         // What plays each hop's release, read once (each read asks the go command).
@@ -719,12 +725,7 @@ impl flags::E2e {
 
     /// Cluster mode's patience, for the cluster's start too.
     fn kwok_patience(&self) -> Duration {
-        Duration::from_secs(
-            self.patience
-                .as_deref()
-                .and_then(|p| p.parse().ok())
-                .unwrap_or(300),
-        )
+        self.patience.unwrap_or(CLUSTER_PATIENCE)
     }
 
     /// `mirror-e2e cluster` arguments every run on a kwok cluster starts with.
@@ -802,8 +803,8 @@ impl flags::E2e {
         if self.allow_lint_errors {
             args.push("--allow-lint-errors".into());
         }
-        if let Some(p) = &self.patience {
-            args.extend(["--patience".to_owned(), p.clone()]);
+        if let Some(p) = self.patience {
+            args.extend(["--patience".to_owned(), seconds_arg(p)]);
         }
         if !self.local
             && let Some(hub) = &self.echo_hub
@@ -812,40 +813,6 @@ impl flags::E2e {
         }
         args
     }
-}
-
-/// A run id for both xtask's and the suite's artifacts: seconds since the epoch and the pid.
-/// The format is the suite's own (`mirror-e2e`'s `new_run_id`): `YYYYMMDD-HHMMSS-xxxx`, UTC,
-/// so every directory under target/e2e/ sorts by time and reads the same.
-pub(crate) fn run_id() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    // The pid is spread over the low bits (a plain shift would be masked away), so two runs
-    // started in the same second differ by more than their clock's nanoseconds.
-    let noise =
-        u64::from(std::process::id()).wrapping_mul(0x9e37_79b9) ^ u64::from(now.subsec_nanos());
-    format!("{}-{:04x}", utc_stamp(now.as_secs()), noise & 0xffff)
-}
-
-/// `YYYYMMDD-HHMMSS` of a Unix time (Hinnant's civil-from-days algorithm).
-fn utc_stamp(secs: u64) -> String {
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    format!(
-        "{year:04}{month:02}{day:02}-{:02}{:02}{:02}",
-        rem / 3_600,
-        rem % 3_600 / 60,
-        rem % 60
-    )
 }
 
 /// What a walk's directory holds, as its last message says: the comparison only when it
@@ -957,14 +924,6 @@ fn prune_old_runs(root: &Path) -> anyhow::Result<()> {
 /// The run directories of `root` beyond the newest `keep`, oldest first. Run ids start with
 /// their UTC time, so their names sort by age.
 fn old_runs(root: &Path, keep: usize) -> Vec<PathBuf> {
-    let is_run_id = |name: &str| {
-        let b = name.as_bytes();
-        b.len() == "20261125-193314-a3f0".len()
-            && b[..8].iter().all(u8::is_ascii_digit)
-            && b[8] == b'-'
-            && b[9..15].iter().all(u8::is_ascii_digit)
-            && b[15] == b'-'
-    };
     let mut runs: Vec<(String, PathBuf)> = std::fs::read_dir(root)
         .into_iter()
         .flatten()
@@ -992,7 +951,7 @@ fn walk_dirs(root: &Path, path: &[&versions::IstioRelease]) -> Vec<PathBuf> {
 /// Where xtask keeps runs: `MIRROR_E2E_ARTIFACTS_ROOT` (the suite reads it too), else
 /// `target/e2e/` in the project.
 pub fn artifacts_root() -> PathBuf {
-    std::env::var_os("MIRROR_E2E_ARTIFACTS_ROOT")
+    std::env::var_os(mirror_e2e_contract::env::ARTIFACTS_ROOT)
         .map_or_else(|| paths::project_root().join("target/e2e"), PathBuf::from)
 }
 
@@ -1517,7 +1476,7 @@ mod tests {
 
     #[test]
     fn every_run_gets_a_kind_cluster_name_of_its_own() {
-        let (a, b) = (cluster_name(&run_id()), cluster_name(&run_id()));
+        let (a, b) = (cluster_name(&new_run_id()), cluster_name(&new_run_id()));
         assert_ne!(a, b, "two runs, two clusters");
         for name in [&a, &b] {
             assert!(name.starts_with("mirror-e2e-2"), "{name}");
@@ -1716,16 +1675,6 @@ mod tests {
     }
 
     #[test]
-    fn run_ids_have_the_suites_format() {
-        assert_eq!(utc_stamp(0), "19700101-000000");
-        assert_eq!(utc_stamp(951_782_400), "20000229-000000");
-        // 2026-11-27T07:52:04Z, as `date -u -d @1795765924` says.
-        assert_eq!(utc_stamp(1_795_765_924), "20261127-075204");
-        let id = run_id();
-        assert_eq!(id.len(), "20261127-075204-a6a7".len(), "{id}");
-    }
-
-    #[test]
     fn default_manifests_are_the_projects_and_given_ones_are_from_where_you_stand() {
         let parse = |args: &[&str]| flags::E2e::parse(args).manifests_dir();
         assert_eq!(parse(&[]), paths::project_root().join("manifests"));
@@ -1786,6 +1735,38 @@ mod tests {
         // Without the flag every mode is fine: it means nothing there.
         parse(&["--local"]).expect("fine");
         parse(&[]).expect("fine");
+    }
+
+    #[test]
+    fn patience_is_seconds_parsed_at_the_flag_and_kwok_uses_what_the_suite_would() {
+        use clap::Parser;
+        let patience = |args: &[&str]| flags::E2e::parse(args).kwok_patience();
+        // The suite reads 2.5 as two and a half seconds; so does the kwok cluster's start.
+        assert_eq!(
+            patience(&["--cluster", "kwok", "--patience", "2.5"]),
+            Duration::from_millis(2500)
+        );
+        assert_eq!(patience(&["--cluster", "kwok"]), Duration::from_secs(300));
+        // A value the suite would refuse is refused at the flag, naming it.
+        for bad in ["soon", "0", "inf"] {
+            let err = flags::Xtask::try_parse_from(["cargo xtask", "e2e", "--patience", bad])
+                .err()
+                .unwrap_or_else(|| panic!("--patience {bad} was accepted"));
+            assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation, "{bad}");
+            let text = err.to_string();
+            assert!(
+                text.contains("--patience") && text.contains("is not a positive number of seconds"),
+                "{text}"
+            );
+        }
+        // The suite gets the value it would have parsed itself.
+        let args = flags::E2e::parse(&["--local", "--patience", "2.5"])
+            .common_suite_args(Stopwatch::start());
+        let at = args
+            .iter()
+            .position(|a| a == "--patience")
+            .expect("passed on");
+        assert_eq!(args[at + 1], "2.500");
     }
 
     #[test]

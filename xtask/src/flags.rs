@@ -24,15 +24,9 @@ pub fn parse() -> Xtask {
     Xtask::from_arg_matches(&modes::command().get_matches()).unwrap_or_else(|e| e.exit())
 }
 
-/// The exit codes of `cargo xtask e2e`, as `--help` shows them (docs/reference.md has the same
-/// table; the suite's own `mirror-e2e --help` too, whose codes xtask passes on).
-pub const EXIT_CODES: &str = "\
-Exit codes of `cargo xtask e2e`:
-  0    every selected check passed
-  1    a check failed, or the manifests under test are wrong (the mesh is wrong)
-  2    usage error
-  3    the environment failed: Docker, tools, cluster create, Istio install, Envoy, a workload
-  130  interrupted";
+/// The exit codes of `cargo xtask e2e`, as `--help` shows them: the contract's table, the
+/// suite's own (whose codes xtask passes on).
+pub const EXIT_CODES: &str = mirror_e2e_contract::exit::XTASK_TABLE;
 
 /// mirror-e2e's project automation.
 #[derive(Parser)]
@@ -218,8 +212,8 @@ pub struct E2e {
     pub ingress: Option<String>,
     /// Seconds every wait and retry may take (also MIRROR_E2E_PATIENCE; default 5 local,
     /// 300 cluster).
-    #[arg(long)]
-    pub patience: Option<String>,
+    #[arg(long, value_parser = mirror_e2e_contract::parse_seconds)]
+    pub patience: Option<std::time::Duration>,
     /// Requests of one batch in flight at once (the percentage check sends 1050 a batch).
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=256))]
     pub concurrency: u64,

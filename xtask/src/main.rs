@@ -28,6 +28,7 @@ mod workflow_check;
 
 use std::process::ExitCode;
 
+use mirror_e2e_contract::exit::{CHECK_FAILED, ENVIRONMENT, INTERRUPTED, USAGE};
 use xshell::Shell;
 
 fn main() -> ExitCode {
@@ -36,7 +37,7 @@ fn main() -> ExitCode {
     // istioctl); in the project's other commands it is plain failure.
     let own_failure = match flags.command {
         flags::Command::E2e(_) => ENVIRONMENT,
-        _ => 1,
+        _ => CHECK_FAILED,
     };
     match run(flags) {
         Ok(()) => ExitCode::SUCCESS,
@@ -57,11 +58,6 @@ fn main() -> ExitCode {
     }
 }
 
-/// Exit code of an environment failure (`flags::EXIT_CODES`).
-const ENVIRONMENT: u8 = 3;
-/// Exit code of an interrupted run.
-const INTERRUPTED: u8 = 130;
-
 /// The exit code of a failed command (`flags::EXIT_CODES`): interrupted 130, a usage error
 /// 2, the suite's own code when the suite failed (1 for a failed check, 3 for its
 /// environment), and `own_failure` for a failure of xtask's own.
@@ -70,10 +66,10 @@ fn exit_code(e: &anyhow::Error, own_failure: u8) -> u8 {
         return INTERRUPTED;
     }
     if e.chain().any(|c| c.is::<flags::Usage>()) {
-        return 2;
+        return USAGE;
     }
     match runner::Reported::contexts(e) {
-        Some((_, code)) => u8::try_from(code).unwrap_or(1),
+        Some((_, code)) => u8::try_from(code).unwrap_or(CHECK_FAILED),
         None => own_failure,
     }
 }

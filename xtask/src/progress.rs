@@ -45,7 +45,8 @@ pub struct Ticker {
 impl Ticker {
     /// Starts showing `what` and the line count of `log`.
     pub fn start(what: String, log: PathBuf) -> Ticker {
-        let interactive = std::io::stderr().is_terminal() && std::env::var_os("CI").is_none();
+        let interactive = std::io::stderr().is_terminal()
+            && std::env::var_os(mirror_e2e_contract::env::CI).is_none();
         let period = if interactive {
             Duration::from_secs(1)
         } else {

@@ -43,9 +43,9 @@ pub fn nested_cargo(mut cmd: Cmd<'_>) -> Cmd<'_> {
     cmd
 }
 
-/// Where `mirror-e2e` finds xtask's pid, to end itself when xtask dies (the e2e crate's
-/// `parent::PARENT_PID_ENV` names the same variable).
-pub const PARENT_PID_ENV: &str = "MIRROR_E2E_PARENT_PID";
+/// Where `mirror-e2e` finds xtask's pid, to end itself when xtask dies (the contract's
+/// name, which the runner reads).
+pub const PARENT_PID_ENV: &str = mirror_e2e_contract::env::PARENT_PID;
 
 /// The built suite binary.
 pub struct Runner {

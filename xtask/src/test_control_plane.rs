@@ -21,7 +21,7 @@ use crate::runner::{Runner, nested_cargo};
 use crate::{flags, versions};
 
 /// The environment variable the control-plane tests read the kubeconfig from.
-pub const KUBECONFIG_ENV: &str = "MIRROR_E2E_CONTROL_PLANE_KUBECONFIG";
+pub const KUBECONFIG_ENV: &str = mirror_e2e_contract::env::CONTROL_PLANE_KUBECONFIG;
 
 impl flags::TestControlPlane {
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
@@ -88,8 +88,11 @@ impl flags::TestControlPlane {
             let enter = cluster.holder.nsenter_args();
             let kubeconfig = cluster.kubeconfig();
             let _env = sh.push_env(KUBECONFIG_ENV, &kubeconfig);
-            let _patience = sh.push_env("MIRROR_E2E_PATIENCE", self.patience.to_string());
-            let _envoy = sh.push_env("ENVOY_BIN", &envoy);
+            let _patience = sh.push_env(
+                mirror_e2e_contract::env::PATIENCE,
+                self.patience.to_string(),
+            );
+            let _envoy = sh.push_env(mirror_e2e_contract::env::ENVOY_BIN, &envoy);
             // Built above: cargo needs no network inside the namespace.
             cargo(cmd!(
                 sh,

@@ -93,7 +93,7 @@ impl flags::Tools {
                 println!("{:<39} at {}", "", binary.display());
             }
         }
-        let envoy_state = match std::env::var_os("ENVOY_BIN") {
+        let envoy_state = match std::env::var_os(mirror_e2e_contract::env::ENVOY_BIN) {
             Some(bin) => format!("ENVOY_BIN={}", PathBuf::from(bin).display()),
             None if envoy_cache_path().is_file() => "yes".to_owned(),
             None => "no".to_owned(),
@@ -187,7 +187,7 @@ fn envoy_cache_path() -> PathBuf {
 /// The Envoy binary to use: `ENVOY_BIN` if set, else the cached pinned one, installing it
 /// on first use (Ctrl-C in `interrupt` ends the install).
 pub fn envoy(sh: &Shell, interrupt: &Interrupt) -> anyhow::Result<PathBuf> {
-    if let Some(bin) = std::env::var_os("ENVOY_BIN") {
+    if let Some(bin) = std::env::var_os(mirror_e2e_contract::env::ENVOY_BIN) {
         let bin = PathBuf::from(bin);
         if !bin.is_file() {
             bail!("ENVOY_BIN={} is not a file", bin.display());

@@ -6,7 +6,6 @@
 use xshell::Shell;
 
 use crate::cluster::Istioctl;
-use crate::e2e::run_id;
 use crate::interrupt::Interrupt;
 use crate::runner::Runner;
 use crate::{flags, paths, tools, versions};
@@ -46,7 +45,7 @@ impl flags::E2e {
             };
             istioctl.install(&paths::project_root().join("manifests/istio/operator.yaml"))?;
         }
-        let run_id = run_id();
+        let run_id = mirror_e2e_contract::new_run_id();
         let mut args = vec![
             "cluster".to_owned(),
             "--namespace".into(),

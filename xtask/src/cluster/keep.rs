@@ -48,8 +48,10 @@ impl Request {
     pub fn from_flags(keep: bool, on_failure: Option<OnFailure>) -> Request {
         Request {
             keep,
-            on_failure: on_failure
-                .map_or(std::env::var_os("CI").is_none(), |p| p == OnFailure::Keep),
+            on_failure: on_failure.map_or(
+                std::env::var_os(mirror_e2e_contract::env::CI).is_none(),
+                |p| p == OnFailure::Keep,
+            ),
         }
     }
 }
