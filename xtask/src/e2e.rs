@@ -17,6 +17,7 @@ use xshell::Shell;
 
 use mirror_e2e_contract::{new_run_id, run_id::is_run_id, seconds_arg};
 
+use crate::cluster::lifetime::{Provider, with_cluster};
 use crate::cluster::{Istioctl, Kind, docker_is_running, keep, kwok};
 use crate::flags::ClusterKind;
 use crate::interrupt::{Interrupt, is_interrupted};
@@ -462,77 +463,82 @@ impl flags::E2e {
                 cluster
             }
         };
-        let tracker = keep::Tracker::default();
-        let outcome = (|| {
-            if cluster.created_by_this_run {
-                let prepare = Instant::now();
-                clock.step("install Istio's CRDs and istiod's objects");
-                kwok::prepare(
-                    sh,
-                    &cluster,
-                    &runner,
-                    &bins,
-                    release,
-                    &[""],
-                    chart_values,
-                    interrupt,
-                    patience,
-                )?;
-                phases.push(("install istio".to_owned(), prepare.elapsed().as_secs_f64()));
-                wanted.record(&cluster.dir)?;
-            }
-            let istiod = match &pilot_discovery {
-                Some((pilot_discovery, source)) => {
-                    let start = Instant::now();
-                    clock.step(&format!("start {}", source.describe()));
-                    let istiod = kwok::istiod::start(
+        let mut provider = kwok::KwokProvider { cluster, sh };
+        with_cluster(
+            &mut provider,
+            self.keep_request(),
+            interrupt,
+            |p, tracker| {
+                let cluster = &p.cluster;
+                if cluster.created_by_this_run {
+                    let prepare = Instant::now();
+                    clock.step("install Istio's CRDs and istiod's objects");
+                    kwok::prepare(
                         sh,
-                        &cluster,
-                        pilot_discovery,
-                        &cluster.dir.join("istiod.yaml"),
+                        cluster,
+                        &runner,
+                        &bins,
+                        release,
+                        &[""],
+                        chart_values,
                         interrupt,
-                        Instant::now() + patience,
+                        patience,
                     )?;
-                    phases.push(("start istiod".to_owned(), start.elapsed().as_secs_f64()));
-                    Some(istiod)
+                    phases.push(("install istio".to_owned(), prepare.elapsed().as_secs_f64()));
+                    wanted.record(&cluster.dir)?;
                 }
-                None => None,
-            };
-            let ingress = match istiod {
-                Some(_) => kwok::INGRESS_ISTIOD,
-                None => kwok::INGRESS,
-            };
-            let mut args = self.kwok_suite_args(&cluster, ingress, release, &run_id, clock);
-            args.extend([
-                "--node".into(),
-                kwok::NODE_NAME.into(),
-                "--envoy".into(),
-                envoy.display().to_string(),
-                "--node-logs".into(),
-                cluster.dir.join("pods").display().to_string(),
-            ]);
-            if let (Some(istiod), Some((_, source))) = (&istiod, &pilot_discovery) {
+                let istiod = match &pilot_discovery {
+                    Some((pilot_discovery, source)) => {
+                        let start = Instant::now();
+                        clock.step(&format!("start {}", source.describe()));
+                        let istiod = kwok::istiod::start(
+                            sh,
+                            cluster,
+                            pilot_discovery,
+                            &cluster.dir.join("istiod.yaml"),
+                            interrupt,
+                            Instant::now() + patience,
+                        )?;
+                        phases.push(("start istiod".to_owned(), start.elapsed().as_secs_f64()));
+                        Some(istiod)
+                    }
+                    None => None,
+                };
+                let ingress = match istiod {
+                    Some(_) => kwok::INGRESS_ISTIOD,
+                    None => kwok::INGRESS,
+                };
+                let mut args = self.kwok_suite_args(cluster, ingress, release, &run_id, clock);
                 args.extend([
-                    "--istiod-xds".to_owned(),
-                    istiod.xds.into(),
-                    "--istiod-debug".into(),
-                    istiod.debug.into(),
-                    "--control-plane".into(),
-                    source.control_plane_note(),
-                    "--version-label".into(),
-                    versions::version_label(release.version)?,
+                    "--node".into(),
+                    kwok::NODE_NAME.into(),
+                    "--envoy".into(),
+                    envoy.display().to_string(),
+                    "--node-logs".into(),
+                    cluster.dir.join("pods").display().to_string(),
                 ]);
-            }
-            args.extend(self.workload_args()?);
-            for (name, secs) in &phases {
-                args.extend(["--phase".to_owned(), format!("{name}={secs:.3}")]);
-            }
-            args.push("--".into());
-            args.extend(self.harness.iter().cloned());
-            tracker.suite_starts();
-            runner.inside(&cluster.holder.nsenter_args()).run(sh, &args)
-        })();
-        self.finish_kwok(sh, &cluster, outcome, interrupt, tracker.stage())
+                if let (Some(istiod), Some((_, source))) = (&istiod, &pilot_discovery) {
+                    args.extend([
+                        "--istiod-xds".to_owned(),
+                        istiod.xds.into(),
+                        "--istiod-debug".into(),
+                        istiod.debug.into(),
+                        "--control-plane".into(),
+                        source.control_plane_note(),
+                        "--version-label".into(),
+                        versions::version_label(release.version)?,
+                    ]);
+                }
+                args.extend(self.workload_args()?);
+                for (name, secs) in &phases {
+                    args.extend(["--phase".to_owned(), format!("{name}={secs:.3}")]);
+                }
+                args.push("--".into());
+                args.extend(self.harness.iter().cloned());
+                tracker.suite_starts();
+                runner.inside(&cluster.holder.nsenter_args()).run(sh, &args)
+            },
+        )
     }
 
     /// An upgrade walk on a kwok cluster with the real istiod of each version: the node's
@@ -578,111 +584,121 @@ impl flags::E2e {
         let cluster = kwok::KwokCluster::create(sh, &name, &bins, interrupt, patience)?;
         let nsenter = cluster.holder.nsenter_args();
         let node_dir = cluster.dir.join("node");
-        let tracker = keep::Tracker::default();
-        let walked = (|| {
-            let mut istiod = kwok::istiod::Succession::default();
-            let mut install = |i: usize| -> anyhow::Result<()> {
-                let release = path[i];
-                step(&format!(
-                    "install Istio {}'s CRDs and istiod's objects; istiod: {}",
-                    release.version,
-                    sources[i].describe()
-                ));
-                let installed = istiod.install(
-                    sh,
-                    &cluster,
-                    &runner,
-                    &bins,
-                    release,
-                    &istiods[i],
-                    interrupt,
-                    patience,
-                )?;
-                kwok::prepared::Prepared {
-                    istiod: flags::IstiodMode::Real,
-                    istio: release.version.to_owned(),
-                }
-                .record(&cluster.dir)?;
-                if i > 0 {
-                    let synced = Instant::now();
-                    runner
-                        .inside(&nsenter)
-                        .run(
-                            sh,
-                            &[
-                                "proxies-synced".to_owned(),
-                                "--istiod-debug".into(),
-                                kwok::istiod::DEBUG.into(),
-                                "--istiod-xds".into(),
-                                kwok::istiod::XDS.into(),
-                                "--node-dir".into(),
-                                node_dir.display().to_string(),
-                                "--patience".into(),
-                                secs.clone(),
-                            ],
-                        )
-                        .context("wait for every proxy to reconnect to the new istiod")?;
+        let mut provider = kwok::KwokProvider { cluster, sh };
+        let walked = with_cluster(
+            &mut provider,
+            self.keep_request(),
+            interrupt,
+            |p, tracker| {
+                let cluster = &p.cluster;
+                let mut istiod = kwok::istiod::Succession::default();
+                let mut install = |i: usize| -> anyhow::Result<()> {
+                    let release = path[i];
                     step(&format!(
-                        "istiod replaced: ready, and every proxy reconnected and ACKed, {:.1}s after the old one was stopped",
-                        (installed.swap + synced.elapsed()).as_secs_f64()
+                        "install Istio {}'s CRDs and istiod's objects; istiod: {}",
+                        release.version,
+                        sources[i].describe()
                     ));
-                }
-                Ok(())
-            };
-            install(0)?;
-            step("start the node's data plane (its proxies stay for the whole walk)");
-            let mut node = vec![
-                "node".to_owned(),
-                "--kubeconfig".into(),
-                cluster.kubeconfig().display().to_string(),
-                "--namespace".into(),
-                "test".into(),
-                "--ingress".into(),
-                kwok::INGRESS_ISTIOD.into(),
-                "--istio".into(),
-                path[0].version.into(),
-                "--dir".into(),
-                node_dir.display().to_string(),
-                "--patience".into(),
-                secs.clone(),
-                "--node".into(),
-                kwok::NODE_NAME.into(),
-                "--envoy".into(),
-                envoy.display().to_string(),
-                "--node-logs".into(),
-                cluster.dir.join("pods").display().to_string(),
-                "--istiod-xds".into(),
-                kwok::istiod::XDS.into(),
-                "--istiod-debug".into(),
-                kwok::istiod::DEBUG.into(),
-            ];
-            node.extend(self.workload_args()?);
-            std::fs::create_dir_all(&node_dir)
-                .with_context(|| format!("create {}", node_dir.display()))?;
-            cluster
-                .holder
-                .spawn_with(&cluster.log("mirror-e2e"), &runner.bin, &node, &[], None)
-                .context("start the node's data plane")?;
-            cluster.wait_for(
-                "the node's data plane to start",
-                Instant::now() + patience,
-                interrupt,
-                &["mirror-e2e"],
-                || {
-                    node_dir
-                        .join("ready")
-                        .is_file()
-                        .then_some(())
-                        .ok_or_else(|| "not started yet".to_owned())
-                },
-            )?;
-            let suite = |i: usize| {
-                tracker.suite_starts();
-                let release = path[i];
-                let note = sources[i].control_plane_note();
-                let mut args =
-                    self.kwok_suite_args(&cluster, kwok::INGRESS_ISTIOD, release, &run_id, clock);
-                args.extend([
+                    let installed = istiod.install(
+                        sh,
+                        cluster,
+                        &runner,
+                        &bins,
+                        release,
+                        &istiods[i],
+                        interrupt,
+                        patience,
+                    )?;
+                    kwok::prepared::Prepared {
+                        istiod: flags::IstiodMode::Real,
+                        istio: release.version.to_owned(),
+                    }
+                    .record(&cluster.dir)?;
+                    if i > 0 {
+                        let synced = Instant::now();
+                        runner
+                            .inside(&nsenter)
+                            .run(
+                                sh,
+                                &[
+                                    "proxies-synced".to_owned(),
+                                    "--istiod-debug".into(),
+                                    kwok::istiod::DEBUG.into(),
+                                    "--istiod-xds".into(),
+                                    kwok::istiod::XDS.into(),
+                                    "--node-dir".into(),
+                                    node_dir.display().to_string(),
+                                    "--patience".into(),
+                                    secs.clone(),
+                                ],
+                            )
+                            .context("wait for every proxy to reconnect to the new istiod")?;
+                        step(&format!(
+                            "istiod replaced: ready, and every proxy reconnected and ACKed, {:.1}s after the old one was stopped",
+                            (installed.swap + synced.elapsed()).as_secs_f64()
+                        ));
+                    }
+                    Ok(())
+                };
+                install(0)?;
+                step("start the node's data plane (its proxies stay for the whole walk)");
+                let mut node = vec![
+                    "node".to_owned(),
+                    "--kubeconfig".into(),
+                    cluster.kubeconfig().display().to_string(),
+                    "--namespace".into(),
+                    "test".into(),
+                    "--ingress".into(),
+                    kwok::INGRESS_ISTIOD.into(),
+                    "--istio".into(),
+                    path[0].version.into(),
+                    "--dir".into(),
+                    node_dir.display().to_string(),
+                    "--patience".into(),
+                    secs.clone(),
+                    "--node".into(),
+                    kwok::NODE_NAME.into(),
+                    "--envoy".into(),
+                    envoy.display().to_string(),
+                    "--node-logs".into(),
+                    cluster.dir.join("pods").display().to_string(),
+                    "--istiod-xds".into(),
+                    kwok::istiod::XDS.into(),
+                    "--istiod-debug".into(),
+                    kwok::istiod::DEBUG.into(),
+                ];
+                node.extend(self.workload_args()?);
+                std::fs::create_dir_all(&node_dir)
+                    .with_context(|| format!("create {}", node_dir.display()))?;
+                cluster
+                    .holder
+                    .spawn_with(&cluster.log("mirror-e2e"), &runner.bin, &node, &[], None)
+                    .context("start the node's data plane")?;
+                cluster.wait_for(
+                    "the node's data plane to start",
+                    Instant::now() + patience,
+                    interrupt,
+                    &["mirror-e2e"],
+                    || {
+                        node_dir
+                            .join("ready")
+                            .is_file()
+                            .then_some(())
+                            .ok_or_else(|| "not started yet".to_owned())
+                    },
+                )?;
+                let suite = |i: usize| {
+                    tracker.suite_starts();
+                    let release = path[i];
+                    let note = sources[i].control_plane_note();
+                    let mut args = self.kwok_suite_args(
+                        cluster,
+                        kwok::INGRESS_ISTIOD,
+                        release,
+                        &run_id,
+                        clock,
+                    );
+                    args.extend([
                     "--node-proxies".to_owned(),
                     "--control-plane".into(),
                     format!(
@@ -693,33 +709,33 @@ impl flags::E2e {
                     "--version-label".into(),
                     versions::version_label(release.version)?,
                 ]);
-                // Every run's report stays for the comparison.
-                if !self.keep {
-                    args.push("--keep".into());
+                    // Every run's report stays for the comparison.
+                    if !self.keep {
+                        args.push("--keep".into());
+                    }
+                    args.push("--".into());
+                    args.extend(self.harness.iter().cloned());
+                    walk_run(sh, &runner, &nsenter, &args, &dirs[i], release.version)
+                };
+                let walked = walk(&path, suite, &mut install, |ran| {
+                    compare_runs(sh, &runner, &root, &dirs[..ran], self.keep)
+                });
+                // The data plane's own verdict: a proxy that rejected istiod's configuration
+                // at any hop makes it exit non-zero.
+                let node_ended = cluster
+                    .holder
+                    .stop_child("mirror-e2e", Duration::from_secs(10))
+                    .context("stop the node's data plane")?;
+                walked?;
+                if !node_ended.success() {
+                    bail!(
+                        "the node's data plane ended with {node_ended}; its log: {}",
+                        cluster.log("mirror-e2e").display()
+                    );
                 }
-                args.push("--".into());
-                args.extend(self.harness.iter().cloned());
-                walk_run(sh, &runner, &nsenter, &args, &dirs[i], release.version)
-            };
-            let walked = walk(&path, suite, &mut install, |ran| {
-                compare_runs(sh, &runner, &root, &dirs[..ran], self.keep)
-            });
-            // The data plane's own verdict: a proxy that rejected istiod's configuration
-            // at any hop makes it exit non-zero.
-            let node_ended = cluster
-                .holder
-                .stop_child("mirror-e2e", Duration::from_secs(10))
-                .context("stop the node's data plane")?;
-            walked?;
-            if !node_ended.success() {
-                bail!(
-                    "the node's data plane ended with {node_ended}; its log: {}",
-                    cluster.log("mirror-e2e").display()
-                );
-            }
-            Ok(())
-        })();
-        let walked = self.finish_kwok(sh, &cluster, walked, interrupt, tracker.stage());
+                Ok(())
+            },
+        );
         self.finish_walk(&root, walked)
     }
 
@@ -754,17 +770,9 @@ impl flags::E2e {
         args
     }
 
-    /// Leaves the kwok cluster as `keep::fate` and the flags say (`KwokCluster::finish`).
-    fn finish_kwok(
-        &self,
-        sh: &Shell,
-        cluster: &kwok::KwokCluster,
-        outcome: anyhow::Result<()>,
-        interrupt: &Interrupt,
-        stage: keep::Stage,
-    ) -> anyhow::Result<()> {
-        let request = keep::Request::from_flags(self.keep, self.on_failure);
-        cluster.finish(sh, outcome, request, interrupt.is_set(), stage)
+    /// What the user asked for a cluster the run created (`--keep`, `--on-failure`).
+    pub(crate) fn keep_request(&self) -> keep::Request {
+        keep::Request::from_flags(self.keep, self.on_failure)
     }
 
     /// `--workload` and where its commands run: the user's relative paths are from where
@@ -1044,6 +1052,67 @@ pub struct KindPlan {
     pub clock: Stopwatch,
 }
 
+/// A kind cluster in the run's hands, for the one lifetime (`lifetime::with_cluster`).
+struct KindProvider<'k, 'a> {
+    kind: &'k Kind<'a>,
+    istioctl: &'k Istioctl<'a>,
+    plan: &'k KindPlan,
+    /// `--reuse` found the cluster: it is used as it is.
+    reused: bool,
+    /// When the create started, for the run's "create cluster" phase.
+    create_started: Instant,
+}
+
+impl Provider for KindProvider<'_, '_> {
+    fn describe(&self) -> String {
+        format!("kind cluster {}", self.kind.name)
+    }
+
+    fn up(&mut self) -> anyhow::Result<()> {
+        self.reused = self.plan.reuse && self.kind.exists()?;
+        if self.reused {
+            eprintln!(
+                "reusing kind cluster {} (Istio as installed there)",
+                self.kind.name
+            );
+            return Ok(());
+        }
+        self.create_started = Instant::now();
+        self.plan
+            .clock
+            .step(&format!("create kind cluster {}", self.kind.name));
+        // A failure that is not Ctrl-C: not this run's cluster, or kind gave up and
+        // removed its attempt itself.
+        let attempts = self.kind.create(&self.plan.config, self.plan.node_image)?;
+        if attempts > 1 {
+            eprintln!("kind cluster created after {attempts} attempts");
+        }
+        Ok(())
+    }
+
+    /// Only what this run's own `kind create` started is the run's: not a reused cluster,
+    /// and not one a Ctrl-C before the create (or someone else's create) left in place.
+    fn created_by_this_run(&self) -> bool {
+        self.kind.started.get()
+    }
+
+    fn delete(&self) -> anyhow::Result<()> {
+        self.kind.delete()
+    }
+
+    fn diagnose(&self) {
+        collect_diagnostics(self.kind, self.istioctl, self.plan);
+    }
+
+    fn kept(&self) -> String {
+        format!(
+            "kept kind cluster {name}; kubeconfig {}; use it again with `cargo xtask e2e --reuse {name}`, delete it with `kind delete cluster --name {name}`",
+            self.kind.kubeconfig.display(),
+            name = self.kind.name,
+        )
+    }
+}
+
 /// Creates (or reuses) the cluster, waits for its nodes, installs Istio on a new one, runs
 /// `suite`, collects diagnostics on failure, and deletes a cluster it created unless it is
 /// to be kept. After Ctrl-C nothing new starts and no diagnostics are collected: a cluster
@@ -1056,79 +1125,36 @@ pub fn run_on_kind(
     nodes_ready: impl FnOnce() -> anyhow::Result<()>,
     suite: impl FnOnce(&[(String, f64)]) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
-    let mut phases = Vec::new();
-    let clock = plan.clock;
-    let tracker = keep::Tracker::default();
-    let reused = plan.reuse && kind.exists()?;
-    let outcome = if reused {
-        eprintln!(
-            "reusing kind cluster {} (Istio as installed there)",
-            kind.name
-        );
-        kind.write_kubeconfig().and_then(|()| {
-            tracker.suite_starts();
-            suite(&phases)
-        })
-    } else {
-        let create = Instant::now();
-        clock.step(&format!("create kind cluster {}", kind.name));
-        match kind.create(&plan.config, plan.node_image) {
-            Err(e) if !is_interrupted(&e) => {
-                // Not this run's cluster, or kind gave up and removed its attempt itself.
-                return Err(e);
-            }
-            created => created.and_then(|attempts| {
-                if attempts > 1 {
-                    eprintln!("kind cluster created after {attempts} attempts");
-                }
-                nodes_ready()?;
-                phases.push(("create cluster".to_owned(), create.elapsed().as_secs_f64()));
-                let install = Instant::now();
-                clock.step("install istio");
-                istioctl.install(&plan.operator)?;
-                phases.push(("install istio".to_owned(), install.elapsed().as_secs_f64()));
-                tracker.suite_starts();
-                suite(&phases)
-            }),
-        }
+    let mut provider = KindProvider {
+        kind,
+        istioctl,
+        plan,
+        reused: false,
+        create_started: Instant::now(),
     };
-    let interrupted = kind.interrupt.is_set();
-    if outcome.is_err() && !interrupted {
-        collect_diagnostics(kind, istioctl, plan);
-    }
     let request = keep::Request {
         keep: plan.keep,
         on_failure: plan.keep_on_failure,
     };
-    // Only what this run's own `kind create` started is the run's: not a reused cluster,
-    // and not one a Ctrl-C before the create (or someone else's create) left in place.
-    let cleanup = if !kind.started.get() {
-        Ok(())
-    } else {
-        match keep::fate(
-            request,
-            keep::ending(&outcome, interrupted, tracker.stage()),
-        ) {
-            keep::Fate::Keep => {
-                eprintln!(
-                    "kept kind cluster {name}; kubeconfig {}; use it again with `cargo xtask e2e --reuse {name}`, delete it with `kind delete cluster --name {name}`",
-                    kind.kubeconfig.display(),
-                    name = kind.name,
-                );
-                Ok(())
-            }
-            keep::Fate::DeleteAnyway(why) => {
-                eprintln!("deleting kind cluster {}: {why}", kind.name);
-                kind.delete()
-            }
-            keep::Fate::Delete => kind.delete(),
+    with_cluster(&mut provider, request, &kind.interrupt, |p, tracker| {
+        if p.reused {
+            kind.write_kubeconfig()?;
+            tracker.suite_starts();
+            return suite(&[]);
         }
-    };
-    match (outcome, cleanup) {
-        (Ok(()), cleanup) => cleanup,
-        (Err(e), Ok(())) => Err(e),
-        (Err(e), Err(c)) => Err(e.context(format!("and the cleanup failed too: {c:#}"))),
-    }
+        let mut phases = Vec::new();
+        nodes_ready()?;
+        phases.push((
+            "create cluster".to_owned(),
+            p.create_started.elapsed().as_secs_f64(),
+        ));
+        let install = Instant::now();
+        plan.clock.step("install istio");
+        istioctl.install(&plan.operator)?;
+        phases.push(("install istio".to_owned(), install.elapsed().as_secs_f64()));
+        tracker.suite_starts();
+        suite(&phases)
+    })
 }
 
 fn collect_diagnostics(kind: &Kind<'_>, istioctl: &Istioctl<'_>, plan: &KindPlan) {

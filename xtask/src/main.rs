@@ -51,7 +51,8 @@ fn main() -> ExitCode {
                 Some((contexts, _)) if !contexts.is_empty() => eprintln!("error: {contexts}"),
                 Some(_) => {}
                 // One line of context chain; a backtrace helps nobody reading a failed command.
-                None => eprintln!("error: {e:#}"),
+                // (The run's own error first, then what its cleanup added.)
+                None => eprintln!("error: {}", cluster::lifetime::render(e.chain())),
             }
             ExitCode::from(code)
         }

@@ -10,7 +10,8 @@
 //! route by route with the translation emulating that version (`e2e/src/parity.rs`). Each
 //! version's results go to `target/parity/<version>/parity.json`; `mirror-e2e parity-table`
 //! joins them into one table, a column per version. The cluster is deleted at the end
-//! unless `--keep`.
+//! unless `--keep` (`lifetime::with_cluster`: a failed delete is added to a failed run's
+//! error, never in its place).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -18,7 +19,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use xshell::Shell;
 
-use crate::cluster::kwok::{self, Binaries, KwokCluster};
+use crate::cluster::keep;
+use crate::cluster::kwok::{self, Binaries, KwokCluster, KwokProvider};
+use crate::cluster::lifetime::with_cluster;
 use crate::interrupt::Interrupt;
 use crate::runner::{Reported, Runner};
 use crate::versions::IstioRelease;
@@ -73,7 +76,16 @@ impl flags::Parity {
         let name = format!("mirror-e2e-parity-{}", std::process::id());
         step(&format!("create kwok cluster {name}"));
         let cluster = KwokCluster::create(sh, &name, &bins, &interrupt, patience)?;
-        let outcome = (|| {
+        // With --keep the cluster stays whatever the outcome: the comparison runs from the
+        // first step, so every failure is one to inspect.
+        let request = keep::Request {
+            keep: self.keep,
+            on_failure: false,
+        };
+        let mut provider = KwokProvider { cluster, sh };
+        let outcome = with_cluster(&mut provider, request, &interrupt, |p, tracker| {
+            tracker.suite_starts();
+            let cluster = &p.cluster;
             let mut running = kwok::istiod::Succession::default();
             let mut results = Vec::new();
             let mut timings = Vec::new();
@@ -86,7 +98,7 @@ impl flags::Parity {
                 ));
                 let installed = running.install(
                     sh,
-                    &cluster,
+                    cluster,
                     &runner,
                     &bins,
                     release,
@@ -156,14 +168,7 @@ impl flags::Parity {
             ];
             args.extend(results.iter().map(|r| r.display().to_string()));
             runner.run(sh, &args)
-        })();
-        if self.keep {
-            eprintln!(
-                "kept the kwok cluster {name} (--keep); delete it with `cargo xtask kwok delete {name}`"
-            );
-        } else {
-            cluster.delete(sh).context("delete the kwok cluster")?;
-        }
+        });
         step("done");
         outcome
     }

@@ -8,14 +8,17 @@
 //! real API server: `e2e/tests/control_plane.rs` inside the cluster's network namespace,
 //! and xtask's own provider tests (`cluster::kwok::real`, `xtask/tests/kwok_e2e.rs`,
 //! `xtask/tests/kwok_lifecycle.rs`). The cluster is deleted at the
-//! end unless `--keep`.
+//! end unless `--keep` (`lifetime::with_cluster`: a failed delete is added to a failed
+//! run's error, never in its place).
 
 use std::time::Duration;
 
 use anyhow::Context;
 use xshell::{Shell, cmd};
 
-use crate::cluster::kwok::{Binaries, KwokCluster, prepare};
+use crate::cluster::keep;
+use crate::cluster::kwok::{Binaries, KwokCluster, KwokProvider, prepare};
+use crate::cluster::lifetime::with_cluster;
 use crate::interrupt::{Interrupt, Output};
 use crate::runner::{Runner, nested_cargo};
 use crate::{flags, versions};
@@ -69,11 +72,19 @@ impl flags::TestControlPlane {
             "cluster {name} is up; look at it with `{}`",
             crate::cluster::kwok::shell_line(&cluster.commands()[0].1)
         );
-        let tested = (|| {
+        // With --keep the cluster stays whatever the outcome: every step is a test.
+        let request = keep::Request {
+            keep: self.keep,
+            on_failure: false,
+        };
+        let mut provider = KwokProvider { cluster, sh };
+        with_cluster(&mut provider, request, &interrupt, |p, tracker| {
+            tracker.suite_starts();
+            let cluster = &p.cluster;
             step("install the node, Istio's CRDs and istiod's objects");
             prepare(
                 sh,
-                &cluster,
+                cluster,
                 &runner,
                 &bins,
                 versions::istio_release(None)?,
@@ -105,16 +116,7 @@ impl flags::TestControlPlane {
                 "cargo test --offline --package xtask --features control-plane --bin xtask --test kwok_e2e --test kwok_lifecycle -- cluster::kwok::real ctrl_c_while_the_suite_runs reused_cluster reused_in_another_mode data_plane_that_never_starts"
             ))
             .context("kwok provider tests")
-        })();
-        if self.keep {
-            eprintln!(
-                "kept the kwok cluster {name} (--keep); delete it with `cargo xtask kwok delete {name}`"
-            );
-        } else {
-            step("delete the kwok cluster");
-            cluster.delete(sh).context("delete the kwok cluster")?;
-        }
-        tested?;
+        })?;
         step("done");
         Ok(())
     }

@@ -6,6 +6,7 @@
 use xshell::Shell;
 
 use crate::cluster::Istioctl;
+use crate::cluster::lifetime::{Provider, with_cluster};
 use crate::interrupt::Interrupt;
 use crate::runner::Runner;
 use crate::{flags, paths, tools, versions};
@@ -71,9 +72,44 @@ impl flags::E2e {
         if self.istio.is_some() {
             args.extend(["--istio".to_owned(), release.version.to_owned()]);
         }
-        args.extend(self.common_suite_args(clock));
-        args.push("--".into());
-        args.extend(self.harness.iter().cloned());
-        runner.run(sh, &args)
+        let mut cluster = ExistingCluster;
+        with_cluster(
+            &mut cluster,
+            self.keep_request(),
+            interrupt,
+            |_, tracker| {
+                args.extend(self.common_suite_args(clock));
+                args.push("--".into());
+                args.extend(self.harness.iter().cloned());
+                tracker.suite_starts();
+                runner.run(sh, &args)
+            },
+        )
+    }
+}
+
+/// Someone else's cluster in the one lifetime: there before the run, never created nor
+/// deleted by it. The run's namespace is the suite's to delete (`--delete-namespace`).
+struct ExistingCluster;
+
+impl Provider for ExistingCluster {
+    fn describe(&self) -> String {
+        "the existing cluster".into()
+    }
+
+    fn up(&mut self) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    fn created_by_this_run(&self) -> bool {
+        false
+    }
+
+    fn delete(&self) -> anyhow::Result<()> {
+        anyhow::bail!("an existing cluster is not the run's to delete")
+    }
+
+    fn kept(&self) -> String {
+        String::new()
     }
 }

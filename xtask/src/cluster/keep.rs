@@ -102,9 +102,9 @@ pub fn fate(request: Request, ending: Ending) -> Fate {
 }
 
 /// The ending of a run whose outcome is `outcome`, interrupted or not, at `stage`.
-pub fn ending(outcome: &anyhow::Result<()>, interrupted: bool, stage: Stage) -> Ending {
+pub fn ending<T>(outcome: &anyhow::Result<T>, interrupted: bool, stage: Stage) -> Ending {
     match outcome {
-        Ok(()) => Ending::Passed,
+        Ok(_) => Ending::Passed,
         Err(_) if interrupted => Ending::Interrupted(stage),
         Err(_) => Ending::Failed(stage),
     }

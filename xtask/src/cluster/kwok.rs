@@ -27,7 +27,7 @@ use crate::interrupt::Interrupt;
 use crate::runner::Runner;
 use crate::{paths, versions};
 
-pub use finish::shell_line;
+pub use finish::{KwokProvider, shell_line};
 pub use netns::Holder;
 
 /// Where the API server listens, inside the cluster's network namespace.

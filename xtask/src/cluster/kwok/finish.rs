@@ -1,5 +1,5 @@
-//! How a run leaves a kwok cluster. One it created is kept or deleted as `keep::fate`
-//! says, and a kept one is described by commands that work as printed (pasted into a
+//! How a run leaves a kwok cluster (`KwokProvider`, its part of the one lifetime). One it
+//! created is kept or deleted as `keep::fate` says, and a kept one is described by commands that work as printed (pasted into a
 //! shell, each runs: nothing elided). In one it reused, every process the run started
 //! there (istiod) ends with the run, however the run ended; the cluster's own stay.
 
@@ -10,46 +10,51 @@ use xshell::Shell;
 
 use super::KwokCluster;
 use super::prepared::Prepared;
-use crate::cluster::keep;
+use crate::cluster::lifetime::Provider;
 
 /// How long a component the run started in a reused cluster has to end after SIGTERM.
 const GRACE: Duration = Duration::from_secs(5);
 
-impl KwokCluster {
-    /// Ends the run's part in the cluster after `outcome` (`interrupted`, at `stage`), and
-    /// returns the outcome, with a cleanup failure added to it.
-    pub fn finish(
-        &self,
-        sh: &Shell,
-        outcome: anyhow::Result<()>,
-        request: keep::Request,
-        interrupted: bool,
-        stage: keep::Stage,
-    ) -> anyhow::Result<()> {
-        let cleanup = if !self.created_by_this_run {
-            self.holder
-                .stop_started(GRACE)
-                .context("end what this run started in the reused cluster")
-        } else {
-            match keep::fate(request, keep::ending(&outcome, interrupted, stage)) {
-                keep::Fate::Keep => {
-                    eprintln!("{}", self.kept_message());
-                    Ok(())
-                }
-                keep::Fate::DeleteAnyway(why) => {
-                    eprintln!("deleting kwok cluster {}: {why}", self.name);
-                    self.delete(sh).context("delete the kwok cluster")
-                }
-                keep::Fate::Delete => self.delete(sh).context("delete the kwok cluster"),
-            }
-        };
-        match (outcome, cleanup) {
-            (Ok(()), cleanup) => cleanup,
-            (Err(e), Ok(())) => Err(e),
-            (Err(e), Err(c)) => Err(e.context(format!("and the cleanup failed too: {c:#}"))),
-        }
+/// A kwok cluster in the run's hands, for the one lifetime (`lifetime::with_cluster`): it
+/// is up once it exists as a value (`KwokCluster::create` ends what it started on any
+/// failure or Ctrl-C; `KwokCluster::reuse` starts nothing).
+pub struct KwokProvider<'a> {
+    pub cluster: KwokCluster,
+    pub sh: &'a Shell,
+}
+
+impl Provider for KwokProvider<'_> {
+    fn describe(&self) -> String {
+        format!("kwok cluster {}", self.cluster.name)
     }
 
+    fn up(&mut self) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    fn created_by_this_run(&self) -> bool {
+        self.cluster.created_by_this_run
+    }
+
+    fn delete(&self) -> anyhow::Result<()> {
+        self.cluster
+            .delete(self.sh)
+            .context("delete the kwok cluster")
+    }
+
+    fn end_reused(&self) -> anyhow::Result<()> {
+        self.cluster
+            .holder
+            .stop_started(GRACE)
+            .context("end what this run started in the reused cluster")
+    }
+
+    fn kept(&self) -> String {
+        self.cluster.kept_message()
+    }
+}
+
+impl KwokCluster {
     /// What to do with a kept cluster, each a complete command.
     pub fn commands(&self) -> Vec<(&'static str, Vec<String>)> {
         let prepared = Prepared::read(&self.dir).ok().flatten();
