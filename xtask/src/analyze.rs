@@ -8,6 +8,7 @@
 //! and the table goes to `target/analyze/analyze.md` and stdout. The command fails when, in
 //! a mirroring case ([`MIRRORING`]), analyze finds something lint does not.
 
+use mirror_e2e_contract::args::{LintArgs, LintFormat, RunnerCommand};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -617,7 +618,13 @@ fn analyze(sh: &Shell, istioctl: &Path, files: &[PathBuf]) -> anyhow::Result<Vec
 
 /// `mirror-e2e lint --format json`: exit 1 only says it found errors; 2 is a failure.
 fn lint(sh: &Shell, bin: &Path, paths: &[PathBuf]) -> anyhow::Result<Vec<Finding>> {
-    let output = cmd!(sh, "{bin} lint --format json {paths...}")
+    let args = RunnerCommand::Lint(LintArgs {
+        paths: paths.to_vec(),
+        format: LintFormat::Json,
+        expectations: None,
+    })
+    .to_args();
+    let output = cmd!(sh, "{bin} {args...}")
         .ignore_status()
         .output()
         .context("run mirror-e2e lint")?;

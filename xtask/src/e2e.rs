@@ -15,7 +15,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use xshell::Shell;
 
-use mirror_e2e_contract::{new_run_id, run_id::is_run_id, seconds_arg};
+use mirror_e2e_contract::args::{
+    ClusterArgs, CompareArgs, DataPlaneArgs, KubeTarget, LintArgs, LintFormat, LocalArgs, NodeArgs,
+    NodesReadyArgs, ProxiesSyncedArgs, RunnerCommand, SuiteArgs, WorkloadArgs,
+};
+use mirror_e2e_contract::{new_run_id, run_id::is_run_id};
 
 use crate::cluster::lifetime::{Provider, with_cluster};
 use crate::cluster::{Istioctl, Kind, docker_is_running, keep, kwok};
@@ -94,17 +98,12 @@ impl flags::E2e {
     /// kept or deleted for nothing (local mode checks the same before it starts anything).
     fn preflight(&self, sh: &Shell, interrupt: &Interrupt) -> anyhow::Result<()> {
         let runner = Runner::build(sh, interrupt)?;
-        let mut args = vec![
-            "lint".to_owned(),
-            self.manifests_dir().display().to_string(),
-        ];
-        if let Some(file) = &self.expectations {
-            args.extend([
-                "--expectations".to_owned(),
-                paths::from_invocation(file).display().to_string(),
-            ]);
-        }
-        match runner.run(sh, &args) {
+        let lint = RunnerCommand::Lint(LintArgs {
+            paths: vec![self.manifests_dir()],
+            format: LintFormat::Text,
+            expectations: self.expectations.as_deref().map(paths::from_invocation),
+        });
+        match runner.run(sh, &lint.to_args()) {
             Ok(()) => Ok(()),
             // Lint errors only (exit 1): the run was told to go on.
             Err(e)
@@ -134,23 +133,19 @@ impl flags::E2e {
     ) -> anyhow::Result<()> {
         runner.interrupt.check()?;
         let envoy = tools::envoy(sh, &runner.interrupt).context("provision envoy")?;
-        let mut args = vec![
-            "local".to_owned(),
-            "--envoy".into(),
-            envoy.display().to_string(),
-            "--istio".into(),
-            istio.to_owned(),
-        ];
-        args.extend(self.common_suite_args(clock));
-        args.extend(self.workload_args()?);
+        let mut suite = self.suite_args(clock);
         if let Some(root) = artifacts_root {
-            args.extend(["--artifacts-root".to_owned(), root.display().to_string()]);
-            if !self.keep {
-                args.push("--keep".into());
-            }
+            // Every run of a walk keeps its report for the comparison.
+            suite.artifacts_root = Some(root.to_owned());
+            suite.keep = true;
         }
-        args.push("--".into());
-        args.extend(self.harness.iter().cloned());
+        let args = RunnerCommand::Local(Box::new(LocalArgs {
+            istio: Some(istio.to_owned()),
+            envoy: Some(envoy),
+            workload: self.workload_args()?,
+            suite,
+        }))
+        .to_args();
         match artifacts_root {
             Some(root) => walk_run(sh, runner, &[], &args, root, istio),
             None => runner.run(sh, &args),
@@ -215,10 +210,8 @@ impl flags::E2e {
             &plan,
             || self.nodes_ready(sh, &runner, &kind),
             |phases| {
-                let mut args = self.kind_suite_args(&kind, release, &run_id, phases, clock);
-                args.push("--".into());
-                args.extend(self.harness.iter().cloned());
-                runner.run(sh, &args)
+                let args = self.kind_suite_args(&kind, release, &run_id, phases, clock);
+                runner.run(sh, &RunnerCommand::Cluster(Box::new(args)).to_args())
             },
         )
     }
@@ -259,17 +252,11 @@ impl flags::E2e {
             .collect::<anyhow::Result<Vec<_>>>()?;
         let suite = |phases: &[(String, f64)], i: usize| {
             let mut args = self.kind_suite_args(&kind, path[i], &run_id, phases, clock);
-            args.extend(["--artifacts-root".to_owned(), dirs[i].display().to_string()]);
-            // Every run's report stays for the comparison; the common arguments carry
-            // --keep already when the user asked for it.
-            if !self.keep {
-                args.push("--keep".into());
-            }
-            if i > 0 {
-                args.push("--restart-workloads".into());
-            }
-            args.push("--".into());
-            args.extend(self.harness.iter().cloned());
+            // Every run's report stays for the comparison.
+            args.suite.artifacts_root = Some(dirs[i].clone());
+            args.suite.keep = true;
+            args.restart_workloads = i > 0;
+            let args = RunnerCommand::Cluster(Box::new(args)).to_args();
             walk_run(sh, &runner, &[], &args, &dirs[i], path[i].version)
         };
         let walked = run_on_kind(
@@ -350,16 +337,15 @@ impl flags::E2e {
 
     /// `mirror-e2e nodes-ready` on the new cluster: `kind create --wait` only warns.
     fn nodes_ready(&self, sh: &Shell, runner: &Runner, kind: &Kind<'_>) -> anyhow::Result<()> {
-        let mut args = vec![
-            "nodes-ready".to_owned(),
-            "--kubeconfig".into(),
-            kind.kubeconfig.display().to_string(),
-        ];
-        if let Some(p) = self.patience {
-            args.extend(["--patience".to_owned(), seconds_arg(p)]);
-        }
+        let ready = RunnerCommand::NodesReady(NodesReadyArgs {
+            target: KubeTarget {
+                kubeconfig: Some(kind.kubeconfig.clone()),
+                context: None,
+            },
+            patience: self.patience,
+        });
         runner
-            .run(sh, &args)
+            .run(sh, &ready.to_args())
             .context("wait for every node to be Ready")
     }
 
@@ -371,32 +357,28 @@ impl flags::E2e {
         run_id: &str,
         phases: &[(String, f64)],
         clock: Stopwatch,
-    ) -> Vec<String> {
-        let mut args = vec![
-            "cluster".to_owned(),
-            "--kubeconfig".into(),
-            kind.kubeconfig.display().to_string(),
-            "--namespace".into(),
-            "test".into(),
-            "--ingress".into(),
-            "http://127.0.0.1:30080".into(),
-            "--bookinfo-hub".into(),
-            self.bookinfo_hub
-                .as_deref()
-                .unwrap_or(release.bookinfo_hub)
-                .to_owned(),
-            "--bookinfo-tag".into(),
-            release.bookinfo_tag.into(),
-            "--istio".into(),
-            release.version.into(),
-            "--run-id".into(),
-            run_id.to_owned(),
-        ];
-        args.extend(self.common_suite_args(clock));
-        for (name, secs) in phases {
-            args.extend(["--phase".to_owned(), format!("{name}={secs:.3}")]);
+    ) -> ClusterArgs {
+        ClusterArgs {
+            target: KubeTarget {
+                kubeconfig: Some(kind.kubeconfig.clone()),
+                context: None,
+            },
+            namespace: "test".into(),
+            ingress: "http://127.0.0.1:30080".into(),
+            bookinfo_hub: Some(
+                self.bookinfo_hub
+                    .as_deref()
+                    .unwrap_or(release.bookinfo_hub)
+                    .to_owned(),
+            ),
+            bookinfo_tag: Some(release.bookinfo_tag.into()),
+            istio: Some(release.version.into()),
+            run_id: Some(run_id.to_owned()),
+            echo_hub: self.echo_hub.clone(),
+            phases: phase_args(phases),
+            suite: self.suite_args(clock),
+            ..ClusterArgs::default()
         }
-        args
     }
 
     /// A run on a kwok cluster: the pinned control plane (built on first use), created for
@@ -509,34 +491,18 @@ impl flags::E2e {
                     None => kwok::INGRESS,
                 };
                 let mut args = self.kwok_suite_args(cluster, ingress, release, &run_id, clock);
-                args.extend([
-                    "--node".into(),
-                    kwok::NODE_NAME.into(),
-                    "--envoy".into(),
-                    envoy.display().to_string(),
-                    "--node-logs".into(),
-                    cluster.dir.join("pods").display().to_string(),
-                ]);
+                args.data_plane = self.data_plane_args(cluster, &envoy)?;
                 if let (Some(istiod), Some((_, source))) = (&istiod, &pilot_discovery) {
-                    args.extend([
-                        "--istiod-xds".to_owned(),
-                        istiod.xds.into(),
-                        "--istiod-debug".into(),
-                        istiod.debug.into(),
-                        "--control-plane".into(),
-                        source.control_plane_note(),
-                        "--version-label".into(),
-                        versions::version_label(release.version)?,
-                    ]);
+                    args.data_plane.istiod_xds = Some(address(istiod.xds)?);
+                    args.data_plane.istiod_debug = Some(address(istiod.debug)?);
+                    args.control_plane = Some(source.control_plane_note());
+                    args.version_label = Some(versions::version_label(release.version)?);
                 }
-                args.extend(self.workload_args()?);
-                for (name, secs) in &phases {
-                    args.extend(["--phase".to_owned(), format!("{name}={secs:.3}")]);
-                }
-                args.push("--".into());
-                args.extend(self.harness.iter().cloned());
+                args.phases = phase_args(&phases);
                 tracker.suite_starts();
-                runner.inside(&cluster.holder.nsenter_args()).run(sh, &args)
+                runner
+                    .inside(&cluster.holder.nsenter_args())
+                    .run(sh, &RunnerCommand::Cluster(Box::new(args)).to_args())
             },
         )
     }
@@ -567,7 +533,6 @@ impl flags::E2e {
             .collect::<anyhow::Result<Vec<_>>>()
             .context("--istiod real")?;
         let patience = self.kwok_patience();
-        let secs = seconds_arg(patience);
         let root = artifacts_root().join(format!("upgrade-{run_id}"));
         let dirs = walk_dirs(&root, &path);
         // What plays each hop's release, read once (each read asks the go command).
@@ -616,22 +581,15 @@ impl flags::E2e {
                     .record(&cluster.dir)?;
                     if i > 0 {
                         let synced = Instant::now();
+                        let synced_args = RunnerCommand::ProxiesSynced(ProxiesSyncedArgs {
+                            istiod_debug: address(kwok::istiod::DEBUG)?,
+                            istiod_xds: address(kwok::istiod::XDS)?,
+                            node_dir: node_dir.clone(),
+                            patience: Some(patience),
+                        });
                         runner
                             .inside(&nsenter)
-                            .run(
-                                sh,
-                                &[
-                                    "proxies-synced".to_owned(),
-                                    "--istiod-debug".into(),
-                                    kwok::istiod::DEBUG.into(),
-                                    "--istiod-xds".into(),
-                                    kwok::istiod::XDS.into(),
-                                    "--node-dir".into(),
-                                    node_dir.display().to_string(),
-                                    "--patience".into(),
-                                    secs.clone(),
-                                ],
-                            )
+                            .run(sh, &synced_args.to_args())
                             .context("wait for every proxy to reconnect to the new istiod")?;
                         step(&format!(
                             "istiod replaced: ready, and every proxy reconnected and ACKed, {:.1}s after the old one was stopped",
@@ -642,32 +600,22 @@ impl flags::E2e {
                 };
                 install(0)?;
                 step("start the node's data plane (its proxies stay for the whole walk)");
-                let mut node = vec![
-                    "node".to_owned(),
-                    "--kubeconfig".into(),
-                    cluster.kubeconfig().display().to_string(),
-                    "--namespace".into(),
-                    "test".into(),
-                    "--ingress".into(),
-                    kwok::INGRESS_ISTIOD.into(),
-                    "--istio".into(),
-                    path[0].version.into(),
-                    "--dir".into(),
-                    node_dir.display().to_string(),
-                    "--patience".into(),
-                    secs.clone(),
-                    "--node".into(),
-                    kwok::NODE_NAME.into(),
-                    "--envoy".into(),
-                    envoy.display().to_string(),
-                    "--node-logs".into(),
-                    cluster.dir.join("pods").display().to_string(),
-                    "--istiod-xds".into(),
-                    kwok::istiod::XDS.into(),
-                    "--istiod-debug".into(),
-                    kwok::istiod::DEBUG.into(),
-                ];
-                node.extend(self.workload_args()?);
+                let mut data_plane = self.data_plane_args(cluster, &envoy)?;
+                data_plane.istiod_xds = Some(address(kwok::istiod::XDS)?);
+                data_plane.istiod_debug = Some(address(kwok::istiod::DEBUG)?);
+                let node = RunnerCommand::Node(Box::new(NodeArgs {
+                    target: KubeTarget {
+                        kubeconfig: Some(cluster.kubeconfig()),
+                        context: None,
+                    },
+                    namespace: "test".into(),
+                    ingress: kwok::INGRESS_ISTIOD.into(),
+                    istio: Some(path[0].version.into()),
+                    dir: node_dir.clone(),
+                    patience: Some(patience),
+                    data_plane,
+                }))
+                .to_args();
                 std::fs::create_dir_all(&node_dir)
                     .with_context(|| format!("create {}", node_dir.display()))?;
                 cluster
@@ -698,23 +646,15 @@ impl flags::E2e {
                         &run_id,
                         clock,
                     );
-                    args.extend([
-                    "--node-proxies".to_owned(),
-                    "--control-plane".into(),
-                    format!(
+                    args.node_proxies = true;
+                    args.control_plane = Some(format!(
                         "{note} (they connected to the walk's first istiod and reconnected at each hop)"
-                    ),
-                    "--artifacts-root".into(),
-                    dirs[i].display().to_string(),
-                    "--version-label".into(),
-                    versions::version_label(release.version)?,
-                ]);
+                    ));
+                    args.version_label = Some(versions::version_label(release.version)?);
                     // Every run's report stays for the comparison.
-                    if !self.keep {
-                        args.push("--keep".into());
-                    }
-                    args.push("--".into());
-                    args.extend(self.harness.iter().cloned());
+                    args.suite.artifacts_root = Some(dirs[i].clone());
+                    args.suite.keep = true;
+                    let args = RunnerCommand::Cluster(Box::new(args)).to_args();
                     walk_run(sh, &runner, &nsenter, &args, &dirs[i], release.version)
                 };
                 let walked = walk(&path, suite, &mut install, |ran| {
@@ -752,22 +692,38 @@ impl flags::E2e {
         release: &versions::IstioRelease,
         run_id: &str,
         clock: Stopwatch,
-    ) -> Vec<String> {
-        let mut args = vec![
-            "cluster".to_owned(),
-            "--kubeconfig".into(),
-            cluster.kubeconfig().display().to_string(),
-            "--namespace".into(),
-            "test".into(),
-            "--ingress".into(),
-            ingress.into(),
-            "--istio".into(),
-            release.version.into(),
-            "--run-id".into(),
-            run_id.to_owned(),
-        ];
-        args.extend(self.common_suite_args(clock));
-        args
+    ) -> ClusterArgs {
+        ClusterArgs {
+            target: KubeTarget {
+                kubeconfig: Some(cluster.kubeconfig()),
+                context: None,
+            },
+            namespace: "test".into(),
+            ingress: ingress.into(),
+            istio: Some(release.version.into()),
+            run_id: Some(run_id.to_owned()),
+            echo_hub: self.echo_hub.clone(),
+            suite: self.suite_args(clock),
+            ..ClusterArgs::default()
+        }
+    }
+
+    /// The kwok node's data plane as the run plays it: its pods' logs in the cluster's
+    /// directory, the user's `--workload`s.
+    fn data_plane_args(
+        &self,
+        cluster: &kwok::KwokCluster,
+        envoy: &Path,
+    ) -> anyhow::Result<DataPlaneArgs> {
+        let workload = self.workload_args()?;
+        Ok(DataPlaneArgs {
+            node: Some(kwok::NODE_NAME.into()),
+            envoy: Some(envoy.to_owned()),
+            node_logs: Some(cluster.dir.join("pods")),
+            workloads: workload.workloads,
+            workload_dir: workload.workload_dir,
+            ..DataPlaneArgs::default()
+        })
     }
 
     /// What the user asked for a cluster the run created (`--keep`, `--on-failure`).
@@ -777,50 +733,48 @@ impl flags::E2e {
 
     /// `--workload` and where its commands run: the user's relative paths are from where
     /// they stand.
-    pub(crate) fn workload_args(&self) -> anyhow::Result<Vec<String>> {
-        let mut args = Vec::new();
-        for w in &self.workloads {
-            args.extend(["--workload".to_owned(), w.clone()]);
-        }
-        if !self.workloads.is_empty() {
-            let here = std::env::current_dir().context("the current directory")?;
-            args.extend(["--workload-dir".to_owned(), here.display().to_string()]);
-        }
-        Ok(args)
+    pub(crate) fn workload_args(&self) -> anyhow::Result<WorkloadArgs> {
+        let workload_dir = if self.workloads.is_empty() {
+            None
+        } else {
+            Some(std::env::current_dir().context("the current directory")?)
+        };
+        Ok(WorkloadArgs {
+            workloads: self.workloads.clone(),
+            workload_dir,
+        })
     }
 
-    /// Arguments every mode passes: manifests, keep, patience, concurrency, mirrors, and the
-    /// run's clock as it reads now (built just before the suite starts).
-    pub(crate) fn common_suite_args(&self, clock: Stopwatch) -> Vec<String> {
-        let mut args = vec![
-            "--manifests".to_owned(),
-            self.manifests_dir().display().to_string(),
-            "--concurrency".into(),
-            self.concurrency.to_string(),
-        ];
-        args.extend(clock.elapsed_args());
-        if let Some(file) = &self.expectations {
-            args.extend([
-                "--expectations".to_owned(),
-                paths::from_invocation(file).display().to_string(),
-            ]);
+    /// What every mode passes the suite: manifests, expectations, keep, patience,
+    /// concurrency, the harness's arguments, and the run's clock as it reads now (built
+    /// just before the suite starts).
+    pub(crate) fn suite_args(&self, clock: Stopwatch) -> SuiteArgs {
+        SuiteArgs {
+            manifests: self.manifests_dir(),
+            expectations: self.expectations.as_deref().map(paths::from_invocation),
+            artifacts_root: None,
+            keep: self.keep,
+            allow_lint_errors: self.allow_lint_errors,
+            concurrency: self.concurrency,
+            patience: self.patience,
+            elapsed: clock.elapsed(),
+            harness: self.harness.clone(),
         }
-        if self.keep {
-            args.push("--keep".into());
-        }
-        if self.allow_lint_errors {
-            args.push("--allow-lint-errors".into());
-        }
-        if let Some(p) = self.patience {
-            args.extend(["--patience".to_owned(), seconds_arg(p)]);
-        }
-        if !self.local
-            && let Some(hub) = &self.echo_hub
-        {
-            args.extend(["--echo-hub".to_owned(), hub.clone()]);
-        }
-        args
     }
+}
+
+/// Phases timed before the suite, as the suite takes them.
+fn phase_args(phases: &[(String, f64)]) -> Vec<(String, Duration)> {
+    phases
+        .iter()
+        .map(|(name, secs)| (name.clone(), Duration::from_secs_f64(*secs)))
+        .collect()
+}
+
+/// One of istiod's addresses on a kwok cluster, as the suite takes it.
+fn address(text: &str) -> anyhow::Result<std::net::SocketAddr> {
+    text.parse()
+        .with_context(|| format!("istiod's address {text}"))
 }
 
 /// What a walk's directory holds, as its last message says: the comparison only when it
@@ -1021,16 +975,12 @@ fn compare_runs(
     dirs: &[PathBuf],
     keep: bool,
 ) -> anyhow::Result<()> {
-    let mut args = vec!["compare".to_owned()];
-    args.extend(dirs.iter().map(|d| d.display().to_string()));
-    args.extend([
-        "--out".into(),
-        root.join("comparison.txt").display().to_string(),
-    ]);
-    if !keep {
-        args.push("--transient".into());
-    }
-    runner.run(sh, &args).with_context(|| {
+    let compare = RunnerCommand::Compare(CompareArgs {
+        runs: dirs.to_vec(),
+        out: Some(root.join("comparison.txt")),
+        transient: !keep,
+    });
+    runner.run(sh, &compare.to_args()).with_context(|| {
         format!(
             "the runs differ beyond intended behaviour changes (see {})",
             root.join("comparison.txt").display()
@@ -1786,8 +1736,13 @@ mod tests {
             );
         }
         // The suite gets the value it would have parsed itself.
-        let args = flags::E2e::parse(&["--local", "--patience", "2.5"])
-            .common_suite_args(Stopwatch::start());
+        let suite =
+            flags::E2e::parse(&["--local", "--patience", "2.5"]).suite_args(Stopwatch::start());
+        let args = RunnerCommand::Local(Box::new(LocalArgs {
+            suite,
+            ..LocalArgs::default()
+        }))
+        .to_args();
         let at = args
             .iter()
             .position(|a| a == "--patience")

@@ -17,6 +17,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use mirror_e2e_contract::args::{ParityArgs, ParityTableArgs, RunnerCommand};
 use xshell::Shell;
 
 use crate::cluster::keep;
@@ -57,7 +58,7 @@ impl flags::Parity {
         let step = |name: &str| clock.step(name);
         let patience = Duration::from_secs(self.patience);
         let releases = releases(&self.istio)?;
-        let variant_args = self.variant_args(&paths::project_root())?;
+        let variants = self.variants(&paths::project_root())?;
         let columns: Vec<String> = releases
             .iter()
             .map(|r| versions::version_label(r.version))
@@ -118,26 +119,18 @@ impl flags::Parity {
                 }
                 std::fs::create_dir_all(&dir)
                     .with_context(|| format!("create {}", dir.display()))?;
-                let mut args: Vec<String> = vec![
-                    "parity".into(),
-                    "--kubeconfig".into(),
-                    cluster.kubeconfig().display().to_string(),
-                    "--istiod-xds".into(),
-                    kwok::istiod::XDS.into(),
-                    "--istiod-debug".into(),
-                    kwok::istiod::DEBUG.into(),
-                    "--envoy".into(),
-                    envoy.display().to_string(),
-                    "--istio".into(),
-                    version.into(),
-                    "--version-label".into(),
-                    column.clone(),
-                    "--out".into(),
-                    dir.display().to_string(),
-                    "--patience".into(),
-                    self.patience.to_string(),
-                ];
-                args.extend(variant_args.iter().cloned());
+                let args = RunnerCommand::Parity(Box::new(ParityArgs {
+                    kubeconfig: cluster.kubeconfig(),
+                    istiod_xds: address(kwok::istiod::XDS)?,
+                    istiod_debug: address(kwok::istiod::DEBUG)?,
+                    envoy: envoy.clone(),
+                    istio: Some(version.into()),
+                    version_label: Some(column.clone()),
+                    out: dir.clone(),
+                    patience: Some(patience),
+                    ..variants.clone()
+                }))
+                .to_args();
                 let result = dir.join("parity.json");
                 match runner.inside(&cluster.holder.nsenter_args()).run(sh, &args) {
                     Ok(()) => {}
@@ -161,13 +154,11 @@ impl flags::Parity {
                 eprintln!("  {}", timing.line());
             }
             step("the table of every version (also in target/parity/parity.md)");
-            let mut args = vec![
-                "parity-table".to_owned(),
-                "--out".into(),
-                out.join("parity.md").display().to_string(),
-            ];
-            args.extend(results.iter().map(|r| r.display().to_string()));
-            runner.run(sh, &args)
+            let table = RunnerCommand::ParityTable(ParityTableArgs {
+                results,
+                out: Some(out.join("parity.md")),
+            });
+            runner.run(sh, &table.to_args())
         });
         step("done");
         outcome
@@ -175,34 +166,46 @@ impl flags::Parity {
 }
 
 impl flags::Parity {
-    /// What `mirror-e2e parity` compares: the user's manifests, or generated cases, or
-    /// else the shipped manifests and the corpus.
-    fn variant_args(&self, root: &std::path::Path) -> anyhow::Result<Vec<String>> {
-        let mut args = Vec::new();
+    /// What `mirror-e2e parity` compares (its arguments' `manifests`, `variants`,
+    /// `generated`, `seed`; the rest is per version): the user's manifests, or generated
+    /// cases, or else the shipped manifests and the corpus.
+    fn variants(&self, root: &std::path::Path) -> anyhow::Result<ParityArgs> {
+        let mut args = ParityArgs {
+            kubeconfig: PathBuf::new(),
+            istiod_xds: address(kwok::istiod::XDS)?,
+            istiod_debug: address(kwok::istiod::DEBUG)?,
+            envoy: PathBuf::new(),
+            istio: None,
+            version_label: None,
+            manifests: Vec::new(),
+            variants: None,
+            generated: 0,
+            seed: 1,
+            out: PathBuf::new(),
+            patience: None,
+        };
         if let Some(dir) = &self.manifests {
             // Checked before a cluster exists: a typo costs nothing.
             let dir = std::fs::canonicalize(dir)
                 .with_context(|| format!("--manifests {}", dir.display()))?;
-            args.extend(["--manifests".to_owned(), dir.display().to_string()]);
+            args.manifests.push(dir);
         }
         if let Some(n) = self.generated {
-            args.extend([
-                "--generated".to_owned(),
-                n.to_string(),
-                "--seed".into(),
-                self.seed.to_string(),
-            ]);
+            args.generated = n;
+            args.seed = self.seed;
         }
-        if args.is_empty() {
-            args.extend([
-                "--manifests".to_owned(),
-                root.join("manifests").display().to_string(),
-                "--variants".into(),
-                root.join("e2e/tests/fixtures/parity").display().to_string(),
-            ]);
+        if args.manifests.is_empty() && self.generated.is_none() {
+            args.manifests.push(root.join("manifests"));
+            args.variants = Some(root.join("e2e/tests/fixtures/parity"));
         }
         Ok(args)
     }
+}
+
+/// One of istiod's addresses on the kwok cluster, as the suite takes it.
+fn address(text: &str) -> anyhow::Result<std::net::SocketAddr> {
+    text.parse()
+        .with_context(|| format!("istiod's address {text}"))
 }
 
 /// Whether `mirror-e2e parity` failed because a variant differs (exit 1), not for want of

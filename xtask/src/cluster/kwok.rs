@@ -17,6 +17,7 @@ mod netns;
 mod pki;
 pub mod prepared;
 
+use mirror_e2e_contract::args::{InstallArgs, KubeTarget, NodesReadyArgs, RunnerCommand};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -639,21 +640,19 @@ pub fn prepare(
         .chain(istio.chart_values())
         .collect();
     let inside = runner.inside(&cluster.holder.nsenter_args());
-    let kubeconfig = cluster.kubeconfig().display().to_string();
-    let patience_secs = patience.as_secs().to_string();
-    let install = |files: &[PathBuf], only: &str| -> anyhow::Result<()> {
-        let mut args = vec![
-            "install".to_owned(),
-            "--kubeconfig".into(),
-            kubeconfig.clone(),
-            "--patience".into(),
-            patience_secs.clone(),
-        ];
-        if !only.is_empty() {
-            args.extend(["--only-kinds".to_owned(), only.to_owned()]);
-        }
-        args.extend(files.iter().map(|f| f.display().to_string()));
-        inside.run(sh, &args)
+    let target = KubeTarget {
+        kubeconfig: Some(cluster.kubeconfig()),
+        context: None,
+    };
+    let install = |files: &[PathBuf], only: &[&str]| -> anyhow::Result<()> {
+        let install = RunnerCommand::Install(InstallArgs {
+            target: target.clone(),
+            namespace: "default".into(),
+            patience: Some(patience),
+            only_kinds: only.iter().map(|k| (*k).to_owned()).collect(),
+            files: files.to_vec(),
+        });
+        inside.run(sh, &install.to_args())
     };
     interrupt.check()?;
     // kwok's `Logs`: its kubelet endpoint serves `pods/log` from the files they name (the
@@ -665,7 +664,7 @@ pub fn prepare(
             bins.kwok_source
                 .join("kustomize/crd/bases/kwok.x-k8s.io_logs.yaml"),
         ],
-        "",
+        &[],
     )
     .context("install the kwok node, Istio's CRDs and kwok's Logs CRD")?;
     let mut files = vec![cluster.dir.join("istio-system.yaml")];
@@ -692,20 +691,21 @@ pub fn prepare(
     }
     install(
         &files,
-        "Namespace,ServiceAccount,ConfigMap,Service,Deployment",
+        &[
+            "Namespace",
+            "ServiceAccount",
+            "ConfigMap",
+            "Service",
+            "Deployment",
+        ],
     )
     .context("install istiod's objects")?;
+    let ready = RunnerCommand::NodesReady(NodesReadyArgs {
+        target,
+        patience: Some(patience),
+    });
     inside
-        .run(
-            sh,
-            &[
-                "nodes-ready".to_owned(),
-                "--kubeconfig".into(),
-                kubeconfig.clone(),
-                "--patience".into(),
-                patience_secs.clone(),
-            ],
-        )
+        .run(sh, &ready.to_args())
         .context("wait for the kwok node")
 }
 
