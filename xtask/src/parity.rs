@@ -21,6 +21,7 @@ use mirror_e2e_contract::args::{ParityArgs, ParityTableArgs, RunnerCommand};
 use xshell::Shell;
 
 use crate::cluster::keep;
+use crate::cluster::kwok::istiod::address;
 use crate::cluster::kwok::{self, Binaries, KwokCluster, KwokProvider};
 use crate::cluster::lifetime::with_cluster;
 use crate::interrupt::Interrupt;
@@ -200,12 +201,6 @@ impl flags::Parity {
         }
         Ok(args)
     }
-}
-
-/// One of istiod's addresses on the kwok cluster, as the suite takes it.
-fn address(text: &str) -> anyhow::Result<std::net::SocketAddr> {
-    text.parse()
-        .with_context(|| format!("istiod's address {text}"))
 }
 
 /// Whether `mirror-e2e parity` failed because a variant differs (exit 1), not for want of
