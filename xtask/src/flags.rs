@@ -6,18 +6,7 @@ use clap::{Args, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 mod modes;
 
-/// A command line that is wrong (exit 2, as clap's own usage errors): a flag that would be
-/// ignored, a version that is not supported.
-#[derive(Debug)]
-pub struct Usage(pub String);
-
-impl std::fmt::Display for Usage {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for Usage {}
+pub use crate::usage::Usage;
 
 /// The command line of this process (`--help` with `e2e`'s flags grouped by mode).
 pub fn parse() -> Xtask {

@@ -22,6 +22,7 @@ mod runner;
 mod test;
 mod test_control_plane;
 mod tools;
+mod usage;
 mod versions;
 #[cfg(test)]
 mod workflow_check;
@@ -88,7 +89,9 @@ fn run(flags: flags::Xtask) -> anyhow::Result<()> {
         flags::Command::Kwok(cmd) => cmd.run(&sh),
         flags::Command::Parity(cmd) => cmd.run(&sh),
         flags::Command::Analyze(cmd) => cmd.run(&sh),
-        flags::Command::Versions(cmd) => cmd.run(&sh),
+        flags::Command::Versions(cmd) => {
+            versions::run(&sh, cmd.check_latest, cluster::kwok::version_label)
+        }
     }
 }
 

@@ -5,7 +5,7 @@
 //! chart renders them (`prepare`), the previous istiod stopped and the version's own started
 //! (its minor's pinned istiod, or the oldest one with Istio's compatibility profile for an
 //! older minor), then `mirror-e2e parity --istio VERSION --version-label LABEL` inside the
-//! cluster's namespaces (the label says what played the version: `versions::version_label`):
+//! cluster's namespaces (the label says what played the version: `kwok::version_label`):
 //! the shipped manifests and the corpus in `e2e/tests/fixtures/parity/`, each compared
 //! route by route with the translation emulating that version (`e2e/src/parity.rs`). Each
 //! version's results go to `target/parity/<version>/parity.json`; `mirror-e2e parity-table`
@@ -62,7 +62,7 @@ impl flags::Parity {
         let variants = self.variants(&paths::project_root())?;
         let columns: Vec<String> = releases
             .iter()
-            .map(|r| versions::version_label(r.version))
+            .map(|r| kwok::version_label(r.version))
             .collect::<anyhow::Result<_>>()?;
         let bins = Binaries::ensure(sh, &interrupt)?;
         // Every istiod the versions need, before the cluster exists: a cold build is long,

@@ -145,7 +145,7 @@ impl flags::E2e {
                     args.data_plane.istiod_xds = Some(address(istiod.xds)?);
                     args.data_plane.istiod_debug = Some(address(istiod.debug)?);
                     args.control_plane = Some(source.control_plane_note());
-                    args.version_label = Some(versions::version_label(release.version)?);
+                    args.version_label = Some(kwok::version_label(release.version)?);
                 }
                 args.phases = phase_args(&phases);
                 tracker.suite_starts();
@@ -299,7 +299,7 @@ impl flags::E2e {
                     args.control_plane = Some(format!(
                         "{note} (they connected to the walk's first istiod and reconnected at each hop)"
                     ));
-                    args.version_label = Some(versions::version_label(release.version)?);
+                    args.version_label = Some(kwok::version_label(release.version)?);
                     // Every run's report stays for the comparison.
                     args.suite.artifacts_root = Some(dirs[i].clone());
                     args.suite.keep = true;

@@ -8,6 +8,7 @@ use anyhow::{Context, bail};
 use xshell::Shell;
 
 use super::{NODE_NAME, binaries};
+use crate::versions::RELEASE_COMMITS;
 
 /// Istio's source as a Go module: where a release's CRDs and istiod's chart come from.
 ///
@@ -159,4 +160,56 @@ pub fn istio_source(sh: &Shell, version: &str) -> anyhow::Result<IstioSource> {
         module,
         compatibility,
     })
+}
+
+/// The header that names Istio `version` where a kwok cluster's istiod plays it: what ran,
+/// in the header itself. A build that is a release's commit is named by that release,
+/// another by its branch and commit, and an older minor's says which compatibility profile
+/// set it back: `1.31.0 (istiod eed52eb)`, `1.31.1 played by istiod 1.31.0 (eed52eb)`,
+/// `1.30.5 played by istiod 1.30@9739e10`, `1.27.9 played by istiod 1.30@9739e10 + 1.27
+/// profile`.
+pub fn version_label(version: &str) -> anyhow::Result<String> {
+    let (module, compatibility) = istio_module(version)?;
+    // The module's pseudo-version ends in the commit, as `istiod --version` says it.
+    let commit = module.version.rsplit('-').next().unwrap_or(module.version);
+    let short = commit.get(..7).unwrap_or(commit);
+    let release = RELEASE_COMMITS.iter().find(|r| r.commit == commit);
+    let istiod = match release {
+        Some(r) => format!("istiod {} ({short})", r.release),
+        None => format!("istiod {}@{short}", module.minor),
+    };
+    Ok(match (release, compatibility) {
+        (Some(r), None) if r.release == version => format!("{version} (istiod {short})"),
+        (_, None) => format!("{version} played by {istiod}"),
+        (_, Some(minor)) => format!("{version} played by {istiod} + {minor} profile"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::versions::ISTIO_RELEASES;
+
+    #[test]
+    fn each_label_says_what_played_the_release() {
+        let labels: Vec<String> = ISTIO_RELEASES
+            .iter()
+            .map(|r| version_label(r.version).expect("playable"))
+            .collect();
+        assert_eq!(
+            labels,
+            [
+                "1.31.1 played by istiod 1.31.0 (eed52eb)",
+                "1.30.5 played by istiod 1.30@9739e10",
+                "1.29.9 played by istiod 1.30@9739e10 + 1.29 profile",
+                "1.28.10 played by istiod 1.30@9739e10 + 1.28 profile",
+                "1.27.9 played by istiod 1.30@9739e10 + 1.27 profile",
+            ]
+        );
+        // A build that is the release itself is named so, without "played by".
+        assert_eq!(
+            version_label("1.31.0").expect("1.31"),
+            "1.31.0 (istiod eed52eb)"
+        );
+    }
 }
