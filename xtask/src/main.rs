@@ -11,6 +11,7 @@ mod cluster;
 mod doc_links;
 mod download;
 mod e2e;
+mod failure;
 mod flags;
 mod interrupt;
 mod lint;
@@ -53,7 +54,7 @@ fn main() -> ExitCode {
                 Some(_) => {}
                 // One line of context chain; a backtrace helps nobody reading a failed command.
                 // (The run's own error first, then what its cleanup added.)
-                None => eprintln!("error: {}", cluster::lifetime::render(e.chain())),
+                None => eprintln!("error: {}", failure::render(e.chain())),
             }
             ExitCode::from(code)
         }

@@ -147,8 +147,7 @@ impl Reported {
     /// What to print for an error whose root is `Reported`: the contexts above it, if any.
     pub fn contexts(e: &anyhow::Error) -> Option<(String, i32)> {
         let reported = e.chain().find_map(|c| c.downcast_ref::<Reported>())?;
-        let contexts =
-            crate::cluster::lifetime::render(e.chain().take_while(|c| !c.is::<Reported>()));
+        let contexts = crate::failure::render(e.chain().take_while(|c| !c.is::<Reported>()));
         Some((contexts, reported.code))
     }
 }

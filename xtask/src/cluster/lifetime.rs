@@ -1,10 +1,11 @@
 //! A cluster's lifetime, written once for every provider: bring it up (create it, or take
 //! the one `--reuse` names), run, then keep or delete it as `keep::fate` says (a cluster
 //! this run did not create is never deleted; what the run started in it ends), and report
-//! the run's error first with the cleanup's added. kwokctl's `Runtime` is the model: a
+//! the run's error first with the cleanup's added (`failure::CleanupFailed`). kwokctl's `Runtime` is the model: a
 //! provider is one type implementing [`Provider`] (kind, kwok, an existing cluster).
 
 use crate::cluster::keep;
+use crate::failure::CleanupFailed;
 use crate::interrupt::Interrupt;
 
 /// One way to get a cluster, as the lifetime needs it.
@@ -55,51 +56,8 @@ pub fn with_cluster<P: Provider, T>(
     match (outcome, cleanup) {
         (Ok(value), cleanup) => cleanup.map(|()| value),
         (Err(e), Ok(())) => Err(e),
-        (Err(run), Err(c)) => Err(CleanupFailed {
-            run,
-            cleanup: format!("{c:#}"),
-        }
-        .into()),
+        (Err(run), Err(c)) => Err(CleanupFailed::new(run, &c).into()),
     }
-}
-
-/// A run that failed, and whose cleanup failed too. Its source is the run's error, so the
-/// run's kind (interrupted, the suite's exit code) still classifies it; [`render`] puts
-/// the cleanup after the run's own error, which is the news.
-#[derive(Debug)]
-pub struct CleanupFailed {
-    run: anyhow::Error,
-    cleanup: String,
-}
-
-impl std::fmt::Display for CleanupFailed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "and the cleanup failed too: {}", self.cleanup)
-    }
-}
-
-impl std::error::Error for CleanupFailed {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(self.run.as_ref())
-    }
-}
-
-/// `errors` (an error chain, or part of one) as one line: the run's messages first,
-/// joined by `: `, then what its cleanup added.
-pub fn render<'a>(errors: impl Iterator<Item = &'a (dyn std::error::Error + 'static)>) -> String {
-    let (cleanup, run): (Vec<_>, Vec<_>) = errors.partition(|c| c.is::<CleanupFailed>());
-    let mut text = run
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(": ");
-    for c in cleanup {
-        if !text.is_empty() {
-            text.push_str("; ");
-        }
-        text.push_str(&c.to_string());
-    }
-    text
 }
 
 /// Keeps or deletes a cluster the run created; ends the run's part in one it reused.

@@ -1,6 +1,7 @@
 use std::cell::RefCell;
 
 use super::*;
+use crate::failure::render;
 use crate::interrupt::{Interrupted, is_interrupted};
 use crate::runner::Reported;
 
