@@ -127,9 +127,9 @@ fn stamps(said: &str) -> Vec<f64> {
 }
 
 /// Deletes the cluster `name` (`xtask kwok delete`), whatever the test found.
-struct Cluster(String);
+struct DeletedOnDrop(String);
 
-impl Drop for Cluster {
+impl Drop for DeletedOnDrop {
     fn drop(&mut self) {
         let _ = Command::new(env!("CARGO_BIN_EXE_xtask"))
             .args(["kwok", "delete", &self.0])
@@ -143,7 +143,7 @@ impl Drop for Cluster {
 fn a_kept_cluster_reused_in_another_mode_is_refused_at_once_and_nothing_starts() {
     let artifacts = tempfile::tempdir().expect("tempdir");
     let name = format!("lifecycle-modes-{}", std::process::id());
-    let cluster = Cluster(name.clone());
+    let cluster = DeletedOnDrop(name.clone());
     let dir = project_root().join("target/kwok").join(&name);
     let kept = xtask(
         &[
@@ -238,7 +238,7 @@ fn a_kept_cluster_reused_in_another_mode_is_refused_at_once_and_nothing_starts()
 fn a_failing_run_on_a_reused_cluster_ends_the_istiod_it_started() {
     let artifacts = tempfile::tempdir().expect("tempdir");
     let name = format!("lifecycle-istiod-{}", std::process::id());
-    let _cluster = Cluster(name.clone());
+    let _cluster = DeletedOnDrop(name.clone());
     let dir = project_root().join("target/kwok").join(&name);
     let kept = xtask(
         &[
@@ -321,7 +321,7 @@ fn a_failing_run_on_a_reused_cluster_ends_the_istiod_it_started() {
 fn a_data_plane_that_never_starts_stops_the_run_with_its_report_and_no_process_left() {
     let artifacts = tempfile::tempdir().expect("tempdir");
     let name = format!("lifecycle-envoy-{}", std::process::id());
-    let _cluster = Cluster(name.clone());
+    let _cluster = DeletedOnDrop(name.clone());
     let dir = project_root().join("target/kwok").join(&name);
     // An "Envoy" that exits at once: the node's data plane cannot start.
     let failed = xtask_with_envoy(

@@ -23,7 +23,7 @@ pub(super) const MIRRORING: &[&str] = &[
 
 /// One input both tools read.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Case {
+pub struct AnalyzeCase {
     /// `manifests`, a corpus case's file stem, or the tutorial's.
     pub name: String,
     /// What lint is given (relative to the project root).
@@ -33,17 +33,17 @@ pub struct Case {
     pub analyze: Vec<PathBuf>,
 }
 
-impl Case {
+impl AnalyzeCase {
     pub fn mirroring(&self) -> bool {
         MIRRORING.contains(&self.name.as_str())
     }
 }
 
 /// The shipped manifests, every corpus case with `base.yaml`, and the tutorial, from `root`.
-pub fn cases(root: &Path) -> anyhow::Result<Vec<Case>> {
+pub fn cases(root: &Path) -> anyhow::Result<Vec<AnalyzeCase>> {
     let mut shipped = yaml_files(root, Path::new("manifests"))?;
     shipped.retain(|p| p.file_name().is_none_or(|n| n != "expectations.yaml"));
-    let mut cases = vec![Case {
+    let mut cases = vec![AnalyzeCase {
         name: "manifests".into(),
         lint: vec!["manifests".into()],
         analyze: shipped,
@@ -58,13 +58,13 @@ pub fn cases(root: &Path) -> anyhow::Result<Vec<Case>> {
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
         let paths = vec![base.clone(), file];
-        cases.push(Case {
+        cases.push(AnalyzeCase {
             name,
             lint: paths.clone(),
             analyze: paths,
         });
     }
-    cases.push(Case {
+    cases.push(AnalyzeCase {
         name: "tutorial-mirroring".into(),
         lint: vec![TUTORIAL.into()],
         analyze: vec![TUTORIAL.into()],
@@ -74,7 +74,7 @@ pub fn cases(root: &Path) -> anyhow::Result<Vec<Case>> {
 
 /// The user's manifests (`--manifests`) as the one case, counted as a mirroring case (its
 /// gaps fail the run), read before anything runs so a typo names the flag.
-pub(super) fn user_case(dir: &Path) -> anyhow::Result<Case> {
+pub(super) fn user_case(dir: &Path) -> anyhow::Result<AnalyzeCase> {
     let dir =
         std::fs::canonicalize(dir).with_context(|| format!("--manifests {}", dir.display()))?;
     let mut files = if dir.is_dir() {
@@ -86,7 +86,7 @@ pub(super) fn user_case(dir: &Path) -> anyhow::Result<Case> {
         vec![dir.clone()]
     };
     files.retain(|p| p.file_name().is_none_or(|n| n != "expectations.yaml"));
-    Ok(Case {
+    Ok(AnalyzeCase {
         name: "manifests".into(),
         lint: vec![dir],
         analyze: files,

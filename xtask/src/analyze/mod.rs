@@ -20,8 +20,8 @@ use mirror_e2e_contract::args::{LintArgs, LintFormat, RunnerCommand};
 use xshell::{Shell, cmd};
 
 use cases::{cases, user_case};
-use pairing::{Finding, Message, compare, parse_analyze, parse_lint};
-use table::{Outcome, table};
+use pairing::{LintFinding, Message, compare, parse_analyze, parse_lint};
+use table::{CaseOutcome, table};
 
 use crate::cluster::kwok::binaries::ISTIOD_1_31;
 use crate::interrupt::Interrupt;
@@ -51,7 +51,7 @@ impl flags::Analyze {
             let findings = lint(sh, &runner.bin, &case.lint)
                 .with_context(|| format!("lint, case {}", case.name))?;
             let rows = compare(&messages, &findings);
-            outcomes.push(Outcome { case, rows });
+            outcomes.push(CaseOutcome { case, rows });
         }
         let table = table(&outcomes);
         let out = root.join("target/analyze");
@@ -92,7 +92,7 @@ fn analyze(sh: &Shell, istioctl: &Path, files: &[PathBuf]) -> anyhow::Result<Vec
 }
 
 /// `mirror-e2e lint --format json`: exit 1 only says it found errors; 2 is a failure.
-fn lint(sh: &Shell, bin: &Path, paths: &[PathBuf]) -> anyhow::Result<Vec<Finding>> {
+fn lint(sh: &Shell, bin: &Path, paths: &[PathBuf]) -> anyhow::Result<Vec<LintFinding>> {
     let args = RunnerCommand::Lint(LintArgs {
         paths: paths.to_vec(),
         format: LintFormat::Json,

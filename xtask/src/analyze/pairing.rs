@@ -74,9 +74,9 @@ pub fn parse_analyze(stdout: &str, stderr: &str) -> anyhow::Result<Vec<Message>>
     Ok(messages)
 }
 
-/// One finding of `mirror-e2e lint --format json` (the e2e crate's `lint::Finding`).
+/// One finding of `mirror-e2e lint --format json` (the e2e crate's `lint::LintFinding`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Finding {
+pub struct LintFinding {
     pub file: String,
     pub line: u64,
     pub severity: String,
@@ -85,7 +85,7 @@ pub struct Finding {
     pub message: String,
 }
 
-impl Finding {
+impl LintFinding {
     pub(super) fn is_about(&self, object: &str) -> bool {
         self.message
             .strip_prefix(object)
@@ -94,7 +94,7 @@ impl Finding {
 }
 
 /// The findings of one `mirror-e2e lint --format json` run.
-pub fn parse_lint(stdout: &str) -> anyhow::Result<Vec<Finding>> {
+pub fn parse_lint(stdout: &str) -> anyhow::Result<Vec<LintFinding>> {
     let json: Value = serde_json::from_str(stdout.trim()).context("lint's output is no JSON")?;
     let items = json.as_array().context("lint's output is no array")?;
     items
@@ -106,7 +106,7 @@ pub fn parse_lint(stdout: &str) -> anyhow::Result<Vec<Finding>> {
                     .map(str::to_owned)
                     .with_context(|| format!("a lint finding without {key}"))
             };
-            Ok(Finding {
+            Ok(LintFinding {
                 file: text("file")?,
                 line: item.get("line").and_then(Value::as_u64).unwrap_or(0),
                 severity: text("severity")?,
@@ -119,7 +119,7 @@ pub fn parse_lint(stdout: &str) -> anyhow::Result<Vec<Finding>> {
 
 /// How an analyze message (or a lint finding alone) came out.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
+pub enum Pairing {
     /// Lint reports it (the finding beside it).
     Covered,
     /// Lint is silent, for a reason [`COVERAGE`] gives.
@@ -133,34 +133,34 @@ pub enum Verdict {
 
 /// One line of the comparison.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Row {
+pub struct PairedRow {
     pub analyze: Option<Message>,
-    pub lint: Option<Finding>,
-    pub verdict: Verdict,
+    pub lint: Option<LintFinding>,
+    pub verdict: Pairing,
 }
 
 /// Pairs each analyze message with a lint finding of its rule on its object, each finding
 /// used once (lint must find at least as many as analyze), the closest by [`affinity`]; the
 /// findings left are lint's own.
-pub fn compare(messages: &[Message], findings: &[Finding]) -> Vec<Row> {
+pub fn compare(messages: &[Message], findings: &[LintFinding]) -> Vec<PairedRow> {
     let mut used = vec![false; findings.len()];
     let mut rows = Vec::new();
     for m in messages {
         let rule = match coverage(m) {
             Some(Coverage::Rule(rule)) => rule,
             Some(Coverage::Not(why)) => {
-                rows.push(Row {
+                rows.push(PairedRow {
                     analyze: Some(m.clone()),
                     lint: None,
-                    verdict: Verdict::Explained(why),
+                    verdict: Pairing::Explained(why),
                 });
                 continue;
             }
             None => {
-                rows.push(Row {
+                rows.push(PairedRow {
                     analyze: Some(m.clone()),
                     lint: None,
-                    verdict: Verdict::Missed(None),
+                    verdict: Pairing::Missed(None),
                 });
                 continue;
             }
@@ -177,24 +177,24 @@ pub fn compare(messages: &[Message], findings: &[Finding]) -> Vec<Row> {
         rows.push(match best {
             Some((i, _)) => {
                 used[i] = true;
-                Row {
+                PairedRow {
                     analyze: Some(m.clone()),
                     lint: Some(findings[i].clone()),
-                    verdict: Verdict::Covered,
+                    verdict: Pairing::Covered,
                 }
             }
-            None => Row {
+            None => PairedRow {
                 analyze: Some(m.clone()),
                 lint: None,
-                verdict: Verdict::Missed(Some(rule)),
+                verdict: Pairing::Missed(Some(rule)),
             },
         });
     }
     for (f, _) in findings.iter().zip(&used).filter(|(_, used)| !**used) {
-        rows.push(Row {
+        rows.push(PairedRow {
             analyze: None,
             lint: Some(f.clone()),
-            verdict: Verdict::LintOnly,
+            verdict: Pairing::LintOnly,
         });
     }
     rows
@@ -204,7 +204,7 @@ pub fn compare(messages: &[Message], findings: &[Finding]) -> Vec<Row> {
 /// and the values the message names (its quoted parts, its numbers) that the finding names
 /// too, numbers by value (`150.000000` is `150`). Only orders the pairing of a message among
 /// several findings of one rule on one object; whether lint covers it does not depend on it.
-pub fn affinity(m: &Message, f: &Finding) -> usize {
+pub fn affinity(m: &Message, f: &LintFinding) -> usize {
     fn tokens(text: &str) -> impl Iterator<Item = &str> {
         text.split(|c: char| c.is_whitespace() || "\"`'(),:+[]{}".contains(c))
             .filter(|t| !t.is_empty())

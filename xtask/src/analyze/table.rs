@@ -1,16 +1,16 @@
 //! The table of what both tools said, case by case (`target/analyze/analyze.md`).
 
-use super::cases::Case;
+use super::cases::AnalyzeCase;
 
-use super::pairing::{Message, Row, Verdict};
+use super::pairing::{Message, PairedRow, Pairing};
 
 /// What both tools said about one case.
-pub struct Outcome {
-    pub case: Case,
-    pub rows: Vec<Row>,
+pub struct CaseOutcome {
+    pub case: AnalyzeCase,
+    pub rows: Vec<PairedRow>,
 }
 
-impl Outcome {
+impl CaseOutcome {
     /// The analyze messages lint misses, when they count (a mirroring case).
     pub fn gaps(&self) -> Vec<&Message> {
         if !self.case.mirroring() {
@@ -18,7 +18,7 @@ impl Outcome {
         }
         self.rows
             .iter()
-            .filter(|r| matches!(r.verdict, Verdict::Missed(_)))
+            .filter(|r| matches!(r.verdict, Pairing::Missed(_)))
             .filter_map(|r| r.analyze.as_ref())
             .collect()
     }
@@ -26,7 +26,7 @@ impl Outcome {
 
 /// The comparison as Markdown: a row per analyze message or lone lint finding, then why lint
 /// is silent where it is.
-pub fn table(outcomes: &[Outcome]) -> String {
+pub fn table(outcomes: &[CaseOutcome]) -> String {
     let cell = |s: &str| s.replace('|', "\\|").replace('\n', "<br>");
     let mut out = String::from(
         "| case | istioctl analyze | cargo xtask lint | verdict |\n|---|---|---|---|\n",
@@ -70,17 +70,17 @@ pub fn table(outcomes: &[Outcome]) -> String {
                 },
             );
             let verdict = match &row.verdict {
-                Verdict::Covered => "lint covers".to_owned(),
-                Verdict::Explained(why) => {
+                Pairing::Covered => "lint covers".to_owned(),
+                Pairing::Explained(why) => {
                     let code = row.analyze.as_ref().map_or("", |m| m.code.as_str());
                     if !reasons.iter().any(|(c, _)| c == code) {
                         reasons.push((code.to_owned(), why));
                     }
                     format!("not linted: {code} below")
                 }
-                Verdict::Missed(Some(rule)) => format!("**missed** (no `{rule}` on the object)"),
-                Verdict::Missed(None) => "**missed** (no entry in COVERAGE)".to_owned(),
-                Verdict::LintOnly => "lint only".to_owned(),
+                Pairing::Missed(Some(rule)) => format!("**missed** (no `{rule}` on the object)"),
+                Pairing::Missed(None) => "**missed** (no entry in COVERAGE)".to_owned(),
+                Pairing::LintOnly => "lint only".to_owned(),
             };
             out.push_str(&format!(
                 "| {} | {} | {} | {} |\n",

@@ -104,8 +104,8 @@ fn message(code: &str, text: &str, origin: &str) -> Message {
     }
 }
 
-fn finding(code: &str, text: &str) -> Finding {
-    Finding {
+fn finding(code: &str, text: &str) -> LintFinding {
+    LintFinding {
         file: "t.yaml".into(),
         line: 1,
         severity: "error".into(),
@@ -241,7 +241,7 @@ fn lint_covers_the_unknown_subset_case_pairing_each_subset_with_its_finding() {
     );
     assert_eq!(rows.len(), 2, "{rows:#?}");
     assert!(
-        rows.iter().all(|r| r.verdict == Verdict::Covered),
+        rows.iter().all(|r| r.verdict == Pairing::Covered),
         "{rows:#?}"
     );
     assert!(rows[0].lint.as_ref().is_some_and(|f| f.line == 10));
@@ -257,7 +257,7 @@ fn percentages_pair_by_the_value_they_name_not_by_order() {
     let pairs: Vec<(&str, u64)> = rows
         .iter()
         .map(|r| {
-            assert_eq!(r.verdict, Verdict::Covered, "{r:#?}");
+            assert_eq!(r.verdict, Pairing::Covered, "{r:#?}");
             let m = r.analyze.as_ref().expect("a message");
             let tail = m.message.rsplit(' ').next().unwrap_or_default();
             (tail, r.lint.as_ref().expect("a finding").line)
@@ -293,19 +293,19 @@ fn a_finding_pairs_once_and_only_on_its_object() {
         "VirtualService reviews: spec.http[0].route[0].destination.host: host `a` names no Service in the manifests",
     )];
     let rows = compare(&twice, &one);
-    assert_eq!(rows[0].verdict, Verdict::Covered);
-    assert_eq!(rows[1].verdict, Verdict::Missed(Some("unknown-host")));
+    assert_eq!(rows[0].verdict, Pairing::Covered);
+    assert_eq!(rows[1].verdict, Pairing::Missed(Some("unknown-host")));
     // Another object's finding does not count.
     let other = [finding(
         "unknown-host",
         "VirtualService ratings: spec.http[0].route[0].destination.host: host `a` names no Service in the manifests",
     )];
     let rows = compare(&twice[..1], &other);
-    assert_eq!(rows[0].verdict, Verdict::Missed(Some("unknown-host")));
-    assert_eq!(rows[1].verdict, Verdict::LintOnly);
+    assert_eq!(rows[0].verdict, Pairing::Missed(Some("unknown-host")));
+    assert_eq!(rows[1].verdict, Pairing::LintOnly);
     // A code COVERAGE does not know is missed, not ignored.
     let rows = compare(&[message("IST9999", "new", "Gateway default/g")], &[]);
-    assert_eq!(rows[0].verdict, Verdict::Missed(None));
+    assert_eq!(rows[0].verdict, Pairing::Missed(None));
     // The offline subset message pairs with lint's finding where lint has one.
     let rows = compare(
         &[message(
@@ -318,26 +318,26 @@ fn a_finding_pairs_once_and_only_on_its_object() {
             "DestinationRule mirror: spec.subsets[0].labels: subset `v7` of `mirror` selects no Deployment's pods (version=v7)",
         )],
     );
-    assert_eq!(rows[0].verdict, Verdict::Covered);
+    assert_eq!(rows[0].verdict, Pairing::Covered);
 }
 
 #[test]
 fn only_a_mirroring_cases_misses_fail_the_command() {
-    let missed = || Row {
+    let missed = || PairedRow {
         analyze: Some(message("IST9999", "new", "Gateway default/g")),
         lint: None,
-        verdict: Verdict::Missed(None),
+        verdict: Pairing::Missed(None),
     };
-    let case = |name: &str| Case {
+    let case = |name: &str| AnalyzeCase {
         name: name.into(),
         lint: Vec::new(),
         analyze: Vec::new(),
     };
-    let mirroring = Outcome {
+    let mirroring = CaseOutcome {
         case: case("unknown-host"),
         rows: vec![missed()],
     };
-    let other = Outcome {
+    let other = CaseOutcome {
         case: case("subset-selects-nothing"),
         rows: vec![missed()],
     };
@@ -361,16 +361,16 @@ fn the_table_names_a_case_once_and_says_why_lint_is_silent() {
             "VirtualService default/reviews",
         )
     });
-    let case = |name: &str| Case {
+    let case = |name: &str| AnalyzeCase {
         name: name.into(),
         lint: Vec::new(),
         analyze: Vec::new(),
     };
-    let outcome = Outcome {
+    let outcome = CaseOutcome {
         case: case("unknown-subset"),
         rows: compare(&messages, &parse_lint(LINT_JSON).expect("lint")),
     };
-    let nothing = Outcome {
+    let nothing = CaseOutcome {
         case: case("quiet"),
         rows: Vec::new(),
     };

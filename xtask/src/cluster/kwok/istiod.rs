@@ -163,7 +163,7 @@ pub struct Succession {
 }
 
 /// How long an [`Succession::install`] took.
-pub struct Installed {
+pub struct IstiodInstalled {
     /// The release's CRDs and istiod's objects.
     pub prepare: Duration,
     /// From stopping the old istiod to the new one's `/ready`.
@@ -183,7 +183,7 @@ impl Succession {
         pilot_discovery: &Path,
         interrupt: &Interrupt,
         patience: Duration,
-    ) -> anyhow::Result<Installed> {
+    ) -> anyhow::Result<IstiodInstalled> {
         let started = Instant::now();
         super::prepare(
             sh,
@@ -210,7 +210,7 @@ impl Succession {
             Instant::now() + patience,
         )?;
         self.running = Some((istiod, release.version));
-        Ok(Installed {
+        Ok(IstiodInstalled {
             prepare,
             swap: swapping.elapsed(),
         })
