@@ -14,49 +14,10 @@ const PATIENCE: std::time::Duration = std::time::Duration::from_secs(60);
 
 pub(crate) fn parity(args: &ParityArgs) -> ExitCode {
     let istio = istio_version(args.istio.as_deref());
-    let mut variants = Vec::new();
-    for path in &args.manifests {
-        let name = if path.file_name().is_some_and(|n| n == "manifests") {
-            "shipped".to_owned()
-        } else {
-            path.display().to_string()
-        };
-        match e2e::parity::Variant::load(&name, None, std::slice::from_ref(path)) {
-            Ok(v) => variants.push(v),
-            Err(e) => {
-                eprintln!("error: --manifests {}: {e}", path.display());
-                return ExitCode::from(2);
-            }
-        }
-    }
-    if let Some(dir) = &args.variants {
-        let base = dir.join("base.yaml");
-        let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
-            Ok(entries) => entries
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "yaml") && *p != base)
-                .collect(),
-            Err(e) => {
-                eprintln!("error: {}: {e}", dir.display());
-                return ExitCode::from(2);
-            }
-        };
-        files.sort();
-        for file in files {
-            let name = file
-                .file_stem()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .into_owned();
-            match e2e::parity::Variant::load(&name, Some(&base), &[file]) {
-                Ok(v) => variants.push(v),
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::from(2);
-                }
-            }
-        }
-    }
+    let variants = match load_variants(args) {
+        Ok(variants) => variants,
+        Err(code) => return code,
+    };
     if variants.is_empty() && args.generated == 0 {
         eprintln!("error: nothing to compare: give --manifests, --variants or --generated");
         return ExitCode::from(2);
@@ -126,6 +87,55 @@ pub(crate) fn parity(args: &ParityArgs) -> ExitCode {
             Exit::Environment.into()
         }
     }
+}
+
+/// The variants `--manifests` and `--variants` name, loaded; on failure, the exit code
+/// (the error said).
+fn load_variants(args: &ParityArgs) -> Result<Vec<e2e::parity::Variant>, ExitCode> {
+    let mut variants = Vec::new();
+    for path in &args.manifests {
+        let name = if path.file_name().is_some_and(|n| n == "manifests") {
+            "shipped".to_owned()
+        } else {
+            path.display().to_string()
+        };
+        match e2e::parity::Variant::load(&name, None, std::slice::from_ref(path)) {
+            Ok(v) => variants.push(v),
+            Err(e) => {
+                eprintln!("error: --manifests {}: {e}", path.display());
+                return Err(ExitCode::from(2));
+            }
+        }
+    }
+    if let Some(dir) = &args.variants {
+        let base = dir.join("base.yaml");
+        let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
+            Ok(entries) => entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "yaml") && *p != base)
+                .collect(),
+            Err(e) => {
+                eprintln!("error: {}: {e}", dir.display());
+                return Err(ExitCode::from(2));
+            }
+        };
+        files.sort();
+        for file in files {
+            let name = file
+                .file_stem()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            match e2e::parity::Variant::load(&name, Some(&base), &[file]) {
+                Ok(v) => variants.push(v),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Err(ExitCode::from(2));
+                }
+            }
+        }
+    }
+    Ok(variants)
 }
 
 pub(crate) fn parity_table(files: &[PathBuf], out: Option<&std::path::Path>) -> ExitCode {

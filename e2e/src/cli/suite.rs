@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use e2e::cluster::{ClusterOptions, ClusterScoped, CreatedObjects, Proxies, installed_istio};
+use e2e::cluster::{
+    ClusterOptions, ClusterScoped, CreatedObjects, Istiod, Proxies, installed_istio,
+};
 use e2e::envoy::process::HOW_TO_GET_ENVOY;
 use e2e::exit::Exit;
 use e2e::local::LocalOptions;
@@ -141,30 +143,9 @@ pub(crate) fn cluster(args: ClusterArgs) -> ExitCode {
         .clone()
         .unwrap_or_else(|| ARTIFACTS_ROOT.into())
         .join(&run_id);
-    let context = format!(
-        "kubeconfig {}, context {}",
-        args.target
-            .kubeconfig
-            .as_ref()
-            .map_or("(default)".to_owned(), |p| p.display().to_string()),
-        args.target.context.as_deref().unwrap_or("(current)")
-    );
-    let client = match runtime.block_on(client(
-        args.target.kubeconfig.as_deref(),
-        args.target.context.clone(),
-    )) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: connect to the cluster ({context}): {e}");
-            return Exit::Environment.into();
-        }
-    };
-    let istiod = match runtime.block_on(installed_istio(&client, args.revision.as_deref())) {
-        Ok(v) => v,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Exit::Environment.into();
-        }
+    let (client, istiod, context) = match connect(&runtime, &args) {
+        Ok(connected) => connected,
+        Err(code) => return code,
     };
     let host = format!("{run_id}.mirror-e2e.test");
     eprintln!(
@@ -214,19 +195,92 @@ pub(crate) fn cluster(args: ClusterArgs) -> ExitCode {
         }
     };
     let notes = control_plane_note(&args);
-    let run = ClusterRun {
+    let site = RunSite {
+        host,
+        istiod,
+        patience,
+        mirror: spec.mirror.clone(),
+        run_id: run_id.clone(),
+        artifacts: artifacts.clone(),
+    };
+    let run = cluster_run(args, site, notes, run_started);
+    let live = LiveReport::default();
+    on_ctrl_c(&runtime, &client, &run, &live);
+    let keep = run.keep;
+    let outcome = run_cluster(&runtime, client, &run, spec, &run_id, &harness, &live);
+    if let Some(agent) = node_agent
+        && let Err(e) = runtime.block_on(agent.shutdown())
+    {
+        eprintln!("error: {e}");
+        let _ = finish(outcome, &artifacts, keep);
+        return Exit::Environment.into();
+    }
+    finish(outcome, &artifacts, keep)
+}
+
+/// A client for the run's cluster and the Istio installed there, with the cluster's name
+/// for messages; on failure, the exit code (the error said).
+fn connect(
+    runtime: &tokio::runtime::Runtime,
+    args: &ClusterArgs,
+) -> Result<(kube::Client, Istiod, String), ExitCode> {
+    let context = format!(
+        "kubeconfig {}, context {}",
+        args.target
+            .kubeconfig
+            .as_ref()
+            .map_or("(default)".to_owned(), |p| p.display().to_string()),
+        args.target.context.as_deref().unwrap_or("(current)")
+    );
+    let client = runtime
+        .block_on(client(
+            args.target.kubeconfig.as_deref(),
+            args.target.context.clone(),
+        ))
+        .map_err(|e| {
+            eprintln!("error: connect to the cluster ({context}): {e}");
+            ExitCode::from(Exit::Environment)
+        })?;
+    let istiod = runtime
+        .block_on(installed_istio(&client, args.revision.as_deref()))
+        .map_err(|e| {
+            eprintln!("error: {e}");
+            ExitCode::from(Exit::Environment)
+        })?;
+    Ok((client, istiod, context))
+}
+
+/// What the run found out before it is described: its host, the cluster's istiod, its
+/// patience, the mirror, its id and its artifacts.
+struct RunSite {
+    host: String,
+    istiod: Istiod,
+    patience: Duration,
+    mirror: String,
+    run_id: String,
+    artifacts: PathBuf,
+}
+
+/// The cluster run that `args` ask for, at `site`.
+fn cluster_run(
+    args: ClusterArgs,
+    site: RunSite,
+    notes: Vec<String>,
+    run_started: std::time::Instant,
+) -> ClusterRun {
+    ClusterRun {
         cluster: ClusterOptions {
             namespace: args.namespace,
             ingress: args.ingress,
-            host,
-            istiod,
+            host: site.host,
+            istiod: site.istiod,
             bookinfo_hub: args.bookinfo_hub,
             echo_hub: args.echo_hub,
             bookinfo_tag: args.bookinfo_tag,
             restart_workloads: args.restart_workloads,
-            patience,
-            mirror: spec.mirror.clone(),
-            run_id: run_id.clone(),
+            patience: site.patience,
+            mirror: site.mirror,
+            run_id: site.run_id,
             // A namespace of the run's own means a cluster the run does not own.
             cluster_scoped: match (args.delete_namespace, args.allow_cluster_scoped) {
                 (false, _) => ClusterScoped::Apply,
@@ -241,7 +295,7 @@ pub(crate) fn cluster(args: ClusterArgs) -> ExitCode {
             },
         },
         manifests: args.suite.manifests,
-        artifacts: artifacts.clone(),
+        artifacts: site.artifacts,
         notes,
         version_label: args.version_label,
         delete_namespace: args.delete_namespace,
@@ -250,16 +304,23 @@ pub(crate) fn cluster(args: ClusterArgs) -> ExitCode {
         concurrency: usize::try_from(args.suite.concurrency).unwrap_or(DEFAULT_CONCURRENCY),
         allow_lint_errors: args.suite.allow_lint_errors,
         run_started,
-    };
-    let live = LiveReport::default();
-    // Ctrl-C: a namespace this run created goes too (unless kept), and what it created
-    // cluster-wide, then exit non-zero at once: the deletion is asked for, not waited for
-    // (Kubernetes finishes it).
+    }
+}
+
+/// On Ctrl-C: a namespace this run created goes too (unless kept), and what it created
+/// cluster-wide, then exit non-zero at once: the deletion is asked for, not waited for
+/// (Kubernetes finishes it). Otherwise as every run: say where the evidence is.
+fn on_ctrl_c(
+    runtime: &tokio::runtime::Runtime,
+    client: &kube::Client,
+    run: &ClusterRun,
+    live: &LiveReport,
+) {
     if run.delete_namespace && !run.keep {
         let client = client.clone();
         let namespace = run.cluster.namespace.clone();
         let created = run.cluster.created.clone();
-        let artifacts = artifacts.clone();
+        let artifacts = run.artifacts.clone();
         let live = live.clone();
         runtime.spawn(async move {
             if stop_requested().await {
@@ -280,18 +341,8 @@ pub(crate) fn cluster(args: ClusterArgs) -> ExitCode {
             }
         });
     } else {
-        exit_on_ctrl_c(&runtime, artifacts.clone(), live.clone());
+        exit_on_ctrl_c(runtime, run.artifacts.clone(), live.clone());
     }
-    let keep = args.suite.keep;
-    let outcome = run_cluster(&runtime, client, &run, spec, &run_id, &harness, &live);
-    if let Some(agent) = node_agent
-        && let Err(e) = runtime.block_on(agent.shutdown())
-    {
-        eprintln!("error: {e}");
-        let _ = finish(outcome, &artifacts, keep);
-        return Exit::Environment.into();
-    }
-    finish(outcome, &artifacts, keep)
 }
 
 /// What configured the mesh's proxies, for the report.
