@@ -32,8 +32,8 @@ use crate::paths;
 
 pub use finish::{KwokProvider, shell_line};
 #[cfg(test)]
-pub use istio_source::{ISTIO_MODULES, IstioSource};
-pub use istio_source::{istio_module, istio_source, version_label};
+pub use istio_source::ISTIO_MODULES;
+pub use istio_source::{IstioSource, istio_module, istio_source, version_label};
 pub use netns::Holder;
 pub use prepare::prepare;
 

@@ -3,7 +3,7 @@
 //! `mirror-e2e cluster --node` inside the cluster's namespaces, the suite playing the node's
 //! data plane. Also the upgrade walk on kwok, with the real istiod of each version.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -40,33 +40,13 @@ impl flags::E2e {
             istiod: self.istiod_mode().unwrap_or(flags::IstiodMode::Real),
             istio: release.version.to_owned(),
         };
-        // Before anything is built or started: a mistyped name, or a cluster prepared for
-        // another mode or release, must not cost a cold build or a wait.
-        let reused = match self.reuse.as_deref() {
-            Some(name) => {
-                let cluster = kwok::KwokCluster::reuse(name)?;
-                let recorded = kwok::prepared::Prepared::read(&cluster.dir)?;
-                kwok::prepared::check_reuse(name, recorded.as_ref(), &wanted)?;
-                Some(cluster)
-            }
-            None => None,
-        };
+        let reused = self.kwok_reused(&wanted)?;
         let run_id = new_run_id();
         let runner = Runner::build(sh, interrupt)?;
         let envoy = tools::envoy(sh, interrupt).context("provision envoy")?;
         let bins = kwok::Binaries::ensure(sh, interrupt).context("provision the control plane")?;
-        let real_istiod = self.istiod_mode() == Some(flags::IstiodMode::Real);
-        // With the real istiod: its binary, and what plays the release (for the report).
-        let pilot_discovery = if real_istiod {
-            Some((
-                kwok::istiod::pilot_discovery(sh, interrupt, release.version)
-                    .context("--istiod real")?,
-                kwok::istio_source(sh, release.version)?,
-            ))
-        } else {
-            None
-        };
-        let chart_values = if real_istiod {
+        let pilot_discovery = self.real_istiod(sh, interrupt, release)?;
+        let chart_values = if pilot_discovery.is_some() {
             kwok::istiod::CHART_VALUES
         } else {
             &[]
@@ -156,6 +136,40 @@ impl flags::E2e {
         )
     }
 
+    /// The cluster `--reuse` names, checked before anything is built or started: a mistyped
+    /// name, or a cluster prepared for another mode or release, must not cost a cold build
+    /// or a wait.
+    fn kwok_reused(
+        &self,
+        wanted: &kwok::prepared::Prepared,
+    ) -> anyhow::Result<Option<kwok::KwokCluster>> {
+        let Some(name) = self.reuse.as_deref() else {
+            return Ok(None);
+        };
+        let cluster = kwok::KwokCluster::reuse(name)?;
+        let recorded = kwok::prepared::Prepared::read(&cluster.dir)?;
+        kwok::prepared::check_reuse(name, recorded.as_ref(), wanted)?;
+        Ok(Some(cluster))
+    }
+
+    /// With the real istiod (`--istiod real`, kwok's default): its binary, and what plays
+    /// the release (for the report); `None` with the translation.
+    fn real_istiod(
+        &self,
+        sh: &Shell,
+        interrupt: &Interrupt,
+        release: &versions::IstioRelease,
+    ) -> anyhow::Result<Option<(PathBuf, kwok::IstioSource)>> {
+        if self.istiod_mode() != Some(flags::IstiodMode::Real) {
+            return Ok(None);
+        }
+        Ok(Some((
+            kwok::istiod::pilot_discovery(sh, interrupt, release.version)
+                .context("--istiod real")?,
+            kwok::istio_source(sh, release.version)?,
+        )))
+    }
+
     /// An upgrade walk on a kwok cluster with the real istiod of each version: the node's
     /// proxies run apart from the suite (`mirror-e2e node`) and stay for the whole walk, as a
     /// data plane stays while its control plane is upgraded. Each hop installs the next
@@ -175,20 +189,10 @@ impl flags::E2e {
         let runner = Runner::build(sh, interrupt)?;
         let envoy = tools::envoy(sh, interrupt).context("provision envoy")?;
         let bins = kwok::Binaries::ensure(sh, interrupt).context("provision the control plane")?;
-        // Every hop's istiod is built before the cluster exists: no hop waits on a build.
-        let istiods = path
-            .iter()
-            .map(|r| kwok::istiod::pilot_discovery(sh, interrupt, r.version))
-            .collect::<anyhow::Result<Vec<_>>>()
-            .context("--istiod real")?;
+        let (istiods, sources) = walk_istiods(sh, interrupt, &path)?;
         let patience = self.kwok_patience();
         let root = artifacts_root().join(format!("upgrade-{run_id}"));
         let dirs = walk_dirs(&root, &path);
-        // What plays each hop's release, read once (each read asks the go command).
-        let sources = path
-            .iter()
-            .map(|r| kwok::istio_source(sh, r.version))
-            .collect::<anyhow::Result<Vec<_>>>()?;
         let step = |what: &str| clock.step(what);
         let name = self
             .cluster_name
@@ -230,16 +234,7 @@ impl flags::E2e {
                     .record(&cluster.dir)?;
                     if i > 0 {
                         let synced = Instant::now();
-                        let synced_args = RunnerCommand::ProxiesSynced(ProxiesSyncedArgs {
-                            istiod_debug: address(kwok::istiod::DEBUG)?,
-                            istiod_xds: address(kwok::istiod::XDS)?,
-                            node_dir: node_dir.clone(),
-                            patience: Some(patience),
-                        });
-                        runner
-                            .inside(&nsenter)
-                            .run(sh, &synced_args.to_args())
-                            .context("wait for every proxy to reconnect to the new istiod")?;
+                        await_proxies_synced(sh, &runner, &nsenter, &node_dir, patience)?;
                         step(&format!(
                             "istiod replaced: ready, and every proxy reconnected and ACKed, {:.1}s after the old one was stopped",
                             (installed.swap + synced.elapsed()).as_secs_f64()
@@ -249,62 +244,25 @@ impl flags::E2e {
                 };
                 install(0)?;
                 step("start the node's data plane (its proxies stay for the whole walk)");
-                let mut data_plane = self.data_plane_args(cluster, &envoy)?;
-                data_plane.istiod_xds = Some(address(kwok::istiod::XDS)?);
-                data_plane.istiod_debug = Some(address(kwok::istiod::DEBUG)?);
-                let node = RunnerCommand::Node(Box::new(NodeArgs {
-                    target: KubeTarget {
-                        kubeconfig: Some(cluster.kubeconfig()),
-                        context: None,
-                    },
-                    namespace: "test".into(),
-                    ingress: kwok::INGRESS_ISTIOD.into(),
-                    istio: Some(path[0].version.into()),
-                    dir: node_dir.clone(),
-                    patience: Some(patience),
-                    data_plane,
-                }))
-                .to_args();
-                std::fs::create_dir_all(&node_dir)
-                    .with_context(|| format!("create {}", node_dir.display()))?;
-                cluster
-                    .holder
-                    .spawn_with(&cluster.log("mirror-e2e"), &runner.bin, &node, &[], None)
-                    .context("start the node's data plane")?;
-                cluster.wait_for(
-                    "the node's data plane to start",
-                    Instant::now() + patience,
+                self.start_walk_data_plane(
+                    cluster,
+                    &runner,
+                    &envoy,
+                    path[0].version,
                     interrupt,
-                    &["mirror-e2e"],
-                    || {
-                        node_dir
-                            .join("ready")
-                            .is_file()
-                            .then_some(())
-                            .ok_or_else(|| "not started yet".to_owned())
-                    },
+                    patience,
                 )?;
                 let suite = |i: usize| {
                     tracker.suite_starts();
-                    let release = path[i];
-                    let note = sources[i].control_plane_note();
-                    let mut args = self.kwok_suite_args(
+                    let args = self.walk_suite_args(
                         cluster,
-                        kwok::INGRESS_ISTIOD,
-                        release,
+                        path[i],
+                        &sources[i],
                         &run_id,
+                        &dirs[i],
                         clock,
-                    );
-                    args.node_proxies = true;
-                    args.control_plane = Some(format!(
-                        "{note} (they connected to the walk's first istiod and reconnected at each hop)"
-                    ));
-                    args.version_label = Some(kwok::version_label(release.version)?);
-                    // Every run's report stays for the comparison.
-                    args.suite.artifacts_root = Some(dirs[i].clone());
-                    args.suite.keep = true;
-                    let args = RunnerCommand::Cluster(Box::new(args)).to_args();
-                    walk_run(sh, &runner, &nsenter, &args, &dirs[i], release.version)
+                    )?;
+                    walk_run(sh, &runner, &nsenter, &args, &dirs[i], path[i].version)
                 };
                 let walked = walk(&path, suite, &mut install, |ran| {
                     compare_runs(sh, &runner, &root, &dirs[..ran], self.keep)
@@ -326,6 +284,79 @@ impl flags::E2e {
             },
         );
         self.finish_walk(&root, walked)
+    }
+
+    /// `mirror-e2e cluster` for run `release` of a walk on kwok: the node's proxies are the
+    /// walk's (`--node-proxies`), and the run's report stays in `dir` for the comparison.
+    fn walk_suite_args(
+        &self,
+        cluster: &kwok::KwokCluster,
+        release: &versions::IstioRelease,
+        source: &kwok::IstioSource,
+        run_id: &str,
+        dir: &Path,
+        clock: Stopwatch,
+    ) -> anyhow::Result<Vec<String>> {
+        let mut args = self.kwok_suite_args(cluster, kwok::INGRESS_ISTIOD, release, run_id, clock);
+        args.node_proxies = true;
+        args.control_plane = Some(format!(
+            "{} (they connected to the walk's first istiod and reconnected at each hop)",
+            source.control_plane_note()
+        ));
+        args.version_label = Some(kwok::version_label(release.version)?);
+        args.suite.artifacts_root = Some(dir.to_owned());
+        args.suite.keep = true;
+        Ok(RunnerCommand::Cluster(Box::new(args)).to_args())
+    }
+
+    /// The walk's node data plane (`mirror-e2e node`), started apart from the suite as a
+    /// component of the cluster, and awaited until it says it is ready.
+    fn start_walk_data_plane(
+        &self,
+        cluster: &kwok::KwokCluster,
+        runner: &Runner,
+        envoy: &Path,
+        istio: &str,
+        interrupt: &Interrupt,
+        patience: Duration,
+    ) -> anyhow::Result<()> {
+        let node_dir = cluster.dir.join("node");
+        let mut data_plane = self.data_plane_args(cluster, envoy)?;
+        data_plane.istiod_xds = Some(address(kwok::istiod::XDS)?);
+        data_plane.istiod_debug = Some(address(kwok::istiod::DEBUG)?);
+        let node = RunnerCommand::Node(Box::new(NodeArgs {
+            target: KubeTarget {
+                kubeconfig: Some(cluster.kubeconfig()),
+                context: None,
+            },
+            namespace: "test".into(),
+            ingress: kwok::INGRESS_ISTIOD.into(),
+            istio: Some(istio.into()),
+            dir: node_dir.clone(),
+            patience: Some(patience),
+            data_plane,
+        }))
+        .to_args();
+        std::fs::create_dir_all(&node_dir)
+            .with_context(|| format!("create {}", node_dir.display()))?;
+        cluster
+            .holder
+            .spawn_with(&cluster.log("mirror-e2e"), &runner.bin, &node, &[], None)
+            .context("start the node's data plane")?;
+        cluster.wait_for(
+            "the node's data plane to start",
+            Instant::now() + patience,
+            interrupt,
+            &["mirror-e2e"],
+            || {
+                node_dir
+                    .join("ready")
+                    .is_file()
+                    .then_some(())
+                    .ok_or_else(|| "not started yet".to_owned())
+            },
+        )?;
+        Ok(())
     }
 
     /// Cluster mode's patience, for the cluster's start too.
@@ -374,4 +405,44 @@ impl flags::E2e {
             ..DataPlaneArgs::default()
         })
     }
+}
+
+/// `mirror-e2e proxies-synced` inside the cluster: every proxy of the walk's data plane
+/// reconnected to the new istiod and ACKed its configuration.
+fn await_proxies_synced(
+    sh: &Shell,
+    runner: &Runner,
+    nsenter: &[String],
+    node_dir: &Path,
+    patience: Duration,
+) -> anyhow::Result<()> {
+    let synced = RunnerCommand::ProxiesSynced(ProxiesSyncedArgs {
+        istiod_debug: address(kwok::istiod::DEBUG)?,
+        istiod_xds: address(kwok::istiod::XDS)?,
+        node_dir: node_dir.to_owned(),
+        patience: Some(patience),
+    });
+    runner
+        .inside(nsenter)
+        .run(sh, &synced.to_args())
+        .context("wait for every proxy to reconnect to the new istiod")
+}
+
+/// Every hop's istiod, built before the cluster exists (no hop waits on a build), and what
+/// plays each hop's release, read once (each read asks the go command).
+fn walk_istiods(
+    sh: &Shell,
+    interrupt: &Interrupt,
+    path: &[&versions::IstioRelease],
+) -> anyhow::Result<(Vec<PathBuf>, Vec<kwok::IstioSource>)> {
+    let istiods = path
+        .iter()
+        .map(|r| kwok::istiod::pilot_discovery(sh, interrupt, r.version))
+        .collect::<anyhow::Result<Vec<_>>>()
+        .context("--istiod real")?;
+    let sources = path
+        .iter()
+        .map(|r| kwok::istio_source(sh, r.version))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok((istiods, sources))
 }
