@@ -348,28 +348,31 @@ impl E2e {
                 mode.name()
             ));
         }
-        // kwok runs no images: a registry flag would be ignored.
-        let images: Vec<&str> = [
-            ("--istio-hub", self.istio_hub.is_some()),
-            ("--bookinfo-hub", self.bookinfo_hub.is_some()),
-            ("--echo-hub", self.echo_hub.is_some()),
-        ]
-        .iter()
-        .filter(|(_, set)| *set)
-        .map(|(flag, _)| *flag)
-        .collect();
-        if !self.local && self.cluster == ClusterKind::Kwok && !images.is_empty() {
-            return usage(format!(
-                "{} {} not apply to --cluster kwok: it pulls no images",
-                images.join(", "),
-                if images.len() == 1 { "does" } else { "do" },
-            ));
-        }
+        self.refuse_image_flags_on_kwok()?;
         // Versions are checked before anything is built or downloaded.
         crate::versions::istio_release(self.istio.as_deref())?;
         if let Some(spec) = &self.istio_upgrade {
             crate::versions::upgrade_path(spec)?;
         }
+        self.refuse_walk_without_a_cluster_of_its_own()?;
+        if self.cluster == ClusterKind::Existing
+            && !self.local
+            && self.istio_hub.is_some()
+            && !self.install_istio
+        {
+            return usage(
+                "--istio-hub is where --install-istio installs Istio from; an existing cluster's Istio is as installed there: add --install-istio, or drop --istio-hub".into(),
+            );
+        }
+        // What no refusal above names: the table of which mode honours which flag.
+        self.refuse_other_modes_flags()?;
+        Ok(())
+    }
+
+    /// `--istio-upgrade` walks Istio on a cluster of the run's own, with a control plane to
+    /// upgrade: not on someone's cluster, a reused one, or the translation.
+    fn refuse_walk_without_a_cluster_of_its_own(&self) -> anyhow::Result<()> {
+        let usage = |text: String| Err(Usage(text).into());
         if !self.local && self.istio_upgrade.is_some() {
             match self.cluster {
                 ClusterKind::Kind => {}
@@ -391,17 +394,28 @@ impl E2e {
                 ClusterKind::Kwok => {}
             }
         }
-        if self.cluster == ClusterKind::Existing
-            && !self.local
-            && self.istio_hub.is_some()
-            && !self.install_istio
-        {
-            return usage(
-                "--istio-hub is where --install-istio installs Istio from; an existing cluster's Istio is as installed there: add --install-istio, or drop --istio-hub".into(),
-            );
+        Ok(())
+    }
+
+    /// kwok runs no images: a registry flag would be ignored.
+    fn refuse_image_flags_on_kwok(&self) -> anyhow::Result<()> {
+        let usage = |text: String| Err(Usage(text).into());
+        let images: Vec<&str> = [
+            ("--istio-hub", self.istio_hub.is_some()),
+            ("--bookinfo-hub", self.bookinfo_hub.is_some()),
+            ("--echo-hub", self.echo_hub.is_some()),
+        ]
+        .iter()
+        .filter(|(_, set)| *set)
+        .map(|(flag, _)| *flag)
+        .collect();
+        if !self.local && self.cluster == ClusterKind::Kwok && !images.is_empty() {
+            return usage(format!(
+                "{} {} not apply to --cluster kwok: it pulls no images",
+                images.join(", "),
+                if images.len() == 1 { "does" } else { "do" },
+            ));
         }
-        // What no refusal above names: the table of which mode honours which flag.
-        self.refuse_other_modes_flags()?;
         Ok(())
     }
 }

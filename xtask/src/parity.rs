@@ -112,14 +112,7 @@ impl flags::Parity {
                     "Istio {version}: compare istiod's routes with the translation's"
                 ));
                 let phase = Instant::now();
-                let dir = out.join(version);
-                if dir.exists() {
-                    // Another run's results must not pass for this one's.
-                    std::fs::remove_dir_all(&dir)
-                        .with_context(|| format!("remove {}", dir.display()))?;
-                }
-                std::fs::create_dir_all(&dir)
-                    .with_context(|| format!("create {}", dir.display()))?;
+                let dir = fresh_dir(&out.join(version))?;
                 let args = RunnerCommand::Parity(Box::new(ParityArgs {
                     kubeconfig: cluster.kubeconfig(),
                     istiod_xds: address(kwok::istiod::XDS)?,
@@ -201,6 +194,15 @@ impl flags::Parity {
         }
         Ok(args)
     }
+}
+
+/// `dir`, empty: another run's results must not pass for this one's.
+fn fresh_dir(dir: &std::path::Path) -> anyhow::Result<PathBuf> {
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).with_context(|| format!("remove {}", dir.display()))?;
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    Ok(dir.to_owned())
 }
 
 /// Whether `mirror-e2e parity` failed because a variant differs (exit 1), not for want of

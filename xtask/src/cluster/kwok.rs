@@ -205,6 +205,22 @@ impl KwokCluster {
         }
     }
 
+    /// The cluster's network namespace: loopback up, the node's address, and the whole pod
+    /// range local.
+    fn local_network(&self, sh: &Shell) -> anyhow::Result<()> {
+        self.holder.run(sh, &["ip", "link", "set", "lo", "up"])?;
+        // The node's address: kwok's kubelet-style endpoint answers here and the API server
+        // reaches it for pod logs. Not loopback: the node proxy refuses any address that is
+        // not global unicast (pkg/registry/core/node/strategy.go, isProxyableHostname).
+        self.holder.run(
+            sh,
+            &["ip", "addr", "add", &format!("{NODE_IP}/32"), "dev", "lo"],
+        )?;
+        self.holder
+            .run(sh, &["ip", "route", "add", "local", POD_RANGE, "dev", "lo"])?;
+        Ok(())
+    }
+
     fn start_control_plane(
         &self,
         sh: &Shell,
@@ -221,16 +237,7 @@ impl KwokCluster {
             &files.kubeconfig(&self.name, API_SERVER),
             true,
         )?;
-        self.holder.run(sh, &["ip", "link", "set", "lo", "up"])?;
-        // The node's address: kwok's kubelet-style endpoint answers here and the API server
-        // reaches it for pod logs. Not loopback: the node proxy refuses any address that is
-        // not global unicast (pkg/registry/core/node/strategy.go, isProxyableHostname).
-        self.holder.run(
-            sh,
-            &["ip", "addr", "add", &format!("{NODE_IP}/32"), "dev", "lo"],
-        )?;
-        self.holder
-            .run(sh, &["ip", "route", "add", "local", POD_RANGE, "dev", "lo"])?;
+        self.local_network(sh)?;
 
         let etcd_data = self.dir.join("etcd");
         let deadline = Instant::now() + patience;
@@ -256,33 +263,7 @@ impl KwokCluster {
         self.holder.spawn(
             &self.log("kube-apiserver"),
             &bins.kube_apiserver,
-            &[
-                "--etcd-servers=http://127.0.0.1:2379".into(),
-                "--bind-address=127.0.0.1".into(),
-                "--advertise-address=127.0.0.1".into(),
-                "--secure-port=6443".into(),
-                format!("--tls-cert-file={}", p(&files.serving_cert)),
-                format!("--tls-private-key-file={}", p(&files.serving_key)),
-                format!("--client-ca-file={}", p(&files.ca_cert)),
-                format!(
-                    "--service-account-key-file={}",
-                    p(&files.service_account_pub)
-                ),
-                format!(
-                    "--service-account-signing-key-file={}",
-                    p(&files.service_account_key)
-                ),
-                "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
-                format!("--service-cluster-ip-range={SERVICE_CIDR}"),
-                "--authorization-mode=Node,RBAC".into(),
-                // The API server advertises a loopback address: no Endpoints for it.
-                "--endpoint-reconciler-type=none".into(),
-                // For pod logs, the API server is kwok's kubelet client.
-                format!("--kubelet-client-certificate={}", p(&files.admin_cert)),
-                format!("--kubelet-client-key={}", p(&files.admin_key)),
-                "--kubelet-preferred-address-types=InternalIP".into(),
-                "--allow-privileged=true".into(),
-            ],
+            &apiserver_args(&files),
         )?;
         self.wait_for(
             "the API server to answer /readyz",
@@ -337,31 +318,7 @@ impl KwokCluster {
             ],
         )?;
         interrupt.check()?;
-        let stages = bins.kwok_source.join("kustomize/stage");
-        let mut kwok_args = vec![
-            format!("--kubeconfig={kubeconfig}"),
-            "--manage-all-nodes=true".into(),
-            format!("--cidr={POD_CIDR}"),
-            format!("--node-ip={NODE_IP}"),
-            format!("--node-name={NODE_NAME}"),
-            format!("--node-port={KUBELET_PORT}"),
-            format!("--server-address={NODE_IP}:{KUBELET_PORT}"),
-            format!("--tls-cert-file={}", p(&files.serving_cert)),
-            format!("--tls-private-key-file={}", p(&files.serving_key)),
-            "--node-lease-duration-seconds=40".into(),
-            // Pods' logs come from `Logs` objects the node's data plane writes.
-            "--enable-crds=Logs".into(),
-        ];
-        // kwokctl's defaults: nodes initialise fast and renew a lease; pods are Ready at once.
-        for stage in [
-            "node/fast/node-initialize.yaml",
-            "node/heartbeat-with-lease/node-heartbeat-with-lease.yaml",
-            "pod/fast/pod-ready.yaml",
-            "pod/fast/pod-complete.yaml",
-            "pod/fast/pod-delete.yaml",
-        ] {
-            kwok_args.push(format!("--config={}", p(&stages.join(stage))));
-        }
+        let kwok_args = kwok_args(bins, &files, &kubeconfig);
         self.holder
             .spawn(&self.log("kwok"), &bins.kwok, &kwok_args)?;
         Ok(())
@@ -419,6 +376,70 @@ impl KwokCluster {
         sh.remove_path(&self.dir)
             .with_context(|| format!("remove {}", self.dir.display()))
     }
+}
+
+/// kwok's flags: the node it plays, its kubelet endpoint, and kwokctl's default stages.
+fn kwok_args(bins: &Binaries, files: &pki::PkiFiles, kubeconfig: &str) -> Vec<String> {
+    let p = |p: &Path| p.display().to_string();
+    let stages = bins.kwok_source.join("kustomize/stage");
+    let mut kwok_args = vec![
+        format!("--kubeconfig={kubeconfig}"),
+        "--manage-all-nodes=true".into(),
+        format!("--cidr={POD_CIDR}"),
+        format!("--node-ip={NODE_IP}"),
+        format!("--node-name={NODE_NAME}"),
+        format!("--node-port={KUBELET_PORT}"),
+        format!("--server-address={NODE_IP}:{KUBELET_PORT}"),
+        format!("--tls-cert-file={}", p(&files.serving_cert)),
+        format!("--tls-private-key-file={}", p(&files.serving_key)),
+        "--node-lease-duration-seconds=40".into(),
+        // Pods' logs come from `Logs` objects the node's data plane writes.
+        "--enable-crds=Logs".into(),
+    ];
+    // kwokctl's defaults: nodes initialise fast and renew a lease; pods are Ready at once.
+    for stage in [
+        "node/fast/node-initialize.yaml",
+        "node/heartbeat-with-lease/node-heartbeat-with-lease.yaml",
+        "pod/fast/pod-ready.yaml",
+        "pod/fast/pod-complete.yaml",
+        "pod/fast/pod-delete.yaml",
+    ] {
+        kwok_args.push(format!("--config={}", p(&stages.join(stage))));
+    }
+    kwok_args
+}
+
+/// kube-apiserver's flags: its certificates, the service range, RBAC, and kwok's kubelet
+/// endpoint as where pod logs come from.
+fn apiserver_args(files: &pki::PkiFiles) -> Vec<String> {
+    let p = |p: &Path| p.display().to_string();
+    vec![
+        "--etcd-servers=http://127.0.0.1:2379".into(),
+        "--bind-address=127.0.0.1".into(),
+        "--advertise-address=127.0.0.1".into(),
+        "--secure-port=6443".into(),
+        format!("--tls-cert-file={}", p(&files.serving_cert)),
+        format!("--tls-private-key-file={}", p(&files.serving_key)),
+        format!("--client-ca-file={}", p(&files.ca_cert)),
+        format!(
+            "--service-account-key-file={}",
+            p(&files.service_account_pub)
+        ),
+        format!(
+            "--service-account-signing-key-file={}",
+            p(&files.service_account_key)
+        ),
+        "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
+        format!("--service-cluster-ip-range={SERVICE_CIDR}"),
+        "--authorization-mode=Node,RBAC".into(),
+        // The API server advertises a loopback address: no Endpoints for it.
+        "--endpoint-reconciler-type=none".into(),
+        // For pod logs, the API server is kwok's kubelet client.
+        format!("--kubelet-client-certificate={}", p(&files.admin_cert)),
+        format!("--kubelet-client-key={}", p(&files.admin_key)),
+        "--kubelet-preferred-address-types=InternalIP".into(),
+        "--allow-privileged=true".into(),
+    ]
 }
 
 impl crate::flags::Kwok {
