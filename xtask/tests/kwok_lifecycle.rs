@@ -9,6 +9,8 @@
 //! test-control-plane` provides them and runs this.
 #![cfg(unix)]
 
+use mirror_e2e_contract::env;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -56,7 +58,7 @@ struct Ran {
 
 /// Runs `xtask ARGS` to its end (killed, with its process group, past [`BOUND`]).
 fn xtask(args: &[&str], artifacts: &Path) -> Ran {
-    let envoy = std::env::var_os("ENVOY_BIN")
+    let envoy = std::env::var_os(env::ENVOY_BIN)
         .expect("ENVOY_BIN is not set: `cargo xtask tools --install envoy`, then set it");
     xtask_with_envoy(args, artifacts, Path::new(&envoy))
 }
@@ -66,10 +68,10 @@ fn xtask_with_envoy(args: &[&str], artifacts: &Path, envoy: &Path) -> Ran {
     let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
     command
         .args(args)
-        .env("ENVOY_BIN", envoy)
+        .env(env::ENVOY_BIN, envoy)
         // Not CI: keeping on failure is the default, as on a laptop.
-        .env_remove("CI")
-        .env("MIRROR_E2E_ARTIFACTS_ROOT", artifacts)
+        .env_remove(env::CI)
+        .env(env::ARTIFACTS_ROOT, artifacts)
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     std::os::unix::process::CommandExt::process_group(&mut command, 0);
