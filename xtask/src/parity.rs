@@ -22,7 +22,7 @@ use xshell::Shell;
 
 use crate::cluster::keep;
 use crate::cluster::kwok::istiod::address;
-use crate::cluster::kwok::{self, Binaries, KwokCluster, KwokProvider};
+use crate::cluster::kwok::{self, Binaries, KwokProvider, KwokUp};
 use crate::cluster::lifetime::with_cluster;
 use crate::interrupt::Interrupt;
 use crate::runner::{Reported, Runner};
@@ -77,17 +77,17 @@ impl flags::Parity {
         let out = root.join("target/parity");
         let name = format!("mirror-e2e-parity-{}", std::process::id());
         step(&format!("create kwok cluster {name}"));
-        let cluster = KwokCluster::create(sh, &name, &bins, &interrupt, patience)?;
         // With --keep the cluster stays whatever the outcome: the comparison runs from the
         // first step, so every failure is one to inspect.
         let request = keep::Request {
             keep: self.keep,
             on_failure: false,
         };
-        let mut provider = KwokProvider { cluster, sh };
+        let how = KwokUp::create(name, &bins, &interrupt, patience);
+        let mut provider = KwokProvider::new(sh, how);
         let outcome = with_cluster(&mut provider, request, &interrupt, |p, tracker| {
             tracker.suite_starts();
-            let cluster = &p.cluster;
+            let cluster = p.cluster()?;
             let mut running = kwok::istiod::Succession::default();
             let mut results = Vec::new();
             let mut timings = Vec::new();

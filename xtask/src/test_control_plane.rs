@@ -17,7 +17,7 @@ use anyhow::Context;
 use xshell::{Shell, cmd};
 
 use crate::cluster::keep;
-use crate::cluster::kwok::{Binaries, KwokCluster, KwokProvider, prepare};
+use crate::cluster::kwok::{Binaries, KwokProvider, KwokUp, prepare};
 use crate::cluster::lifetime::with_cluster;
 use crate::interrupt::{Interrupt, Output};
 use crate::runner::{Runner, nested_cargo};
@@ -67,20 +67,20 @@ impl flags::TestControlPlane {
 
         step("create a kwok cluster");
         let name = format!("mirror-e2e-test-{}", std::process::id());
-        let cluster = KwokCluster::create(sh, &name, &bins, &interrupt, patience)?;
-        eprintln!(
-            "cluster {name} is up; look at it with `{}`",
-            crate::cluster::kwok::shell_line(&cluster.commands()[0].1)
-        );
         // With --keep the cluster stays whatever the outcome: every step is a test.
         let request = keep::Request {
             keep: self.keep,
             on_failure: false,
         };
-        let mut provider = KwokProvider { cluster, sh };
+        let how = KwokUp::create(name.clone(), &bins, &interrupt, patience);
+        let mut provider = KwokProvider::new(sh, how);
         with_cluster(&mut provider, request, &interrupt, |p, tracker| {
             tracker.suite_starts();
-            let cluster = &p.cluster;
+            let cluster = p.cluster()?;
+            eprintln!(
+                "cluster {name} is up; look at it with `{}`",
+                crate::cluster::kwok::shell_line(&cluster.commands()[0].1)
+            );
             step("install the node, Istio's CRDs and istiod's objects");
             prepare(
                 sh,

@@ -30,7 +30,7 @@ use xshell::Shell;
 use crate::interrupt::Interrupt;
 use crate::paths;
 
-pub use finish::{KwokProvider, shell_line};
+pub use finish::{KwokProvider, KwokUp, shell_line};
 #[cfg(test)]
 pub use istio_source::ISTIO_MODULES;
 pub use istio_source::{IstioSource, istio_module, istio_source, version_label};

@@ -52,35 +52,35 @@ impl flags::E2e {
             &[]
         };
         let patience = self.kwok_patience();
-        let mut phases = Vec::new();
-        let cluster = match reused {
+        let how = match reused {
             Some(cluster) => {
                 eprintln!(
                     "reusing kwok cluster {} (prepared for {})",
                     cluster.name,
                     wanted.describe()
                 );
-                cluster
+                kwok::KwokUp::Reuse(cluster)
             }
             None => {
                 let name = match (&self.reuse, &self.cluster_name) {
                     (Some(name), _) | (_, Some(name)) => name.clone(),
                     _ => cluster_name(&run_id),
                 };
-                let create = Instant::now();
                 clock.step(&format!("create kwok cluster {name}"));
-                let cluster = kwok::KwokCluster::create(sh, &name, &bins, interrupt, patience)?;
-                phases.push(("create cluster".to_owned(), create.elapsed().as_secs_f64()));
-                cluster
+                kwok::KwokUp::create(name, &bins, interrupt, patience)
             }
         };
-        let mut provider = kwok::KwokProvider { cluster, sh };
+        let mut provider = kwok::KwokProvider::new(sh, how);
         with_cluster(
             &mut provider,
             self.keep_request(),
             interrupt,
             |p, tracker| {
-                let cluster = &p.cluster;
+                let cluster = p.cluster()?;
+                let mut phases = Vec::new();
+                if let Some(took) = p.created_in {
+                    phases.push(("create cluster".to_owned(), took.as_secs_f64()));
+                }
                 if cluster.created_by_this_run {
                     let prepare = Instant::now();
                     clock.step("install Istio's CRDs and istiod's objects");
@@ -199,16 +199,16 @@ impl flags::E2e {
             .clone()
             .unwrap_or_else(|| cluster_name(&run_id));
         step(&format!("create kwok cluster {name}"));
-        let cluster = kwok::KwokCluster::create(sh, &name, &bins, interrupt, patience)?;
-        let nsenter = cluster.holder.nsenter_args();
-        let node_dir = cluster.dir.join("node");
-        let mut provider = kwok::KwokProvider { cluster, sh };
+        let how = kwok::KwokUp::create(name, &bins, interrupt, patience);
+        let mut provider = kwok::KwokProvider::new(sh, how);
         let walked = with_cluster(
             &mut provider,
             self.keep_request(),
             interrupt,
             |p, tracker| {
-                let cluster = &p.cluster;
+                let cluster = p.cluster()?;
+                let nsenter = cluster.holder.nsenter_args();
+                let node_dir = cluster.dir.join("node");
                 let mut istiod = kwok::istiod::Succession::default();
                 let mut install = |i: usize| -> anyhow::Result<()> {
                     let release = path[i];
