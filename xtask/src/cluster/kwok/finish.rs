@@ -258,7 +258,7 @@ mod tests {
 
     #[test]
     fn every_command_for_a_kept_cluster_is_complete() {
-        let commands = kept("/work/target/kwok/kept");
+        let commands = kept("/home/me/mirror-e2e/target/kwok/kept");
         for (what, argv) in &commands {
             assert!(
                 argv.iter()
