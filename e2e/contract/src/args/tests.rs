@@ -96,9 +96,16 @@ fn cluster_round_trips() {
         ],
         suite: suite(),
     })));
-    // --node-proxies excludes --node: its own case.
+    // --node-proxies excludes --node: its own case. What the environment can fill in
+    // (ENVOY_BIN, MIRROR_E2E_PATIENCE, MIRROR_E2E_ARTIFACTS_ROOT) is given, so the case
+    // reads the same wherever the tests run.
     round_trip(RunnerCommand::Cluster(Box::new(ClusterArgs {
         node_proxies: true,
+        data_plane: DataPlaneArgs {
+            envoy: Some("/bin/envoy".into()),
+            ..DataPlaneArgs::default()
+        },
+        suite: suite(),
         ..ClusterArgs::default()
     })));
 }
