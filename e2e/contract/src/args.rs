@@ -332,7 +332,8 @@ pub struct ClusterArgs {
     /// version expected (after a control-plane upgrade).
     #[arg(long, requires = "istio")]
     pub restart_workloads: bool,
-    /// Istio version expected; the run fails if istiod reports another. Default: what istiod reports.
+    /// Istio version expected; the run fails if istiod reports another. Default: what
+    /// istiod reports.
     #[arg(long)]
     pub istio: Option<String>,
     /// Run id (xtask passes its own so both write to one directory).

@@ -1,8 +1,9 @@
 //! A cluster's lifetime, written once for every provider: bring it up (create it, or take
 //! the one `--reuse` names), run, then keep or delete it as `keep::fate` says (a cluster
 //! this run did not create is never deleted; what the run started in it ends), and report
-//! the run's error first with the cleanup's added (`failure::CleanupFailed`). kwokctl's `Runtime` is the model: a
-//! provider is one type implementing [`Provider`] (kind, kwok, an existing cluster).
+//! the run's error first with the cleanup's added (`failure::CleanupFailed`). kwokctl's
+//! `Runtime` is the model: a provider is one type implementing [`Provider`] (kind, kwok, an
+//! existing cluster).
 
 use crate::cluster::keep;
 use crate::failure::CleanupFailed;

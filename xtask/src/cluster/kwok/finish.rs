@@ -1,7 +1,8 @@
-//! How a run leaves a kwok cluster (`KwokProvider`, its part of the one lifetime). One it
-//! created is kept or deleted as `keep::fate` says, and a kept one is described by commands that work as printed (pasted into a
-//! shell, each runs: nothing elided). In one it reused, every process the run started
-//! there (istiod) ends with the run, however the run ended; the cluster's own stay.
+//! A kwok cluster in the one lifetime (`KwokProvider`): brought up by creating it or taking
+//! the reused one, and left as the run ends. One it created is kept or deleted as
+//! `keep::fate` says, and a kept one is described by commands that work as printed (pasted
+//! into a shell, each runs: nothing elided). In one it reused, every process the run
+//! started there (istiod) ends with the run, however the run ended; the cluster's own stay.
 
 use std::time::{Duration, Instant};
 
