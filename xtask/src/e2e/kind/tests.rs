@@ -486,3 +486,69 @@ fn ctrl_c_during_the_first_run_of_a_walk_installs_nothing_more() {
         ]
     );
 }
+
+#[test]
+fn the_suites_arguments_on_kind_are_what_mirror_e2e_reads() {
+    use clap::Parser;
+    use mirror_e2e_contract::args::{RunnerCli, RunnerCommand};
+    let f = Fakes::new();
+    let (kind, ..) = setup(&f);
+    let e2e = flags::E2e::parse(&[
+        "--patience",
+        "2.5",
+        "--bookinfo-hub",
+        "mirror.example/bookinfo",
+        "--echo-hub",
+        "mirror.example/echo",
+        "--keep",
+        "--",
+        "mirror::",
+        "--exact",
+    ]);
+    let release = versions::istio_release(Some("1.30.5")).expect("pinned");
+    let phases = [("create cluster".to_owned(), 41.25)];
+    let args = e2e.kind_suite_args(
+        &kind,
+        release,
+        "20261125-193314-a3f0",
+        &phases,
+        Stopwatch::start(),
+    );
+    let argv = RunnerCommand::Cluster(Box::new(args.clone())).to_args();
+    let read =
+        RunnerCli::try_parse_from(std::iter::once("mirror-e2e".to_owned()).chain(argv.clone()))
+            .unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+    let RunnerCommand::Cluster(read) = read.command else {
+        panic!("{argv:?} is not `cluster`");
+    };
+    let mut read = *read;
+    // What the environment may fill in where xtask passes nothing (ENVOY_BIN,
+    // MIRROR_E2E_ARTIFACTS_ROOT), and the clock's reading, passed to the millisecond.
+    read.data_plane.envoy.clone_from(&args.data_plane.envoy);
+    read.suite
+        .artifacts_root
+        .clone_from(&args.suite.artifacts_root);
+    assert!(
+        read.suite.elapsed.abs_diff(args.suite.elapsed) < Duration::from_millis(1),
+        "{argv:?}"
+    );
+    read.suite.elapsed = args.suite.elapsed;
+    assert_eq!(read, args, "{argv:?}");
+    assert_eq!(
+        read.target.kubeconfig.as_deref(),
+        Some(kind.kubeconfig.as_path())
+    );
+    assert_eq!(read.istio.as_deref(), Some("1.30.5"));
+    assert_eq!(
+        read.bookinfo_hub.as_deref(),
+        Some("mirror.example/bookinfo")
+    );
+    assert_eq!(read.echo_hub.as_deref(), Some("mirror.example/echo"));
+    assert_eq!(read.suite.patience, Some(Duration::from_millis(2500)));
+    assert_eq!(
+        read.phases,
+        [("create cluster".to_owned(), Duration::from_millis(41_250))]
+    );
+    assert!(read.suite.keep);
+    assert_eq!(read.suite.harness, ["mirror::", "--exact"]);
+}
