@@ -1,6 +1,7 @@
 //! How a run ends, as an exit code a CI job can act on: retry an environment failure, never
 //! a real regression. One table for `--help`, docs/reference.md and the report's summary.
 
+use mirror_e2e_contract::exit as code;
 use serde::{Deserialize, Serialize};
 
 /// The class a run ended in.
@@ -20,23 +21,17 @@ pub enum Exit {
 }
 
 /// The exit codes, as `--help` shows them (docs/reference.md has the same table).
-pub const EXIT_CODES: &str = "\
-Exit codes:
-  0    every selected check passed
-  1    a check failed, or the manifests under test are wrong (the mesh is wrong)
-  2    usage error
-  3    the environment failed: Docker, tools, cluster create, Istio install, Envoy, a workload
-  130  interrupted";
+pub const EXIT_CODES: &str = mirror_e2e_contract::exit::RUNNER_TABLE;
 
 impl Exit {
     /// The process exit code.
     pub fn code(self) -> u8 {
         match self {
-            Exit::Passed => 0,
-            Exit::CheckFailed => 1,
-            Exit::Usage => 2,
-            Exit::Environment => 3,
-            Exit::Interrupted => 130,
+            Exit::Passed => code::PASSED,
+            Exit::CheckFailed => code::CHECK_FAILED,
+            Exit::Usage => code::USAGE,
+            Exit::Environment => code::ENVIRONMENT,
+            Exit::Interrupted => code::INTERRUPTED,
         }
     }
 

@@ -8,7 +8,7 @@
 
 /// The variable xtask sets to its own pid for the `mirror-e2e` it starts (xtask's
 /// `runner.rs` names the same variable).
-pub const PARENT_PID_ENV: &str = "MIRROR_E2E_PARENT_PID";
+pub const PARENT_PID_ENV: &str = mirror_e2e_contract::env::PARENT_PID;
 
 /// Arranges for SIGTERM when the parent dies, and fails when the parent is not `parent`
 /// any more: it died before the request, so the signal will never come (the kernel only

@@ -119,13 +119,8 @@ pub struct RunOutcome {
     pub artifacts: PathBuf,
 }
 
-/// A fresh run id: the UTC time and a few random hex digits, e.g. `20261125-193314-a3f0`.
-pub fn new_run_id() -> String {
-    let now = k8s_openapi::jiff::Timestamp::now();
-    let noise =
-        (u64::from(std::process::id()) << 20) ^ u64::from(now.subsec_nanosecond().unsigned_abs());
-    format!("{}-{:04x}", now.strftime("%Y%m%d-%H%M%S"), noise & 0xffff)
-}
+/// A fresh run id (the contract's one format, shared with xtask).
+pub use mirror_e2e_contract::new_run_id;
 
 /// Runs the trials over a mesh; gives the mesh back for evidence and shutdown.
 fn run_trials<M: Mesh + Send + Sync + 'static>(

@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// The environment variable that sets the patience of every wait and retry.
-pub const PATIENCE_ENV: &str = "MIRROR_E2E_PATIENCE";
+pub const PATIENCE_ENV: &str = mirror_e2e_contract::env::PATIENCE;
 
 /// A wait that ran out.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -26,12 +26,7 @@ pub struct WaitError {
 
 /// Parses a patience in seconds, e.g. `30` or `2.5`.
 pub fn parse_patience(text: &str) -> Result<Duration, String> {
-    text.trim()
-        .parse::<f64>()
-        .ok()
-        .filter(|s| s.is_finite() && *s > 0.0)
-        .map(Duration::from_secs_f64)
-        .ok_or_else(|| format!("`{text}` is not a positive number of seconds"))
+    mirror_e2e_contract::parse_seconds(text)
 }
 
 /// Polls `probe` until it returns `Ok(Some(value))`, for at most `limit`. `Ok(None)` and

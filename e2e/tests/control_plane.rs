@@ -23,7 +23,7 @@ use kube::runtime::watcher;
 use kube::{Api, Client};
 use serde_json::json;
 
-const KUBECONFIG_ENV: &str = "MIRROR_E2E_CONTROL_PLANE_KUBECONFIG";
+const KUBECONFIG_ENV: &str = mirror_e2e_contract::env::CONTROL_PLANE_KUBECONFIG;
 
 fn kubeconfig() -> PathBuf {
     std::env::var_os(KUBECONFIG_ENV).map(PathBuf::from).unwrap_or_else(|| {
@@ -33,12 +33,16 @@ fn kubeconfig() -> PathBuf {
     })
 }
 
+/// `MIRROR_E2E_PATIENCE` as the suite reads it (a value it would refuse fails here too),
+/// else 120 s.
 fn patience() -> Duration {
-    let secs = std::env::var("MIRROR_E2E_PATIENCE")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(120);
-    Duration::from_secs(secs)
+    let name = mirror_e2e_contract::env::PATIENCE;
+    match std::env::var(name) {
+        Ok(text) => {
+            mirror_e2e_contract::parse_seconds(&text).unwrap_or_else(|e| panic!("{name}: {e}"))
+        }
+        Err(_) => Duration::from_secs(120),
+    }
 }
 
 async fn client() -> Client {
@@ -486,7 +490,7 @@ fn a_revision_picks_its_own_control_plane_among_two() {
 /// ingress on a port of the test's own, productpage played by the project's small Python
 /// page with `args`.
 fn run_suite_on_the_node(port: u16, productpage_args: &str) -> (bool, String) {
-    let envoy = std::env::var("ENVOY_BIN")
+    let envoy = std::env::var(mirror_e2e_contract::env::ENVOY_BIN)
         .expect("ENVOY_BIN is not set: `cargo xtask tools --install envoy`, then set it");
     let page = project().join("e2e/tests/workloads/productpage.py");
     let dir = manifests_copy();

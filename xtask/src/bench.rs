@@ -35,7 +35,7 @@ impl flags::Bench {
             let dir = root.join(i.to_string());
             let start = Instant::now();
             let ok = nested_cargo(cmd!(sh, "cargo xtask e2e --local --keep"))
-                .env("MIRROR_E2E_ARTIFACTS_ROOT", &dir)
+                .env(mirror_e2e_contract::env::ARTIFACTS_ROOT, &dir)
                 .quiet()
                 .ignore_stdout()
                 .ignore_stderr()

@@ -9,6 +9,7 @@ pub mod existing;
 pub mod keep;
 pub mod kind;
 pub mod kwok;
+pub mod lifetime;
 
 #[cfg(test)]
 pub use kind::fakes;

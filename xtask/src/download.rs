@@ -387,7 +387,7 @@ mod tests {
             .collect()
     }
 
-    struct Fixture {
+    struct DownloadFixture {
         sh: Shell,
         _dir: tempfile::TempDir,
         base: String,
@@ -396,7 +396,7 @@ mod tests {
         asset: Asset,
     }
 
-    fn fixture(binary: &[u8], published: &str) -> Fixture {
+    fn fixture(binary: &[u8], published: &str) -> DownloadFixture {
         let dir = tempfile::tempdir().expect("tempdir");
         let asset = kind_asset("v9.9.9", ("linux", "amd64"));
         let files = HashMap::from([
@@ -406,7 +406,7 @@ mod tests {
                 format!("{published}  {}\n", asset.file).into_bytes(),
             ),
         ]);
-        Fixture {
+        DownloadFixture {
             sh: Shell::new().expect("shell"),
             base: serve(files),
             cache: dir.path().join("cache"),
@@ -416,7 +416,7 @@ mod tests {
         }
     }
 
-    fn ensure_in(f: &Fixture) -> anyhow::Result<PathBuf> {
+    fn ensure_in(f: &DownloadFixture) -> anyhow::Result<PathBuf> {
         ensure(
             &f.sh,
             &f.asset,

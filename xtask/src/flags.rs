@@ -6,33 +6,16 @@ use clap::{Args, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 mod modes;
 
-/// A command line that is wrong (exit 2, as clap's own usage errors): a flag that would be
-/// ignored, a version that is not supported.
-#[derive(Debug)]
-pub struct Usage(pub String);
-
-impl std::fmt::Display for Usage {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for Usage {}
+pub use crate::usage::Usage;
 
 /// The command line of this process (`--help` with `e2e`'s flags grouped by mode).
 pub fn parse() -> Xtask {
     Xtask::from_arg_matches(&modes::command().get_matches()).unwrap_or_else(|e| e.exit())
 }
 
-/// The exit codes of `cargo xtask e2e`, as `--help` shows them (docs/reference.md has the same
-/// table; the suite's own `mirror-e2e --help` too, whose codes xtask passes on).
-pub const EXIT_CODES: &str = "\
-Exit codes of `cargo xtask e2e`:
-  0    every selected check passed
-  1    a check failed, or the manifests under test are wrong (the mesh is wrong)
-  2    usage error
-  3    the environment failed: Docker, tools, cluster create, Istio install, Envoy, a workload
-  130  interrupted";
+/// The exit codes of `cargo xtask e2e`, as `--help` shows them: the contract's table, the
+/// suite's own (whose codes xtask passes on).
+pub const EXIT_CODES: &str = mirror_e2e_contract::exit::XTASK_TABLE;
 
 /// mirror-e2e's project automation.
 #[derive(Parser)]
@@ -218,8 +201,8 @@ pub struct E2e {
     pub ingress: Option<String>,
     /// Seconds every wait and retry may take (also MIRROR_E2E_PATIENCE; default 5 local,
     /// 300 cluster).
-    #[arg(long)]
-    pub patience: Option<String>,
+    #[arg(long, value_parser = mirror_e2e_contract::parse_seconds)]
+    pub patience: Option<std::time::Duration>,
     /// Requests of one batch in flight at once (the percentage check sends 1050 a batch).
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=256))]
     pub concurrency: u64,
@@ -365,28 +348,31 @@ impl E2e {
                 mode.name()
             ));
         }
-        // kwok runs no images: a registry flag would be ignored.
-        let images: Vec<&str> = [
-            ("--istio-hub", self.istio_hub.is_some()),
-            ("--bookinfo-hub", self.bookinfo_hub.is_some()),
-            ("--echo-hub", self.echo_hub.is_some()),
-        ]
-        .iter()
-        .filter(|(_, set)| *set)
-        .map(|(flag, _)| *flag)
-        .collect();
-        if !self.local && self.cluster == ClusterKind::Kwok && !images.is_empty() {
-            return usage(format!(
-                "{} {} not apply to --cluster kwok: it pulls no images",
-                images.join(", "),
-                if images.len() == 1 { "does" } else { "do" },
-            ));
-        }
+        self.refuse_image_flags_on_kwok()?;
         // Versions are checked before anything is built or downloaded.
         crate::versions::istio_release(self.istio.as_deref())?;
         if let Some(spec) = &self.istio_upgrade {
             crate::versions::upgrade_path(spec)?;
         }
+        self.refuse_walk_without_a_cluster_of_its_own()?;
+        if self.cluster == ClusterKind::Existing
+            && !self.local
+            && self.istio_hub.is_some()
+            && !self.install_istio
+        {
+            return usage(
+                "--istio-hub is where --install-istio installs Istio from; an existing cluster's Istio is as installed there: add --install-istio, or drop --istio-hub".into(),
+            );
+        }
+        // What no refusal above names: the table of which mode honours which flag.
+        self.refuse_other_modes_flags()?;
+        Ok(())
+    }
+
+    /// `--istio-upgrade` walks Istio on a cluster of the run's own, with a control plane to
+    /// upgrade: not on someone's cluster, a reused one, or the translation.
+    fn refuse_walk_without_a_cluster_of_its_own(&self) -> anyhow::Result<()> {
+        let usage = |text: String| Err(Usage(text).into());
         if !self.local && self.istio_upgrade.is_some() {
             match self.cluster {
                 ClusterKind::Kind => {}
@@ -408,17 +394,28 @@ impl E2e {
                 ClusterKind::Kwok => {}
             }
         }
-        if self.cluster == ClusterKind::Existing
-            && !self.local
-            && self.istio_hub.is_some()
-            && !self.install_istio
-        {
-            return usage(
-                "--istio-hub is where --install-istio installs Istio from; an existing cluster's Istio is as installed there: add --install-istio, or drop --istio-hub".into(),
-            );
+        Ok(())
+    }
+
+    /// kwok runs no images: a registry flag would be ignored.
+    fn refuse_image_flags_on_kwok(&self) -> anyhow::Result<()> {
+        let usage = |text: String| Err(Usage(text).into());
+        let images: Vec<&str> = [
+            ("--istio-hub", self.istio_hub.is_some()),
+            ("--bookinfo-hub", self.bookinfo_hub.is_some()),
+            ("--echo-hub", self.echo_hub.is_some()),
+        ]
+        .iter()
+        .filter(|(_, set)| *set)
+        .map(|(flag, _)| *flag)
+        .collect();
+        if !self.local && self.cluster == ClusterKind::Kwok && !images.is_empty() {
+            return usage(format!(
+                "{} {} not apply to --cluster kwok: it pulls no images",
+                images.join(", "),
+                if images.len() == 1 { "does" } else { "do" },
+            ));
         }
-        // What no refusal above names: the table of which mode honours which flag.
-        self.refuse_other_modes_flags()?;
         Ok(())
     }
 }

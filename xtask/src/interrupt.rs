@@ -69,7 +69,7 @@ impl std::fmt::Display for Failed {
 impl std::error::Error for Failed {}
 
 #[derive(Default)]
-struct State {
+struct InterruptState {
     /// How many times Ctrl-C (or SIGTERM, SIGHUP) came; a second one kills the child at once.
     signals: u32,
     /// Exit statuses of children waited for, by pid.
@@ -79,7 +79,7 @@ struct State {
 /// Where Ctrl-C is noted and children are run so that it stops them. Cloning shares it.
 #[derive(Clone, Default)]
 pub struct Interrupt {
-    shared: Arc<(Mutex<State>, Condvar)>,
+    shared: Arc<(Mutex<InterruptState>, Condvar)>,
 }
 
 /// How a child's output reaches the user.
@@ -129,7 +129,7 @@ impl Interrupt {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
+    fn lock(&self) -> MutexGuard<'_, InterruptState> {
         self.shared.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -207,12 +207,12 @@ impl Interrupt {
                 // No SIGTERM after this: the pid may be reaped and reused any moment.
                 (termed, killed) = (true, true);
                 eprintln!("a second interrupt: killing the child (pid {pid}) now");
-                terminate(pid, Signal::Kill);
+                terminate(pid, StopSignal::Kill);
                 continue;
             }
             if state.signals > 0 && !termed {
                 termed = true;
-                terminate(pid, Signal::Term);
+                terminate(pid, StopSignal::Term);
                 let (next, waited) = changed
                     .wait_timeout_while(state, GRACE, |s| {
                         s.signals < 2 && !s.exited.iter().any(|(p, _)| *p == pid)
@@ -224,7 +224,7 @@ impl Interrupt {
                     eprintln!(
                         "the child (pid {pid}) did not exit within {GRACE:?} of SIGTERM; killing it"
                     );
-                    terminate(pid, Signal::Kill);
+                    terminate(pid, StopSignal::Kill);
                 }
                 continue;
             }
@@ -270,18 +270,18 @@ fn relay(child: &mut Child, echo: bool) -> Vec<std::thread::JoinHandle<Vec<Strin
     threads
 }
 
-enum Signal {
+enum StopSignal {
     Term,
     Kill,
 }
 
 #[cfg(unix)]
-fn terminate(pid: u32, signal: Signal) {
+fn terminate(pid: u32, signal: StopSignal) {
     use nix::sys::signal::{Signal as S, kill};
     use nix::unistd::Pid;
     let signal = match signal {
-        Signal::Term => S::SIGTERM,
-        Signal::Kill => S::SIGKILL,
+        StopSignal::Term => S::SIGTERM,
+        StopSignal::Kill => S::SIGKILL,
     };
     if let Ok(pid) = i32::try_from(pid) {
         // It may have exited on its own in the meantime: nothing to do then.
@@ -290,7 +290,7 @@ fn terminate(pid: u32, signal: Signal) {
 }
 
 #[cfg(not(unix))]
-fn terminate(pid: u32, _signal: Signal) {
+fn terminate(pid: u32, _signal: StopSignal) {
     // Windows has no SIGTERM: ask taskkill to end the child's tree.
     let _ = Command::new("taskkill")
         .args(["/PID", &pid.to_string(), "/T", "/F"])

@@ -5,20 +5,25 @@
 //! chart renders them (`prepare`), the previous istiod stopped and the version's own started
 //! (its minor's pinned istiod, or the oldest one with Istio's compatibility profile for an
 //! older minor), then `mirror-e2e parity --istio VERSION --version-label LABEL` inside the
-//! cluster's namespaces (the label says what played the version: `versions::version_label`):
+//! cluster's namespaces (the label says what played the version: `kwok::version_label`):
 //! the shipped manifests and the corpus in `e2e/tests/fixtures/parity/`, each compared
 //! route by route with the translation emulating that version (`e2e/src/parity.rs`). Each
 //! version's results go to `target/parity/<version>/parity.json`; `mirror-e2e parity-table`
 //! joins them into one table, a column per version. The cluster is deleted at the end
-//! unless `--keep`.
+//! unless `--keep` (`lifetime::with_cluster`: a failed delete is added to a failed run's
+//! error, never in its place).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use mirror_e2e_contract::args::{ParityArgs, ParityTableArgs, RunnerCommand};
 use xshell::Shell;
 
-use crate::cluster::kwok::{self, Binaries, KwokCluster};
+use crate::cluster::keep;
+use crate::cluster::kwok::istiod::address;
+use crate::cluster::kwok::{self, Binaries, KwokProvider, KwokUp};
+use crate::cluster::lifetime::with_cluster;
 use crate::interrupt::Interrupt;
 use crate::runner::{Reported, Runner};
 use crate::versions::IstioRelease;
@@ -54,10 +59,10 @@ impl flags::Parity {
         let step = |name: &str| clock.step(name);
         let patience = Duration::from_secs(self.patience);
         let releases = releases(&self.istio)?;
-        let variant_args = self.variant_args(&paths::project_root())?;
+        let variants = self.variants(&paths::project_root())?;
         let columns: Vec<String> = releases
             .iter()
-            .map(|r| versions::version_label(r.version))
+            .map(|r| kwok::version_label(r.version))
             .collect::<anyhow::Result<_>>()?;
         let bins = Binaries::ensure(sh, &interrupt)?;
         // Every istiod the versions need, before the cluster exists: a cold build is long,
@@ -72,8 +77,17 @@ impl flags::Parity {
         let out = root.join("target/parity");
         let name = format!("mirror-e2e-parity-{}", std::process::id());
         step(&format!("create kwok cluster {name}"));
-        let cluster = KwokCluster::create(sh, &name, &bins, &interrupt, patience)?;
-        let outcome = (|| {
+        // With --keep the cluster stays whatever the outcome: the comparison runs from the
+        // first step, so every failure is one to inspect.
+        let request = keep::Request {
+            keep: self.keep,
+            on_failure: false,
+        };
+        let how = KwokUp::create(name, &bins, &interrupt, patience);
+        let mut provider = KwokProvider::new(sh, how);
+        let outcome = with_cluster(&mut provider, request, &interrupt, |p, tracker| {
+            tracker.suite_starts();
+            let cluster = p.cluster()?;
             let mut running = kwok::istiod::Succession::default();
             let mut results = Vec::new();
             let mut timings = Vec::new();
@@ -86,7 +100,7 @@ impl flags::Parity {
                 ));
                 let installed = running.install(
                     sh,
-                    &cluster,
+                    cluster,
                     &runner,
                     &bins,
                     release,
@@ -98,34 +112,19 @@ impl flags::Parity {
                     "Istio {version}: compare istiod's routes with the translation's"
                 ));
                 let phase = Instant::now();
-                let dir = out.join(version);
-                if dir.exists() {
-                    // Another run's results must not pass for this one's.
-                    std::fs::remove_dir_all(&dir)
-                        .with_context(|| format!("remove {}", dir.display()))?;
-                }
-                std::fs::create_dir_all(&dir)
-                    .with_context(|| format!("create {}", dir.display()))?;
-                let mut args: Vec<String> = vec![
-                    "parity".into(),
-                    "--kubeconfig".into(),
-                    cluster.kubeconfig().display().to_string(),
-                    "--istiod-xds".into(),
-                    kwok::istiod::XDS.into(),
-                    "--istiod-debug".into(),
-                    kwok::istiod::DEBUG.into(),
-                    "--envoy".into(),
-                    envoy.display().to_string(),
-                    "--istio".into(),
-                    version.into(),
-                    "--version-label".into(),
-                    column.clone(),
-                    "--out".into(),
-                    dir.display().to_string(),
-                    "--patience".into(),
-                    self.patience.to_string(),
-                ];
-                args.extend(variant_args.iter().cloned());
+                let dir = fresh_dir(&out.join(version))?;
+                let args = RunnerCommand::Parity(Box::new(ParityArgs {
+                    kubeconfig: cluster.kubeconfig(),
+                    istiod_xds: address(kwok::istiod::XDS)?,
+                    istiod_debug: address(kwok::istiod::DEBUG)?,
+                    envoy: envoy.clone(),
+                    istio: Some(version.into()),
+                    version_label: Some(column.clone()),
+                    out: dir.clone(),
+                    patience: Some(patience),
+                    ..variants.clone()
+                }))
+                .to_args();
                 let result = dir.join("parity.json");
                 match runner.inside(&cluster.holder.nsenter_args()).run(sh, &args) {
                     Ok(()) => {}
@@ -149,55 +148,61 @@ impl flags::Parity {
                 eprintln!("  {}", timing.line());
             }
             step("the table of every version (also in target/parity/parity.md)");
-            let mut args = vec![
-                "parity-table".to_owned(),
-                "--out".into(),
-                out.join("parity.md").display().to_string(),
-            ];
-            args.extend(results.iter().map(|r| r.display().to_string()));
-            runner.run(sh, &args)
-        })();
-        if self.keep {
-            eprintln!(
-                "kept the kwok cluster {name} (--keep); delete it with `cargo xtask kwok delete {name}`"
-            );
-        } else {
-            cluster.delete(sh).context("delete the kwok cluster")?;
-        }
+            let table = RunnerCommand::ParityTable(ParityTableArgs {
+                results,
+                out: Some(out.join("parity.md")),
+            });
+            runner.run(sh, &table.to_args())
+        });
         step("done");
         outcome
     }
 }
 
 impl flags::Parity {
-    /// What `mirror-e2e parity` compares: the user's manifests, or generated cases, or
-    /// else the shipped manifests and the corpus.
-    fn variant_args(&self, root: &std::path::Path) -> anyhow::Result<Vec<String>> {
-        let mut args = Vec::new();
+    /// What `mirror-e2e parity` compares (its arguments' `manifests`, `variants`,
+    /// `generated`, `seed`; the rest is per version): the user's manifests, or generated
+    /// cases, or else the shipped manifests and the corpus.
+    fn variants(&self, root: &std::path::Path) -> anyhow::Result<ParityArgs> {
+        let mut args = ParityArgs {
+            kubeconfig: PathBuf::new(),
+            istiod_xds: address(kwok::istiod::XDS)?,
+            istiod_debug: address(kwok::istiod::DEBUG)?,
+            envoy: PathBuf::new(),
+            istio: None,
+            version_label: None,
+            manifests: Vec::new(),
+            variants: None,
+            generated: 0,
+            seed: 1,
+            out: PathBuf::new(),
+            patience: None,
+        };
         if let Some(dir) = &self.manifests {
             // Checked before a cluster exists: a typo costs nothing.
             let dir = std::fs::canonicalize(dir)
                 .with_context(|| format!("--manifests {}", dir.display()))?;
-            args.extend(["--manifests".to_owned(), dir.display().to_string()]);
+            args.manifests.push(dir);
         }
         if let Some(n) = self.generated {
-            args.extend([
-                "--generated".to_owned(),
-                n.to_string(),
-                "--seed".into(),
-                self.seed.to_string(),
-            ]);
+            args.generated = n;
+            args.seed = self.seed;
         }
-        if args.is_empty() {
-            args.extend([
-                "--manifests".to_owned(),
-                root.join("manifests").display().to_string(),
-                "--variants".into(),
-                root.join("e2e/tests/fixtures/parity").display().to_string(),
-            ]);
+        if args.manifests.is_empty() && self.generated.is_none() {
+            args.manifests.push(root.join("manifests"));
+            args.variants = Some(root.join("e2e/tests/fixtures/parity"));
         }
         Ok(args)
     }
+}
+
+/// `dir`, empty: another run's results must not pass for this one's.
+fn fresh_dir(dir: &std::path::Path) -> anyhow::Result<PathBuf> {
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).with_context(|| format!("remove {}", dir.display()))?;
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    Ok(dir.to_owned())
 }
 
 /// Whether `mirror-e2e parity` failed because a variant differs (exit 1), not for want of

@@ -25,13 +25,10 @@ impl Stopwatch {
         eprintln!("{}", phase_line(self.0.elapsed(), what));
     }
 
-    /// `--elapsed SECONDS` for a `mirror-e2e` that starts now, so its phase lines go on
-    /// from this clock.
-    pub fn elapsed_args(&self) -> [String; 2] {
-        [
-            "--elapsed".to_owned(),
-            format!("{:.3}", self.0.elapsed().as_secs_f64()),
-        ]
+    /// The clock's reading, which a `mirror-e2e` that starts now gets as `--elapsed`, so
+    /// its phase lines go on from this clock.
+    pub fn elapsed(&self) -> Duration {
+        self.0.elapsed()
     }
 }
 
@@ -45,7 +42,8 @@ pub struct Ticker {
 impl Ticker {
     /// Starts showing `what` and the line count of `log`.
     pub fn start(what: String, log: PathBuf) -> Ticker {
-        let interactive = std::io::stderr().is_terminal() && std::env::var_os("CI").is_none();
+        let interactive = std::io::stderr().is_terminal()
+            && std::env::var_os(mirror_e2e_contract::env::CI).is_none();
         let period = if interactive {
             Duration::from_secs(1)
         } else {
@@ -132,9 +130,20 @@ mod tests {
             "[   12.3s] create kwok cluster a"
         );
         let clock = Stopwatch(Instant::now() - Duration::from_secs(7));
-        let [flag, secs] = clock.elapsed_args();
-        assert_eq!(flag, "--elapsed");
-        let secs: f64 = secs.parse().expect("seconds");
+        use mirror_e2e_contract::args::{LocalArgs, RunnerCommand, SuiteArgs};
+        let args = RunnerCommand::Local(Box::new(LocalArgs {
+            suite: SuiteArgs {
+                elapsed: clock.elapsed(),
+                ..SuiteArgs::default()
+            },
+            ..LocalArgs::default()
+        }))
+        .to_args();
+        let at = args
+            .iter()
+            .position(|a| a == "--elapsed")
+            .expect("--elapsed");
+        let secs: f64 = args[at + 1].parse().expect("seconds");
         assert!((7.0..8.0).contains(&secs), "{secs}");
     }
 

@@ -43,9 +43,9 @@ pub fn nested_cargo(mut cmd: Cmd<'_>) -> Cmd<'_> {
     cmd
 }
 
-/// Where `mirror-e2e` finds xtask's pid, to end itself when xtask dies (the e2e crate's
-/// `parent::PARENT_PID_ENV` names the same variable).
-pub const PARENT_PID_ENV: &str = "MIRROR_E2E_PARENT_PID";
+/// Where `mirror-e2e` finds xtask's pid, to end itself when xtask dies (the contract's
+/// name, which the runner reads).
+pub const PARENT_PID_ENV: &str = mirror_e2e_contract::env::PARENT_PID;
 
 /// The built suite binary.
 pub struct Runner {
@@ -147,12 +147,8 @@ impl Reported {
     /// What to print for an error whose root is `Reported`: the contexts above it, if any.
     pub fn contexts(e: &anyhow::Error) -> Option<(String, i32)> {
         let reported = e.chain().find_map(|c| c.downcast_ref::<Reported>())?;
-        let contexts: Vec<String> = e
-            .chain()
-            .take_while(|c| !c.is::<Reported>())
-            .map(ToString::to_string)
-            .collect();
-        Some((contexts.join(": "), reported.code))
+        let contexts = crate::failure::render(e.chain().take_while(|c| !c.is::<Reported>()));
+        Some((contexts, reported.code))
     }
 }
 

@@ -34,7 +34,7 @@ impl flags::Test {
 
         step("envoy");
         let envoy = tools::envoy(sh, &interrupt).context("provision envoy")?;
-        let _env = sh.push_env("ENVOY_BIN", &envoy);
+        let _env = sh.push_env(mirror_e2e_contract::env::ENVOY_BIN, &envoy);
 
         step("build tests");
         cargo(cmd!(sh, "cargo test --workspace --no-run")).context("build the tests")?;
@@ -47,7 +47,7 @@ impl flags::Test {
         let root = e2e::artifacts_root().join("test-run");
         let _ = std::fs::remove_dir_all(&root);
         let local = {
-            let _root = sh.push_env("MIRROR_E2E_ARTIFACTS_ROOT", &root);
+            let _root = sh.push_env(mirror_e2e_contract::env::ARTIFACTS_ROOT, &root);
             flags::E2e::parse(&["--local", "--keep"]).run_on(sh, &interrupt, clock)
         };
         local?;

@@ -8,20 +8,23 @@
 //! real API server: `e2e/tests/control_plane.rs` inside the cluster's network namespace,
 //! and xtask's own provider tests (`cluster::kwok::real`, `xtask/tests/kwok_e2e.rs`,
 //! `xtask/tests/kwok_lifecycle.rs`). The cluster is deleted at the
-//! end unless `--keep`.
+//! end unless `--keep` (`lifetime::with_cluster`: a failed delete is added to a failed
+//! run's error, never in its place).
 
 use std::time::Duration;
 
 use anyhow::Context;
 use xshell::{Shell, cmd};
 
-use crate::cluster::kwok::{Binaries, KwokCluster, prepare};
+use crate::cluster::keep;
+use crate::cluster::kwok::{Binaries, KwokProvider, KwokUp, prepare};
+use crate::cluster::lifetime::with_cluster;
 use crate::interrupt::{Interrupt, Output};
 use crate::runner::{Runner, nested_cargo};
 use crate::{flags, versions};
 
 /// The environment variable the control-plane tests read the kubeconfig from.
-pub const KUBECONFIG_ENV: &str = "MIRROR_E2E_CONTROL_PLANE_KUBECONFIG";
+pub const KUBECONFIG_ENV: &str = mirror_e2e_contract::env::CONTROL_PLANE_KUBECONFIG;
 
 impl flags::TestControlPlane {
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
@@ -64,16 +67,24 @@ impl flags::TestControlPlane {
 
         step("create a kwok cluster");
         let name = format!("mirror-e2e-test-{}", std::process::id());
-        let cluster = KwokCluster::create(sh, &name, &bins, &interrupt, patience)?;
-        eprintln!(
-            "cluster {name} is up; look at it with `{}`",
-            crate::cluster::kwok::shell_line(&cluster.commands()[0].1)
-        );
-        let tested = (|| {
+        // With --keep the cluster stays whatever the outcome: every step is a test.
+        let request = keep::Request {
+            keep: self.keep,
+            on_failure: false,
+        };
+        let how = KwokUp::create(name.clone(), &bins, &interrupt, patience);
+        let mut provider = KwokProvider::new(sh, how);
+        with_cluster(&mut provider, request, &interrupt, |p, tracker| {
+            tracker.suite_starts();
+            let cluster = p.cluster()?;
+            eprintln!(
+                "cluster {name} is up; look at it with `{}`",
+                crate::cluster::kwok::shell_line(&cluster.commands()[0].1)
+            );
             step("install the node, Istio's CRDs and istiod's objects");
             prepare(
                 sh,
-                &cluster,
+                cluster,
                 &runner,
                 &bins,
                 versions::istio_release(None)?,
@@ -88,8 +99,11 @@ impl flags::TestControlPlane {
             let enter = cluster.holder.nsenter_args();
             let kubeconfig = cluster.kubeconfig();
             let _env = sh.push_env(KUBECONFIG_ENV, &kubeconfig);
-            let _patience = sh.push_env("MIRROR_E2E_PATIENCE", self.patience.to_string());
-            let _envoy = sh.push_env("ENVOY_BIN", &envoy);
+            let _patience = sh.push_env(
+                mirror_e2e_contract::env::PATIENCE,
+                self.patience.to_string(),
+            );
+            let _envoy = sh.push_env(mirror_e2e_contract::env::ENVOY_BIN, &envoy);
             // Built above: cargo needs no network inside the namespace.
             cargo(cmd!(
                 sh,
@@ -102,16 +116,7 @@ impl flags::TestControlPlane {
                 "cargo test --offline --package xtask --features control-plane --bin xtask --test kwok_e2e --test kwok_lifecycle -- cluster::kwok::real ctrl_c_while_the_suite_runs reused_cluster reused_in_another_mode data_plane_that_never_starts"
             ))
             .context("kwok provider tests")
-        })();
-        if self.keep {
-            eprintln!(
-                "kept the kwok cluster {name} (--keep); delete it with `cargo xtask kwok delete {name}`"
-            );
-        } else {
-            step("delete the kwok cluster");
-            cluster.delete(sh).context("delete the kwok cluster")?;
-        }
-        tested?;
+        })?;
         step("done");
         Ok(())
     }

@@ -7,7 +7,7 @@
 //! pinned Istio release was seen to exist is its [`IstioRelease::confirmed`].
 //!
 //! `cargo xtask versions [--check-latest]` prints the table and what plays each release on a
-//! kwok cluster ([`version_label`]); `--check-latest` fails when Istio has released a newer
+//! kwok cluster (`kwok::version_label`); `--check-latest` fails when Istio has released a newer
 //! patch of a pinned minor, when a pin has no tag (it was never released, or not yet), or
 //! when a build [`RELEASE_COMMITS`] names a release is not that release's commit (the
 //! nightly runs it), so the table cannot silently go stale or claim what is not so.
@@ -15,8 +15,7 @@
 use anyhow::{Context, bail};
 use xshell::{Shell, cmd};
 
-use crate::cluster::kwok;
-use crate::flags::{self, Usage};
+use crate::usage::Usage;
 
 /// The kind release used to create clusters.
 pub const KIND_VERSION: &str = "v0.32.0";
@@ -129,7 +128,7 @@ pub const ISTIO_RELEASES: &[IstioRelease] = &[
 ];
 
 /// An Istio release whose own commit a pinned istiod build is: that build is the release,
-/// and [`version_label`] names it so.
+/// and `kwok::version_label` names it so.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReleaseCommit {
     /// The release, as its tag names it.
@@ -149,63 +148,45 @@ pub const RELEASE_COMMITS: &[ReleaseCommit] = &[ReleaseCommit {
     confirmed: "Istio's GitHub releases 1.31.0 and 1.31.0-rc.4 (github.com/istio/istio/releases/tag/1.31.0) name commit eed52eb",
 }];
 
-/// The header that names Istio `version` where a kwok cluster's istiod plays it: what ran,
-/// in the header itself. A build that is a release's commit is named by that release,
-/// another by its branch and commit, and an older minor's says which compatibility profile
-/// set it back: `1.31.0 (istiod eed52eb)`, `1.31.1 played by istiod 1.31.0 (eed52eb)`,
-/// `1.30.5 played by istiod 1.30@9739e10`, `1.27.9 played by istiod 1.30@9739e10 + 1.27
-/// profile`.
-pub fn version_label(version: &str) -> anyhow::Result<String> {
-    let (module, compatibility) = kwok::istio_module(version)?;
-    // The module's pseudo-version ends in the commit, as `istiod --version` says it.
-    let commit = module.version.rsplit('-').next().unwrap_or(module.version);
-    let short = commit.get(..7).unwrap_or(commit);
-    let release = RELEASE_COMMITS.iter().find(|r| r.commit == commit);
-    let istiod = match release {
-        Some(r) => format!("istiod {} ({short})", r.release),
-        None => format!("istiod {}@{short}", module.minor),
-    };
-    Ok(match (release, compatibility) {
-        (Some(r), None) if r.release == version => format!("{version} (istiod {short})"),
-        (_, None) => format!("{version} played by {istiod}"),
-        (_, Some(minor)) => format!("{version} played by {istiod} + {minor} profile"),
-    })
-}
-
 /// Where Istio's tags are listed (overridable for tests and mirrors).
 pub const ISTIO_REPO_ENV: &str = "MIRROR_E2E_ISTIO_REPO";
 const ISTIO_REPO: &str = "https://github.com/istio/istio";
 
-impl flags::Versions {
-    pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
-        for r in ISTIO_RELEASES {
-            println!("Istio {:<8} {}", r.version, r.confirmed);
-        }
-        println!("\non a kwok cluster (`--cluster kwok`, `parity`):");
-        for r in ISTIO_RELEASES {
-            println!("  {}", version_label(r.version)?);
-        }
-        for r in RELEASE_COMMITS {
-            println!("  istiod {} is {}: {}", r.commit, r.release, r.confirmed);
-        }
-        if !self.check_latest {
-            return Ok(());
-        }
-        let repo = std::env::var(ISTIO_REPO_ENV).unwrap_or_else(|_| ISTIO_REPO.to_owned());
-        let tags = istio_tags(sh, &repo)?;
-        let pinned: Vec<&str> = ISTIO_RELEASES.iter().map(|r| r.version).collect();
-        let problems = pin_problems(&pinned, RELEASE_COMMITS, &tags);
-        if problems.is_empty() {
-            println!(
-                "every pin is a tag and its minor's newest patch; every release build is its tag's commit ({repo})"
-            );
-            return Ok(());
-        }
-        bail!(
-            "the version table is wrong: {}; fix the pins in xtask/src/versions.rs (and the nightly matrix)",
-            problems.join("; ")
-        )
+/// `cargo xtask versions [--check-latest]`, with `label` naming what plays a release on a
+/// kwok cluster (`kwok::version_label`). Plain values, so the table imports neither the
+/// command line nor the kwok provider, which both read it.
+pub fn run(
+    sh: &Shell,
+    check_latest: bool,
+    label: impl Fn(&str) -> anyhow::Result<String>,
+) -> anyhow::Result<()> {
+    for r in ISTIO_RELEASES {
+        println!("Istio {:<8} {}", r.version, r.confirmed);
     }
+    println!("\non a kwok cluster (`--cluster kwok`, `parity`):");
+    for r in ISTIO_RELEASES {
+        println!("  {}", label(r.version)?);
+    }
+    for r in RELEASE_COMMITS {
+        println!("  istiod {} is {}: {}", r.commit, r.release, r.confirmed);
+    }
+    if !check_latest {
+        return Ok(());
+    }
+    let repo = std::env::var(ISTIO_REPO_ENV).unwrap_or_else(|_| ISTIO_REPO.to_owned());
+    let tags = istio_tags(sh, &repo)?;
+    let pinned: Vec<&str> = ISTIO_RELEASES.iter().map(|r| r.version).collect();
+    let problems = pin_problems(&pinned, RELEASE_COMMITS, &tags);
+    if problems.is_empty() {
+        println!(
+            "every pin is a tag and its minor's newest patch; every release build is its tag's commit ({repo})"
+        );
+        return Ok(());
+    }
+    bail!(
+        "the version table is wrong: {}; fix the pins in xtask/src/versions.rs (and the nightly matrix)",
+        problems.join("; ")
+    )
 }
 
 /// One of Istio's tags: its name (`1.28.10`; Istio's tags carry no `v`) and the commit it

@@ -3,12 +3,14 @@
 //! were labelled "kind:" but work on kwok, `--workload` "local:" but works on kwok), and a
 //! flag its mode would ignore is a usage error (exit 2) before anything runs.
 
+use mirror_e2e_contract::env;
+
 use std::process::Command;
 
 fn xtask(args: &[&str]) -> (Option<i32>, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
         .args(args)
-        .env_remove("CI")
+        .env_remove(env::CI)
         .output()
         .expect("run xtask");
     let said = format!(

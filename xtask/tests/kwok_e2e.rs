@@ -7,6 +7,8 @@
 //! test-control-plane` provides them and runs this.
 #![cfg(unix)]
 
+use mirror_e2e_contract::env;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -66,7 +68,7 @@ fn ctrl_c_while_the_suite_runs_after_a_hop_ends_the_walks_istiod_and_data_plane_
 /// that it exits 130 leaving no process and no directory of its cluster, and no process
 /// of its run.
 fn interrupted_when(tag: &str, extra: &[&str], at: impl Fn(&str) -> bool) {
-    let envoy = std::env::var_os("ENVOY_BIN")
+    let envoy = std::env::var_os(env::ENVOY_BIN)
         .expect("ENVOY_BIN is not set: `cargo xtask tools --install envoy`, then set it");
     let name = format!("kwok-ctrl-c-{}-{tag}", std::process::id());
     let artifacts = tempfile::tempdir().expect("tempdir");
@@ -82,10 +84,10 @@ fn interrupted_when(tag: &str, extra: &[&str], at: impl Fn(&str) -> bool) {
             "120",
         ])
         .args(extra)
-        .env("ENVOY_BIN", envoy)
+        .env(env::ENVOY_BIN, envoy)
         // Not CI: a failed run would keep its cluster, but an interrupted one never does.
-        .env_remove("CI")
-        .env("MIRROR_E2E_ARTIFACTS_ROOT", artifacts.path())
+        .env_remove(env::CI)
+        .env(env::ARTIFACTS_ROOT, artifacts.path())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     // Its own process group, as a terminal's foreground job: Ctrl-C reaches all of it.

@@ -9,6 +9,8 @@
 //! test-control-plane` provides them and runs this.
 #![cfg(unix)]
 
+use mirror_e2e_contract::env;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -56,7 +58,7 @@ struct Ran {
 
 /// Runs `xtask ARGS` to its end (killed, with its process group, past [`BOUND`]).
 fn xtask(args: &[&str], artifacts: &Path) -> Ran {
-    let envoy = std::env::var_os("ENVOY_BIN")
+    let envoy = std::env::var_os(env::ENVOY_BIN)
         .expect("ENVOY_BIN is not set: `cargo xtask tools --install envoy`, then set it");
     xtask_with_envoy(args, artifacts, Path::new(&envoy))
 }
@@ -66,10 +68,10 @@ fn xtask_with_envoy(args: &[&str], artifacts: &Path, envoy: &Path) -> Ran {
     let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
     command
         .args(args)
-        .env("ENVOY_BIN", envoy)
+        .env(env::ENVOY_BIN, envoy)
         // Not CI: keeping on failure is the default, as on a laptop.
-        .env_remove("CI")
-        .env("MIRROR_E2E_ARTIFACTS_ROOT", artifacts)
+        .env_remove(env::CI)
+        .env(env::ARTIFACTS_ROOT, artifacts)
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     std::os::unix::process::CommandExt::process_group(&mut command, 0);
@@ -127,9 +129,9 @@ fn stamps(said: &str) -> Vec<f64> {
 }
 
 /// Deletes the cluster `name` (`xtask kwok delete`), whatever the test found.
-struct Cluster(String);
+struct DeletedOnDrop(String);
 
-impl Drop for Cluster {
+impl Drop for DeletedOnDrop {
     fn drop(&mut self) {
         let _ = Command::new(env!("CARGO_BIN_EXE_xtask"))
             .args(["kwok", "delete", &self.0])
@@ -143,7 +145,7 @@ impl Drop for Cluster {
 fn a_kept_cluster_reused_in_another_mode_is_refused_at_once_and_nothing_starts() {
     let artifacts = tempfile::tempdir().expect("tempdir");
     let name = format!("lifecycle-modes-{}", std::process::id());
-    let cluster = Cluster(name.clone());
+    let cluster = DeletedOnDrop(name.clone());
     let dir = project_root().join("target/kwok").join(&name);
     let kept = xtask(
         &[
@@ -238,7 +240,7 @@ fn a_kept_cluster_reused_in_another_mode_is_refused_at_once_and_nothing_starts()
 fn a_failing_run_on_a_reused_cluster_ends_the_istiod_it_started() {
     let artifacts = tempfile::tempdir().expect("tempdir");
     let name = format!("lifecycle-istiod-{}", std::process::id());
-    let _cluster = Cluster(name.clone());
+    let _cluster = DeletedOnDrop(name.clone());
     let dir = project_root().join("target/kwok").join(&name);
     let kept = xtask(
         &[
@@ -321,7 +323,7 @@ fn a_failing_run_on_a_reused_cluster_ends_the_istiod_it_started() {
 fn a_data_plane_that_never_starts_stops_the_run_with_its_report_and_no_process_left() {
     let artifacts = tempfile::tempdir().expect("tempdir");
     let name = format!("lifecycle-envoy-{}", std::process::id());
-    let _cluster = Cluster(name.clone());
+    let _cluster = DeletedOnDrop(name.clone());
     let dir = project_root().join("target/kwok").join(&name);
     // An "Envoy" that exits at once: the node's data plane cannot start.
     let failed = xtask_with_envoy(

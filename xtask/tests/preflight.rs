@@ -2,6 +2,8 @@
 //! any provider acts (issue 24 §2): no cluster is created, nothing is built for it, and the
 //! exit code says whose fault it is (1: the manifests are wrong, 2: usage).
 
+use mirror_e2e_contract::env;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -37,7 +39,7 @@ fn kwok_run(name: &str, args: &[&str]) -> (Option<i32>, String, bool) {
     let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
         .args(["e2e", "--cluster", "kwok", "--cluster-name", name])
         .args(args)
-        .env_remove("CI")
+        .env_remove(env::CI)
         .output()
         .expect("run xtask");
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -5,6 +5,8 @@
 //! Needs Envoy (ENVOY_BIN), like the e2e crate's suite tests; `cargo xtask test` sets it.
 #![cfg(unix)]
 
+use mirror_e2e_contract::env;
+
 use std::io::Read;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -20,7 +22,7 @@ const BOUND: Duration = Duration::from_secs(60);
 /// Starts `xtask e2e --local` whose `details-v1` workload writes to the fifo `started` in
 /// `dir` when it runs and then serves, so the suite is mid-run once the fifo is read.
 fn start(dir: &Path) -> Child {
-    let envoy = std::env::var_os("ENVOY_BIN")
+    let envoy = std::env::var_os(env::ENVOY_BIN)
         .expect("ENVOY_BIN is not set: `cargo xtask tools --install envoy`, then set it");
     let fifo = dir.join("started");
     let status = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
@@ -32,8 +34,8 @@ fn start(dir: &Path) -> Child {
             fifo.display()
         ))
         .args(["--", "--exact", "mirror::percentage_within_tolerance"])
-        .env("ENVOY_BIN", envoy)
-        .env("MIRROR_E2E_ARTIFACTS_ROOT", dir.join("runs"))
+        .env(env::ENVOY_BIN, envoy)
+        .env(env::ARTIFACTS_ROOT, dir.join("runs"))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

@@ -5,18 +5,20 @@
 //! Needs Envoy (ENVOY_BIN), like the e2e crate's suite tests; `cargo xtask test` sets it.
 #![cfg(unix)]
 
+use mirror_e2e_contract::env;
+
 use std::path::Path;
 use std::process::Command;
 
 /// The walk's output (stdout and stderr) with the artifacts under `root`.
 fn walk(root: &Path, extra: &[&str]) -> String {
-    let envoy = std::env::var_os("ENVOY_BIN")
+    let envoy = std::env::var_os(env::ENVOY_BIN)
         .expect("ENVOY_BIN is not set: `cargo xtask tools --install envoy`, then set it");
     let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
         .args(["e2e", "--local", "--istio-upgrade", "1.30.5..1.31.1"])
         .args(extra)
-        .env("ENVOY_BIN", envoy)
-        .env("MIRROR_E2E_ARTIFACTS_ROOT", root)
+        .env(env::ENVOY_BIN, envoy)
+        .env(env::ARTIFACTS_ROOT, root)
         .output()
         .expect("run xtask");
     let said = format!(

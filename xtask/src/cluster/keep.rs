@@ -48,8 +48,10 @@ impl Request {
     pub fn from_flags(keep: bool, on_failure: Option<OnFailure>) -> Request {
         Request {
             keep,
-            on_failure: on_failure
-                .map_or(std::env::var_os("CI").is_none(), |p| p == OnFailure::Keep),
+            on_failure: on_failure.map_or(
+                std::env::var_os(mirror_e2e_contract::env::CI).is_none(),
+                |p| p == OnFailure::Keep,
+            ),
         }
     }
 }
@@ -100,9 +102,9 @@ pub fn fate(request: Request, ending: Ending) -> Fate {
 }
 
 /// The ending of a run whose outcome is `outcome`, interrupted or not, at `stage`.
-pub fn ending(outcome: &anyhow::Result<()>, interrupted: bool, stage: Stage) -> Ending {
+pub fn ending<T>(outcome: &anyhow::Result<T>, interrupted: bool, stage: Stage) -> Ending {
     match outcome {
-        Ok(()) => Ending::Passed,
+        Ok(_) => Ending::Passed,
         Err(_) if interrupted => Ending::Interrupted(stage),
         Err(_) => Ending::Failed(stage),
     }

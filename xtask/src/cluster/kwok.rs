@@ -12,23 +12,30 @@
 
 pub mod binaries;
 mod finish;
+mod istio_source;
 pub mod istiod;
 mod netns;
 mod pki;
+mod prepare;
 pub mod prepared;
+#[cfg(all(test, feature = "control-plane"))]
+mod real;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use xshell::{Shell, cmd};
+use xshell::Shell;
 
 use crate::interrupt::Interrupt;
-use crate::runner::Runner;
-use crate::{paths, versions};
+use crate::paths;
 
-pub use finish::shell_line;
+pub use finish::{KwokProvider, KwokUp, shell_line};
+#[cfg(test)]
+pub use istio_source::ISTIO_MODULES;
+pub use istio_source::{IstioSource, istio_module, istio_source, version_label};
 pub use netns::Holder;
+pub use prepare::prepare;
 
 /// Where the API server listens, inside the cluster's network namespace.
 pub const API_SERVER: &str = "https://127.0.0.1:6443";
@@ -90,23 +97,6 @@ impl Binaries {
     }
 }
 
-/// Istio's source as a Go module: where a release's CRDs and istiod's chart come from.
-///
-/// The module proxy serves `istio.io/istio` only at pseudo-versions of commits it has
-/// seen; the release tags' own (e.g. 1.30.3 = v0.0.0-20260713165634-56df41f63e51) answer
-/// 403 "This module version is not available". So each minor maps to the newest commit of
-/// its release branch that is served, and says so.
-pub struct IstioModule {
-    /// Istio minor, e.g. "1.31".
-    pub minor: &'static str,
-    /// The pseudo-version served.
-    pub version: &'static str,
-    /// What that commit is.
-    pub provenance: &'static str,
-    /// istiod and istioctl built from it.
-    pub istiod: &'static binaries::GoBuild,
-}
-
 /// The names of the clusters kept under `dir`, sorted (running or not).
 fn kept_names(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
@@ -130,141 +120,6 @@ fn reuse_refusal(name: &str, running: &[String]) -> String {
     format!(
         "--reuse {name}: no running kwok cluster has that name ({running}; `cargo xtask kwok list`); drop --reuse to create one"
     )
-}
-
-/// The Istio modules served, by minor, newest first.
-pub const ISTIO_MODULES: &[IstioModule] = &[
-    IstioModule {
-        minor: "1.31",
-        version: "v0.0.0-20260827124520-eed52ebb66ad",
-        provenance: "1.31.0's commit (Istio's GitHub releases 1.31.0 and 1.31.0-rc.4 name it), on release-1.31, 2026-08-27 (VERSION file 1.31; it ships the compatibility-version-1.30 profile); one of the few commits the module proxy serves (1.30.3's answers 403)",
-        istiod: &binaries::ISTIOD_1_31,
-    },
-    IstioModule {
-        minor: "1.30",
-        version: "v0.0.0-20260826214018-9739e10eb9d7",
-        provenance: "a release-1.30 branch commit of 2026-08-26 (VERSION file 1.30; its newest compatibility profile is 1.29); the module proxy refuses the release tags' pseudo-versions",
-        istiod: &binaries::ISTIOD_1_30,
-    },
-];
-
-/// Where a release's files are in the module cache, and how the cluster plays it.
-pub struct IstioSource {
-    /// `manifests/charts/base/files/crd-all.gen.yaml`.
-    pub crds: PathBuf,
-    /// istiod's chart, `manifests/charts/istio-control/istio-discovery`.
-    pub discovery_chart: PathBuf,
-    pub module: &'static IstioModule,
-    /// For a minor older than every served module: the oldest module's istiod with Istio's
-    /// own compatibility profile for that minor (`compatibilityVersion`), which sets back
-    /// every behaviour change Istio flagged since (the 1.28 shadow-host suffix among
-    /// them). What no flag covers is the newer istiod's.
-    pub compatibility: Option<String>,
-}
-
-impl IstioSource {
-    /// The chart values that make the chart render this release: the compatibility
-    /// profile, when one plays it.
-    pub fn chart_values(&self) -> Vec<String> {
-        self.compatibility
-            .iter()
-            .map(|minor| format!("compatibilityVersion={minor}"))
-            .collect()
-    }
-
-    /// The report's note when this release's istiod configures the node's proxies.
-    pub fn control_plane_note(&self) -> String {
-        format!(
-            "the real {} configured node {NODE_NAME}'s proxies over ADS",
-            self.describe()
-        )
-    }
-
-    /// What configures the mesh for this release, for messages and the report.
-    pub fn describe(&self) -> String {
-        let build = self
-            .module
-            .istiod
-            .link_vars
-            .iter()
-            .filter(|(var, _)| var.ends_with(".buildVersion") || var.ends_with(".buildGitRevision"))
-            .map(|(_, value)| *value)
-            .collect::<Vec<_>>()
-            .join("-");
-        match &self.compatibility {
-            None => format!("istiod {build} (istio.io/istio {})", self.module.version),
-            Some(minor) => format!(
-                "istiod {build} (istio.io/istio {}) with compatibilityVersion={minor}: no {minor} commit of Istio is served, so the oldest pinned istiod plays it with Istio's own {minor} compatibility profile",
-                self.module.version
-            ),
-        }
-    }
-}
-
-/// Which served module plays Istio `version` (`major.minor.patch` or `major.minor`): its
-/// minor's own, or, for an older minor, the oldest module with that minor's compatibility
-/// profile (checked against the chart in [`istio_source`]).
-pub fn istio_module(version: &str) -> anyhow::Result<(&'static IstioModule, Option<String>)> {
-    let minor = minor_of(version);
-    if let Some(module) = ISTIO_MODULES.iter().find(|m| m.minor == minor) {
-        return Ok((module, None));
-    }
-    let oldest = ISTIO_MODULES
-        .last()
-        .context("no istio.io/istio module is pinned")?;
-    let key = |m: &str| -> Option<(u32, u32)> {
-        let (a, b) = m.split_once('.')?;
-        Some((a.parse().ok()?, b.parse().ok()?))
-    };
-    match (key(&minor), key(oldest.minor)) {
-        (Some(wanted), Some(have)) if wanted < have => Ok((oldest, Some(minor))),
-        _ => bail!(
-            "no istio.io/istio module is pinned for Istio {minor} (pinned: {}); the module proxy serves only some commits of Istio, see ISTIO_MODULES",
-            ISTIO_MODULES
-                .iter()
-                .map(|m| m.minor)
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    }
-}
-
-fn minor_of(version: &str) -> String {
-    let mut parts = version.split('.');
-    match (parts.next(), parts.next()) {
-        (Some(major), Some(minor)) => format!("{major}.{minor}"),
-        _ => version.to_owned(),
-    }
-}
-
-/// Istio's CRDs and istiod's chart for the release `version` (from the module that plays
-/// it), and the compatibility profile when an older minor is played.
-pub fn istio_source(sh: &Shell, version: &str) -> anyhow::Result<IstioSource> {
-    let (module, compatibility) = istio_module(version)?;
-    let dir = binaries::module_dir(sh, "istio.io/istio", module.version).with_context(|| {
-        format!(
-            "download Istio {}'s module ({})",
-            module.minor, module.provenance
-        )
-    })?;
-    let discovery_chart = dir.join("manifests/charts/istio-control/istio-discovery");
-    if let Some(minor) = &compatibility {
-        let profile =
-            discovery_chart.join(format!("files/profile-compatibility-version-{minor}.yaml"));
-        if !profile.is_file() {
-            bail!(
-                "Istio {version}: no istio.io/istio commit of {minor} is served, and istiod {}'s chart has no compatibility profile for it ({})",
-                module.minor,
-                profile.display()
-            );
-        }
-    }
-    Ok(IstioSource {
-        crds: dir.join("manifests/charts/base/files/crd-all.gen.yaml"),
-        discovery_chart,
-        module,
-        compatibility,
-    })
 }
 
 /// The directory every kwok cluster of this checkout lives in.
@@ -350,6 +205,22 @@ impl KwokCluster {
         }
     }
 
+    /// The cluster's network namespace: loopback up, the node's address, and the whole pod
+    /// range local.
+    fn local_network(&self, sh: &Shell) -> anyhow::Result<()> {
+        self.holder.run(sh, &["ip", "link", "set", "lo", "up"])?;
+        // The node's address: kwok's kubelet-style endpoint answers here and the API server
+        // reaches it for pod logs. Not loopback: the node proxy refuses any address that is
+        // not global unicast (pkg/registry/core/node/strategy.go, isProxyableHostname).
+        self.holder.run(
+            sh,
+            &["ip", "addr", "add", &format!("{NODE_IP}/32"), "dev", "lo"],
+        )?;
+        self.holder
+            .run(sh, &["ip", "route", "add", "local", POD_RANGE, "dev", "lo"])?;
+        Ok(())
+    }
+
     fn start_control_plane(
         &self,
         sh: &Shell,
@@ -366,16 +237,7 @@ impl KwokCluster {
             &files.kubeconfig(&self.name, API_SERVER),
             true,
         )?;
-        self.holder.run(sh, &["ip", "link", "set", "lo", "up"])?;
-        // The node's address: kwok's kubelet-style endpoint answers here and the API server
-        // reaches it for pod logs. Not loopback: the node proxy refuses any address that is
-        // not global unicast (pkg/registry/core/node/strategy.go, isProxyableHostname).
-        self.holder.run(
-            sh,
-            &["ip", "addr", "add", &format!("{NODE_IP}/32"), "dev", "lo"],
-        )?;
-        self.holder
-            .run(sh, &["ip", "route", "add", "local", POD_RANGE, "dev", "lo"])?;
+        self.local_network(sh)?;
 
         let etcd_data = self.dir.join("etcd");
         let deadline = Instant::now() + patience;
@@ -401,33 +263,7 @@ impl KwokCluster {
         self.holder.spawn(
             &self.log("kube-apiserver"),
             &bins.kube_apiserver,
-            &[
-                "--etcd-servers=http://127.0.0.1:2379".into(),
-                "--bind-address=127.0.0.1".into(),
-                "--advertise-address=127.0.0.1".into(),
-                "--secure-port=6443".into(),
-                format!("--tls-cert-file={}", p(&files.serving_cert)),
-                format!("--tls-private-key-file={}", p(&files.serving_key)),
-                format!("--client-ca-file={}", p(&files.ca_cert)),
-                format!(
-                    "--service-account-key-file={}",
-                    p(&files.service_account_pub)
-                ),
-                format!(
-                    "--service-account-signing-key-file={}",
-                    p(&files.service_account_key)
-                ),
-                "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
-                format!("--service-cluster-ip-range={SERVICE_CIDR}"),
-                "--authorization-mode=Node,RBAC".into(),
-                // The API server advertises a loopback address: no Endpoints for it.
-                "--endpoint-reconciler-type=none".into(),
-                // For pod logs, the API server is kwok's kubelet client.
-                format!("--kubelet-client-certificate={}", p(&files.admin_cert)),
-                format!("--kubelet-client-key={}", p(&files.admin_key)),
-                "--kubelet-preferred-address-types=InternalIP".into(),
-                "--allow-privileged=true".into(),
-            ],
+            &apiserver_args(&files),
         )?;
         self.wait_for(
             "the API server to answer /readyz",
@@ -482,31 +318,7 @@ impl KwokCluster {
             ],
         )?;
         interrupt.check()?;
-        let stages = bins.kwok_source.join("kustomize/stage");
-        let mut kwok_args = vec![
-            format!("--kubeconfig={kubeconfig}"),
-            "--manage-all-nodes=true".into(),
-            format!("--cidr={POD_CIDR}"),
-            format!("--node-ip={NODE_IP}"),
-            format!("--node-name={NODE_NAME}"),
-            format!("--node-port={KUBELET_PORT}"),
-            format!("--server-address={NODE_IP}:{KUBELET_PORT}"),
-            format!("--tls-cert-file={}", p(&files.serving_cert)),
-            format!("--tls-private-key-file={}", p(&files.serving_key)),
-            "--node-lease-duration-seconds=40".into(),
-            // Pods' logs come from `Logs` objects the node's data plane writes.
-            "--enable-crds=Logs".into(),
-        ];
-        // kwokctl's defaults: nodes initialise fast and renew a lease; pods are Ready at once.
-        for stage in [
-            "node/fast/node-initialize.yaml",
-            "node/heartbeat-with-lease/node-heartbeat-with-lease.yaml",
-            "pod/fast/pod-ready.yaml",
-            "pod/fast/pod-complete.yaml",
-            "pod/fast/pod-delete.yaml",
-        ] {
-            kwok_args.push(format!("--config={}", p(&stages.join(stage))));
-        }
+        let kwok_args = kwok_args(bins, &files, &kubeconfig);
         self.holder
             .spawn(&self.log("kwok"), &bins.kwok, &kwok_args)?;
         Ok(())
@@ -566,6 +378,70 @@ impl KwokCluster {
     }
 }
 
+/// kwok's flags: the node it plays, its kubelet endpoint, and kwokctl's default stages.
+fn kwok_args(bins: &Binaries, files: &pki::PkiFiles, kubeconfig: &str) -> Vec<String> {
+    let p = |p: &Path| p.display().to_string();
+    let stages = bins.kwok_source.join("kustomize/stage");
+    let mut kwok_args = vec![
+        format!("--kubeconfig={kubeconfig}"),
+        "--manage-all-nodes=true".into(),
+        format!("--cidr={POD_CIDR}"),
+        format!("--node-ip={NODE_IP}"),
+        format!("--node-name={NODE_NAME}"),
+        format!("--node-port={KUBELET_PORT}"),
+        format!("--server-address={NODE_IP}:{KUBELET_PORT}"),
+        format!("--tls-cert-file={}", p(&files.serving_cert)),
+        format!("--tls-private-key-file={}", p(&files.serving_key)),
+        "--node-lease-duration-seconds=40".into(),
+        // Pods' logs come from `Logs` objects the node's data plane writes.
+        "--enable-crds=Logs".into(),
+    ];
+    // kwokctl's defaults: nodes initialise fast and renew a lease; pods are Ready at once.
+    for stage in [
+        "node/fast/node-initialize.yaml",
+        "node/heartbeat-with-lease/node-heartbeat-with-lease.yaml",
+        "pod/fast/pod-ready.yaml",
+        "pod/fast/pod-complete.yaml",
+        "pod/fast/pod-delete.yaml",
+    ] {
+        kwok_args.push(format!("--config={}", p(&stages.join(stage))));
+    }
+    kwok_args
+}
+
+/// kube-apiserver's flags: its certificates, the service range, RBAC, and kwok's kubelet
+/// endpoint as where pod logs come from.
+fn apiserver_args(files: &pki::PkiFiles) -> Vec<String> {
+    let p = |p: &Path| p.display().to_string();
+    vec![
+        "--etcd-servers=http://127.0.0.1:2379".into(),
+        "--bind-address=127.0.0.1".into(),
+        "--advertise-address=127.0.0.1".into(),
+        "--secure-port=6443".into(),
+        format!("--tls-cert-file={}", p(&files.serving_cert)),
+        format!("--tls-private-key-file={}", p(&files.serving_key)),
+        format!("--client-ca-file={}", p(&files.ca_cert)),
+        format!(
+            "--service-account-key-file={}",
+            p(&files.service_account_pub)
+        ),
+        format!(
+            "--service-account-signing-key-file={}",
+            p(&files.service_account_key)
+        ),
+        "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
+        format!("--service-cluster-ip-range={SERVICE_CIDR}"),
+        "--authorization-mode=Node,RBAC".into(),
+        // The API server advertises a loopback address: no Endpoints for it.
+        "--endpoint-reconciler-type=none".into(),
+        // For pod logs, the API server is kwok's kubelet client.
+        format!("--kubelet-client-certificate={}", p(&files.admin_cert)),
+        format!("--kubelet-client-key={}", p(&files.admin_key)),
+        "--kubelet-preferred-address-types=InternalIP".into(),
+        "--allow-privileged=true".into(),
+    ]
+}
+
 impl crate::flags::Kwok {
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
         match self.action {
@@ -602,227 +478,6 @@ impl crate::flags::Kwok {
                 Ok(())
             }
         }
-    }
-}
-
-/// Makes a new kwok cluster one the suite can run on: the node (then every node Ready),
-/// Istio's CRDs and kwok's `Logs` CRD, and istiod's objects as Istio's chart renders them
-/// for `release`, one control plane per revision of `revisions` ("" is the default), with
-/// the chart values `chart_values` (`key=value`, as `helm --set` takes them).
-#[allow(clippy::too_many_arguments)]
-pub fn prepare(
-    sh: &Shell,
-    cluster: &KwokCluster,
-    runner: &Runner,
-    bins: &Binaries,
-    release: &versions::IstioRelease,
-    revisions: &[&str],
-    chart_values: &[&str],
-    interrupt: &Interrupt,
-    patience: Duration,
-) -> anyhow::Result<()> {
-    let istio = istio_source(sh, release.version)?;
-    eprintln!(
-        "Istio {}: CRDs and istiod's chart from istio.io/istio {}, {}{}",
-        release.version,
-        istio.module.version,
-        istio.module.provenance,
-        istio
-            .compatibility
-            .as_ref()
-            .map(|minor| format!("; rendered with compatibilityVersion={minor}"))
-            .unwrap_or_default()
-    );
-    let chart_values: Vec<String> = chart_values
-        .iter()
-        .map(|v| (*v).to_owned())
-        .chain(istio.chart_values())
-        .collect();
-    let inside = runner.inside(&cluster.holder.nsenter_args());
-    let kubeconfig = cluster.kubeconfig().display().to_string();
-    let patience_secs = patience.as_secs().to_string();
-    let install = |files: &[PathBuf], only: &str| -> anyhow::Result<()> {
-        let mut args = vec![
-            "install".to_owned(),
-            "--kubeconfig".into(),
-            kubeconfig.clone(),
-            "--patience".into(),
-            patience_secs.clone(),
-        ];
-        if !only.is_empty() {
-            args.extend(["--only-kinds".to_owned(), only.to_owned()]);
-        }
-        args.extend(files.iter().map(|f| f.display().to_string()));
-        inside.run(sh, &args)
-    };
-    interrupt.check()?;
-    // kwok's `Logs`: its kubelet endpoint serves `pods/log` from the files they name (the
-    // data plane of `e2e --cluster kwok` makes one per pod).
-    install(
-        &[
-            paths::project_root().join("xtask/src/cluster/kwok/node.yaml"),
-            istio.crds.clone(),
-            bins.kwok_source
-                .join("kustomize/crd/bases/kwok.x-k8s.io_logs.yaml"),
-        ],
-        "",
-    )
-    .context("install the kwok node, Istio's CRDs and kwok's Logs CRD")?;
-    let mut files = vec![cluster.dir.join("istio-system.yaml")];
-    std::fs::write(
-        &files[0],
-        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: istio-system\n",
-    )
-    .with_context(|| format!("write {}", files[0].display()))?;
-    for revision in revisions {
-        let rendered = cluster.dir.join(match *revision {
-            "" => "istiod.yaml".to_owned(),
-            r => format!("istiod-{r}.yaml"),
-        });
-        render_istiod(
-            sh,
-            bins,
-            &istio.discovery_chart,
-            release.version,
-            revision,
-            &chart_values,
-            &rendered,
-        )?;
-        files.push(rendered);
-    }
-    install(
-        &files,
-        "Namespace,ServiceAccount,ConfigMap,Service,Deployment",
-    )
-    .context("install istiod's objects")?;
-    inside
-        .run(
-            sh,
-            &[
-                "nodes-ready".to_owned(),
-                "--kubeconfig".into(),
-                kubeconfig.clone(),
-                "--patience".into(),
-                patience_secs.clone(),
-            ],
-        )
-        .context("wait for the kwok node")
-}
-
-/// `helm template` of istiod's chart from the pinned Istio module, as Istio's Helm install
-/// renders it for the release's images (`revision` "" is the default revision).
-fn render_istiod(
-    sh: &Shell,
-    bins: &Binaries,
-    chart: &Path,
-    version: &str,
-    revision: &str,
-    chart_values: &[String],
-    out: &Path,
-) -> anyhow::Result<()> {
-    let helm = &bins.helm;
-    let tag = format!("global.tag={version}");
-    let revision = format!("revision={revision}");
-    let values: Vec<String> = chart_values
-        .iter()
-        .flat_map(|v| ["--set".to_owned(), v.clone()])
-        .collect();
-    let rendered = cmd!(
-        sh,
-        "{helm} template istiod {chart} --namespace istio-system --set global.hub=docker.io/istio --set {tag} --set {revision} {values...}"
-    )
-    .quiet()
-    .read()
-    .context("render istiod's chart with helm")?;
-    std::fs::write(out, rendered).with_context(|| format!("write {}", out.display()))
-}
-
-/// The provider against real processes: the pinned binaries (built on first use), a real
-/// control plane. `cargo xtask test-control-plane` runs these.
-#[cfg(all(test, feature = "control-plane"))]
-mod real {
-    use super::*;
-
-    const PATIENCE: Duration = Duration::from_secs(120);
-
-    fn binaries(sh: &Shell) -> Binaries {
-        Binaries::ensure(sh, &Interrupt::default()).expect("the pinned control-plane binaries")
-    }
-
-    /// Every process whose command line names `dir` (the cluster's components do).
-    fn processes_naming(dir: &Path) -> Vec<String> {
-        let needle = dir.display().to_string();
-        let mut found = Vec::new();
-        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-            let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
-                continue;
-            };
-            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            if cmdline.contains(&needle) {
-                found.push(format!(
-                    "{}: {cmdline}",
-                    entry.file_name().to_string_lossy()
-                ));
-            }
-        }
-        found
-    }
-
-    #[test]
-    fn a_cluster_of_the_same_name_that_runs_before_the_run_is_never_deleted() {
-        let sh = Shell::new().expect("shell");
-        let bins = binaries(&sh);
-        let name = format!("real-exists-{}", std::process::id());
-        let first = KwokCluster::create(&sh, &name, &bins, &Interrupt::default(), PATIENCE)
-            .expect("the first cluster");
-        let second = KwokCluster::create(&sh, &name, &bins, &Interrupt::default(), PATIENCE);
-        let err = second
-            .err()
-            .expect("a second create of the same name is refused");
-        assert!(err.to_string().contains("--reuse"), "{err:#}");
-        let found = KwokCluster::find(&name)
-            .expect("look")
-            .expect("the first cluster still runs");
-        assert_eq!(found.holder.pid, first.holder.pid);
-        assert!(
-            !processes_naming(&first.dir).is_empty(),
-            "its components still run"
-        );
-        first.delete(&sh).expect("delete");
-        assert!(KwokCluster::find(&name).expect("look").is_none());
-    }
-
-    #[test]
-    fn ctrl_c_during_create_leaves_no_process_of_the_cluster() {
-        let sh = Shell::new().expect("shell");
-        let bins = binaries(&sh);
-        let name = format!("real-ctrl-c-{}", std::process::id());
-        let dir = clusters_dir().join(&name);
-        let interrupt = Interrupt::default();
-        let presser = {
-            let interrupt = interrupt.clone();
-            let apiserver_log = dir.join("logs/kube-apiserver.log");
-            std::thread::spawn(move || {
-                // Press Ctrl-C once the API server has started: mid-create, with etcd and
-                // the API server running and the rest still to come.
-                let started =
-                    crate::poll::poll_until("the API server's log", PATIENCE, None, |_| {
-                        Ok(apiserver_log.exists().then_some(()))
-                    });
-                interrupt.trigger();
-                started.expect("the API server starts");
-            })
-        };
-        let created = KwokCluster::create(&sh, &name, &bins, &interrupt, PATIENCE);
-        presser.join().expect("presser");
-        let err = created.err().expect("Ctrl-C stops the create");
-        assert!(crate::interrupt::is_interrupted(&err), "{err:#}");
-        assert!(KwokCluster::find(&name).expect("look").is_none());
-        assert_eq!(processes_naming(&dir), Vec::<String>::new());
-        assert!(
-            !dir.exists(),
-            "the half-created cluster's directory is left"
-        );
     }
 }
 

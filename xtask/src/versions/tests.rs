@@ -1,5 +1,6 @@
 //! Tests of the version table, the upgrade walk, the labels and `--check-latest`.
 use super::*;
+use crate::cluster::kwok;
 
 #[test]
 fn every_node_image_is_by_digest_and_inside_the_supported_range() {
@@ -149,29 +150,6 @@ fn newer_patches_of_pinned_minors_are_found_and_pre_releases_ignored() {
     assert_eq!(
         newer_patches(&["1.28.4", "1.27.9", "1.30.5"], &tags),
         [("1.28.4".to_owned(), "1.28.10".to_owned())]
-    );
-}
-
-#[test]
-fn each_label_says_what_played_the_release() {
-    let labels: Vec<String> = ISTIO_RELEASES
-        .iter()
-        .map(|r| version_label(r.version).expect("playable"))
-        .collect();
-    assert_eq!(
-        labels,
-        [
-            "1.31.1 played by istiod 1.31.0 (eed52eb)",
-            "1.30.5 played by istiod 1.30@9739e10",
-            "1.29.9 played by istiod 1.30@9739e10 + 1.29 profile",
-            "1.28.10 played by istiod 1.30@9739e10 + 1.28 profile",
-            "1.27.9 played by istiod 1.30@9739e10 + 1.27 profile",
-        ]
-    );
-    // A build that is the release itself is named so, without "played by".
-    assert_eq!(
-        version_label("1.31.0").expect("1.31"),
-        "1.31.0 (istiod eed52eb)"
     );
 }
 

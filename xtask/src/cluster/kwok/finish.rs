@@ -1,55 +1,137 @@
-//! How a run leaves a kwok cluster. One it created is kept or deleted as `keep::fate`
-//! says, and a kept one is described by commands that work as printed (pasted into a
-//! shell, each runs: nothing elided). In one it reused, every process the run started
-//! there (istiod) ends with the run, however the run ended; the cluster's own stay.
+//! A kwok cluster in the one lifetime (`KwokProvider`): brought up by creating it or taking
+//! the reused one, and left as the run ends. One it created is kept or deleted as
+//! `keep::fate` says, and a kept one is described by commands that work as printed (pasted
+//! into a shell, each runs: nothing elided). In one it reused, every process the run
+//! started there (istiod) ends with the run, however the run ended; the cluster's own stay.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use xshell::Shell;
 
-use super::KwokCluster;
 use super::prepared::Prepared;
-use crate::cluster::keep;
+use super::{Binaries, KwokCluster};
+use crate::cluster::lifetime::Provider;
+use crate::interrupt::Interrupt;
 
 /// How long a component the run started in a reused cluster has to end after SIGTERM.
 const GRACE: Duration = Duration::from_secs(5);
 
-impl KwokCluster {
-    /// Ends the run's part in the cluster after `outcome` (`interrupted`, at `stage`), and
-    /// returns the outcome, with a cleanup failure added to it.
-    pub fn finish(
-        &self,
-        sh: &Shell,
-        outcome: anyhow::Result<()>,
-        request: keep::Request,
-        interrupted: bool,
-        stage: keep::Stage,
-    ) -> anyhow::Result<()> {
-        let cleanup = if !self.created_by_this_run {
-            self.holder
-                .stop_started(GRACE)
-                .context("end what this run started in the reused cluster")
-        } else {
-            match keep::fate(request, keep::ending(&outcome, interrupted, stage)) {
-                keep::Fate::Keep => {
-                    eprintln!("{}", self.kept_message());
-                    Ok(())
-                }
-                keep::Fate::DeleteAnyway(why) => {
-                    eprintln!("deleting kwok cluster {}: {why}", self.name);
-                    self.delete(sh).context("delete the kwok cluster")
-                }
-                keep::Fate::Delete => self.delete(sh).context("delete the kwok cluster"),
-            }
-        };
-        match (outcome, cleanup) {
-            (Ok(()), cleanup) => cleanup,
-            (Err(e), Ok(())) => Err(e),
-            (Err(e), Err(c)) => Err(e.context(format!("and the cleanup failed too: {c:#}"))),
+/// How the run gets its kwok cluster.
+pub enum KwokUp<'a> {
+    /// `KwokCluster::create`: on any failure or Ctrl-C it ends what it started.
+    Create {
+        name: String,
+        bins: &'a Binaries,
+        interrupt: &'a Interrupt,
+        patience: Duration,
+    },
+    /// A running cluster, found (and checked) by `KwokCluster::reuse`: nothing is started.
+    Reuse(KwokCluster),
+}
+
+/// A kwok cluster in the run's hands, for the one lifetime (`lifetime::with_cluster`).
+pub struct KwokProvider<'a> {
+    sh: &'a Shell,
+    how: Option<KwokUp<'a>>,
+    cluster: Option<KwokCluster>,
+    /// How long `up` took to create the cluster (none when reused).
+    pub created_in: Option<Duration>,
+}
+
+impl<'a> KwokUp<'a> {
+    /// Create the cluster `name` (`KwokCluster::create`).
+    pub fn create(
+        name: String,
+        bins: &'a Binaries,
+        interrupt: &'a Interrupt,
+        patience: Duration,
+    ) -> KwokUp<'a> {
+        KwokUp::Create {
+            name,
+            bins,
+            interrupt,
+            patience,
+        }
+    }
+}
+
+impl<'a> KwokProvider<'a> {
+    /// The cluster `how` says, not up yet.
+    pub fn new(sh: &'a Shell, how: KwokUp<'a>) -> KwokProvider<'a> {
+        KwokProvider {
+            sh,
+            how: Some(how),
+            cluster: None,
+            created_in: None,
         }
     }
 
+    /// The cluster, once up.
+    pub fn cluster(&self) -> anyhow::Result<&KwokCluster> {
+        self.cluster.as_ref().context("the kwok cluster is not up")
+    }
+}
+
+impl Provider for KwokProvider<'_> {
+    fn describe(&self) -> String {
+        match (&self.cluster, &self.how) {
+            (Some(c), _) | (None, Some(KwokUp::Reuse(c))) => format!("kwok cluster {}", c.name),
+            (None, Some(KwokUp::Create { name, .. })) => format!("kwok cluster {name}"),
+            (None, None) => "the kwok cluster".into(),
+        }
+    }
+
+    fn up(&mut self) -> anyhow::Result<()> {
+        let cluster = match self.how.take() {
+            Some(KwokUp::Reuse(cluster)) => cluster,
+            Some(KwokUp::Create {
+                name,
+                bins,
+                interrupt,
+                patience,
+            }) => {
+                let started = Instant::now();
+                let cluster = KwokCluster::create(self.sh, &name, bins, interrupt, patience)?;
+                self.created_in = Some(started.elapsed());
+                cluster
+            }
+            None => anyhow::bail!("the kwok cluster was brought up already"),
+        };
+        self.cluster = Some(cluster);
+        Ok(())
+    }
+
+    fn created_by_this_run(&self) -> bool {
+        // A create that failed ended what it started itself: nothing is left to delete.
+        self.cluster.as_ref().is_some_and(|c| c.created_by_this_run)
+    }
+
+    fn delete(&self) -> anyhow::Result<()> {
+        self.cluster()?
+            .delete(self.sh)
+            .context("delete the kwok cluster")
+    }
+
+    fn end_reused(&self) -> anyhow::Result<()> {
+        match &self.cluster {
+            Some(cluster) => cluster
+                .holder
+                .stop_started(GRACE)
+                .context("end what this run started in the reused cluster"),
+            None => Ok(()),
+        }
+    }
+
+    fn kept(&self) -> String {
+        self.cluster
+            .as_ref()
+            .map(KwokCluster::kept_message)
+            .unwrap_or_default()
+    }
+}
+
+impl KwokCluster {
     /// What to do with a kept cluster, each a complete command.
     pub fn commands(&self) -> Vec<(&'static str, Vec<String>)> {
         let prepared = Prepared::read(&self.dir).ok().flatten();
@@ -177,7 +259,7 @@ mod tests {
 
     #[test]
     fn every_command_for_a_kept_cluster_is_complete() {
-        let commands = kept("/home/dev/mirror-e2e/target/kwok/kept");
+        let commands = kept("/home/me/mirror-e2e/target/kwok/kept");
         for (what, argv) in &commands {
             assert!(
                 argv.iter()

@@ -24,6 +24,12 @@ pub const XDS: &str = "127.0.0.1:15010";
 /// istiod's HTTP debug and readiness server (`--httpAddr`; 8080 in its pod, but here the
 /// ingress gateway's listener binds 0.0.0.0:8080 in the same namespace).
 pub const DEBUG: &str = "127.0.0.1:15080";
+
+/// One of istiod's addresses ([`XDS`], [`DEBUG`]), as the suite takes it.
+pub fn address(text: &str) -> anyhow::Result<std::net::SocketAddr> {
+    text.parse()
+        .with_context(|| format!("istiod's address {text}"))
+}
 /// The chart values `--istiod real` renders istiod with: no Prometheus stats provider in the
 /// mesh config (its `istio.stats` filter is not in upstream Envoy builds), and no auto mTLS:
 /// no workload has a certificate (no istio-agent serves SDS), and a cluster with auto mTLS
@@ -157,7 +163,7 @@ pub struct Succession {
 }
 
 /// How long an [`Succession::install`] took.
-pub struct Installed {
+pub struct IstiodInstalled {
     /// The release's CRDs and istiod's objects.
     pub prepare: Duration,
     /// From stopping the old istiod to the new one's `/ready`.
@@ -177,7 +183,7 @@ impl Succession {
         pilot_discovery: &Path,
         interrupt: &Interrupt,
         patience: Duration,
-    ) -> anyhow::Result<Installed> {
+    ) -> anyhow::Result<IstiodInstalled> {
         let started = Instant::now();
         super::prepare(
             sh,
@@ -204,7 +210,7 @@ impl Succession {
             Instant::now() + patience,
         )?;
         self.running = Some((istiod, release.version));
-        Ok(Installed {
+        Ok(IstiodInstalled {
             prepare,
             swap: swapping.elapsed(),
         })
