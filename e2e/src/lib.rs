@@ -11,12 +11,7 @@ pub mod cluster;
 pub mod compare;
 pub mod envoy;
 pub mod exit;
-pub mod expectations;
-pub mod hostname;
-pub mod istio;
-pub mod lint;
 pub mod local;
-pub mod manifest;
 pub mod mesh;
 pub mod mirror_log;
 pub mod parent;
@@ -26,10 +21,11 @@ pub mod progress;
 pub mod report;
 pub mod retry;
 pub mod run;
-pub mod sampling;
 pub mod suite;
-pub mod topology;
-pub mod validation;
-pub mod version;
 pub mod wait;
 pub mod workload;
+
+// The pure model, under the paths the runner has always used.
+pub use mirror_e2e_model::{
+    expectations, hostname, istio, lint, manifest, sampling, topology, validation, version,
+};

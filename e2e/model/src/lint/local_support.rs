@@ -243,7 +243,7 @@ mod tests {
 
     #[test]
     fn the_shipped_manifests_are_all_local_mode_can_run() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests");
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../manifests");
         let set = ManifestSet::load(&[dir]).expect("manifests");
         let found: Vec<String> = lint(&set)
             .into_iter()
