@@ -15,7 +15,8 @@ use serde_json::Value;
 
 use crate::backend::{Backend, Behaviour, LogBuffer, pod_name};
 use crate::bookinfo::Sidecar;
-use crate::envoy::config::{self, BootstrapPaths, Cluster};
+use crate::envoy::config::{self, BootstrapPaths};
+use crate::envoy::translation::Translation;
 use crate::envoy::process::{Envoy, EnvoyError};
 use crate::istio::VirtualService;
 use crate::manifest::{ManifestSet, YamlPath};
@@ -243,20 +244,17 @@ impl LocalMesh {
         }
 
         progress.phase("start envoy");
-        let mut clusters: BTreeMap<String, Cluster> = BTreeMap::new();
-        for dest in &destinations {
-            let name = config::cluster_name(&topology, dest);
-            let endpoints = topology
+        // The clusters' endpoints are the local workloads a destination selects.
+        let mut proxies = Translation::of(&topology, &opts.istio).proxy_config(1, |dest| {
+            topology
                 .destination_workloads(&dest.host, dest.subset.as_deref())
                 .iter()
                 .filter_map(|d| workloads.get(d.metadata.name.as_deref().unwrap_or("")))
                 .map(Workload::addr)
-                .collect();
-            clusters
-                .entry(name.clone())
-                .or_insert(Cluster { name, endpoints });
-        }
-        let clusters: Vec<Cluster> = clusters.into_values().collect();
+                .collect()
+        })?;
+        // The bootstrap has always listed the clusters by name.
+        proxies.clusters.sort_by(|a, b| a.name.cmp(&b.name));
         let virtual_services: Vec<VirtualService> = topology
             .virtual_services
             .iter()
@@ -265,7 +263,7 @@ impl LocalMesh {
         let routes_file = dirs.xds.join("routes.json");
         let gateway_routes_file = dirs.xds.join("gateway-routes.json");
         let bootstrap = config::bootstrap(
-            &clusters,
+            &proxies.clusters,
             &BootstrapPaths {
                 routes_file: &routes_file,
                 gateway_routes_file: &gateway_routes_file,
@@ -274,13 +272,10 @@ impl LocalMesh {
         );
         let bootstrap_file = opts.artifacts.join("envoy-bootstrap.json");
         write_json(&bootstrap_file, &bootstrap)?;
-        let refs: Vec<&VirtualService> = virtual_services.iter().collect();
-        let routes = config::route_configuration(&topology, &refs, &opts.istio, 1)?;
-        write_atomically(&routes_file, &routes)?;
-        write_json(&dirs.applied.join("routes-v1.json"), &routes)?;
-        let gateway_routes = config::gateway_route_configuration(&topology, &refs, &opts.istio)?;
-        write_atomically(&gateway_routes_file, &gateway_routes)?;
-        write_json(&dirs.applied.join("gateway-routes.json"), &gateway_routes)?;
+        write_atomically(&routes_file, &proxies.routes)?;
+        write_json(&dirs.applied.join("routes-v1.json"), &proxies.routes)?;
+        write_atomically(&gateway_routes_file, &proxies.gateway_routes)?;
+        write_json(&dirs.applied.join("gateway-routes.json"), &proxies.gateway_routes)?;
         let envoy = Envoy::start(
             &opts.envoy,
             &bootstrap_file,
@@ -309,6 +304,7 @@ impl LocalMesh {
                 p.start(outbound, opts.patience).await?;
             }
         }
+        let refs: Vec<&VirtualService> = virtual_services.iter().collect();
         let host = ingress_host(&refs);
         // The mirror's output is parsed as it is written, as a pod's log is followed.
         let records = Arc::new(MirrorRecords::new(&crate::suite::tag_prefix(&opts.run_id)));
@@ -327,7 +323,7 @@ impl LocalMesh {
             routes_file,
             applied_dir: dirs.applied,
             page: Productpage::new(&format!("http://{ingress}"), &host),
-            gateway_routes,
+            gateway_routes: proxies.gateway_routes,
             patience: opts.patience,
             artifacts: opts.artifacts.clone(),
         })
@@ -538,7 +534,8 @@ impl Mesh for LocalMesh {
             }
             let refs: Vec<&VirtualService> = all.iter().collect();
             let version = self.config_version.fetch_add(1, Ordering::SeqCst) + 1;
-            let routes = config::route_configuration(&self.topology, &refs, &self.version, version)
+            let routes = Translation::with_virtual_services(&self.topology, refs, &self.version)
+                .routes(version)
                 .map_err(|e| err(e.to_string()))?;
             write_json(
                 &self.applied_dir.join(format!("routes-v{version}.json")),

@@ -27,12 +27,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kube::Client;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::cluster::install::install;
 use crate::cluster::node_agent::ads::{self, Identity, Istiod, Proxy};
-use crate::envoy::config::{self, Cluster, INGRESS_ROUTE_CONFIG_NAME, ROUTE_CONFIG_NAME};
-use crate::istio::VirtualService;
+use crate::envoy::config::{INGRESS_ROUTE_CONFIG_NAME, ROUTE_CONFIG_NAME};
+use crate::envoy::translation::{ProxyConfig, Translation};
 use crate::manifest::{Document, ManifestSet};
 use crate::topology::Topology;
 use crate::version::IstioVersion;
@@ -41,7 +41,7 @@ use istiod::{
 };
 
 pub use barrier::Barrier;
-pub use loaded::{Held, LoadedEnvoy, Translation};
+pub use loaded::{Held, LoadedEnvoy, Resources};
 pub use table::{Outcome, Row, VersionResult, merged_table, run_summary};
 
 /// The kinds of a variant that reach istiod or the translation; the rest (Deployments, the
@@ -352,12 +352,6 @@ async fn run_variant(
     Ok(outcome)
 }
 
-/// Local mode's translation of a variant, whole and reduced.
-struct Translated {
-    sidecar: Value,
-    gateway: Value,
-    clusters: Vec<Cluster>,
-}
 
 /// Translates the variant in `namespace`, its VirtualServices carrying the creation times
 /// the API server gave them (istiod orders competing ones by them).
@@ -366,7 +360,7 @@ fn translate(
     namespace: &str,
     istio: &IstioVersion,
     created: &BTreeMap<String, k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
-) -> Result<Translated, String> {
+) -> Result<ProxyConfig, String> {
     let (mut topo, errors) = Topology::from_manifests(set);
     if let Some(e) = errors.first() {
         return Err(e.to_string());
@@ -376,39 +370,23 @@ fn translate(
         let name = vs.object.metadata.name.clone().unwrap_or_default();
         vs.object.metadata.creation_timestamp = created.get(&name).cloned();
     }
-    let vss: Vec<&VirtualService> = topo.virtual_services.iter().map(|t| &t.object).collect();
-    let sidecar = config::route_configuration(&topo, &vss, istio, 1).map_err(|e| e.to_string())?;
-    let gateway =
-        config::gateway_route_configuration(&topo, &vss, istio).map_err(|e| e.to_string())?;
-    let clusters = config::outbound_clusters(&topo)
-        .iter()
-        .map(|d| Cluster {
-            name: config::cluster_name(&topo, d),
-            endpoints: Vec::new(),
-        })
-        .collect();
-    Ok(Translated {
-        sidecar,
-        gateway,
-        clusters,
-    })
+    // No endpoints: parity compares routes and which clusters exist, not addresses.
+    Translation::of(&topo, istio)
+        .proxy_config(1, |_| Vec::new())
+        .map_err(|e| e.to_string())
 }
 
 /// Loads the translation into Envoy, connects the two proxies to istiod and compares.
 async fn compare(
     variant: &Variant,
     namespace: &str,
-    translated: &Translated,
+    translated: &ProxyConfig,
     opts: &ParityOptions,
     loaded: &mut LoadedEnvoy,
 ) -> Result<Outcome, ParityError> {
     let mut differences = Vec::new();
     let load = loaded
-        .load(&loaded::Translation {
-            clusters: &translated.clusters,
-            routes: &translated.sidecar,
-            gateway_routes: &translated.gateway,
-        })
+        .load(&Resources::from(translated))
         .await;
     // Compared as Envoy holds it, as istiod's is; what Envoy rejected, as written.
     let held = match load {
@@ -436,8 +414,8 @@ async fn compare(
     let (sidecar, gateway) = match &held {
         Some(held) => (&held.routes, &held.gateway_routes),
         None => (
-            &translated.sidecar["resources"][0],
-            &translated.gateway["resources"][0],
+            &translated.routes["resources"][0],
+            &translated.gateway_routes["resources"][0],
         ),
     };
     let proxies = [

@@ -44,9 +44,10 @@ use tokio::sync::Notify;
 
 use crate::backend::{Backend, Behaviour, LogBuffer};
 use crate::bookinfo::Sidecar;
-use crate::envoy::config::{self, BootstrapPaths, Cluster};
+use crate::envoy::config::{self, BootstrapPaths};
+use crate::envoy::translation::Translation;
 use crate::envoy::process::{Envoy, EnvoyError};
-use crate::istio::{Destination, VirtualService};
+use crate::istio::Destination;
 use crate::topology::{Topology, Typed, labels_match};
 use crate::version::IstioVersion;
 use crate::workload::{ProcessWorkload, WorkloadCommand};
@@ -175,12 +176,12 @@ impl NodeAgent {
             node: opts.node.clone(),
             source,
         };
-        let routes = config::route_configuration(&empty, &[], &opts.istio, 0).map_err(translate)?;
-        let gateway =
-            config::gateway_route_configuration(&empty, &[], &opts.istio).map_err(translate)?;
-        state.write("clusters.json", config::cds_file(&[], 0))?;
-        state.write("routes.json", routes)?;
-        state.write("gateway-routes.json", gateway)?;
+        let first = Translation::of(&empty, &opts.istio)
+            .proxy_config(0, |_| Vec::new())
+            .map_err(translate)?;
+        state.write("clusters.json", config::cds_file(&first.clusters, 0))?;
+        state.write("routes.json", first.routes)?;
+        state.write("gateway-routes.json", first.gateway_routes)?;
         let bootstrap = config::node_bootstrap(
             &state.files.xds("clusters.json"),
             opts.ingress,
@@ -757,28 +758,17 @@ impl State {
     /// ready endpoints of its Service (of its subset's pods), as EDS from istiod does.
     fn configure_proxies(&mut self, snapshot: &Snapshot) -> Result<(), String> {
         let topology = &snapshot.topology;
-        let clusters: Vec<Cluster> = config::outbound_clusters(topology)
-            .iter()
-            .map(|dest| Cluster {
-                name: config::cluster_name(topology, dest),
-                endpoints: endpoints(topology, dest, &snapshot.slices, &snapshot.pods),
-            })
-            .collect();
-        let vss: Vec<&VirtualService> = topology
-            .virtual_services
-            .iter()
-            .map(|t| &t.object)
-            .collect();
         let version = self.version + 1;
-        let routes = config::route_configuration(topology, &vss, &self.opts.istio, version)
-            .map_err(|e| e.to_string())?;
-        let gateway = config::gateway_route_configuration(topology, &vss, &self.opts.istio)
+        let proxies = Translation::of(topology, &self.opts.istio)
+            .proxy_config(version, |dest| {
+                endpoints(topology, dest, &snapshot.slices, &snapshot.pods)
+            })
             .map_err(|e| e.to_string())?;
         // Clusters first: a route never names a cluster Envoy does not have yet.
         let mut changed =
-            self.write_if_changed("clusters.json", config::cds_file(&clusters, version))?;
-        changed |= self.write_if_changed("routes.json", routes)?;
-        changed |= self.write_if_changed("gateway-routes.json", gateway)?;
+            self.write_if_changed("clusters.json", config::cds_file(&proxies.clusters, version))?;
+        changed |= self.write_if_changed("routes.json", proxies.routes)?;
+        changed |= self.write_if_changed("gateway-routes.json", proxies.gateway_routes)?;
         if changed {
             self.version = version;
         }

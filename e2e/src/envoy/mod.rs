@@ -4,4 +4,6 @@
 pub mod access_log;
 pub mod process;
 
-pub use mirror_e2e_model::envoy::{config, gateway, headers, matches, mirrors, policies, routes};
+pub use mirror_e2e_model::envoy::{
+    config, gateway, headers, matches, mirrors, policies, routes, translation,
+};

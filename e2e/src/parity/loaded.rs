@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::envoy::config::{self, BootstrapPaths, Cluster};
+use crate::envoy::translation::ProxyConfig;
 use crate::envoy::process::Envoy;
 use crate::wait::poll_until;
 
@@ -21,15 +22,26 @@ pub struct LoadedEnvoy {
     patience: Duration,
 }
 
-/// What one variant's translation is, as Envoy takes it.
+/// The xDS resources one Envoy is given: a variant's translation, or (in tests) one
+/// changed to be rejected.
 #[derive(Clone, Copy)]
-pub struct Translation<'a> {
+pub struct Resources<'a> {
     /// The clusters (their endpoints do not matter here: none).
     pub clusters: &'a [Cluster],
     /// The sidecar's RDS response.
     pub routes: &'a Value,
     /// The gateway's RDS response.
     pub gateway_routes: &'a Value,
+}
+
+impl<'a> From<&'a ProxyConfig> for Resources<'a> {
+    fn from(config: &'a ProxyConfig) -> Self {
+        Self {
+            clusters: &config.clusters,
+            routes: &config.routes,
+            gateway_routes: &config.gateway_routes,
+        }
+    }
 }
 
 impl LoadedEnvoy {
@@ -79,7 +91,7 @@ impl LoadedEnvoy {
     /// RouteConfigurations as Envoy holds them (its `/config_dump`, the form istiod's routes
     /// are read in too); `Err` says what Envoy rejected (its counters and the last lines of
     /// its log).
-    pub async fn load(&mut self, t: &Translation<'_>) -> Result<Held, String> {
+    pub async fn load(&mut self, t: &Resources<'_>) -> Result<Held, String> {
         self.version += 1;
         let version = self.version;
         let paths = Files::in_dir(&self.dir);

@@ -1,6 +1,7 @@
 //! The configuration istiod would give a sidecar and the ingress gateway: routes
 //! ([`routes`], [`gateway`]), their parts ([`matches`], [`headers`], [`mirrors`],
-//! [`policies`]), and the bootstrap and xDS files ([`config`]).
+//! [`policies`]), the bootstrap and xDS files ([`config`]), and the one assembly of them
+//! for a topology ([`translation`]).
 
 pub mod config;
 pub mod gateway;
@@ -9,3 +10,4 @@ pub mod matches;
 pub mod mirrors;
 pub mod policies;
 pub mod routes;
+pub mod translation;
