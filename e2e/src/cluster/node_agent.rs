@@ -45,8 +45,8 @@ use tokio::sync::Notify;
 use crate::backend::{Backend, Behaviour, LogBuffer};
 use crate::bookinfo::Sidecar;
 use crate::envoy::config::{self, BootstrapPaths};
-use crate::envoy::translation::Translation;
 use crate::envoy::process::{Envoy, EnvoyError};
+use crate::envoy::translation::Translation;
 use crate::istio::Destination;
 use crate::topology::{Topology, Typed, labels_match};
 use crate::version::IstioVersion;
@@ -765,8 +765,10 @@ impl State {
             })
             .map_err(|e| e.to_string())?;
         // Clusters first: a route never names a cluster Envoy does not have yet.
-        let mut changed =
-            self.write_if_changed("clusters.json", config::cds_file(&proxies.clusters, version))?;
+        let mut changed = self.write_if_changed(
+            "clusters.json",
+            config::cds_file(&proxies.clusters, version),
+        )?;
         changed |= self.write_if_changed("routes.json", proxies.routes)?;
         changed |= self.write_if_changed("gateway-routes.json", proxies.gateway_routes)?;
         if changed {
