@@ -262,59 +262,8 @@ impl ClusterMesh {
                 return Err(refused);
             }
         }
-        let mut rediscovered = false;
-        let mut new_crds: Vec<String> = Vec::new();
-        for (index, doc) in &docs {
-            let kind = doc.get("kind").and_then(Value::as_str).unwrap_or("");
-            // The CRDs just applied serve their kinds only once Established: wait for that
-            // (apiextensions' NamesAccepted, then Established), then look again.
-            if kind != CRD && !new_crds.is_empty() {
-                for name in std::mem::take(&mut new_crds) {
-                    ready::crd_established(&client, &name, opts.patience).await?;
-                }
-                applier.rediscover().await?;
-                rediscovered = true;
-            }
-            let mut applied =
-                apply_document(&Deploying::new(&applier, set, &opts), *index, doc).await;
-            // Istio's CRDs may have arrived after discovery ran: look again once.
-            if matches!(applied, Err(ClusterError::UnservedKind { .. })) && !rediscovered {
-                rediscovered = true;
-                applier.rediscover().await?;
-                applied = apply_document(&Deploying::new(&applier, set, &opts), *index, doc).await;
-            }
-            applied?;
-            if kind == CRD {
-                new_crds.push(
-                    doc.pointer("/metadata/name")
-                        .and_then(Value::as_str)
-                        .unwrap_or("")
-                        .to_owned(),
-                );
-            }
-        }
-        progress.phase("wait for workloads");
-        for deployment in &topology.deployments {
-            let name = deployment.object.metadata.name.clone().unwrap_or_default();
-            ready::deployment_complete(&client, &opts.namespace, &name, opts.patience).await?;
-        }
-        if opts.proxies == Proxies::Injected {
-            ready::sidecars_ready(&client, &opts.namespace, opts.patience).await?;
-        }
-        if opts.restart_workloads {
-            progress.phase("restart workloads");
-            let at = k8s_openapi::jiff::Timestamp::now().to_string();
-            for deployment in &topology.deployments {
-                let name = deployment.object.metadata.name.clone().unwrap_or_default();
-                rollout::restart(&client, &opts.namespace, &name, &at).await?;
-            }
-            for deployment in &topology.deployments {
-                let name = deployment.object.metadata.name.clone().unwrap_or_default();
-                ready::deployment_complete(&client, &opts.namespace, &name, opts.patience).await?;
-            }
-            ready::sidecars_ready(&client, &opts.namespace, opts.patience).await?;
-            rollout::verify_proxies(&client, &opts.namespace, &opts.istiod.version).await?;
-        }
+        apply_all(&client, &mut applier, set, &opts, &docs).await?;
+        await_workloads(&client, &topology, &opts, progress).await?;
         let since = k8s_openapi::jiff::Timestamp::now();
         let records = Arc::new(MirrorRecords::new(&crate::suite::tag_prefix(&opts.run_id)));
         Ok(ClusterMesh {
@@ -346,6 +295,81 @@ impl ClusterMesh {
     pub fn namespace(&self) -> &str {
         &self.opts.namespace
     }
+}
+
+/// Applies the documents in order; a CRD's kind is served only once it is Established, so
+/// the documents after new CRDs wait for them and discovery looks again.
+async fn apply_all(
+    client: &Client,
+    applier: &mut Applier,
+    set: &ManifestSet,
+    opts: &ClusterOptions,
+    docs: &[(usize, Value)],
+) -> Result<(), ClusterError> {
+    let mut rediscovered = false;
+    let mut new_crds: Vec<String> = Vec::new();
+    for (index, doc) in docs {
+        let kind = doc.get("kind").and_then(Value::as_str).unwrap_or("");
+        // The CRDs just applied serve their kinds only once Established: wait for that
+        // (apiextensions' NamesAccepted, then Established), then look again.
+        if kind != CRD && !new_crds.is_empty() {
+            for name in std::mem::take(&mut new_crds) {
+                ready::crd_established(client, &name, opts.patience).await?;
+            }
+            applier.rediscover().await?;
+            rediscovered = true;
+        }
+        let mut applied = apply_document(&Deploying::new(applier, set, opts), *index, doc).await;
+        // Istio's CRDs may have arrived after discovery ran: look again once.
+        if matches!(applied, Err(ClusterError::UnservedKind { .. })) && !rediscovered {
+            rediscovered = true;
+            applier.rediscover().await?;
+            applied = apply_document(&Deploying::new(applier, set, opts), *index, doc).await;
+        }
+        applied?;
+        if kind == CRD {
+            new_crds.push(
+                doc.pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_owned(),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Waits until every Deployment is rolled out with its sidecars; after an upgrade, restarts
+/// them and proves their proxies run the new Istio.
+async fn await_workloads(
+    client: &Client,
+    topology: &Topology,
+    opts: &ClusterOptions,
+    progress: &mut Progress,
+) -> Result<(), ClusterError> {
+    progress.phase("wait for workloads");
+    for deployment in &topology.deployments {
+        let name = deployment.object.metadata.name.clone().unwrap_or_default();
+        ready::deployment_complete(client, &opts.namespace, &name, opts.patience).await?;
+    }
+    if opts.proxies == Proxies::Injected {
+        ready::sidecars_ready(client, &opts.namespace, opts.patience).await?;
+    }
+    if opts.restart_workloads {
+        progress.phase("restart workloads");
+        let at = k8s_openapi::jiff::Timestamp::now().to_string();
+        for deployment in &topology.deployments {
+            let name = deployment.object.metadata.name.clone().unwrap_or_default();
+            rollout::restart(client, &opts.namespace, &name, &at).await?;
+        }
+        for deployment in &topology.deployments {
+            let name = deployment.object.metadata.name.clone().unwrap_or_default();
+            ready::deployment_complete(client, &opts.namespace, &name, opts.patience).await?;
+        }
+        ready::sidecars_ready(client, &opts.namespace, opts.patience).await?;
+        rollout::verify_proxies(client, &opts.namespace, &opts.istiod.version).await?;
+    }
+    Ok(())
 }
 
 /// A document as applied: the Namespace renamed to the run's namespace and labelled for
