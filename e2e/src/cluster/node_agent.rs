@@ -24,10 +24,8 @@
 
 pub mod ads;
 mod pods;
-mod state;
+mod reconcile;
 mod xds;
-
-use state::State;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -35,7 +33,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::Client;
+use serde_json::Value;
 
 use crate::bookinfo::Sidecar;
 use crate::envoy::config::{self, BootstrapPaths};
@@ -44,6 +45,7 @@ use crate::envoy::translation::Translation;
 use crate::topology::Topology;
 use crate::version::IstioVersion;
 use crate::workload::WorkloadCommand;
+use pods::RunningPod;
 
 /// Errors starting a node's data plane.
 #[derive(Debug, thiserror::Error)]
@@ -377,6 +379,30 @@ impl Files {
     fn xds(&self, name: &str) -> PathBuf {
         self.xds.join(name)
     }
+}
+
+/// What the data plane follows and has done.
+struct State {
+    client: Client,
+    opts: NodeOptions,
+    files: Files,
+    sidecar: Sidecar,
+    /// productpage's sidecar listener, the HTTP proxy of a user's program.
+    outbound: SocketAddr,
+    /// By pod uid: a pod deleted and made again under the same name is a new pod.
+    pods: BTreeMap<String, RunningPod>,
+    /// The xDS files as last written, so an unchanged configuration is not pushed again.
+    written: BTreeMap<&'static str, Value>,
+    version: u64,
+    /// The proxies istiod configures (none with the translation).
+    proxies: Proxies,
+}
+
+/// What the API shows of the namespace, listed after every change.
+struct Snapshot {
+    pods: Vec<Pod>,
+    topology: Topology,
+    slices: Vec<EndpointSlice>,
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use kube::api::{DynamicObject, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::json;
 
-use super::state::State;
+use super::State;
 use super::{PROXY_LIST, ads};
 use crate::backend::{Backend, Behaviour, LogBuffer};
 use crate::workload::ProcessWorkload;

@@ -10,7 +10,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use serde_json::Value;
 
 use super::NodeAgentError;
-use super::state::{Snapshot, State};
+use super::{Snapshot, State};
 use crate::envoy::config;
 use crate::envoy::translation::Translation;
 use crate::istio::Destination;

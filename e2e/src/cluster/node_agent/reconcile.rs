@@ -1,9 +1,7 @@
-//! What the node's data plane follows: watches on the run's namespace wake a reconcile,
-//! which lists what the API shows (`Snapshot`) and makes the pods' processes and the
-//! proxies' configuration match it.
+//! How the node's data plane follows the run's namespace: watches wake a reconcile, which
+//! lists what the API shows (`Snapshot`) and makes the pods' processes and the proxies'
+//! configuration match it.
 
-use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use futures_util::StreamExt;
@@ -15,37 +13,10 @@ use kube::core::{ApiResource, GroupVersionKind};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 use serde::de::DeserializeOwned;
-use serde_json::Value;
 use tokio::sync::Notify;
 
-use super::pods::RunningPod;
-use super::{Files, NodeOptions, Proxies};
-use crate::bookinfo::Sidecar;
+use super::{Snapshot, State};
 use crate::topology::{Topology, Typed};
-
-/// What the data plane follows and has done.
-pub(super) struct State {
-    pub(super) client: Client,
-    pub(super) opts: NodeOptions,
-    pub(super) files: Files,
-    pub(super) sidecar: Sidecar,
-    /// productpage's sidecar listener, the HTTP proxy of a user's program.
-    pub(super) outbound: SocketAddr,
-    /// By pod uid: a pod deleted and made again under the same name is a new pod.
-    pub(super) pods: BTreeMap<String, RunningPod>,
-    /// The xDS files as last written, so an unchanged configuration is not pushed again.
-    pub(super) written: BTreeMap<&'static str, Value>,
-    pub(super) version: u64,
-    /// The proxies istiod configures (none with the translation).
-    pub(super) proxies: Proxies,
-}
-
-/// What the API shows of the namespace, listed after every change.
-pub(super) struct Snapshot {
-    pub(super) pods: Vec<Pod>,
-    pub(super) topology: Topology,
-    pub(super) slices: Vec<EndpointSlice>,
-}
 
 impl State {
     /// Follows the namespace: every change to a pod, an EndpointSlice, a Service or the
