@@ -316,4 +316,4 @@ impl RunReport {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -3,6 +3,8 @@
 
 mod checks;
 pub mod prerequisites;
+#[cfg(test)]
+mod report_tests;
 mod sampled;
 mod selection;
 mod spec;
