@@ -587,4 +587,6 @@ fn route_action(
 }
 
 #[cfg(test)]
+mod policy_tests;
+#[cfg(test)]
 mod tests;
