@@ -9,8 +9,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::envoy::config::{self, BootstrapPaths, Cluster};
-use crate::envoy::translation::ProxyConfig;
 use crate::envoy::process::Envoy;
+use crate::envoy::translation::ProxyConfig;
 use crate::wait::poll_until;
 
 /// One Envoy for the whole parity run, configured from files.

@@ -38,7 +38,11 @@ pub struct Translation<'a> {
 impl<'a> Translation<'a> {
     /// The topology's own VirtualServices, as the manifests or the API server hold them.
     pub fn of(topology: &'a Topology, istio: &'a IstioVersion) -> Self {
-        let virtual_services = topology.virtual_services.iter().map(|t| &t.object).collect();
+        let virtual_services = topology
+            .virtual_services
+            .iter()
+            .map(|t| &t.object)
+            .collect();
         Self::with_virtual_services(topology, virtual_services, istio)
     }
 
@@ -155,8 +159,11 @@ spec:
                 _ => Vec::new(),
             })
             .expect("translates");
-        let vss: Vec<&VirtualService> =
-            topology.virtual_services.iter().map(|t| &t.object).collect();
+        let vss: Vec<&VirtualService> = topology
+            .virtual_services
+            .iter()
+            .map(|t| &t.object)
+            .collect();
         assert_eq!(
             config.routes,
             route_configuration(&topology, &vss, &istio, 3).expect("routes")
@@ -191,7 +198,9 @@ spec:
         );
         assert_ne!(
             none.routes(2).expect("routes"),
-            Translation::of(&topology, &istio).routes(2).expect("routes")
+            Translation::of(&topology, &istio)
+                .routes(2)
+                .expect("routes")
         );
     }
 }
