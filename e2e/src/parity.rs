@@ -30,7 +30,7 @@ use kube::Client;
 use serde_json::{Value, json};
 
 use crate::cluster::install::install;
-use crate::cluster::node_agent::ads::{self, Identity, Istiod, Proxy};
+use crate::cluster::node_agent::ads::{self, Istiod, Proxy, ProxyIdentity};
 use crate::envoy::config::{INGRESS_ROUTE_CONFIG_NAME, ROUTE_CONFIG_NAME};
 use crate::envoy::translation::{ProxyConfig, Translation};
 use crate::manifest::{Document, ManifestSet};
@@ -393,7 +393,7 @@ async fn compare(
             None
         }
     };
-    let identity = Identity::capture_sidecar(
+    let identity = ProxyIdentity::capture_sidecar(
         "10.244.255.1",
         "productpage-v1-parity",
         namespace,
@@ -413,7 +413,7 @@ async fn compare(
     let proxies = [
         (identity, ROUTE_CONFIG_NAME, sidecar),
         (
-            Identity::gateway("10.250.0.1"),
+            ProxyIdentity::gateway("10.250.0.1"),
             INGRESS_ROUTE_CONFIG_NAME,
             gateway,
         ),
@@ -435,7 +435,7 @@ async fn compare(
 
 /// One proxy of a variant, as local mode configured it.
 struct ProxySeen<'a> {
-    identity: Identity,
+    identity: ProxyIdentity,
     route_config: &'static str,
     local: &'a Value,
 }

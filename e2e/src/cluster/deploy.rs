@@ -165,7 +165,7 @@ fn manifests_namespace(set: &ManifestSet) -> Option<String> {
 /// shared cluster is someone else's or nobody's.
 pub(super) fn move_namespace(value: &mut Value, from: &str, to: &str) {
     /// A host name or reference, moved, or `None` when it names another namespace.
-    type Rewrite<'a> = &'a dyn Fn(&str) -> Option<String>;
+    type RewriteFn<'a> = &'a dyn Fn(&str) -> Option<String>;
     if from == to {
         return;
     }
@@ -181,7 +181,7 @@ pub(super) fn move_namespace(value: &mut Value, from: &str, to: &str) {
     match value {
         Value::Object(map) => {
             for (key, v) in map.iter_mut() {
-                let rewrite: Option<Rewrite<'_>> = match key.as_str() {
+                let rewrite: Option<RewriteFn<'_>> = match key.as_str() {
                     "host" | "hosts" => Some(&host),
                     "gateways" => Some(&gateway),
                     _ => None,

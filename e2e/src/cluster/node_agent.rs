@@ -125,7 +125,7 @@ pub struct NodeOptions {
 }
 
 /// The sidecars istiod configures, by pod uid.
-type Proxies = Arc<tokio::sync::Mutex<BTreeMap<String, ads::Proxy>>>;
+type IstiodProxies = Arc<tokio::sync::Mutex<BTreeMap<String, ads::Proxy>>>;
 const GATEWAY: &str = "gateway";
 /// The file in the agent's directory listing the node ids of its proxies.
 pub const PROXY_LIST: &str = "proxies";
@@ -134,7 +134,7 @@ pub const PROXY_LIST: &str = "proxies";
 pub struct NodeAgent {
     /// The translation's Envoy (none with the real istiod).
     envoy: Option<Envoy>,
-    proxies: Proxies,
+    proxies: IstiodProxies,
     /// The ingress gateway istiod configures, and the wait for its listener.
     gateway: Option<(Arc<ads::Proxy>, tokio::task::JoinHandle<()>)>,
     istiod: Option<ads::Istiod>,
@@ -147,7 +147,7 @@ pub struct NodeAgent {
 impl NodeAgent {
     /// Writes an empty configuration, starts Envoy, and follows the API from then on.
     pub async fn start(client: Client, opts: NodeOptions) -> Result<NodeAgent, NodeAgentError> {
-        let files = Files::create(&opts)?;
+        let files = DataPlaneFiles::create(&opts)?;
         let mut state = State {
             client,
             sidecar: Sidecar::default(),
@@ -157,7 +157,7 @@ impl NodeAgent {
             version: 0,
             files,
             opts: opts.clone(),
-            proxies: Proxies::default(),
+            proxies: IstiodProxies::default(),
         };
         if let Some(istiod) = opts.istiod {
             return Self::start_with_istiod(state, istiod).await;
@@ -222,7 +222,7 @@ impl NodeAgent {
         let task = tokio::spawn(state.follow());
         Ok(NodeAgent {
             envoy: Some(envoy),
-            proxies: Proxies::default(),
+            proxies: IstiodProxies::default(),
             gateway: None,
             istiod: None,
             task,
@@ -255,7 +255,7 @@ impl NodeAgent {
         let gateway = ads::Proxy::start(
             &opts.envoy,
             &opts.dir.join(GATEWAY),
-            ads::Identity::gateway(&opts.ingress.ip().to_string()),
+            ads::ProxyIdentity::gateway(&opts.ingress.ip().to_string()),
             &istiod,
             &opts.istio.to_string(),
             opts.patience,
@@ -354,14 +354,14 @@ impl NodeAgent {
 }
 
 /// The data plane's directory.
-struct Files {
+struct DataPlaneFiles {
     xds: PathBuf,
     logs: PathBuf,
 }
 
-impl Files {
-    fn create(opts: &NodeOptions) -> Result<Files, NodeAgentError> {
-        let files = Files {
+impl DataPlaneFiles {
+    fn create(opts: &NodeOptions) -> Result<DataPlaneFiles, NodeAgentError> {
+        let files = DataPlaneFiles {
             // Envoy watches this directory for files renamed into place.
             xds: opts.dir.join("xds"),
             logs: opts.pod_logs.clone(),
@@ -385,7 +385,7 @@ impl Files {
 struct State {
     client: Client,
     opts: NodeOptions,
-    files: Files,
+    files: DataPlaneFiles,
     sidecar: Sidecar,
     /// productpage's sidecar listener, the HTTP proxy of a user's program.
     outbound: SocketAddr,
@@ -395,7 +395,7 @@ struct State {
     written: BTreeMap<&'static str, Value>,
     version: u64,
     /// The proxies istiod configures (none with the translation).
-    proxies: Proxies,
+    proxies: IstiodProxies,
 }
 
 /// What the API shows of the namespace, listed after every change.

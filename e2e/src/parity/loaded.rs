@@ -53,7 +53,7 @@ impl LoadedEnvoy {
         patience: Duration,
     ) -> Result<LoadedEnvoy, String> {
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let paths = Files::in_dir(&dir);
+        let paths = LoadedFiles::in_dir(&dir);
         config::write_watched(&paths.cds, &config::cds_file(&[], 0)).map_err(|e| e.to_string())?;
         let empty = |name| serde_json::json!({"version_info": "0", "resources": [{"@type": "type.googleapis.com/envoy.config.route.v3.RouteConfiguration", "name": name}]});
         config::write_watched(&paths.routes, &empty(config::ROUTE_CONFIG_NAME))
@@ -94,7 +94,7 @@ impl LoadedEnvoy {
     pub async fn load(&mut self, t: &Resources<'_>) -> Result<Held, String> {
         self.version += 1;
         let version = self.version;
-        let paths = Files::in_dir(&self.dir);
+        let paths = LoadedFiles::in_dir(&self.dir);
         let with_version = |mut v: Value| {
             v["version_info"] = version.to_string().into();
             v
@@ -186,15 +186,15 @@ pub struct Held {
 }
 
 /// The watched files in the run's directory.
-struct Files {
+struct LoadedFiles {
     cds: PathBuf,
     routes: PathBuf,
     gateway_routes: PathBuf,
 }
 
-impl Files {
-    fn in_dir(dir: &std::path::Path) -> Files {
-        Files {
+impl LoadedFiles {
+    fn in_dir(dir: &std::path::Path) -> LoadedFiles {
+        LoadedFiles {
             cds: dir.join("clusters.json"),
             routes: dir.join("routes.json"),
             gateway_routes: dir.join("gateway-routes.json"),

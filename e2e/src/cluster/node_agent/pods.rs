@@ -170,7 +170,7 @@ impl State {
         if labels.get("app").map(String::as_str) != Some(ads::SIDECAR_APP) {
             return Ok(());
         }
-        let identity = ads::Identity {
+        let identity = ads::ProxyIdentity {
             kind: "sidecar",
             ip: addr.ip().to_string(),
             pod: name.to_owned(),
@@ -241,7 +241,8 @@ impl State {
     /// `/debug/syncz` after istiod is replaced. Renamed into place, so a reader never sees
     /// half a list.
     pub(super) async fn write_proxy_list(&self) {
-        let mut ids = vec![ads::Identity::gateway(&self.opts.ingress.ip().to_string()).node_id()];
+        let mut ids =
+            vec![ads::ProxyIdentity::gateway(&self.opts.ingress.ip().to_string()).node_id()];
         ids.extend(
             self.proxies
                 .lock()

@@ -55,7 +55,7 @@ pub enum Abort {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Cors {
     /// `allowOrigins`.
-    pub origins: Vec<StringMatch>,
+    pub origins: Vec<CaseStringMatch>,
     /// `allowMethods`.
     pub methods: Vec<String>,
     /// `maxAge`.
@@ -77,13 +77,13 @@ pub struct Rewrite {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RequestMatch {
     /// `method`.
-    pub method: Option<StringMatch>,
+    pub method: Option<CaseStringMatch>,
     /// `authority`.
-    pub authority: Option<StringMatch>,
+    pub authority: Option<CaseStringMatch>,
     /// `scheme`.
-    pub scheme: Option<StringMatch>,
+    pub scheme: Option<CaseStringMatch>,
     /// `queryParams`, by distinct name.
-    pub query_params: Vec<(String, StringMatch)>,
+    pub query_params: Vec<(String, CaseStringMatch)>,
 }
 
 impl RequestMatch {
@@ -165,12 +165,12 @@ impl Gen {
                     self.pick(&[
                         (
                             50,
-                            StringMatch::Exact("https://bookinfo.example.com".to_owned()),
+                            CaseStringMatch::Exact("https://bookinfo.example.com".to_owned()),
                         ),
-                        (30, StringMatch::Prefix("https://shop.".to_owned())),
+                        (30, CaseStringMatch::Prefix("https://shop.".to_owned())),
                         (
                             20,
-                            StringMatch::Regex("https://.*\\.example\\.org".to_owned()),
+                            CaseStringMatch::Regex("https://.*\\.example\\.org".to_owned()),
                         ),
                     ])
                 })
@@ -210,26 +210,26 @@ impl Gen {
         let mut m = RequestMatch::default();
         if self.chance(0.08) {
             m.method = Some(self.pick(&[
-                (60, StringMatch::Exact("GET".to_owned())),
-                (40, StringMatch::Regex("GET|HEAD".to_owned())),
+                (60, CaseStringMatch::Exact("GET".to_owned())),
+                (40, CaseStringMatch::Regex("GET|HEAD".to_owned())),
             ]));
         }
         if self.chance(0.05) {
             m.authority = Some(self.pick(&[
-                (50, StringMatch::Prefix("reviews".to_owned())),
-                (50, StringMatch::Exact("reviews:9080".to_owned())),
+                (50, CaseStringMatch::Prefix("reviews".to_owned())),
+                (50, CaseStringMatch::Exact("reviews:9080".to_owned())),
             ]));
         }
         if self.chance(0.04) {
-            m.scheme = Some(StringMatch::Exact("http".to_owned()));
+            m.scheme = Some(CaseStringMatch::Exact("http".to_owned()));
         }
         if self.chance(0.08) {
             let count = self.pick(&[(70, 1), (30, 2)]);
             for name in ["version", "debug"].into_iter().take(count) {
                 let sm = self.pick(&[
-                    (50, StringMatch::Exact("2".to_owned())),
-                    (30, StringMatch::Prefix("v".to_owned())),
-                    (20, StringMatch::Regex("[0-9]+".to_owned())),
+                    (50, CaseStringMatch::Exact("2".to_owned())),
+                    (30, CaseStringMatch::Prefix("v".to_owned())),
+                    (20, CaseStringMatch::Regex("[0-9]+".to_owned())),
                 ]);
                 m.query_params.push((name.to_owned(), sm));
             }
@@ -275,7 +275,7 @@ impl Policies {
         if let Some(c) = &self.cors {
             let mut parts = vec![format!(
                 "allowOrigins: [{}]",
-                list(c.origins.iter().map(StringMatch::to_yaml))
+                list(c.origins.iter().map(CaseStringMatch::to_yaml))
             )];
             if !c.methods.is_empty() {
                 parts.push(format!("allowMethods: [{}]", c.methods.join(", ")));
