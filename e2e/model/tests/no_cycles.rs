@@ -10,8 +10,16 @@ use std::path::{Path, PathBuf};
 /// A module's path below its crate root (`["envoy", "routes"]`).
 type Module = Vec<String>;
 
-/// Every module of the crate whose `src` is `root`, by its file.
+/// Every module of the library whose `src` is `root`, by its file. The binary's root
+/// (`main.rs`) and the modules it declares are another crate, whose `crate::` is not the
+/// library's.
 fn modules(root: &Path) -> BTreeMap<Module, PathBuf> {
+    let binary: BTreeSet<String> = std::fs::read_to_string(root.join("main.rs"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("mod ")?.strip_suffix(';'))
+        .map(str::to_owned)
+        .collect();
     let mut out = BTreeMap::new();
     let mut dirs = vec![root.to_owned()];
     while let Some(dir) = dirs.pop() {
@@ -33,8 +41,7 @@ fn modules(root: &Path) -> BTreeMap<Module, PathBuf> {
             if module.last().is_some_and(|m| m == "mod") {
                 module.pop();
             }
-            // The binary's root is another crate: its `crate::` is not the library's.
-            if module == ["main"] {
+            if module == ["main"] || module.first().is_some_and(|m| binary.contains(m)) {
                 continue;
             }
             if module == ["lib"] {
