@@ -301,38 +301,8 @@ pub fn route_configuration(
     config_version: u64,
 ) -> Result<Value, TranslateError> {
     let ns = &topo.namespace;
-    // `selectVirtualServices`: off port 80 only VirtualServices naming a Service with the
-    // listener's port configure the sidecar.
     let has_port = |fqdn: &str| service_ports_by_fqdn(topo, fqdn).contains(&SIDECAR_PORT);
-    let mesh: Vec<&VirtualService> = vss
-        .iter()
-        .copied()
-        .filter(|vs| applies_to_mesh(vs))
-        .collect();
-    let ordered: Vec<(u8, &VirtualService)> = in_istiod_order(&mesh, ns, ns)
-        .into_iter()
-        .filter(|(_, vs)| vs.spec.hosts.iter().any(|h| has_port(&topo.fqdn(h))))
-        .collect();
-    for vs in &ordered {
-        if let Some(host) = vs.1.spec.hosts.iter().find(|h| hostname::is_wildcard(h)) {
-            return Err(TranslateError::Unsupported {
-                vs: vs.1.metadata.name.clone().unwrap_or_default(),
-                path: format!("spec.hosts ({host}: a wildcard host on a sidecar)"),
-            });
-        }
-    }
-    let mut by_host: BTreeMap<String, Vec<(u8, &VirtualService)>> = BTreeMap::new();
-    for (class, vs) in &ordered {
-        for host in &vs.spec.hosts {
-            by_host
-                .entry(topo.fqdn(host))
-                .or_default()
-                .push((*class, vs));
-        }
-    }
-    for (host, claimants) in &by_host {
-        check_ordered(host, claimants)?;
-    }
+    let ordered = sidecar_virtual_services(topo, vss)?;
     let mut virtual_hosts: Vec<Value> = Vec::new();
     let mut names = BTreeSet::new();
     let mut used_domains = BTreeSet::new();
@@ -385,15 +355,7 @@ pub fn route_configuration(
         if covered.contains(&fqdn) || !has_port(&fqdn) {
             continue;
         }
-        // `BuildDefaultHTTPOutboundRoute`: the default retry policy, no timeout.
-        let mut action = Map::new();
-        action.insert("cluster".into(), service_cluster(topo, &name).into());
-        policies::set_timeout(&mut action, None);
-        action.insert(
-            "retry_policy".into(),
-            policies::retry_policy(None, false).into(),
-        );
-        let route = json!([{"name": "default", "match": {"prefix": "/"}, "route": action}]);
+        let route = default_route(topo, &name);
         push(
             format!("{fqdn}:{SIDECAR_PORT}"),
             service_domains(&name, ns),
@@ -406,6 +368,62 @@ pub fn route_configuration(
         virtual_hosts,
         config_version,
     ))
+}
+
+/// The VirtualServices that configure the sidecar, in istiod's order with their class
+/// (`selectVirtualServices`), refused if one has a wildcard host or competing ones have no
+/// order.
+fn sidecar_virtual_services<'a>(
+    topo: &Topology,
+    vss: &[&'a VirtualService],
+) -> Result<Vec<(u8, &'a VirtualService)>, TranslateError> {
+    let ns = &topo.namespace;
+    // `selectVirtualServices`: off port 80 only VirtualServices naming a Service with the
+    // listener's port configure the sidecar.
+    let has_port = |fqdn: &str| service_ports_by_fqdn(topo, fqdn).contains(&SIDECAR_PORT);
+    let mesh: Vec<&VirtualService> = vss
+        .iter()
+        .copied()
+        .filter(|vs| applies_to_mesh(vs))
+        .collect();
+    let ordered: Vec<(u8, &VirtualService)> = in_istiod_order(&mesh, ns, ns)
+        .into_iter()
+        .filter(|(_, vs)| vs.spec.hosts.iter().any(|h| has_port(&topo.fqdn(h))))
+        .collect();
+    for vs in &ordered {
+        if let Some(host) = vs.1.spec.hosts.iter().find(|h| hostname::is_wildcard(h)) {
+            return Err(TranslateError::Unsupported {
+                vs: vs.1.metadata.name.clone().unwrap_or_default(),
+                path: format!("spec.hosts ({host}: a wildcard host on a sidecar)"),
+            });
+        }
+    }
+    let mut by_host: BTreeMap<String, Vec<(u8, &VirtualService)>> = BTreeMap::new();
+    for (class, vs) in &ordered {
+        for host in &vs.spec.hosts {
+            by_host
+                .entry(topo.fqdn(host))
+                .or_default()
+                .push((*class, vs));
+        }
+    }
+    for (host, claimants) in &by_host {
+        check_ordered(host, claimants)?;
+    }
+    Ok(ordered)
+}
+
+/// `BuildDefaultHTTPOutboundRoute`: a Service no VirtualService routes, to its cluster with
+/// the default retry policy and no timeout.
+fn default_route(topo: &Topology, name: &str) -> Value {
+    let mut action = Map::new();
+    action.insert("cluster".into(), service_cluster(topo, name).into());
+    policies::set_timeout(&mut action, None);
+    action.insert(
+        "retry_policy".into(),
+        policies::retry_policy(None, false).into(),
+    );
+    json!([{"name": "default", "match": {"prefix": "/"}, "route": action}])
 }
 
 /// `generateVirtualHostDomains` for a Service in the caller's namespace: the FQDN, the
