@@ -105,87 +105,9 @@ impl Gen {
             self.pick(&[(40, "1.5s"), (30, "500ms"), (20, "10s"), (10, "2m")])
                 .to_owned()
         });
-        let retries = self.chance(0.15).then(|| {
-            let attempts = self.pick(&[(15, 0), (35, 1), (35, 3), (15, 5)]);
-            if attempts == 0 {
-                return Retries {
-                    attempts,
-                    per_try_timeout: None,
-                    retry_on: None,
-                };
-            }
-            Retries {
-                attempts,
-                per_try_timeout: self
-                    .chance(0.5)
-                    .then(|| self.pick(&[(60, "250ms"), (40, "2s")]).to_owned()),
-                retry_on: self.chance(0.5).then(|| {
-                    self.pick(&[
-                        (40, "5xx"),
-                        (30, "gateway-error,connect-failure,refused-stream"),
-                        (20, "connect-failure,503"),
-                        (10, "503,504"),
-                    ])
-                    .to_owned()
-                }),
-            }
-        });
-        let fault = self.chance(0.1).then(|| {
-            let share = |g: &mut Gen| {
-                g.chance(0.8)
-                    .then(|| FAULT_SHARES[g.rng.usize(..FAULT_SHARES.len())])
-            };
-            let (delay, abort) = match self.pick(&[(40, 0), (40, 1), (20, 2)]) {
-                0 => (true, false),
-                1 => (false, true),
-                _ => (true, true),
-            };
-            Fault {
-                delay: delay.then(|| {
-                    let d = self.pick(&[(60, "2s"), (40, "100ms")]).to_owned();
-                    (d, share(self))
-                }),
-                abort: abort.then(|| {
-                    let a = if self.chance(0.8) {
-                        Abort::Http(self.pick(&[(60, 503), (30, 500), (10, 418)]))
-                    } else {
-                        Abort::Grpc(
-                            self.pick(&[(60, "UNAVAILABLE"), (40, "NOT_FOUND")])
-                                .to_owned(),
-                        )
-                    };
-                    (a, share(self))
-                }),
-            }
-        });
-        let cors = self.chance(0.08).then(|| {
-            let count = self.pick(&[(60, 1), (40, 2)]);
-            let origins = (0..count)
-                .map(|_| {
-                    self.pick(&[
-                        (
-                            50,
-                            CaseStringMatch::Exact("https://bookinfo.example.com".to_owned()),
-                        ),
-                        (30, CaseStringMatch::Prefix("https://shop.".to_owned())),
-                        (
-                            20,
-                            CaseStringMatch::Regex("https://.*\\.example\\.org".to_owned()),
-                        ),
-                    ])
-                })
-                .collect();
-            Cors {
-                origins,
-                methods: if self.chance(0.6) {
-                    vec!["GET".to_owned(), "POST".to_owned()]
-                } else {
-                    Vec::new()
-                },
-                max_age: self.chance(0.4).then(|| "24h".to_owned()),
-                credentials: self.chance(0.4).then(|| self.chance(0.5)),
-            }
-        });
+        let retries = self.chance(0.15).then(|| self.retries());
+        let fault = self.chance(0.1).then(|| self.fault());
+        let cors = self.chance(0.08).then(|| self.cors());
         let rewrite = self.chance(0.1).then(|| {
             let (uri, authority) = match self.pick(&[(45, 0), (35, 1), (20, 2)]) {
                 0 => (true, false),
@@ -203,6 +125,94 @@ impl Gen {
             fault,
             cors,
             rewrite,
+        }
+    }
+
+    /// A retry policy: its attempts (0 removes it), sometimes a per-try timeout and
+    /// retry conditions.
+    fn retries(&mut self) -> Retries {
+        let attempts = self.pick(&[(15, 0), (35, 1), (35, 3), (15, 5)]);
+        if attempts == 0 {
+            return Retries {
+                attempts,
+                per_try_timeout: None,
+                retry_on: None,
+            };
+        }
+        Retries {
+            attempts,
+            per_try_timeout: self
+                .chance(0.5)
+                .then(|| self.pick(&[(60, "250ms"), (40, "2s")]).to_owned()),
+            retry_on: self.chance(0.5).then(|| {
+                self.pick(&[
+                    (40, "5xx"),
+                    (30, "gateway-error,connect-failure,refused-stream"),
+                    (20, "connect-failure,503"),
+                    (10, "503,504"),
+                ])
+                .to_owned()
+            }),
+        }
+    }
+
+    /// A fault: a delay, an abort (HTTP or gRPC) or both, each sometimes on a share.
+    fn fault(&mut self) -> Fault {
+        let share = |g: &mut Gen| {
+            g.chance(0.8)
+                .then(|| FAULT_SHARES[g.rng.usize(..FAULT_SHARES.len())])
+        };
+        let (delay, abort) = match self.pick(&[(40, 0), (40, 1), (20, 2)]) {
+            0 => (true, false),
+            1 => (false, true),
+            _ => (true, true),
+        };
+        Fault {
+            delay: delay.then(|| {
+                let d = self.pick(&[(60, "2s"), (40, "100ms")]).to_owned();
+                (d, share(self))
+            }),
+            abort: abort.then(|| {
+                let a = if self.chance(0.8) {
+                    Abort::Http(self.pick(&[(60, 503), (30, 500), (10, 418)]))
+                } else {
+                    Abort::Grpc(
+                        self.pick(&[(60, "UNAVAILABLE"), (40, "NOT_FOUND")])
+                            .to_owned(),
+                    )
+                };
+                (a, share(self))
+            }),
+        }
+    }
+
+    /// A CORS policy: one or two origins, sometimes methods, max age and credentials.
+    fn cors(&mut self) -> Cors {
+        let count = self.pick(&[(60, 1), (40, 2)]);
+        let origins = (0..count)
+            .map(|_| {
+                self.pick(&[
+                    (
+                        50,
+                        CaseStringMatch::Exact("https://bookinfo.example.com".to_owned()),
+                    ),
+                    (30, CaseStringMatch::Prefix("https://shop.".to_owned())),
+                    (
+                        20,
+                        CaseStringMatch::Regex("https://.*\\.example\\.org".to_owned()),
+                    ),
+                ])
+            })
+            .collect();
+        Cors {
+            origins,
+            methods: if self.chance(0.6) {
+                vec!["GET".to_owned(), "POST".to_owned()]
+            } else {
+                Vec::new()
+            },
+            max_age: self.chance(0.4).then(|| "24h".to_owned()),
+            credentials: self.chance(0.4).then(|| self.chance(0.5)),
         }
     }
 
