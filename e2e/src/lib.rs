@@ -1,9 +1,12 @@
 //! mirror-e2e's library: everything between "here are the manifests" and "here is the report".
 //!
-//! It reads manifests ([`manifest`], [`topology`], [`istio`]), analyzes them offline
-//! ([`lint`]), and runs the mirroring [`suite`] against a [`mesh::Mesh`]: local mode
-//! ([`local`]) admits routing as istiod's webhook does ([`validation`]) and drives a real
-//! Envoy configured by [`envoy::config`]. It never provisions clusters: that is xtask's job.
+//! What the manifests say and what istiod would make of them is the pure model crate
+//! (`mirror_e2e_model`: [`manifest`], [`topology`], [`istio`], [`expectations`],
+//! [`validation`], [`lint`], the translation in [`envoy`]), re-exported here under the paths
+//! the runner has always used. This crate runs things: the mirroring [`suite`] against a
+//! [`mesh::Mesh`], local mode ([`local`]) on a real Envoy ([`envoy::process`]), cluster
+//! mode and a kwok node's data plane ([`cluster`]), and parity with istiod ([`parity`]). It
+//! never provisions clusters: that is xtask's job.
 
 pub mod backend;
 pub mod bookinfo;
@@ -11,12 +14,7 @@ pub mod cluster;
 pub mod compare;
 pub mod envoy;
 pub mod exit;
-pub mod expectations;
-pub mod hostname;
-pub mod istio;
-pub mod lint;
 pub mod local;
-pub mod manifest;
 pub mod mesh;
 pub mod mirror_log;
 pub mod parent;
@@ -26,10 +24,11 @@ pub mod progress;
 pub mod report;
 pub mod retry;
 pub mod run;
-pub mod sampling;
 pub mod suite;
-pub mod topology;
-pub mod validation;
-pub mod version;
 pub mod wait;
 pub mod workload;
+
+// The pure model, under the paths the runner has always used.
+pub use mirror_e2e_model::{
+    expectations, hostname, istio, lint, manifest, sampling, topology, validation, version,
+};

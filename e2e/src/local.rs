@@ -5,9 +5,11 @@
 //! local workload (`backend`). Routing changes are written to the route file Envoy watches,
 //! so they propagate asynchronously, as config from istiod does.
 
+mod mesh;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,11 +17,11 @@ use serde_json::Value;
 
 use crate::backend::{Backend, Behaviour, LogBuffer, pod_name};
 use crate::bookinfo::Sidecar;
-use crate::envoy::config::{self, BootstrapPaths, Cluster};
+use crate::envoy::config::{self, BootstrapPaths};
 use crate::envoy::process::{Envoy, EnvoyError};
+use crate::envoy::translation::{ProxyConfig, Translation};
 use crate::istio::VirtualService;
 use crate::manifest::{ManifestSet, YamlPath};
-use crate::mesh::{Call, Mesh, MeshError, MirrorChange, Reply};
 use crate::mirror_log::MirrorRecords;
 use crate::productpage::Productpage;
 use crate::progress::Progress;
@@ -157,79 +159,12 @@ impl LocalMesh {
         set: &ManifestSet,
         progress: &mut Progress,
     ) -> Result<LocalMesh, LocalError> {
-        let invalid = |errors: Vec<String>| LocalError::Invalid {
-            path: opts.manifests.clone(),
-            errors: errors.join("\n"),
-        };
-        if !set.syntax_errors.is_empty() {
-            return Err(invalid(
-                set.syntax_errors.iter().map(ToString::to_string).collect(),
-            ));
-        }
-        let (topology, type_errors) = Topology::from_manifests(set);
-        if !type_errors.is_empty() {
-            return Err(invalid(
-                type_errors.iter().map(ToString::to_string).collect(),
-            ));
-        }
-        for vs in &topology.virtual_services {
-            validate_virtual_service(&vs.object).map_err(|source| {
-                let doc = &set.documents[vs.document];
-                LocalError::Denied {
-                    file: doc.file.clone(),
-                    line: doc.line_of(&YamlPath::default()),
-                    source,
-                }
-            })?;
-        }
+        let topology = admitted_topology(opts, set)?;
         let dirs = RunDirs::create(&opts.artifacts)?;
 
         progress.phase("start workloads");
         let sidecar = Sidecar::default();
-        let destinations = config::outbound_clusters(&topology);
-        let mut workloads = BTreeMap::new();
-        for command in &opts.workloads {
-            let Some(deployment) = topology
-                .deployments
-                .iter()
-                .map(|d| &d.object)
-                .find(|d| d.metadata.name.as_deref() == Some(command.name.as_str()))
-            else {
-                return Err(WorkloadError::NotADeployment {
-                    name: command.name.clone(),
-                    known: topology
-                        .deployments
-                        .iter()
-                        .filter_map(|d| d.object.metadata.name.clone())
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                }
-                .into());
-            };
-            let log = dirs.workloads.join(format!("{}.log", command.name));
-            let process =
-                ProcessWorkload::prepare(command, deployment, pod_name(&command.name), &log)?;
-            workloads.insert(command.name.clone(), Workload::Process(Box::new(process)));
-        }
-        for dest in &destinations {
-            for deployment in topology.destination_workloads(&dest.host, dest.subset.as_deref()) {
-                let name = deployment.metadata.name.clone().unwrap_or_default();
-                if !workloads.contains_key(&name) {
-                    let log = dirs.workloads.join(format!("{name}.log"));
-                    workloads.insert(
-                        name.clone(),
-                        Workload::Builtin(
-                            Backend::start(
-                                &name,
-                                Behaviour::of(containers(deployment), &sidecar),
-                                &log,
-                            )
-                            .await?,
-                        ),
-                    );
-                }
-            }
-        }
+        let workloads = start_workloads(opts, &topology, &dirs, &sidecar).await?;
         let mirror: Vec<String> = topology
             .destination_workloads(&opts.mirror_host, None)
             .iter()
@@ -243,62 +178,12 @@ impl LocalMesh {
         }
 
         progress.phase("start envoy");
-        let mut clusters: BTreeMap<String, Cluster> = BTreeMap::new();
-        for dest in &destinations {
-            let name = config::cluster_name(&topology, dest);
-            let endpoints = topology
-                .destination_workloads(&dest.host, dest.subset.as_deref())
-                .iter()
-                .filter_map(|d| workloads.get(d.metadata.name.as_deref().unwrap_or("")))
-                .map(Workload::addr)
-                .collect();
-            clusters
-                .entry(name.clone())
-                .or_insert(Cluster { name, endpoints });
-        }
-        let clusters: Vec<Cluster> = clusters.into_values().collect();
+        let (envoy, proxies) = start_envoy(opts, &topology, &workloads, &dirs, &sidecar).await?;
         let virtual_services: Vec<VirtualService> = topology
             .virtual_services
             .iter()
             .map(|t| t.object.clone())
             .collect();
-        let routes_file = dirs.xds.join("routes.json");
-        let gateway_routes_file = dirs.xds.join("gateway-routes.json");
-        let bootstrap = config::bootstrap(
-            &clusters,
-            &BootstrapPaths {
-                routes_file: &routes_file,
-                gateway_routes_file: &gateway_routes_file,
-                access_log: &opts.artifacts.join("envoy-access.log"),
-            },
-        );
-        let bootstrap_file = opts.artifacts.join("envoy-bootstrap.json");
-        write_json(&bootstrap_file, &bootstrap)?;
-        let refs: Vec<&VirtualService> = virtual_services.iter().collect();
-        let routes = config::route_configuration(&topology, &refs, &opts.istio, 1)?;
-        write_atomically(&routes_file, &routes)?;
-        write_json(&dirs.applied.join("routes-v1.json"), &routes)?;
-        let gateway_routes = config::gateway_route_configuration(&topology, &refs, &opts.istio)?;
-        write_atomically(&gateway_routes_file, &gateway_routes)?;
-        write_json(&dirs.applied.join("gateway-routes.json"), &gateway_routes)?;
-        let envoy = Envoy::start(
-            &opts.envoy,
-            &bootstrap_file,
-            &opts.artifacts.join("envoy.log"),
-            opts.patience,
-        )
-        .await?;
-        // A configuration Envoy rejects routes nothing, silently: the run stops on it.
-        let rejected = envoy.rejected_updates().await?;
-        if !rejected.is_empty() {
-            return Err(LocalError::Rejected {
-                what: rejected.join(", "),
-                log: crate::envoy::process::tail(&opts.artifacts.join("envoy.log"), 3),
-            });
-        }
-        sidecar
-            .set(envoy.listener(config::OUTBOUND_LISTENER)?)
-            .map_err(|message| LocalError::Sidecar { message })?;
         let ingress = envoy.listener(config::INGRESS_LISTENER)?;
         let outbound = envoy.listener(config::OUTBOUND_LISTENER)?;
         if !opts.workloads.is_empty() {
@@ -309,6 +194,7 @@ impl LocalMesh {
                 p.start(outbound, opts.patience).await?;
             }
         }
+        let refs: Vec<&VirtualService> = virtual_services.iter().collect();
         let host = ingress_host(&refs);
         // The mirror's output is parsed as it is written, as a pod's log is followed.
         let records = Arc::new(MirrorRecords::new(&crate::suite::tag_prefix(&opts.run_id)));
@@ -324,10 +210,10 @@ impl LocalMesh {
             mirror,
             virtual_services: Mutex::new(virtual_services),
             config_version: AtomicU64::new(1),
-            routes_file,
+            routes_file: dirs.xds.join(ROUTES_FILE),
             applied_dir: dirs.applied,
             page: Productpage::new(&format!("http://{ingress}"), &host),
-            gateway_routes,
+            gateway_routes: proxies.gateway_routes,
             patience: opts.patience,
             artifacts: opts.artifacts.clone(),
         })
@@ -350,6 +236,152 @@ impl LocalMesh {
         }
         Ok(())
     }
+}
+
+/// The sidecar's RDS file in the run's `xds/` directory, rewritten at every apply.
+const ROUTES_FILE: &str = "routes.json";
+/// The ingress gateway's RDS file in the run's `xds/` directory.
+const GATEWAY_ROUTES_FILE: &str = "gateway-routes.json";
+
+/// The manifests typed into a topology, refused as a cluster would: a document that does
+/// not parse or type, or a VirtualService istiod's webhook denies.
+fn admitted_topology(opts: &LocalOptions, set: &ManifestSet) -> Result<Topology, LocalError> {
+    let invalid = |errors: Vec<String>| LocalError::Invalid {
+        path: opts.manifests.clone(),
+        errors: errors.join("\n"),
+    };
+    if !set.syntax_errors.is_empty() {
+        return Err(invalid(
+            set.syntax_errors.iter().map(ToString::to_string).collect(),
+        ));
+    }
+    let (topology, type_errors) = Topology::from_manifests(set);
+    if !type_errors.is_empty() {
+        return Err(invalid(
+            type_errors.iter().map(ToString::to_string).collect(),
+        ));
+    }
+    for vs in &topology.virtual_services {
+        validate_virtual_service(&vs.object).map_err(|source| {
+            let doc = &set.documents[vs.document];
+            LocalError::Denied {
+                file: doc.file.clone(),
+                line: doc.line_of(&YamlPath::default()),
+                source,
+            }
+        })?;
+    }
+    Ok(topology)
+}
+
+/// Every Deployment a destination selects, as a local workload: the user's program where
+/// `--workload` names it (prepared, started once Envoy listens), else a built-in backend.
+async fn start_workloads(
+    opts: &LocalOptions,
+    topology: &Topology,
+    dirs: &RunDirs,
+    sidecar: &Sidecar,
+) -> Result<BTreeMap<String, Workload>, LocalError> {
+    let destinations = config::outbound_clusters(topology);
+    let mut workloads = BTreeMap::new();
+    for command in &opts.workloads {
+        let Some(deployment) = topology
+            .deployments
+            .iter()
+            .map(|d| &d.object)
+            .find(|d| d.metadata.name.as_deref() == Some(command.name.as_str()))
+        else {
+            return Err(WorkloadError::NotADeployment {
+                name: command.name.clone(),
+                known: topology
+                    .deployments
+                    .iter()
+                    .filter_map(|d| d.object.metadata.name.clone())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }
+            .into());
+        };
+        let log = dirs.workloads.join(format!("{}.log", command.name));
+        let process = ProcessWorkload::prepare(command, deployment, pod_name(&command.name), &log)?;
+        workloads.insert(command.name.clone(), Workload::Process(Box::new(process)));
+    }
+    for dest in &destinations {
+        for deployment in topology.destination_workloads(&dest.host, dest.subset.as_deref()) {
+            let name = deployment.metadata.name.clone().unwrap_or_default();
+            if !workloads.contains_key(&name) {
+                let log = dirs.workloads.join(format!("{name}.log"));
+                workloads.insert(
+                    name.clone(),
+                    Workload::Builtin(
+                        Backend::start(&name, Behaviour::of(containers(deployment), sidecar), &log)
+                            .await?,
+                    ),
+                );
+            }
+        }
+    }
+    Ok(workloads)
+}
+
+/// Envoy on the translation of the topology, its clusters' endpoints the local workloads;
+/// refused if Envoy rejects any of it. Returns Envoy and the configuration it was given.
+async fn start_envoy(
+    opts: &LocalOptions,
+    topology: &Topology,
+    workloads: &BTreeMap<String, Workload>,
+    dirs: &RunDirs,
+    sidecar: &Sidecar,
+) -> Result<(Envoy, ProxyConfig), LocalError> {
+    // The clusters' endpoints are the local workloads a destination selects.
+    let mut proxies = Translation::of(topology, &opts.istio).proxy_config(1, |dest| {
+        topology
+            .destination_workloads(&dest.host, dest.subset.as_deref())
+            .iter()
+            .filter_map(|d| workloads.get(d.metadata.name.as_deref().unwrap_or("")))
+            .map(Workload::addr)
+            .collect()
+    })?;
+    // The bootstrap has always listed the clusters by name.
+    proxies.clusters.sort_by(|a, b| a.name.cmp(&b.name));
+    let routes_file = dirs.xds.join(ROUTES_FILE);
+    let gateway_routes_file = dirs.xds.join(GATEWAY_ROUTES_FILE);
+    let bootstrap = config::bootstrap(
+        &proxies.clusters,
+        &BootstrapPaths {
+            routes_file: &routes_file,
+            gateway_routes_file: &gateway_routes_file,
+            access_log: &opts.artifacts.join("envoy-access.log"),
+        },
+    );
+    let bootstrap_file = opts.artifacts.join("envoy-bootstrap.json");
+    write_json(&bootstrap_file, &bootstrap)?;
+    write_atomically(&routes_file, &proxies.routes)?;
+    write_json(&dirs.applied.join("routes-v1.json"), &proxies.routes)?;
+    write_atomically(&gateway_routes_file, &proxies.gateway_routes)?;
+    write_json(
+        &dirs.applied.join("gateway-routes.json"),
+        &proxies.gateway_routes,
+    )?;
+    let envoy = Envoy::start(
+        &opts.envoy,
+        &bootstrap_file,
+        &opts.artifacts.join("envoy.log"),
+        opts.patience,
+    )
+    .await?;
+    // A configuration Envoy rejects routes nothing, silently: the run stops on it.
+    let rejected = envoy.rejected_updates().await?;
+    if !rejected.is_empty() {
+        return Err(LocalError::Rejected {
+            what: rejected.join(", "),
+            log: crate::envoy::process::tail(&opts.artifacts.join("envoy.log"), 3),
+        });
+    }
+    sidecar
+        .set(envoy.listener(config::OUTBOUND_LISTENER)?)
+        .map_err(|message| LocalError::Sidecar { message })?;
+    Ok((envoy, proxies))
 }
 
 /// A Deployment, run locally: built in, or the user's program.
@@ -410,42 +442,6 @@ fn ingress_host(vss: &[&VirtualService]) -> String {
         .unwrap_or_else(|| "bookinfo.local".into())
 }
 
-/// The gateway routes briefly: `<virtual host>: <match> -> <cluster>` each.
-fn describe_routes(rds: &Value) -> String {
-    let hosts = rds
-        .pointer("/resources/0/virtual_hosts")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    if hosts.is_empty() {
-        return "none (no VirtualService is bound to a Gateway that selects istio: ingressgateway with an HTTP server on port 8080)".into();
-    }
-    hosts
-        .iter()
-        .flat_map(|h| {
-            let domains = h
-                .get("domains")
-                .map(ToString::to_string)
-                .unwrap_or_default();
-            h.get("routes")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default()
-                .into_iter()
-                .map(move |r| {
-                    let m = r.get("match").map(ToString::to_string).unwrap_or_default();
-                    let c = r
-                        .pointer("/route/cluster")
-                        .and_then(Value::as_str)
-                        .unwrap_or("?")
-                        .to_owned();
-                    format!("{domains} {m} -> {c}")
-                })
-        })
-        .collect::<Vec<_>>()
-        .join("; ")
-}
-
 fn write_json(path: &Path, value: &Value) -> Result<(), LocalError> {
     config::write_json(path, value).map_err(|source| LocalError::Write {
         path: path.to_owned(),
@@ -459,150 +455,4 @@ fn write_atomically(path: &Path, value: &Value) -> Result<(), LocalError> {
         path: path.to_owned(),
         source,
     })
-}
-
-impl Mesh for LocalMesh {
-    fn istio_version(&self) -> IstioVersion {
-        self.version
-    }
-
-    fn topology(&self) -> &Topology {
-        &self.topology
-    }
-
-    fn log_latency(&self) -> Duration {
-        // The echo workload logs in-process as the shadow arrives, within milliseconds.
-        Duration::from_secs(1)
-    }
-
-    async fn send(&self, call: &Call) -> Result<Reply, MeshError> {
-        let reply = self.page.send(call).await?;
-        if reply.status == 404 {
-            return Err(MeshError::Request {
-                tag: call.tag.clone(),
-                message: format!(
-                    "the ingress gateway answered 404 for GET /productpage: no gateway route matched it; its routes: {}",
-                    describe_routes(&self.gateway_routes)
-                ),
-            });
-        }
-        Ok(reply)
-    }
-
-    fn request_trail(&self, tag: &str) -> Option<String> {
-        // Bookinfo's workloads log every request with its tag and end-user.
-        let needle = format!("user-agent={tag} ");
-        let seen: Vec<String> = self
-            .workloads
-            .iter()
-            .filter(|(name, _)| !self.mirror.contains(name))
-            .flat_map(|(name, b)| {
-                b.log()
-                    .text()
-                    .lines()
-                    .filter(|l| l.contains(&needle))
-                    .map(|l| format!("{name}: {}", l.trim_end()))
-                    .collect::<Vec<_>>()
-            })
-            .collect();
-        (!seen.is_empty()).then(|| seen.join("; "))
-    }
-
-    fn mirror_records(&self) -> &MirrorRecords {
-        &self.records
-    }
-
-    async fn matched_route(&self, tag: &str, host: &str) -> Result<Option<String>, String> {
-        let log = self.artifacts.join("envoy-access.log");
-        crate::envoy::access_log::wait_for_route(&log, tag, host, self.log_latency())
-            .await
-            .map_err(|e| e.to_string())
-    }
-
-    async fn apply_virtual_service(&self, vs: &VirtualService) -> Result<(), MeshError> {
-        let name = vs.metadata.name.clone().unwrap_or_default();
-        let err = |message: String| MeshError::Apply {
-            name: name.clone(),
-            message,
-        };
-        // As on a cluster, a VirtualService the webhook denies is never applied.
-        validate_virtual_service(vs).map_err(|e| err(e.denial()))?;
-        let routes = {
-            let mut all = self
-                .virtual_services
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            match all.iter_mut().find(|v| v.metadata.name == vs.metadata.name) {
-                Some(existing) => *existing = vs.clone(),
-                None => all.push(vs.clone()),
-            }
-            let refs: Vec<&VirtualService> = all.iter().collect();
-            let version = self.config_version.fetch_add(1, Ordering::SeqCst) + 1;
-            let routes = config::route_configuration(&self.topology, &refs, &self.version, version)
-                .map_err(|e| err(e.to_string()))?;
-            write_json(
-                &self.applied_dir.join(format!("routes-v{version}.json")),
-                &routes,
-            )
-            .map_err(|e| err(e.to_string()))?;
-            routes
-        };
-        write_atomically(&self.routes_file, &routes).map_err(|e| err(e.to_string()))
-    }
-
-    async fn send_to_mirror(&self, tag: &str) -> Result<(), MeshError> {
-        let failed = |message: String| MeshError::Request {
-            tag: tag.to_owned(),
-            message,
-        };
-        let addr = self
-            .mirror
-            .iter()
-            .filter_map(|m| self.workloads.get(m))
-            .map(Workload::addr)
-            .next()
-            .ok_or_else(|| failed("no mirror workload runs".into()))?;
-        // Not through Envoy: the workload itself, as a request to its pod would be.
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .build()
-            .map_err(|e| failed(e.to_string()))?;
-        http.get(format!("http://{addr}/mirror-e2e/barrier"))
-            .header("user-agent", tag)
-            .send()
-            .await
-            .map_err(|e| failed(format!("straight to the mirror at {addr}: {e}")))?;
-        Ok(())
-    }
-
-    async fn set_mirror_running(&self, running: bool) -> Result<MirrorChange, MeshError> {
-        let outbound = self
-            .envoy
-            .listener(config::OUTBOUND_LISTENER)
-            .map_err(|e| MeshError::Mirror(e.to_string()))?;
-        for workload in self.mirror.iter().filter_map(|m| self.workloads.get(m)) {
-            match (workload, running) {
-                (Workload::Builtin(b), true) => b
-                    .restart()
-                    .await
-                    .map_err(|e| MeshError::Mirror(e.to_string()))?,
-                (Workload::Builtin(b), false) => b.stop(),
-                (Workload::Process(p), true) if !p.is_up() => p
-                    .start(outbound, self.patience)
-                    .await
-                    .map_err(|e| MeshError::Mirror(e.to_string()))?,
-                (Workload::Process(_), true) => {}
-                (Workload::Process(p), false) => p.stop().await,
-            }
-        }
-        let what = if running {
-            "the mirror's workload listening again on its address"
-        } else {
-            "the mirror's workload stopped: its address refuses connections"
-        };
-        Ok(MirrorChange {
-            what: what.into(),
-            waited: None,
-        })
-    }
 }

@@ -21,7 +21,7 @@ mod loaded;
 pub mod reduce;
 pub mod table;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,9 +30,9 @@ use kube::Client;
 use serde_json::{Value, json};
 
 use crate::cluster::install::install;
-use crate::cluster::node_agent::ads::{self, Identity, Istiod, Proxy};
-use crate::envoy::config::{self, Cluster, INGRESS_ROUTE_CONFIG_NAME, ROUTE_CONFIG_NAME};
-use crate::istio::VirtualService;
+use crate::cluster::node_agent::ads::{self, Istiod, Proxy, ProxyIdentity};
+use crate::envoy::config::{INGRESS_ROUTE_CONFIG_NAME, ROUTE_CONFIG_NAME};
+use crate::envoy::translation::{ProxyConfig, Translation};
 use crate::manifest::{Document, ManifestSet};
 use crate::topology::Topology;
 use crate::version::IstioVersion;
@@ -41,7 +41,7 @@ use istiod::{
 };
 
 pub use barrier::Barrier;
-pub use loaded::{Held, LoadedEnvoy, Translation};
+pub use loaded::{Held, LoadedEnvoy, Resources};
 pub use table::{Outcome, Row, VersionResult, merged_table, run_summary};
 
 /// The kinds of a variant that reach istiod or the translation; the rest (Deployments, the
@@ -352,13 +352,6 @@ async fn run_variant(
     Ok(outcome)
 }
 
-/// Local mode's translation of a variant, whole and reduced.
-struct Translated {
-    sidecar: Value,
-    gateway: Value,
-    clusters: Vec<Cluster>,
-}
-
 /// Translates the variant in `namespace`, its VirtualServices carrying the creation times
 /// the API server gave them (istiod orders competing ones by them).
 fn translate(
@@ -366,7 +359,7 @@ fn translate(
     namespace: &str,
     istio: &IstioVersion,
     created: &BTreeMap<String, k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
-) -> Result<Translated, String> {
+) -> Result<ProxyConfig, String> {
     let (mut topo, errors) = Topology::from_manifests(set);
     if let Some(e) = errors.first() {
         return Err(e.to_string());
@@ -376,40 +369,22 @@ fn translate(
         let name = vs.object.metadata.name.clone().unwrap_or_default();
         vs.object.metadata.creation_timestamp = created.get(&name).cloned();
     }
-    let vss: Vec<&VirtualService> = topo.virtual_services.iter().map(|t| &t.object).collect();
-    let sidecar = config::route_configuration(&topo, &vss, istio, 1).map_err(|e| e.to_string())?;
-    let gateway =
-        config::gateway_route_configuration(&topo, &vss, istio).map_err(|e| e.to_string())?;
-    let clusters = config::outbound_clusters(&topo)
-        .iter()
-        .map(|d| Cluster {
-            name: config::cluster_name(&topo, d),
-            endpoints: Vec::new(),
-        })
-        .collect();
-    Ok(Translated {
-        sidecar,
-        gateway,
-        clusters,
-    })
+    // No endpoints: parity compares routes and which clusters exist, not addresses.
+    Translation::of(&topo, istio)
+        .proxy_config(1, |_| Vec::new())
+        .map_err(|e| e.to_string())
 }
 
 /// Loads the translation into Envoy, connects the two proxies to istiod and compares.
 async fn compare(
     variant: &Variant,
     namespace: &str,
-    translated: &Translated,
+    translated: &ProxyConfig,
     opts: &ParityOptions,
     loaded: &mut LoadedEnvoy,
 ) -> Result<Outcome, ParityError> {
     let mut differences = Vec::new();
-    let load = loaded
-        .load(&loaded::Translation {
-            clusters: &translated.clusters,
-            routes: &translated.sidecar,
-            gateway_routes: &translated.gateway,
-        })
-        .await;
+    let load = loaded.load(&Resources::from(translated)).await;
     // Compared as Envoy holds it, as istiod's is; what Envoy rejected, as written.
     let held = match load {
         Ok(held) => Some(held),
@@ -418,12 +393,7 @@ async fn compare(
             None
         }
     };
-    let proxy_error = |source| ParityError::Proxy {
-        variant: variant.name.clone(),
-        source: Box::new(source),
-    };
-    let dir = opts.dir.join(&variant.name);
-    let identity = Identity::capture_sidecar(
+    let identity = ProxyIdentity::capture_sidecar(
         "10.244.255.1",
         "productpage-v1-parity",
         namespace,
@@ -436,84 +406,119 @@ async fn compare(
     let (sidecar, gateway) = match &held {
         Some(held) => (&held.routes, &held.gateway_routes),
         None => (
-            &translated.sidecar["resources"][0],
-            &translated.gateway["resources"][0],
+            &translated.routes["resources"][0],
+            &translated.gateway_routes["resources"][0],
         ),
     };
     let proxies = [
         (identity, ROUTE_CONFIG_NAME, sidecar),
         (
-            Identity::gateway("10.250.0.1"),
+            ProxyIdentity::gateway("10.250.0.1"),
             INGRESS_ROUTE_CONFIG_NAME,
             gateway,
         ),
     ];
-    let version = opts.istio.to_string();
     for (identity, route_config, local) in proxies {
-        let kind = identity.kind;
-        let local = reduce::reduce(local);
-        let proxy = Proxy::start(
-            &opts.envoy,
-            &dir.join(kind),
+        let seen = ProxySeen {
             identity,
-            &opts.istiod,
-            &version,
-            opts.patience,
-        )
-        .await
-        .map_err(proxy_error)?;
-        let seen = istiod_config(
-            &proxy,
             route_config,
-            local.as_array().is_some_and(Vec::is_empty),
-            opts,
-        )
-        .await;
-        // istiod's own words, unreduced, for whoever reads a difference.
-        if let Ok(raw) = proxy.envoy.admin_text("/config_dump").await {
-            let _ = std::fs::create_dir_all(&dir);
-            let _ = std::fs::write(dir.join(format!("{kind}-config_dump.json")), raw);
-        }
-        let accepted = proxy.check_accepted(&opts.istiod).await;
-        proxy.envoy.stop().await;
-        accepted.map_err(proxy_error)?;
-        let (routes, clusters) = seen.map_err(|message| ParityError::Wait {
-            variant: variant.name.clone(),
-            message,
-        })?;
-        let _ = std::fs::write(
-            dir.join(format!("{kind}-{route_config}.json")),
-            serde_json::to_string_pretty(&json!({"istiod": routes, "local": local}))
-                .unwrap_or_default(),
-        );
-        differences.extend(
-            reduce::diff(&local, &routes)
-                .into_iter()
-                .map(|d| format!("{route_config}: {d}")),
-        );
-        let mut clusters =
-            reduce::namespace_clusters(clusters.iter().map(String::as_str), namespace);
-        let mut local_clusters = local_clusters.clone();
-        if kind == "sidecar" {
-            // The node agent's capture `Sidecar` (`ads::sidecar`) imports the namespace's
-            // Services on port 9080 only, so istiod gives this sidecar no other port's
-            // clusters; a sidecar without one (kind, local mode) has every port's. The
-            // gateway, which no Sidecar scopes, is compared on every port.
-            let on_port = |c: &String| c.starts_with("outbound|9080|");
-            clusters.retain(on_port);
-            local_clusters.retain(on_port);
-        }
-        differences.extend(
-            reduce::diff_clusters(&local_clusters, &clusters)
-                .into_iter()
-                .map(|d| format!("{kind} CDS: {d}")),
-        );
+            local,
+        };
+        differences.extend(compare_proxy(variant, namespace, seen, &local_clusters, opts).await?);
     }
     Ok(if differences.is_empty() {
         Outcome::Same
     } else {
         Outcome::Differs(differences)
     })
+}
+
+/// One proxy of a variant, as local mode configured it.
+struct ProxySeen<'a> {
+    identity: ProxyIdentity,
+    route_config: &'static str,
+    local: &'a Value,
+}
+
+/// Connects one proxy to istiod and compares what istiod gave it with local mode's
+/// translation: its routes, and its clusters of the variant's namespace.
+async fn compare_proxy(
+    variant: &Variant,
+    namespace: &str,
+    seen_locally: ProxySeen<'_>,
+    local_clusters: &BTreeSet<String>,
+    opts: &ParityOptions,
+) -> Result<Vec<String>, ParityError> {
+    let ProxySeen {
+        identity,
+        route_config,
+        local,
+    } = seen_locally;
+    let proxy_error = |source| ParityError::Proxy {
+        variant: variant.name.clone(),
+        source: Box::new(source),
+    };
+    let dir = opts.dir.join(&variant.name);
+    let version = opts.istio.to_string();
+    let mut differences = Vec::new();
+    let kind = identity.kind;
+    let local = reduce::reduce(local);
+    let proxy = Proxy::start(
+        &opts.envoy,
+        &dir.join(kind),
+        identity,
+        &opts.istiod,
+        &version,
+        opts.patience,
+    )
+    .await
+    .map_err(proxy_error)?;
+    let seen = istiod_config(
+        &proxy,
+        route_config,
+        local.as_array().is_some_and(Vec::is_empty),
+        opts,
+    )
+    .await;
+    // istiod's own words, unreduced, for whoever reads a difference.
+    if let Ok(raw) = proxy.envoy.admin_text("/config_dump").await {
+        let _ = std::fs::create_dir_all(&dir);
+        let _ = std::fs::write(dir.join(format!("{kind}-config_dump.json")), raw);
+    }
+    let accepted = proxy.check_accepted(&opts.istiod).await;
+    proxy.envoy.stop().await;
+    accepted.map_err(proxy_error)?;
+    let (routes, clusters) = seen.map_err(|message| ParityError::Wait {
+        variant: variant.name.clone(),
+        message,
+    })?;
+    let _ = std::fs::write(
+        dir.join(format!("{kind}-{route_config}.json")),
+        serde_json::to_string_pretty(&json!({"istiod": routes, "local": local}))
+            .unwrap_or_default(),
+    );
+    differences.extend(
+        reduce::diff(&local, &routes)
+            .into_iter()
+            .map(|d| format!("{route_config}: {d}")),
+    );
+    let mut clusters = reduce::namespace_clusters(clusters.iter().map(String::as_str), namespace);
+    let mut local_clusters = local_clusters.clone();
+    if kind == "sidecar" {
+        // The node agent's capture `Sidecar` (`ads::sidecar`) imports the namespace's
+        // Services on port 9080 only, so istiod gives this sidecar no other port's
+        // clusters; a sidecar without one (kind, local mode) has every port's. The
+        // gateway, which no Sidecar scopes, is compared on every port.
+        let on_port = |c: &String| c.starts_with("outbound|9080|");
+        clusters.retain(on_port);
+        local_clusters.retain(on_port);
+    }
+    differences.extend(
+        reduce::diff_clusters(&local_clusters, &clusters)
+            .into_iter()
+            .map(|d| format!("{kind} CDS: {d}")),
+    );
+    Ok(differences)
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use e2e::envoy::config::{self, Cluster};
 use e2e::envoy::process::{ENVOY_BIN_ENV, HOW_TO_GET_ENVOY};
 use e2e::istio::VirtualService;
 use e2e::manifest::ManifestSet;
-use e2e::parity::{LoadedEnvoy, Translation};
+use e2e::parity::{LoadedEnvoy, Resources};
 use e2e::topology::Topology;
 
 fn envoy() -> PathBuf {
@@ -41,7 +41,7 @@ async fn the_shipped_translation_loads_and_a_duplicate_domain_is_reported() {
     let mut envoy = LoadedEnvoy::start(&envoy(), dir.path().to_owned(), Duration::from_secs(20))
         .await
         .expect("Envoy starts");
-    let translation = Translation {
+    let translation = Resources {
         clusters: &clusters,
         routes: &routes,
         gateway_routes: &gateway,
@@ -55,7 +55,7 @@ async fn the_shipped_translation_loads_and_a_duplicate_domain_is_reported() {
     let mut copy = hosts[0].clone();
     copy["name"] = "copy:9080".into();
     hosts.push(copy);
-    let rejected = Translation {
+    let rejected = Resources {
         routes: &twice,
         ..translation
     };
@@ -231,7 +231,7 @@ async fn every_parity_variant_is_admitted_translated_and_loaded() {
                 endpoints: Vec::new(),
             })
             .collect();
-        let translation = Translation {
+        let translation = Resources {
             clusters: &clusters,
             routes: &routes,
             gateway_routes: &gateway,

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use e2e::cluster::{
-    ClusterOptions, ClusterScoped, CreatedObjects, Istiod, Proxies, installed_istio,
+    ClusterOptions, ClusterScoped, CreatedObjects, InstalledIstiod, Proxies, installed_istio,
 };
 use e2e::envoy::process::HOW_TO_GET_ENVOY;
 use e2e::exit::Exit;
@@ -223,7 +223,7 @@ pub(crate) fn cluster(args: ClusterArgs) -> ExitCode {
 fn connect(
     runtime: &tokio::runtime::Runtime,
     args: &ClusterArgs,
-) -> Result<(kube::Client, Istiod, String), ExitCode> {
+) -> Result<(kube::Client, InstalledIstiod, String), ExitCode> {
     let context = format!(
         "kubeconfig {}, context {}",
         args.target
@@ -254,7 +254,7 @@ fn connect(
 /// patience, the mirror, its id and its artifacts.
 struct RunSite {
     host: String,
-    istiod: Istiod,
+    istiod: InstalledIstiod,
     patience: Duration,
     mirror: String,
     run_id: String,

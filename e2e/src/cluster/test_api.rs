@@ -19,18 +19,18 @@ use tokio::sync::mpsc;
 use tower_test::mock::{self, Handle, SendResponse};
 
 /// What the scripted server answers with: a whole body, or one fed while it stays open.
-type Reply = UnsyncBoxBody<Bytes, Infallible>;
+type ResponseBody = UnsyncBoxBody<Bytes, Infallible>;
 
 /// The test's side of the mock transport.
 pub struct ApiServer {
-    handle: Handle<Request<Body>, Response<Reply>>,
+    handle: Handle<Request<Body>, Response<ResponseBody>>,
     pending: Option<Responder>,
 }
 
 /// The answer to one request, to give now or to hold (a watch or a follow stream that
 /// stays open).
 pub struct Responder {
-    send: SendResponse<Response<Reply>>,
+    send: SendResponse<Response<ResponseBody>>,
     /// Whether the request was a watch.
     pub is_watch: bool,
 }
@@ -92,7 +92,7 @@ impl OpenStream {
 impl ApiServer {
     /// A client and the server that answers it.
     pub fn start() -> (Client, ApiServer) {
-        let (service, handle) = mock::pair::<Request<Body>, Response<Reply>>();
+        let (service, handle) = mock::pair::<Request<Body>, Response<ResponseBody>>();
         (
             Client::new(service, "default"),
             ApiServer {

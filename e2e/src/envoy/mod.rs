@@ -1,12 +1,9 @@
-//! Envoy: the configuration istiod would give a sidecar and the ingress gateway, and the
-//! process that runs it.
+//! Envoy: the process that runs the configuration, and its access log. The configuration
+//! itself is the model's (`mirror_e2e_model::envoy`), re-exported here.
 
 pub mod access_log;
-pub mod config;
-pub mod gateway;
-pub mod headers;
-pub mod matches;
-pub mod mirrors;
-pub mod policies;
 pub mod process;
-pub mod routes;
+
+pub use mirror_e2e_model::envoy::{
+    config, gateway, headers, matches, mirrors, policies, routes, translation,
+};

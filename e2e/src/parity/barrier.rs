@@ -15,7 +15,7 @@ use kube::Client;
 use serde_json::{Value, json};
 
 use crate::cluster::install::install;
-use crate::cluster::node_agent::ads::{self, Identity, Istiod, Proxy};
+use crate::cluster::node_agent::ads::{self, Istiod, Proxy, ProxyIdentity};
 use crate::manifest::{Document, ManifestSet};
 use crate::wait::poll_until;
 
@@ -41,7 +41,7 @@ impl Barrier {
         dir: PathBuf,
         patience: Duration,
     ) -> Result<Barrier, String> {
-        let identity = Identity::capture_sidecar(
+        let identity = ProxyIdentity::capture_sidecar(
             "10.244.255.2",
             "parity-sentinel",
             namespace,

@@ -58,11 +58,11 @@ pub struct Case {
     /// Services (`v1`, selector `app: <name>`).
     pub services: Vec<Service>,
     /// DestinationRules.
-    pub destination_rules: Vec<DestinationRule>,
+    pub destination_rules: Vec<CaseDestinationRule>,
     /// Gateways (selector `istio: ingressgateway`).
-    pub gateways: Vec<Gateway>,
+    pub gateways: Vec<CaseGateway>,
     /// VirtualServices.
-    pub virtual_services: Vec<VirtualService>,
+    pub virtual_services: Vec<CaseVirtualService>,
 }
 
 /// A Kubernetes Service.
@@ -89,7 +89,7 @@ pub enum Host {
 
 /// A DestinationRule with subsets labelled `version: <subset>`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct DestinationRule {
+pub struct CaseDestinationRule {
     /// Its name.
     pub name: String,
     /// The host it applies to.
@@ -100,23 +100,23 @@ pub struct DestinationRule {
 
 /// A Gateway of the ingress gateway (`istio: ingressgateway`).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Gateway {
+pub struct CaseGateway {
     /// Its name.
     pub name: String,
     /// Its servers, all on [`GATEWAY_PORT`] over HTTP.
-    pub servers: Vec<GatewayServer>,
+    pub servers: Vec<CaseGatewayServer>,
 }
 
 /// One Gateway server.
 #[derive(Debug, Clone, PartialEq)]
-pub struct GatewayServer {
+pub struct CaseGatewayServer {
     /// Admitted hosts, as written (from [`GATEWAY_HOSTS`]: wildcards, `ns/host`, `./host`).
     pub hosts: Vec<String>,
 }
 
 /// A VirtualService.
 #[derive(Debug, Clone, PartialEq)]
-pub struct VirtualService {
+pub struct CaseVirtualService {
     /// Its name.
     pub name: String,
     /// `hosts`.
@@ -137,7 +137,7 @@ pub struct Route {
     /// `route`: weighted destinations.
     pub route: Vec<WeightedDestination>,
     /// `mirror`.
-    pub mirror: Option<Destination>,
+    pub mirror: Option<CaseDestination>,
     /// `mirrorPercentage`.
     pub mirror_percentage: Option<Percentage>,
     /// `mirrors`.
@@ -159,16 +159,16 @@ pub enum Percentage {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Match {
     /// `uri`.
-    pub uri: Option<StringMatch>,
+    pub uri: Option<CaseStringMatch>,
     /// `headers`, by (distinct, lowercase) name.
-    pub headers: Vec<(String, StringMatch)>,
+    pub headers: Vec<(String, CaseStringMatch)>,
     /// `method`, `authority`, `scheme`, `queryParams`.
     pub request: RequestMatch,
 }
 
 /// A string match.
 #[derive(Debug, Clone, PartialEq)]
-pub enum StringMatch {
+pub enum CaseStringMatch {
     /// `{exact: ...}`.
     Exact(String),
     /// `{prefix: ...}`.
@@ -181,14 +181,14 @@ pub enum StringMatch {
 #[derive(Debug, Clone, PartialEq)]
 pub struct WeightedDestination {
     /// `destination`.
-    pub destination: Destination,
+    pub destination: CaseDestination,
     /// `weight`.
     pub weight: Option<u32>,
 }
 
 /// A destination: host, subset, port.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Destination {
+pub struct CaseDestination {
     /// `host`.
     pub host: Host,
     /// `subset`.
@@ -201,7 +201,7 @@ pub struct Destination {
 #[derive(Debug, Clone, PartialEq)]
 pub struct MirrorEntry {
     /// `destination`.
-    pub destination: Destination,
+    pub destination: CaseDestination,
     /// `percentage`.
     pub percentage: Option<Percentage>,
 }

@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use crate::envoy::config::{self, BootstrapPaths, Cluster};
 use crate::envoy::process::Envoy;
+use crate::envoy::translation::ProxyConfig;
 use crate::wait::poll_until;
 
 /// One Envoy for the whole parity run, configured from files.
@@ -21,15 +22,26 @@ pub struct LoadedEnvoy {
     patience: Duration,
 }
 
-/// What one variant's translation is, as Envoy takes it.
+/// The xDS resources one Envoy is given: a variant's translation, or (in tests) one
+/// changed to be rejected.
 #[derive(Clone, Copy)]
-pub struct Translation<'a> {
+pub struct Resources<'a> {
     /// The clusters (their endpoints do not matter here: none).
     pub clusters: &'a [Cluster],
     /// The sidecar's RDS response.
     pub routes: &'a Value,
     /// The gateway's RDS response.
     pub gateway_routes: &'a Value,
+}
+
+impl<'a> From<&'a ProxyConfig> for Resources<'a> {
+    fn from(config: &'a ProxyConfig) -> Self {
+        Self {
+            clusters: &config.clusters,
+            routes: &config.routes,
+            gateway_routes: &config.gateway_routes,
+        }
+    }
 }
 
 impl LoadedEnvoy {
@@ -41,7 +53,7 @@ impl LoadedEnvoy {
         patience: Duration,
     ) -> Result<LoadedEnvoy, String> {
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let paths = Files::in_dir(&dir);
+        let paths = LoadedFiles::in_dir(&dir);
         config::write_watched(&paths.cds, &config::cds_file(&[], 0)).map_err(|e| e.to_string())?;
         let empty = |name| serde_json::json!({"version_info": "0", "resources": [{"@type": "type.googleapis.com/envoy.config.route.v3.RouteConfiguration", "name": name}]});
         config::write_watched(&paths.routes, &empty(config::ROUTE_CONFIG_NAME))
@@ -79,10 +91,10 @@ impl LoadedEnvoy {
     /// RouteConfigurations as Envoy holds them (its `/config_dump`, the form istiod's routes
     /// are read in too); `Err` says what Envoy rejected (its counters and the last lines of
     /// its log).
-    pub async fn load(&mut self, t: &Translation<'_>) -> Result<Held, String> {
+    pub async fn load(&mut self, t: &Resources<'_>) -> Result<Held, String> {
         self.version += 1;
         let version = self.version;
-        let paths = Files::in_dir(&self.dir);
+        let paths = LoadedFiles::in_dir(&self.dir);
         let with_version = |mut v: Value| {
             v["version_info"] = version.to_string().into();
             v
@@ -174,15 +186,15 @@ pub struct Held {
 }
 
 /// The watched files in the run's directory.
-struct Files {
+struct LoadedFiles {
     cds: PathBuf,
     routes: PathBuf,
     gateway_routes: PathBuf,
 }
 
-impl Files {
-    fn in_dir(dir: &std::path::Path) -> Files {
-        Files {
+impl LoadedFiles {
+    fn in_dir(dir: &std::path::Path) -> LoadedFiles {
+        LoadedFiles {
             cds: dir.join("clusters.json"),
             routes: dir.join("routes.json"),
             gateway_routes: dir.join("gateway-routes.json"),

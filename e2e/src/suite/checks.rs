@@ -6,12 +6,9 @@
 use std::time::Duration;
 
 use super::Suite;
-use super::traffic::lock;
+use super::traffic::{BATCH, lock};
 use crate::mesh::{Identity, Mesh};
 use crate::retry::{RetryError, Stable};
-
-/// Requests per batch of the routing and mirror checks.
-pub(super) const BATCH: usize = 10;
 
 /// Requests per attempt of an exact routing check ("every request to v1"). Its three
 /// passes in a row see 75 requests, so a mesh that leaks 10% elsewhere passes them with

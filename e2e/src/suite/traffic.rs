@@ -7,11 +7,13 @@ use futures_util::{StreamExt, TryStreamExt};
 use tokio::time::Instant;
 
 use super::Suite;
-use super::checks::BATCH;
 use crate::istio::VirtualService;
 use crate::mesh::{Call, Identity, Mesh, Reply};
 use crate::mirror_log::Observed;
 use crate::retry::{Attempt, RetryError, Stable, until_stable};
+
+/// Requests per batch of the routing and mirror checks.
+pub(super) const BATCH: usize = 10;
 
 /// How often a retrying check says so, at most.
 const RETRY_NOTICE: Duration = Duration::from_secs(2);

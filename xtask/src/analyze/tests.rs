@@ -214,11 +214,11 @@ fn each_code_maps_to_lints_rule_or_a_reason() {
         let m = message(code, text, "VirtualService default/reviews");
         assert_eq!(coverage(&m), expected, "{code} {text}");
     }
-    // Every rule named is one of lint's (e2e/src/lint/).
+    // Every rule named is one of lint's (e2e/model/src/lint/).
     let lint_source: String = ["mod.rs", "routing.rs", "workloads.rs", "precedence.rs"]
         .iter()
         .map(|f| {
-            std::fs::read_to_string(paths::project_root().join("e2e/src/lint").join(f))
+            std::fs::read_to_string(paths::project_root().join("e2e/model/src/lint").join(f))
                 .expect("lint source")
         })
         .collect();

@@ -265,7 +265,7 @@ pub async fn await_synced(
 
 /// Who a proxy is to istiod.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Identity {
+pub struct ProxyIdentity {
     /// `sidecar` or `router`.
     pub kind: &'static str,
     /// The pod's address (the node's, for the gateway).
@@ -282,11 +282,11 @@ pub struct Identity {
     pub service_account: String,
 }
 
-impl Identity {
+impl ProxyIdentity {
     /// A pod the capture `Sidecar` applies to (labelled `app: productpage`), as parity's
     /// proxies are: no pod of the API stands behind them.
-    pub fn capture_sidecar(ip: &str, pod: &str, namespace: &str, workload: &str) -> Identity {
-        Identity {
+    pub fn capture_sidecar(ip: &str, pod: &str, namespace: &str, workload: &str) -> ProxyIdentity {
+        ProxyIdentity {
             kind: "sidecar",
             ip: ip.to_owned(),
             pod: pod.to_owned(),
@@ -301,8 +301,8 @@ impl Identity {
     }
 
     /// The ingress gateway on the node's address, as istio-ingressgateway's pod would be.
-    pub fn gateway(node_ip: &str) -> Identity {
-        Identity {
+    pub fn gateway(node_ip: &str) -> ProxyIdentity {
+        ProxyIdentity {
             kind: "router",
             ip: node_ip.to_owned(),
             pod: "istio-ingressgateway-kwok".into(),
@@ -431,7 +431,7 @@ pub fn plaintext_inbound(namespace: &str) -> Value {
 /// One proxy: its identity and its Envoy.
 pub struct Proxy {
     /// Who it is to istiod.
-    pub identity: Identity,
+    pub identity: ProxyIdentity,
     /// Its Envoy.
     pub envoy: Envoy,
     /// Envoy's log.
@@ -444,7 +444,7 @@ impl Proxy {
     pub async fn start(
         envoy: &Path,
         dir: &Path,
-        identity: Identity,
+        identity: ProxyIdentity,
         istiod: &Istiod,
         istio_version: &str,
         patience: Duration,
@@ -571,7 +571,7 @@ async fn fetch(url: &str) -> Result<String, String> {
 }
 
 /// What istiod's `/debug/syncz` says of the proxy (or why it could not be asked).
-async fn syncz(istiod: &Istiod, identity: &Identity) -> String {
+async fn syncz(istiod: &Istiod, identity: &ProxyIdentity) -> String {
     let url = format!("http://{}/debug/syncz", istiod.debug);
     let body = match fetch(&url).await {
         Ok(body) => body,

@@ -36,12 +36,12 @@ impl Gen {
 
     pub(super) fn case(&mut self) -> Case {
         let gateway_count = self.pick(&[(35, 0), (50, 1), (15, 2)]);
-        let gateways: Vec<Gateway> = ["gateway-a", "gateway-b"][..gateway_count]
+        let gateways: Vec<CaseGateway> = ["gateway-a", "gateway-b"][..gateway_count]
             .iter()
             .map(|name| self.gateway(name))
             .collect();
         let vs_count = self.pick(&[(65, 1), (25, 2), (10, 3)]);
-        let mut virtual_services: Vec<VirtualService> = Vec::new();
+        let mut virtual_services: Vec<CaseVirtualService> = Vec::new();
         for i in 0..vs_count {
             let vs = self.virtual_service(i, &gateways, virtual_services.first());
             virtual_services.push(vs);
@@ -56,7 +56,7 @@ impl Gen {
         }
     }
 
-    pub(super) fn gateway(&mut self, name: &str) -> Gateway {
+    pub(super) fn gateway(&mut self, name: &str) -> CaseGateway {
         let server_count = self.pick(&[(90, 1), (10, 2)]);
         let mut taken: Vec<String> = Vec::new();
         let mut servers = Vec::new();
@@ -77,10 +77,10 @@ impl Gen {
                 }
             }
             if !hosts.is_empty() {
-                servers.push(GatewayServer { hosts });
+                servers.push(CaseGatewayServer { hosts });
             }
         }
-        Gateway {
+        CaseGateway {
             name: name.to_owned(),
             servers,
         }
@@ -98,9 +98,9 @@ impl Gen {
     pub(super) fn virtual_service(
         &mut self,
         index: usize,
-        gateways: &[Gateway],
-        first: Option<&VirtualService>,
-    ) -> VirtualService {
+        gateways: &[CaseGateway],
+        first: Option<&CaseVirtualService>,
+    ) -> CaseVirtualService {
         let mut bound = Vec::new();
         if !gateways.is_empty() {
             let gateway = gateways[self.rng.usize(..gateways.len())].name.clone();
@@ -148,7 +148,7 @@ impl Gen {
         let http = (0..route_count)
             .map(|r| self.route(r, r + 1 == route_count, &main))
             .collect();
-        VirtualService {
+        CaseVirtualService {
             name: format!("vs-{index}"),
             hosts,
             gateways: bound,
@@ -198,7 +198,7 @@ impl Gen {
                     (1, Some(9999)),
                 ]);
                 WeightedDestination {
-                    destination: Destination {
+                    destination: CaseDestination {
                         host: self.host_of(&host),
                         subset,
                         port,
@@ -277,8 +277,8 @@ impl Gen {
         Percentage::Value(PERCENTAGES[self.rng.usize(..PERCENTAGES.len())])
     }
 
-    pub(super) fn mirror_destination(&mut self, service: &str) -> Destination {
-        Destination {
+    pub(super) fn mirror_destination(&mut self, service: &str) -> CaseDestination {
+        CaseDestination {
             host: self.host_of(service),
             subset: self.chance(0.1).then(|| "v1".to_owned()),
             port: self.chance(0.1).then_some(9080),
@@ -288,9 +288,9 @@ impl Gen {
     pub(super) fn match_entry(&mut self) -> Match {
         let uri = self.chance(0.5).then(|| {
             self.pick(&[
-                (30, StringMatch::Exact("/reviews/0".to_owned())),
-                (50, StringMatch::Prefix("/api".to_owned())),
-                (20, StringMatch::Regex("/reviews/[0-9]+".to_owned())),
+                (30, CaseStringMatch::Exact("/reviews/0".to_owned())),
+                (50, CaseStringMatch::Prefix("/api".to_owned())),
+                (20, CaseStringMatch::Regex("/reviews/[0-9]+".to_owned())),
             ])
         });
         let request = self.request_match();
@@ -300,9 +300,9 @@ impl Gen {
             .iter()
             .map(|name| {
                 let m = self.pick(&[
-                    (50, StringMatch::Exact("tester".to_owned())),
-                    (30, StringMatch::Prefix("test".to_owned())),
-                    (20, StringMatch::Regex("^(tester|admin)$".to_owned())),
+                    (50, CaseStringMatch::Exact("tester".to_owned())),
+                    (30, CaseStringMatch::Prefix("test".to_owned())),
+                    (20, CaseStringMatch::Regex("^(tester|admin)$".to_owned())),
                 ]);
                 ((*name).to_owned(), m)
             })
@@ -314,7 +314,10 @@ impl Gen {
         }
     }
 
-    pub(super) fn destination_rules(&mut self, vss: &[VirtualService]) -> Vec<DestinationRule> {
+    pub(super) fn destination_rules(
+        &mut self,
+        vss: &[CaseVirtualService],
+    ) -> Vec<CaseDestinationRule> {
         let with_subsets: Vec<&str> = vss
             .iter()
             .flat_map(|vs| &vs.http)
@@ -335,7 +338,7 @@ impl Gen {
                 } else {
                     vec!["v1".to_owned()]
                 };
-                out.push(DestinationRule {
+                out.push(CaseDestinationRule {
                     name: service.to_owned(),
                     host: self.host_of(service),
                     subsets,
@@ -347,8 +350,8 @@ impl Gen {
 
     pub(super) fn services(
         &mut self,
-        vss: &[VirtualService],
-        drs: &[DestinationRule],
+        vss: &[CaseVirtualService],
+        drs: &[CaseDestinationRule],
     ) -> Vec<Service> {
         let mut named: Vec<&str> = drs.iter().filter_map(|dr| dr.host.service()).collect();
         for vs in vss {

@@ -55,7 +55,7 @@ pub enum Abort {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Cors {
     /// `allowOrigins`.
-    pub origins: Vec<StringMatch>,
+    pub origins: Vec<CaseStringMatch>,
     /// `allowMethods`.
     pub methods: Vec<String>,
     /// `maxAge`.
@@ -77,13 +77,13 @@ pub struct Rewrite {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RequestMatch {
     /// `method`.
-    pub method: Option<StringMatch>,
+    pub method: Option<CaseStringMatch>,
     /// `authority`.
-    pub authority: Option<StringMatch>,
+    pub authority: Option<CaseStringMatch>,
     /// `scheme`.
-    pub scheme: Option<StringMatch>,
+    pub scheme: Option<CaseStringMatch>,
     /// `queryParams`, by distinct name.
-    pub query_params: Vec<(String, StringMatch)>,
+    pub query_params: Vec<(String, CaseStringMatch)>,
 }
 
 impl RequestMatch {
@@ -105,87 +105,9 @@ impl Gen {
             self.pick(&[(40, "1.5s"), (30, "500ms"), (20, "10s"), (10, "2m")])
                 .to_owned()
         });
-        let retries = self.chance(0.15).then(|| {
-            let attempts = self.pick(&[(15, 0), (35, 1), (35, 3), (15, 5)]);
-            if attempts == 0 {
-                return Retries {
-                    attempts,
-                    per_try_timeout: None,
-                    retry_on: None,
-                };
-            }
-            Retries {
-                attempts,
-                per_try_timeout: self
-                    .chance(0.5)
-                    .then(|| self.pick(&[(60, "250ms"), (40, "2s")]).to_owned()),
-                retry_on: self.chance(0.5).then(|| {
-                    self.pick(&[
-                        (40, "5xx"),
-                        (30, "gateway-error,connect-failure,refused-stream"),
-                        (20, "connect-failure,503"),
-                        (10, "503,504"),
-                    ])
-                    .to_owned()
-                }),
-            }
-        });
-        let fault = self.chance(0.1).then(|| {
-            let share = |g: &mut Gen| {
-                g.chance(0.8)
-                    .then(|| FAULT_SHARES[g.rng.usize(..FAULT_SHARES.len())])
-            };
-            let (delay, abort) = match self.pick(&[(40, 0), (40, 1), (20, 2)]) {
-                0 => (true, false),
-                1 => (false, true),
-                _ => (true, true),
-            };
-            Fault {
-                delay: delay.then(|| {
-                    let d = self.pick(&[(60, "2s"), (40, "100ms")]).to_owned();
-                    (d, share(self))
-                }),
-                abort: abort.then(|| {
-                    let a = if self.chance(0.8) {
-                        Abort::Http(self.pick(&[(60, 503), (30, 500), (10, 418)]))
-                    } else {
-                        Abort::Grpc(
-                            self.pick(&[(60, "UNAVAILABLE"), (40, "NOT_FOUND")])
-                                .to_owned(),
-                        )
-                    };
-                    (a, share(self))
-                }),
-            }
-        });
-        let cors = self.chance(0.08).then(|| {
-            let count = self.pick(&[(60, 1), (40, 2)]);
-            let origins = (0..count)
-                .map(|_| {
-                    self.pick(&[
-                        (
-                            50,
-                            StringMatch::Exact("https://bookinfo.example.com".to_owned()),
-                        ),
-                        (30, StringMatch::Prefix("https://shop.".to_owned())),
-                        (
-                            20,
-                            StringMatch::Regex("https://.*\\.example\\.org".to_owned()),
-                        ),
-                    ])
-                })
-                .collect();
-            Cors {
-                origins,
-                methods: if self.chance(0.6) {
-                    vec!["GET".to_owned(), "POST".to_owned()]
-                } else {
-                    Vec::new()
-                },
-                max_age: self.chance(0.4).then(|| "24h".to_owned()),
-                credentials: self.chance(0.4).then(|| self.chance(0.5)),
-            }
-        });
+        let retries = self.chance(0.15).then(|| self.retries());
+        let fault = self.chance(0.1).then(|| self.fault());
+        let cors = self.chance(0.08).then(|| self.cors());
         let rewrite = self.chance(0.1).then(|| {
             let (uri, authority) = match self.pick(&[(45, 0), (35, 1), (20, 2)]) {
                 0 => (true, false),
@@ -206,30 +128,118 @@ impl Gen {
         }
     }
 
+    /// A retry policy: its attempts (0 removes it), sometimes a per-try timeout and
+    /// retry conditions.
+    fn retries(&mut self) -> Retries {
+        let attempts = self.pick(&[(15, 0), (35, 1), (35, 3), (15, 5)]);
+        if attempts == 0 {
+            return Retries {
+                attempts,
+                per_try_timeout: None,
+                retry_on: None,
+            };
+        }
+        Retries {
+            attempts,
+            per_try_timeout: self
+                .chance(0.5)
+                .then(|| self.pick(&[(60, "250ms"), (40, "2s")]).to_owned()),
+            retry_on: self.chance(0.5).then(|| {
+                self.pick(&[
+                    (40, "5xx"),
+                    (30, "gateway-error,connect-failure,refused-stream"),
+                    (20, "connect-failure,503"),
+                    (10, "503,504"),
+                ])
+                .to_owned()
+            }),
+        }
+    }
+
+    /// A fault: a delay, an abort (HTTP or gRPC) or both, each sometimes on a share.
+    fn fault(&mut self) -> Fault {
+        let share = |g: &mut Gen| {
+            g.chance(0.8)
+                .then(|| FAULT_SHARES[g.rng.usize(..FAULT_SHARES.len())])
+        };
+        let (delay, abort) = match self.pick(&[(40, 0), (40, 1), (20, 2)]) {
+            0 => (true, false),
+            1 => (false, true),
+            _ => (true, true),
+        };
+        Fault {
+            delay: delay.then(|| {
+                let d = self.pick(&[(60, "2s"), (40, "100ms")]).to_owned();
+                (d, share(self))
+            }),
+            abort: abort.then(|| {
+                let a = if self.chance(0.8) {
+                    Abort::Http(self.pick(&[(60, 503), (30, 500), (10, 418)]))
+                } else {
+                    Abort::Grpc(
+                        self.pick(&[(60, "UNAVAILABLE"), (40, "NOT_FOUND")])
+                            .to_owned(),
+                    )
+                };
+                (a, share(self))
+            }),
+        }
+    }
+
+    /// A CORS policy: one or two origins, sometimes methods, max age and credentials.
+    fn cors(&mut self) -> Cors {
+        let count = self.pick(&[(60, 1), (40, 2)]);
+        let origins = (0..count)
+            .map(|_| {
+                self.pick(&[
+                    (
+                        50,
+                        CaseStringMatch::Exact("https://bookinfo.example.com".to_owned()),
+                    ),
+                    (30, CaseStringMatch::Prefix("https://shop.".to_owned())),
+                    (
+                        20,
+                        CaseStringMatch::Regex("https://.*\\.example\\.org".to_owned()),
+                    ),
+                ])
+            })
+            .collect();
+        Cors {
+            origins,
+            methods: if self.chance(0.6) {
+                vec!["GET".to_owned(), "POST".to_owned()]
+            } else {
+                Vec::new()
+            },
+            max_age: self.chance(0.4).then(|| "24h".to_owned()),
+            credentials: self.chance(0.4).then(|| self.chance(0.5)),
+        }
+    }
+
     pub(super) fn request_match(&mut self) -> RequestMatch {
         let mut m = RequestMatch::default();
         if self.chance(0.08) {
             m.method = Some(self.pick(&[
-                (60, StringMatch::Exact("GET".to_owned())),
-                (40, StringMatch::Regex("GET|HEAD".to_owned())),
+                (60, CaseStringMatch::Exact("GET".to_owned())),
+                (40, CaseStringMatch::Regex("GET|HEAD".to_owned())),
             ]));
         }
         if self.chance(0.05) {
             m.authority = Some(self.pick(&[
-                (50, StringMatch::Prefix("reviews".to_owned())),
-                (50, StringMatch::Exact("reviews:9080".to_owned())),
+                (50, CaseStringMatch::Prefix("reviews".to_owned())),
+                (50, CaseStringMatch::Exact("reviews:9080".to_owned())),
             ]));
         }
         if self.chance(0.04) {
-            m.scheme = Some(StringMatch::Exact("http".to_owned()));
+            m.scheme = Some(CaseStringMatch::Exact("http".to_owned()));
         }
         if self.chance(0.08) {
             let count = self.pick(&[(70, 1), (30, 2)]);
             for name in ["version", "debug"].into_iter().take(count) {
                 let sm = self.pick(&[
-                    (50, StringMatch::Exact("2".to_owned())),
-                    (30, StringMatch::Prefix("v".to_owned())),
-                    (20, StringMatch::Regex("[0-9]+".to_owned())),
+                    (50, CaseStringMatch::Exact("2".to_owned())),
+                    (30, CaseStringMatch::Prefix("v".to_owned())),
+                    (20, CaseStringMatch::Regex("[0-9]+".to_owned())),
                 ]);
                 m.query_params.push((name.to_owned(), sm));
             }
@@ -275,7 +285,7 @@ impl Policies {
         if let Some(c) = &self.cors {
             let mut parts = vec![format!(
                 "allowOrigins: [{}]",
-                list(c.origins.iter().map(StringMatch::to_yaml))
+                list(c.origins.iter().map(CaseStringMatch::to_yaml))
             )];
             if !c.methods.is_empty() {
                 parts.push(format!("allowMethods: [{}]", c.methods.join(", ")));

@@ -73,16 +73,18 @@ impl Case {
         s.list(
             &self.virtual_services,
             0,
-            VirtualService::smaller,
+            CaseVirtualService::smaller,
             |c, v| {
                 c.virtual_services = v;
             },
         );
-        s.list(&self.gateways, 0, Gateway::smaller, |c, v| c.gateways = v);
+        s.list(&self.gateways, 0, CaseGateway::smaller, |c, v| {
+            c.gateways = v
+        });
         s.list(
             &self.destination_rules,
             0,
-            DestinationRule::smaller,
+            CaseDestinationRule::smaller,
             |c, v| {
                 c.destination_rules = v;
             },
@@ -122,7 +124,7 @@ impl Host {
     }
 }
 
-impl VirtualService {
+impl CaseVirtualService {
     pub(super) fn to_yaml(&self) -> String {
         let mut doc = istio_header("VirtualService", &self.name);
         doc.push_str(&format!(
@@ -145,7 +147,7 @@ impl VirtualService {
 
 impl Route {
     /// Every destination of the route: `route`, then `mirror`, then `mirrors`.
-    pub fn destinations(&self) -> impl Iterator<Item = &Destination> {
+    pub fn destinations(&self) -> impl Iterator<Item = &CaseDestination> {
         self.route
             .iter()
             .map(|d| &d.destination)
@@ -215,17 +217,17 @@ impl Match {
     }
 }
 
-impl StringMatch {
+impl CaseStringMatch {
     pub(super) fn to_yaml(&self) -> String {
         match self {
-            StringMatch::Exact(v) => format!("{{exact: {}}}", quote(v)),
-            StringMatch::Prefix(v) => format!("{{prefix: {}}}", quote(v)),
-            StringMatch::Regex(v) => format!("{{regex: {}}}", quote(v)),
+            CaseStringMatch::Exact(v) => format!("{{exact: {}}}", quote(v)),
+            CaseStringMatch::Prefix(v) => format!("{{prefix: {}}}", quote(v)),
+            CaseStringMatch::Regex(v) => format!("{{regex: {}}}", quote(v)),
         }
     }
 }
 
-impl Destination {
+impl CaseDestination {
     pub(super) fn to_yaml(&self) -> String {
         let mut out = format!("{{host: {}", quote(&self.host.render()));
         if let Some(subset) = &self.subset {

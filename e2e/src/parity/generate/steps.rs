@@ -76,8 +76,8 @@ impl Service {
     }
 }
 
-impl DestinationRule {
-    pub(super) fn smaller(&self) -> Vec<DestinationRule> {
+impl CaseDestinationRule {
+    pub(super) fn smaller(&self) -> Vec<CaseDestinationRule> {
         let mut s = Steps::new(self);
         s.drop_one(&self.subsets, 0, |dr, v| dr.subsets = v);
         for host in self.host.smaller() {
@@ -87,9 +87,9 @@ impl DestinationRule {
     }
 }
 
-impl Gateway {
-    pub(super) fn smaller(&self) -> Vec<Gateway> {
-        let server = |server: &GatewayServer| {
+impl CaseGateway {
+    pub(super) fn smaller(&self) -> Vec<CaseGateway> {
+        let server = |server: &CaseGatewayServer| {
             let mut s = Steps::new(server);
             // `ns/host` and `./host` to `host`.
             let unqualified = |h: &String| match h.split_once('/') {
@@ -105,8 +105,8 @@ impl Gateway {
     }
 }
 
-impl VirtualService {
-    pub(super) fn smaller(&self) -> Vec<VirtualService> {
+impl CaseVirtualService {
+    pub(super) fn smaller(&self) -> Vec<CaseVirtualService> {
         let mut s = Steps::new(self);
         s.list(&self.http, 1, Route::smaller, |vs, v| vs.http = v);
         s.list(&self.hosts, 1, Host::smaller, |vs, v| vs.hosts = v);
@@ -137,7 +137,7 @@ impl Route {
         if self.mirror.is_some() {
             s.edit(|r| (r.mirror, r.mirror_percentage) = (None, None));
         }
-        for mirror in self.mirror.iter().flat_map(Destination::smaller) {
+        for mirror in self.mirror.iter().flat_map(CaseDestination::smaller) {
             s.edit(|r| r.mirror = Some(mirror));
         }
         if self.mirror_percentage.is_some() {
@@ -198,8 +198,8 @@ impl MirrorEntry {
     }
 }
 
-impl Destination {
-    pub(super) fn smaller(&self) -> Vec<Destination> {
+impl CaseDestination {
+    pub(super) fn smaller(&self) -> Vec<CaseDestination> {
         let mut s = Steps::new(self);
         if self.subset.is_some() {
             s.edit(|d| d.subset = None);

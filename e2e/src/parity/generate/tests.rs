@@ -182,9 +182,9 @@ fn features(case: &Case) -> BTreeSet<String> {
                     .chain(m.headers.iter().map(|(_, h)| ("header", h)));
                 for (what, sm) in named {
                     add(&match sm {
-                        StringMatch::Exact(_) => format!("{what} exact"),
-                        StringMatch::Prefix(_) => format!("{what} prefix"),
-                        StringMatch::Regex(_) => format!("{what} regex"),
+                        CaseStringMatch::Exact(_) => format!("{what} exact"),
+                        CaseStringMatch::Prefix(_) => format!("{what} prefix"),
+                        CaseStringMatch::Regex(_) => format!("{what} regex"),
                     });
                 }
             }
@@ -352,7 +352,7 @@ fn candidates_shorten_hosts_and_keep_weights_adding_up() {
     let weighted = |d: &[u32]| {
         d.iter()
             .map(|w| WeightedDestination {
-                destination: Destination {
+                destination: CaseDestination {
                     host: Host::Fqdn("reviews".into()),
                     subset: None,
                     port: None,
@@ -365,7 +365,7 @@ fn candidates_shorten_hosts_and_keep_weights_adding_up() {
         services: vec![],
         destination_rules: vec![],
         gateways: vec![],
-        virtual_services: vec![VirtualService {
+        virtual_services: vec![CaseVirtualService {
             name: "vs-0".into(),
             hosts: vec![Host::Qualified("reviews".into())],
             gateways: vec![],
@@ -432,7 +432,7 @@ async fn shrinking_reaches_a_minimal_case() {
     assert!(route.matches.is_empty() && route.mirrors.is_empty());
     assert_eq!(route.policies, Policies::default());
     assert_eq!(route.route.len(), 1);
-    let bare = |d: &Destination| {
+    let bare = |d: &CaseDestination| {
         matches!(d.host, Host::Short(_)) && d.subset.is_none() && d.port.is_none()
     };
     assert!(bare(&route.route[0].destination) && route.route[0].weight.is_none());

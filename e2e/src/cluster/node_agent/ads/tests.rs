@@ -3,7 +3,7 @@ use super::*;
 
 #[test]
 fn a_sidecar_connects_as_its_pod_without_iptables() {
-    let sidecar = Identity {
+    let sidecar = ProxyIdentity {
         kind: "sidecar",
         ip: "10.244.0.7".into(),
         pod: "productpage-v1-abc".into(),
@@ -32,7 +32,7 @@ fn a_sidecar_connects_as_its_pod_without_iptables() {
     assert_eq!(meta["LABELS"]["app"], "productpage");
     assert_eq!(meta["INSTANCE_IPS"], "10.244.0.7");
     assert_eq!(meta["CLUSTER_ID"], "Kubernetes");
-    let gateway = Identity::gateway("10.250.0.1");
+    let gateway = ProxyIdentity::gateway("10.250.0.1");
     assert!(gateway.node_id().starts_with("router~10.250.0.1~"));
     // A gateway's listeners come from its Gateways; interception is a sidecar's.
     assert!(

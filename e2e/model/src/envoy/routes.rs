@@ -17,6 +17,7 @@ pub use super::matches::is_catch_all;
 use super::matches::route_match;
 use super::mirrors::mirror_policy;
 pub use super::mirrors::{Fraction, mirror_fraction};
+use super::order::{creation_order, in_istiod_order};
 use super::policies;
 use crate::hostname;
 use crate::istio::{
@@ -223,53 +224,6 @@ pub fn service_cluster(topo: &Topology, service: &str) -> String {
     )
 }
 
-/// Which proxies see a VirtualService (`exportTo`, `initVirtualServices`): 0 private to its
-/// namespace, 1 exported to the proxy's namespace by name, 2 public; `None`, invisible.
-/// istiod lists the classes in that order, each oldest first.
-pub(crate) fn visibility(vs: &VirtualService, vs_ns: &str, proxy_ns: &str) -> Option<u8> {
-    let export_to = vs.spec.export_to.as_deref().unwrap_or(&[]);
-    if export_to.is_empty() || export_to.iter().any(|e| e == "*") {
-        return Some(2);
-    }
-    let private = export_to.iter().any(|e| e == "." || e == vs_ns);
-    if private && proxy_ns == vs_ns {
-        return Some(0);
-    }
-    export_to.iter().any(|e| e == proxy_ns).then_some(1)
-}
-
-/// The order istiod sorts VirtualServices in (`configCompareByCreationTime`): creation time,
-/// then name. `None` where a creation time is missing (objects read from files).
-pub(crate) fn creation_order(a: &VirtualService, b: &VirtualService) -> Option<std::cmp::Ordering> {
-    let (ta, tb) = (
-        a.metadata.creation_timestamp.as_ref()?,
-        b.metadata.creation_timestamp.as_ref()?,
-    );
-    // The API server stores seconds: equal seconds fall back to the name.
-    Some(
-        ta.0.as_second()
-            .cmp(&tb.0.as_second())
-            .then_with(|| a.metadata.name.cmp(&b.metadata.name)),
-    )
-}
-
-/// The visible VirtualServices in istiod's order: by visibility class, then creation.
-pub(crate) fn in_istiod_order<'a>(
-    vss: &[&'a VirtualService],
-    vs_ns: &str,
-    proxy_ns: &str,
-) -> Vec<(u8, &'a VirtualService)> {
-    let mut visible: Vec<(u8, &VirtualService)> = vss
-        .iter()
-        .filter_map(|vs| visibility(vs, vs_ns, proxy_ns).map(|c| (c, *vs)))
-        .collect();
-    visible.sort_by(|(ca, a), (cb, b)| {
-        ca.cmp(cb)
-            .then_with(|| creation_order(a, b).unwrap_or(std::cmp::Ordering::Equal))
-    });
-    visible
-}
-
 /// Refuses when two VirtualServices of one class claim `host` and nothing but their creation
 /// times orders them.
 pub(crate) fn check_ordered(
@@ -301,38 +255,8 @@ pub fn route_configuration(
     config_version: u64,
 ) -> Result<Value, TranslateError> {
     let ns = &topo.namespace;
-    // `selectVirtualServices`: off port 80 only VirtualServices naming a Service with the
-    // listener's port configure the sidecar.
     let has_port = |fqdn: &str| service_ports_by_fqdn(topo, fqdn).contains(&SIDECAR_PORT);
-    let mesh: Vec<&VirtualService> = vss
-        .iter()
-        .copied()
-        .filter(|vs| applies_to_mesh(vs))
-        .collect();
-    let ordered: Vec<(u8, &VirtualService)> = in_istiod_order(&mesh, ns, ns)
-        .into_iter()
-        .filter(|(_, vs)| vs.spec.hosts.iter().any(|h| has_port(&topo.fqdn(h))))
-        .collect();
-    for vs in &ordered {
-        if let Some(host) = vs.1.spec.hosts.iter().find(|h| hostname::is_wildcard(h)) {
-            return Err(TranslateError::Unsupported {
-                vs: vs.1.metadata.name.clone().unwrap_or_default(),
-                path: format!("spec.hosts ({host}: a wildcard host on a sidecar)"),
-            });
-        }
-    }
-    let mut by_host: BTreeMap<String, Vec<(u8, &VirtualService)>> = BTreeMap::new();
-    for (class, vs) in &ordered {
-        for host in &vs.spec.hosts {
-            by_host
-                .entry(topo.fqdn(host))
-                .or_default()
-                .push((*class, vs));
-        }
-    }
-    for (host, claimants) in &by_host {
-        check_ordered(host, claimants)?;
-    }
+    let ordered = sidecar_virtual_services(topo, vss)?;
     let mut virtual_hosts: Vec<Value> = Vec::new();
     let mut names = BTreeSet::new();
     let mut used_domains = BTreeSet::new();
@@ -385,15 +309,7 @@ pub fn route_configuration(
         if covered.contains(&fqdn) || !has_port(&fqdn) {
             continue;
         }
-        // `BuildDefaultHTTPOutboundRoute`: the default retry policy, no timeout.
-        let mut action = Map::new();
-        action.insert("cluster".into(), service_cluster(topo, &name).into());
-        policies::set_timeout(&mut action, None);
-        action.insert(
-            "retry_policy".into(),
-            policies::retry_policy(None, false).into(),
-        );
-        let route = json!([{"name": "default", "match": {"prefix": "/"}, "route": action}]);
+        let route = default_route(topo, &name);
         push(
             format!("{fqdn}:{SIDECAR_PORT}"),
             service_domains(&name, ns),
@@ -406,6 +322,62 @@ pub fn route_configuration(
         virtual_hosts,
         config_version,
     ))
+}
+
+/// The VirtualServices that configure the sidecar, in istiod's order with their class
+/// (`selectVirtualServices`), refused if one has a wildcard host or competing ones have no
+/// order.
+fn sidecar_virtual_services<'a>(
+    topo: &Topology,
+    vss: &[&'a VirtualService],
+) -> Result<Vec<(u8, &'a VirtualService)>, TranslateError> {
+    let ns = &topo.namespace;
+    // `selectVirtualServices`: off port 80 only VirtualServices naming a Service with the
+    // listener's port configure the sidecar.
+    let has_port = |fqdn: &str| service_ports_by_fqdn(topo, fqdn).contains(&SIDECAR_PORT);
+    let mesh: Vec<&VirtualService> = vss
+        .iter()
+        .copied()
+        .filter(|vs| applies_to_mesh(vs))
+        .collect();
+    let ordered: Vec<(u8, &VirtualService)> = in_istiod_order(&mesh, ns, ns)
+        .into_iter()
+        .filter(|(_, vs)| vs.spec.hosts.iter().any(|h| has_port(&topo.fqdn(h))))
+        .collect();
+    for vs in &ordered {
+        if let Some(host) = vs.1.spec.hosts.iter().find(|h| hostname::is_wildcard(h)) {
+            return Err(TranslateError::Unsupported {
+                vs: vs.1.metadata.name.clone().unwrap_or_default(),
+                path: format!("spec.hosts ({host}: a wildcard host on a sidecar)"),
+            });
+        }
+    }
+    let mut by_host: BTreeMap<String, Vec<(u8, &VirtualService)>> = BTreeMap::new();
+    for (class, vs) in &ordered {
+        for host in &vs.spec.hosts {
+            by_host
+                .entry(topo.fqdn(host))
+                .or_default()
+                .push((*class, vs));
+        }
+    }
+    for (host, claimants) in &by_host {
+        check_ordered(host, claimants)?;
+    }
+    Ok(ordered)
+}
+
+/// `BuildDefaultHTTPOutboundRoute`: a Service no VirtualService routes, to its cluster with
+/// the default retry policy and no timeout.
+fn default_route(topo: &Topology, name: &str) -> Value {
+    let mut action = Map::new();
+    action.insert("cluster".into(), service_cluster(topo, name).into());
+    policies::set_timeout(&mut action, None);
+    action.insert(
+        "retry_policy".into(),
+        policies::retry_policy(None, false).into(),
+    );
+    json!([{"name": "default", "match": {"prefix": "/"}, "route": action}])
 }
 
 /// `generateVirtualHostDomains` for a Service in the caller's namespace: the FQDN, the
@@ -586,5 +558,7 @@ fn route_action(
     Some((Value::Object(action), mutations))
 }
 
+#[cfg(test)]
+mod policy_tests;
 #[cfg(test)]
 mod tests;

@@ -335,7 +335,7 @@ mod tests {
     #[test]
     fn the_projects_routing_is_admitted() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../manifests/routing/virtual-service.yaml");
+            .join("../../manifests/routing/virtual-service.yaml");
         let text = std::fs::read_to_string(path).expect("virtual service");
         assert_eq!(validate_virtual_service(&vs(&text)), Ok(()));
     }

@@ -3,7 +3,8 @@
 
 use super::{Report, Severity};
 use crate::envoy::gateway::GATEWAY_NAMESPACE;
-use crate::envoy::routes::{applies_to_mesh, visibility};
+use crate::envoy::order::visibility;
+use crate::envoy::routes::applies_to_mesh;
 use crate::manifest::YamlPath;
 use crate::topology::Topology;
 

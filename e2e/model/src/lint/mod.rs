@@ -235,7 +235,7 @@ mod tests {
 
     #[test]
     fn the_projects_manifests_have_no_errors() {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../manifests");
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../manifests");
         let start = std::time::Instant::now();
         let found = lint_paths(&[dir]).expect("manifests load");
         let errors: Vec<_> = found
@@ -251,7 +251,7 @@ mod tests {
         // Upstream's samples/bookinfo/platform/kube/bookinfo.yaml forces no user: the
         // reviews image runs as 1001 and writes to a group-0 directory, so a forced
         // runAsUser: 1000 breaks it.
-        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../manifests/bookinfo.yaml");
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../manifests/bookinfo.yaml");
         let set = ManifestSet::load(&[path]).expect("bookinfo loads");
         let forced: Vec<String> = set
             .of_kind("Deployment")
@@ -275,7 +275,7 @@ mod tests {
     fn every_corpus_case_finds_the_rules_its_header_names() {
         // e2e/tests/fixtures/lint/: base.yaml plus one case each, also what `cargo xtask
         // analyze` gives istioctl analyze. A case's `# lint:` line lists its findings' codes.
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/lint");
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/lint");
         let base = dir.join("base.yaml");
         let alone = lint_paths(std::slice::from_ref(&base)).expect("base loads");
         assert!(alone.is_empty(), "{alone:#?}");
@@ -323,7 +323,7 @@ mod tests {
     #[test]
     fn the_tutorial_manifests_show_its_known_defects() {
         let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/tutorial-mirroring.yaml");
+            .join("../tests/fixtures/tutorial-mirroring.yaml");
         let found: Vec<String> = lint_paths(&[path])
             .expect("fixture loads")
             .iter()

@@ -1,9 +1,11 @@
-//! Tests of the route policies against istiod's translation (route.go, retry.go).
+//! Tests of the route policies (`envoy::policies`) as the sidecar's routes carry them,
+//! against istiod's translation (route.go, retry.go). Beside the routes, which they
+//! translate whole: the policies module itself stays below the routes.
 
 use serde_json::{Value, json};
 
-use super::*;
-use crate::envoy::routes::route_configuration;
+use super::route_configuration;
+use crate::envoy::policies::{CORS_FILTER, FAULT_FILTER, per_filter_config, retry_policy};
 use crate::istio::{HttpRoute, VirtualService};
 use crate::manifest::ManifestSet;
 use crate::topology::Topology;

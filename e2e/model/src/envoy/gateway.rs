@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
+use super::order::in_istiod_order;
 use super::routes::{
-    Listener, TranslateError, check_ordered, in_istiod_order, is_catch_all, rds_response,
-    translate_routes,
+    Listener, TranslateError, check_ordered, is_catch_all, rds_response, translate_routes,
 };
 use crate::hostname;
 use crate::istio::VirtualService;

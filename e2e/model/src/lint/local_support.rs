@@ -3,8 +3,9 @@
 //! starts anything (`local-unsupported`; cluster modes run the real istiod and are fine).
 
 use super::{Report, Severity};
-use crate::envoy::config::{self, TranslateError};
-use crate::istio::{DestinationRuleSpec, TrafficPolicy, VirtualService};
+use crate::envoy::config::TranslateError;
+use crate::envoy::translation::Translation;
+use crate::istio::{DestinationRuleSpec, TrafficPolicy};
 use crate::manifest::YamlPath;
 use crate::topology::Topology;
 use crate::version::IstioVersion;
@@ -17,14 +18,14 @@ pub const HINT: &str =
     "local mode refuses it; `cargo xtask e2e --cluster kwok` runs the real istiod on it";
 
 pub(super) fn check(topo: &Topology, report: &mut Report<'_>) {
-    let vss: Vec<&VirtualService> = topo.virtual_services.iter().map(|t| &t.object).collect();
     // Any supported version translates the same fields; only values differ between them.
     let Ok(version) = crate::version::DEFAULT_ISTIO.parse::<IstioVersion>() else {
         return;
     };
+    let translation = Translation::of(topo, &version);
     let refusals = [
-        config::route_configuration(topo, &vss, &version, 1).err(),
-        config::gateway_route_configuration(topo, &vss, &version).err(),
+        translation.routes(1).err(),
+        translation.gateway_routes().err(),
     ];
     for err in refusals.into_iter().flatten() {
         finding(topo, &err, report);
@@ -243,7 +244,7 @@ mod tests {
 
     #[test]
     fn the_shipped_manifests_are_all_local_mode_can_run() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests");
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../manifests");
         let set = ManifestSet::load(&[dir]).expect("manifests");
         let found: Vec<String> = lint(&set)
             .into_iter()

@@ -303,6 +303,3 @@ pub fn apply_rewrite(rewrite: &HttpRewrite, action: &mut Map<String, Value>) -> 
     }
     rewrite.authority.clone().filter(|a| !a.is_empty())
 }
-
-#[cfg(test)]
-mod tests;
