@@ -8,6 +8,10 @@
 //! mode and a kwok node's data plane ([`cluster`]), and parity with istiod ([`parity`]). It
 //! never provisions clusters: that is xtask's job.
 
+#![warn(clippy::too_many_lines)]
+// Tests may read as one long story; production functions stay under 100 lines.
+#![cfg_attr(test, allow(clippy::too_many_lines))]
+
 pub mod backend;
 pub mod bookinfo;
 pub mod cluster;

@@ -28,7 +28,7 @@ use crate::progress::Progress;
 use crate::topology::{Topology, containers};
 use crate::validation::validate_virtual_service;
 use crate::version::IstioVersion;
-use crate::workload::{ProcessWorkload, WorkloadCommand, WorkloadError};
+use crate::workload::{ProcessGroups, ProcessWorkload, WorkloadCommand, WorkloadError};
 
 /// Errors starting local mode.
 #[derive(Debug, thiserror::Error)]
@@ -128,6 +128,8 @@ pub struct LocalOptions {
     pub allow_lint_errors: bool,
     /// User programs in place of built-in workloads (`--workload NAME=COMMAND`).
     pub workloads: Vec<WorkloadCommand>,
+    /// Where the user workloads' process groups are registered, for the Ctrl-C handler.
+    pub process_groups: ProcessGroups,
     /// When the run began: its progress lines count from here (`progress::run_started`).
     pub run_started: std::time::Instant,
 }
@@ -303,7 +305,13 @@ async fn start_workloads(
             .into());
         };
         let log = dirs.workloads.join(format!("{}.log", command.name));
-        let process = ProcessWorkload::prepare(command, deployment, pod_name(&command.name), &log)?;
+        let process = ProcessWorkload::prepare(
+            command,
+            deployment,
+            pod_name(&command.name),
+            &log,
+            &opts.process_groups,
+        )?;
         workloads.insert(command.name.clone(), Workload::Process(Box::new(process)));
     }
     for dest in &destinations {

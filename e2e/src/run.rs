@@ -347,6 +347,27 @@ fn check_retry_policy(patience: std::time::Duration) -> RetryPolicy {
     RetryPolicy::istio(patience / 10)
 }
 
+/// Deletes the run's namespace and what it created cluster-wide (its custom resources
+/// first), unless the namespace is not the run's or is kept.
+#[allow(clippy::result_large_err)] // ClusterError, as the deletions return it; once per run.
+fn clean_up(
+    runtime: &Runtime,
+    client: &kube::Client,
+    run: &ClusterRun,
+    progress: &mut Progress,
+) -> Result<(), ClusterError> {
+    if !run.delete_namespace || run.keep {
+        return Ok(());
+    }
+    progress.phase("delete namespace");
+    runtime.block_on(async {
+        let created = cluster::delete_created(client, &run.cluster.created).await;
+        let namespace =
+            cluster::delete_namespace(client, &run.cluster.namespace, run.cluster.patience).await;
+        created.and(namespace)
+    })
+}
+
 /// Runs the suite against a cluster whose API `client` reaches; `live` holds the report in
 /// progress for a Ctrl-C handler.
 pub fn run_cluster(
@@ -438,19 +459,7 @@ pub fn run_cluster(
         ));
         report.notes.extend(notes);
     }
-    let cleanup = if run.delete_namespace && !run.keep {
-        progress.phase("delete namespace");
-        runtime.block_on(async {
-            // What the run created cluster-wide goes too (its custom resources first).
-            let created = cluster::delete_created(&client, &run.cluster.created).await;
-            let namespace =
-                cluster::delete_namespace(&client, &run.cluster.namespace, run.cluster.patience)
-                    .await;
-            created.and(namespace)
-        })
-    } else {
-        Ok(())
-    };
+    let cleanup = clean_up(runtime, &client, run, &mut progress);
     report.phases.extend(progress.finish());
     if let Err(e) = &cleanup {
         report.error.get_or_insert_with(|| format!("cleanup: {e}"));

@@ -29,6 +29,7 @@ use tokio::process::{Child, Command};
 use crate::backend::LogBuffer;
 use crate::topology::containers;
 use crate::wait::poll_until;
+pub use process_groups::ProcessGroups;
 
 /// How long a stopped workload may take to exit after SIGTERM.
 const STOP_GRACE: Duration = Duration::from_secs(5);
@@ -132,6 +133,8 @@ pub struct ProcessWorkload {
     readiness: Readiness,
     log: LogBuffer,
     child: Mutex<Option<Child>>,
+    /// The run's registry, which its Ctrl-C handler empties.
+    groups: ProcessGroups,
 }
 
 impl ProcessWorkload {
@@ -143,6 +146,7 @@ impl ProcessWorkload {
         deployment: &Deployment,
         pod: String,
         log_path: &Path,
+        groups: &ProcessGroups,
     ) -> Result<ProcessWorkload, WorkloadError> {
         let spawn_err = |source| WorkloadError::Spawn {
             name: command.name.clone(),
@@ -154,7 +158,7 @@ impl ProcessWorkload {
             .and_then(|l| l.local_addr())
             .map_err(spawn_err)?;
         let log = LogBuffer::create(log_path).map_err(spawn_err)?;
-        ProcessWorkload::prepare_at(command, containers(deployment), pod, addr, log)
+        ProcessWorkload::prepare_at(command, containers(deployment), pod, addr, log, groups)
     }
 
     /// Prepares `command` as the pod `pod` of these containers, listening on `addr` (a
@@ -166,6 +170,7 @@ impl ProcessWorkload {
         pod: String,
         addr: SocketAddr,
         log: LogBuffer,
+        groups: &ProcessGroups,
     ) -> Result<ProcessWorkload, WorkloadError> {
         let spawn_err = |source| WorkloadError::Spawn {
             name: command.name.clone(),
@@ -210,6 +215,7 @@ impl ProcessWorkload {
             readiness,
             log,
             child: Mutex::new(None),
+            groups: groups.clone(),
         })
     }
 
@@ -251,8 +257,10 @@ impl ProcessWorkload {
         #[cfg(unix)]
         command.process_group(0);
         crate::envoy::process::die_with_parent(&mut command);
-        let mut child =
-            process_groups::spawn(&mut command).map_err(|source| WorkloadError::Spawn {
+        let mut child = self
+            .groups
+            .spawn(&mut command)
+            .map_err(|source| WorkloadError::Spawn {
                 name: self.name.clone(),
                 command: self.argv.join(" "),
                 source,
@@ -351,7 +359,7 @@ impl ProcessWorkload {
             {
                 process_groups::signal(pgid, process_groups::Signal::Kill);
             }
-            process_groups::forget(pgid);
+            self.groups.forget(pgid);
         }
         let _ = child.wait().await;
     }
@@ -371,18 +379,27 @@ impl Drop for ProcessWorkload {
         let child = self.child.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(pgid) = child.as_ref().and_then(Child::id) {
             process_groups::signal(pgid, process_groups::Signal::Kill);
-            process_groups::forget(pgid);
+            self.groups.forget(pgid);
         }
     }
 }
 
 /// The process groups of running workloads, for a Ctrl-C handler that ends the process:
-/// [`process_groups::kill_all`] ends them (and their children) first.
+/// [`process_groups::ProcessGroups::kill_all`] ends them (and their children) first. One
+/// registry per run, handed to the workloads it starts and to its Ctrl-C handler.
 pub mod process_groups {
-    use std::sync::Mutex;
+    use std::sync::{Arc, Mutex};
 
-    static GROUPS: Mutex<Vec<u32>> = Mutex::new(Vec::new());
-    static STOPPED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    /// The registry: a cloned handle shares it.
+    #[derive(Clone, Default, Debug)]
+    pub struct ProcessGroups(Arc<Mutex<Groups>>);
+
+    #[derive(Default, Debug)]
+    struct Groups {
+        pgids: Vec<u32>,
+        /// `kill_all` ran: the process is exiting, and nothing new may start.
+        stopped: bool,
+    }
 
     /// A signal to send a group.
     pub enum Signal {
@@ -392,43 +409,46 @@ pub mod process_groups {
         Kill,
     }
 
-    /// Spawns `command` (which leads a process group of its own) and registers its group
-    /// under the lock [`kill_all`] takes: a Ctrl-C that comes while a workload is being
-    /// started waits for the spawn and then ends its group too. Registering after the spawn
-    /// left a window in which the handler found nothing to kill and the workload's children
-    /// outlived the run (seen once in about ten runs of the process-hygiene test on a busy
-    /// machine).
-    pub(super) fn spawn(
-        command: &mut tokio::process::Command,
-    ) -> std::io::Result<tokio::process::Child> {
-        let mut groups = GROUPS.lock().unwrap_or_else(|e| e.into_inner());
-        if STOPPED.load(std::sync::atomic::Ordering::SeqCst) {
-            // kill_all ran: the process is exiting, and nothing new may start.
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::Interrupted,
-                "the run was interrupted",
-            ));
+    impl ProcessGroups {
+        fn groups(&self) -> std::sync::MutexGuard<'_, Groups> {
+            self.0.lock().unwrap_or_else(|e| e.into_inner())
         }
-        let child = command.spawn()?;
-        if let Some(pgid) = child.id() {
-            groups.push(pgid);
+
+        /// Spawns `command` (which leads a process group of its own) and registers its
+        /// group under the lock [`ProcessGroups::kill_all`] takes: a Ctrl-C that comes while
+        /// a workload is being started waits for the spawn and then ends its group too.
+        /// Registering after the spawn left a window in which the handler found nothing to
+        /// kill and the workload's children outlived the run (seen once in about ten runs of
+        /// the process-hygiene test on a busy machine).
+        pub(super) fn spawn(
+            &self,
+            command: &mut tokio::process::Command,
+        ) -> std::io::Result<tokio::process::Child> {
+            let mut groups = self.groups();
+            if groups.stopped {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::Interrupted,
+                    "the run was interrupted",
+                ));
+            }
+            let child = command.spawn()?;
+            if let Some(pgid) = child.id() {
+                groups.pgids.push(pgid);
+            }
+            Ok(child)
         }
-        Ok(child)
-    }
 
-    pub(super) fn forget(pgid: u32) {
-        GROUPS
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|g| *g != pgid);
-    }
+        pub(super) fn forget(&self, pgid: u32) {
+            self.groups().pgids.retain(|g| *g != pgid);
+        }
 
-    /// Kills every workload's process group; no workload starts after it.
-    pub fn kill_all() {
-        let mut groups = GROUPS.lock().unwrap_or_else(|e| e.into_inner());
-        STOPPED.store(true, std::sync::atomic::Ordering::SeqCst);
-        for pgid in groups.drain(..) {
-            signal(pgid, Signal::Kill);
+        /// Kills every workload's process group; no workload starts after it.
+        pub fn kill_all(&self) {
+            let mut groups = self.groups();
+            groups.stopped = true;
+            for pgid in groups.pgids.drain(..) {
+                signal(pgid, Signal::Kill);
+            }
         }
     }
 
@@ -468,132 +488,4 @@ fn last_lines(log: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_program_that_printed_nothing_is_said_to_have_printed_nothing() {
-        assert_eq!(last_lines(""), "it printed nothing (stdout and stderr)");
-        assert_eq!(
-            last_lines("\n \n"),
-            "it printed nothing (stdout and stderr)"
-        );
-        assert_eq!(last_lines("a\nb\n"), "its last lines:\na\nb");
-    }
-
-    fn deployment(yaml: &str) -> Deployment {
-        serde_yaml::from_str(yaml).expect("fixture")
-    }
-
-    const PLAIN: &str = "
-metadata: {name: web}
-spec:
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec: {containers: [{name: web, image: 'w:1', env: [{name: GREETING, value: hi}]}]}
-";
-
-    fn prepared(command: &str, yaml: &str, dir: &tempfile::TempDir) -> ProcessWorkload {
-        let spec: WorkloadCommand = format!("web={command}").parse().expect("syntax");
-        ProcessWorkload::prepare(
-            &spec,
-            &deployment(yaml),
-            "web-5d9c7f7c8b-x2x9p".into(),
-            &dir.path().join("web.log"),
-        )
-        .expect("prepared")
-    }
-
-    #[test]
-    fn the_syntax_is_name_equals_command() {
-        let w: WorkloadCommand = "productpage-v1=python3 app.py {port}".parse().expect("ok");
-        assert_eq!(w.name, "productpage-v1");
-        assert_eq!(w.command, "python3 app.py {port}");
-        for bad in ["productpage-v1", "=python3", "productpage-v1="] {
-            assert!(bad.parse::<WorkloadCommand>().is_err(), "{bad}");
-        }
-    }
-
-    #[tokio::test]
-    async fn it_gets_its_port_env_hostname_and_proxy_and_its_output_is_its_log() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let w = prepared(
-            "sh -c 'echo port=$PORT arg=$0 greeting=$GREETING host=$HOSTNAME proxy=$HTTP_PROXY; exec python3 -m http.server --bind 127.0.0.1 $PORT' {port}",
-            PLAIN,
-            &dir,
-        );
-        w.start(
-            "127.0.0.1:15001".parse().expect("addr"),
-            Duration::from_secs(20),
-        )
-        .await
-        .expect("ready once the port accepts connections");
-        let port = w.addr().port();
-        let first = w.log().text().lines().next().unwrap_or_default().to_owned();
-        assert_eq!(
-            first,
-            format!(
-                "port={port} arg={port} greeting=hi host=web-5d9c7f7c8b-x2x9p proxy=http://127.0.0.1:15001"
-            )
-        );
-        w.stop().await;
-        assert!(
-            tokio::net::TcpStream::connect(w.addr()).await.is_err(),
-            "stopped with its group"
-        );
-    }
-
-    #[tokio::test]
-    async fn a_program_that_exits_early_is_reported_at_once_with_its_last_words() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let w = prepared("sh -c 'echo cannot bind; exit 3'", PLAIN, &dir);
-        let start = std::time::Instant::now();
-        let err = w
-            .start(
-                "127.0.0.1:1".parse().expect("addr"),
-                Duration::from_secs(30),
-            )
-            .await
-            .expect_err("exits")
-            .to_string();
-        assert!(start.elapsed() < Duration::from_secs(10));
-        assert!(
-            err.starts_with("workload web exited before it was ready (exit status: 3)"),
-            "{err}"
-        );
-    }
-
-    #[tokio::test]
-    async fn a_program_that_never_gets_ready_is_reported_with_the_probe_it_failed() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let probed = PLAIN.replace(
-            "env: [{name: GREETING, value: hi}]",
-            "readinessProbe: {httpGet: {path: /healthz, port: 9080}}",
-        );
-        let w = prepared("sh -c 'echo starting; exec sleep 60'", &probed, &dir);
-        let err = w
-            .start(
-                "127.0.0.1:1".parse().expect("addr"),
-                Duration::from_millis(500),
-            )
-            .await
-            .expect_err("never ready")
-            .to_string();
-        assert!(err.contains("workload web to answer GET /healthz"), "{err}");
-        assert!(err.ends_with("starting"), "{err}");
-        assert!(!w.is_up(), "a workload that never got ready is stopped");
-    }
-
-    #[test]
-    fn a_command_that_does_not_split_is_an_error() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let spec: WorkloadCommand = "web=python3 'unclosed".parse().expect("syntax");
-        let err =
-            ProcessWorkload::prepare(&spec, &deployment(PLAIN), "p".into(), &dir.path().join("l"))
-                .err()
-                .expect("an error")
-                .to_string();
-        assert!(err.contains("quotes do not close"), "{err}");
-    }
-}
+mod tests;

@@ -9,12 +9,12 @@ use xshell::{Shell, cmd};
 
 use crate::interrupt::Interrupt;
 use crate::runner::nested_cargo;
-use crate::{flags, paths, tools};
+use crate::{flags, paths, provision};
 
 impl flags::Bench {
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
         // No Ctrl-C handler here: Ctrl-C ends the benchmark, children and all, as a whole.
-        tools::envoy(sh, &Interrupt::default()).context("provision envoy")?;
+        provision::envoy(sh, &Interrupt::default()).context("provision envoy")?;
         // Warm up with the exact command: building the packages together unifies features
         // differently from `cargo xtask` alone, and the first timed run would compile.
         nested_cargo(cmd!(sh, "cargo xtask e2e --local"))

@@ -22,6 +22,7 @@ mod parity;
 mod paths;
 mod poll;
 mod progress;
+mod provision;
 mod runner;
 mod test;
 mod test_control_plane;

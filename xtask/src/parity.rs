@@ -71,7 +71,7 @@ impl flags::Parity {
             .iter()
             .map(|r| kwok::istiod::pilot_discovery(sh, &interrupt, r.version))
             .collect::<anyhow::Result<_>>()?;
-        let envoy = crate::tools::envoy(sh, &interrupt).context("provision envoy")?;
+        let envoy = crate::provision::envoy(sh, &interrupt).context("provision envoy")?;
         let runner = Runner::build(sh, &interrupt)?;
         let root = paths::project_root();
         let out = root.join("target/parity");

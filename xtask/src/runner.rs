@@ -85,7 +85,7 @@ impl Runner {
     }
 
     /// The runner inside a kwok cluster's namespaces, where its API server is reachable
-    /// (`nsenter_args` from [`crate::cluster::kwok::Holder::nsenter_args`]).
+    /// (`nsenter_args`: the kwok cluster's `Holder::nsenter_args`, which the caller holds).
     pub fn inside(&self, nsenter_args: &[String]) -> InNamespaces<'_> {
         InNamespaces {
             runner: self,

@@ -5,7 +5,7 @@ use xshell::{Shell, cmd};
 
 use crate::interrupt::{Interrupt, Output};
 use crate::runner::nested_cargo;
-use crate::{browser, doc_links, e2e, flags, paths, tools, versions};
+use crate::{browser, doc_links, e2e, flags, paths, provision, versions};
 
 impl flags::Test {
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
@@ -33,7 +33,7 @@ impl flags::Test {
         .context("clippy")?;
 
         step("envoy");
-        let envoy = tools::envoy(sh, &interrupt).context("provision envoy")?;
+        let envoy = provision::envoy(sh, &interrupt).context("provision envoy")?;
         let _env = sh.push_env(mirror_e2e_contract::env::ENVOY_BIN, &envoy);
 
         step("build tests");

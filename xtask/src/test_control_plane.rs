@@ -36,7 +36,7 @@ impl flags::TestControlPlane {
 
         step("control-plane binaries (built from pinned Go modules on first use)");
         let bins = Binaries::ensure(sh, &interrupt)?;
-        let envoy = crate::tools::envoy(sh, &interrupt).context("provision envoy")?;
+        let envoy = crate::provision::envoy(sh, &interrupt).context("provision envoy")?;
         // The walk's Ctrl-C test runs two of them; a cold build is long, so it is done here,
         // before any bound of a test runs (later tiers reuse the cache).
         step("istiods (built from the pinned istio.io/istio modules on first use)");

@@ -7,6 +7,8 @@
 //! configuration istiod would push ([`envoy`]). The runner (the `e2e` crate) starts
 //! processes, talks to clusters and runs the checks on top of it.
 
+#![warn(clippy::too_many_lines)]
+
 pub mod envoy;
 pub mod expectations;
 pub mod hostname;

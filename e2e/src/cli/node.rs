@@ -10,12 +10,15 @@ use e2e::version::IstioVersion;
 use mirror_e2e_contract::args::{DataPlaneArgs, NodeArgs, ProxiesSyncedArgs};
 
 use super::{client, istio_version, runtime, stop_requested, workloads};
+use e2e::workload::ProcessGroups;
 
 /// Where a node's data plane serves: the run's namespace, its ingress, its patience.
 pub(crate) struct NodeSite<'a> {
     pub(crate) namespace: &'a str,
     pub(crate) ingress: &'a str,
     pub(crate) patience: Duration,
+    /// The run's registry of user workloads' process groups (its Ctrl-C handler's).
+    pub(crate) process_groups: &'a ProcessGroups,
 }
 
 /// `--node`: the node's data plane, for the site's namespace, its ingress where the site
@@ -62,6 +65,7 @@ pub(crate) fn start_node_agent(
                     .zip(args.istiod_debug)
                     .map(|(xds, debug)| e2e::cluster::node_agent::ads::Istiod { xds, debug }),
                 workloads: workloads(&args.workloads, args.workload_dir.as_ref()),
+                process_groups: site.process_groups.clone(),
             },
         ))
         .map(Some)
@@ -93,10 +97,13 @@ pub(crate) fn node(args: NodeArgs) -> ExitCode {
             return Exit::Environment.into();
         }
     };
+    // SIGTERM or Ctrl-C stops the agent, which ends its workloads: no handler kills them.
+    let process_groups = ProcessGroups::default();
     let site = NodeSite {
         namespace: &args.namespace,
         ingress: &args.ingress,
         patience: args.patience.unwrap_or(PATIENCE),
+        process_groups: &process_groups,
     };
     let agent = match start_node_agent(&runtime, &client, &site, &args.data_plane, istio, &args.dir)
     {

@@ -20,13 +20,27 @@ use mirror_e2e_contract::new_run_id;
 
 use super::node::{NodeSite, start_node_agent};
 use super::{absolute, client, istio_version, runtime, stop_requested, workloads};
+use e2e::workload::ProcessGroups;
 
-/// The behaviour under test (`Spec::for_manifests`), or the error that says why not.
-fn load_spec(
+/// The behaviour under test (`Spec::for_manifests`) and the checks the harness selects, or
+/// how this process ends before anything starts: a bad expectations file or a filter that
+/// selects nothing (exit 2), or `--list` done.
+fn spec_to_run(
     manifests: &std::path::Path,
     expectations: Option<&std::path::Path>,
-) -> Result<Spec, String> {
-    Spec::for_manifests(manifests, expectations).map_err(|e| e.to_string())
+    harness: &libtest_mimic::Arguments,
+) -> Result<Spec, ExitCode> {
+    let spec = Spec::for_manifests(manifests, expectations).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(Exit::Usage)
+    })?;
+    if harness.list {
+        return Err(libtest_mimic::run(harness, suite::listing(&spec)).exit_code());
+    }
+    match selects_nothing(harness, &spec) {
+        Some(code) => Err(code),
+        None => Ok(spec),
+    }
 }
 
 /// Fails, before anything starts, when the harness arguments select no check.
@@ -65,19 +79,10 @@ pub(crate) fn local(args: LocalArgs) -> ExitCode {
     let workloads = workloads(&workload.workloads, workload.workload_dir.as_ref());
     let run_started = e2e::progress::run_started(args.elapsed);
     let harness = harness_arguments(&args.harness);
-    let spec = match load_spec(&args.manifests, args.expectations.as_deref()) {
+    let spec = match spec_to_run(&args.manifests, args.expectations.as_deref(), &harness) {
         Ok(spec) => spec,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Exit::Usage.into();
-        }
+        Err(code) => return code,
     };
-    if harness.list {
-        return libtest_mimic::run(&harness, suite::listing(&spec)).exit_code();
-    }
-    if let Some(code) = selects_nothing(&harness, &spec) {
-        return code;
-    }
     let Some(envoy) = envoy else {
         eprintln!("error: --envoy: no Envoy binary given: {HOW_TO_GET_ENVOY}");
         return Exit::Environment.into();
@@ -91,6 +96,7 @@ pub(crate) fn local(args: LocalArgs) -> ExitCode {
         .unwrap_or_else(|| ARTIFACTS_ROOT.into())
         .join(&run_id);
     let live = LiveReport::default();
+    let groups = ProcessGroups::default();
     let opts = LocalOptions {
         manifests: args.manifests,
         istio,
@@ -104,10 +110,11 @@ pub(crate) fn local(args: LocalArgs) -> ExitCode {
         allow_lint_errors: args.allow_lint_errors,
         run_started,
         workloads,
+        process_groups: groups.clone(),
     };
     // Ctrl-C: Envoy dies with us (PR_SET_PDEATHSIG) and the workloads live in this process;
     // what is left is to say where the evidence is and exit non-zero.
-    exit_on_ctrl_c(&runtime, artifacts.clone(), live.clone());
+    exit_on_ctrl_c(&runtime, artifacts.clone(), live.clone(), groups);
     finish(
         run_local(&runtime, &opts, spec, &harness, &live),
         &artifacts,
@@ -120,19 +127,14 @@ pub(crate) fn cluster(args: ClusterArgs) -> ExitCode {
     let patience = args.suite.patience.unwrap_or(CLUSTER_PATIENCE);
     let run_started = e2e::progress::run_started(args.suite.elapsed);
     let harness = harness_arguments(&args.suite.harness);
-    let spec = match load_spec(&args.suite.manifests, args.suite.expectations.as_deref()) {
+    let spec = match spec_to_run(
+        &args.suite.manifests,
+        args.suite.expectations.as_deref(),
+        &harness,
+    ) {
         Ok(spec) => spec,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Exit::Usage.into();
-        }
+        Err(code) => return code,
     };
-    if harness.list {
-        return libtest_mimic::run(&harness, suite::listing(&spec)).exit_code();
-    }
-    if let Some(code) = selects_nothing(&harness, &spec) {
-        return code;
-    }
     let Some(runtime) = runtime() else {
         return Exit::Environment.into();
     };
@@ -166,6 +168,7 @@ pub(crate) fn cluster(args: ClusterArgs) -> ExitCode {
         );
         return Exit::Environment.into();
     }
+    let process_groups = ProcessGroups::default();
     let node_agent = match start_node_agent(
         &runtime,
         &client,
@@ -173,6 +176,7 @@ pub(crate) fn cluster(args: ClusterArgs) -> ExitCode {
             namespace: &args.namespace,
             ingress: &args.ingress,
             patience,
+            process_groups: &process_groups,
         },
         &args.data_plane,
         istiod.version,
@@ -205,7 +209,7 @@ pub(crate) fn cluster(args: ClusterArgs) -> ExitCode {
     };
     let run = cluster_run(args, site, notes, run_started);
     let live = LiveReport::default();
-    on_ctrl_c(&runtime, &client, &run, &live);
+    on_ctrl_c(&runtime, &client, &run, &live, process_groups);
     let keep = run.keep;
     let outcome = run_cluster(&runtime, client, &run, spec, &run_id, &harness, &live);
     if let Some(agent) = node_agent
@@ -315,6 +319,7 @@ fn on_ctrl_c(
     client: &kube::Client,
     run: &ClusterRun,
     live: &LiveReport,
+    process_groups: ProcessGroups,
 ) {
     if run.delete_namespace && !run.keep {
         let client = client.clone();
@@ -334,14 +339,14 @@ fn on_ctrl_c(
                     ),
                     Err(e) => eprintln!("error: {e}"),
                 }
-                e2e::workload::process_groups::kill_all();
+                process_groups.kill_all();
                 live.write_stopped("interrupted (Ctrl-C)");
                 eprintln!("partial evidence kept in {}", absolute(&artifacts).display());
                 std::process::exit(130);
             }
         });
     } else {
-        exit_on_ctrl_c(runtime, run.artifacts.clone(), live.clone());
+        exit_on_ctrl_c(runtime, run.artifacts.clone(), live.clone(), process_groups);
     }
 }
 
@@ -355,7 +360,7 @@ fn control_plane_note(args: &ClusterArgs) -> Vec<String> {
             "control plane: the real istiod (xDS {xds}) configured node {node}'s proxies over ADS"
         )],
         (Some(node), None) => vec![format!(
-            "control plane: this project's translation (e2e/src/envoy/config.rs) configured node {node}'s proxies; istiod does not run"
+            "control plane: this project's translation (e2e/model/src/envoy/config.rs) configured node {node}'s proxies; istiod does not run"
         )],
         (None, _) => Vec::new(),
     }
@@ -367,10 +372,11 @@ pub(crate) fn exit_on_ctrl_c(
     runtime: &tokio::runtime::Runtime,
     artifacts: PathBuf,
     live: LiveReport,
+    process_groups: ProcessGroups,
 ) {
     runtime.spawn(async move {
         if stop_requested().await {
-            e2e::workload::process_groups::kill_all();
+            process_groups.kill_all();
             live.write_stopped("interrupted (Ctrl-C)");
             eprintln!(
                 "\ninterrupted: partial evidence kept in {}",

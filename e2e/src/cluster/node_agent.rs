@@ -44,7 +44,7 @@ use crate::envoy::process::{Envoy, EnvoyError};
 use crate::envoy::translation::Translation;
 use crate::topology::Topology;
 use crate::version::IstioVersion;
-use crate::workload::WorkloadCommand;
+use crate::workload::{ProcessGroups, WorkloadCommand};
 use pods::RunningPod;
 
 /// Errors starting a node's data plane.
@@ -120,6 +120,8 @@ pub struct NodeOptions {
     pub patience: Duration,
     /// User programs in place of the built-in stand-ins, by Deployment (`--workload`).
     pub workloads: Vec<WorkloadCommand>,
+    /// Where the user workloads' process groups are registered, for the Ctrl-C handler.
+    pub process_groups: ProcessGroups,
     /// The real istiod, when it configures the proxies (else the project's translation).
     pub istiod: Option<ads::Istiod>,
 }

@@ -266,27 +266,20 @@ impl Colour {
     }
 }
 
-/// The tester's and an anonymous request's path, from what the checks observed, passing or
-/// failing: a failed routing check draws the workload and route that really served the
-/// request, in red.
-fn journey(report: &RunReport) -> String {
-    let end_user = observed(
-        report,
-        "mirror::tester_requests_mirrored_with_end_user",
-        "end-user seen by the mirror",
-    );
-    let host = observed(
-        report,
-        "mirror::shadow_host_matches_istio_version",
-        "shadow host",
-    );
-    // The picture is as wide as its longest label: a failing run's labels (a route's
-    // name, what served the request) are longer than a passing run's.
-    let mut right = 0.0f64;
-    let mut boxed = |x: f64, y: f64, label: &str, colour: Colour| {
+/// The journey picture as it is drawn: its SVG elements, and how far right they reach (the
+/// picture is as wide as its longest label: a failing run's labels, a route's name or what
+/// served the request, are longer than a passing run's).
+#[derive(Default)]
+struct Canvas {
+    svg: String,
+    right: f64,
+}
+
+impl Canvas {
+    fn boxed(&mut self, x: f64, y: f64, label: &str, colour: Colour) {
         let width = BOX_WIDTH.max(text_width(label, FONT_PX) + 16.0);
-        right = right.max(x + width);
-        format!(
+        self.right = self.right.max(x + width);
+        self.svg.push_str(&format!(
             "<rect x='{x}' y='{y}' width='{width}' height='34' rx='6' fill='{}' stroke='{}'/><text x='{}' y='{}' text-anchor='middle' fill='{}'>{}</text>",
             colour.fill(),
             if colour == Colour::Differs {
@@ -298,28 +291,51 @@ fn journey(report: &RunReport) -> String {
             y + 21.0,
             colour.text(),
             esc(label)
-        )
-    };
-    let mut label_right = 0.0f64;
-    let mut label = |x: f64, y: f64, px: f64, fill: &str, text: &str| {
-        label_right = label_right.max(x + text_width(text, px));
-        format!(
+        ));
+    }
+
+    fn label(&mut self, x: f64, y: f64, px: f64, fill: &str, text: &str) {
+        self.right = self.right.max(x + text_width(text, px));
+        self.svg.push_str(&format!(
             "<text x='{x}' y='{y}' font-size='{px}' fill='{fill}'>{}</text>",
             esc(text)
-        )
-    };
-    let arrow = |x1: f64, y1: f64, x2: f64, y2: f64, dashed: bool| {
-        format!(
+        ));
+    }
+
+    fn arrow(&mut self, (x1, y1): (f64, f64), (x2, y2): (f64, f64), dashed: bool) {
+        self.svg.push_str(&format!(
             "<line x1='{x1}' y1='{y1}' x2='{x2}' y2='{y2}' stroke='#57606a' stroke-width='1.5' marker-end='url(#arrow)'{}/>",
             if dashed {
                 " stroke-dasharray='5 4'"
             } else {
                 ""
             }
+        ));
+    }
+
+    fn into_svg(self) -> String {
+        let width = (self.right + 12.0).max(900.0).ceil();
+        format!(
+            "<svg id=journey xmlns='http://www.w3.org/2000/svg' width='{width}' height='250' role=img aria-label='request journeys'>\
+             <defs><marker id='arrow' markerWidth='8' markerHeight='8' refX='7' refY='4' orient='auto'><path d='M0,0 L8,4 L0,8 z' fill='#57606a'/></marker></defs>{}</svg>",
+            self.svg
         )
-    };
-    let mut s = String::new();
-    let rows = [
+    }
+}
+
+/// Who sends, the routing check that says who served them, and what the mirror saw of it.
+fn journey_rows(report: &RunReport) -> [(&'static str, &'static str, (String, Colour)); 2] {
+    let end_user = observed(
+        report,
+        "mirror::tester_requests_mirrored_with_end_user",
+        "end-user seen by the mirror",
+    );
+    let host = observed(
+        report,
+        "mirror::shadow_host_matches_istio_version",
+        "shadow host",
+    );
+    [
         (
             "tester",
             "routing::tester_served_by_v2",
@@ -342,14 +358,23 @@ fn journey(report: &RunReport) -> String {
                 Some("not mirrored".to_owned()),
             ),
         ),
-    ];
-    for (row, (who, routing, (mirrored, mirror_colour))) in rows.into_iter().enumerate() {
+    ]
+}
+
+/// The tester's and an anonymous request's path, from what the checks observed, passing or
+/// failing: a failed routing check draws the workload and route that really served the
+/// request, in red.
+fn journey(report: &RunReport) -> String {
+    let mut canvas = Canvas::default();
+    for (row, (who, routing, (mirrored, mirror_colour))) in
+        journey_rows(report).into_iter().enumerate()
+    {
         let y = 20.0 + row as f64 * 120.0;
-        s.push_str(&label(0.0, y + 21.0, FONT_PX, "#1f2328", who));
-        s.push_str(&boxed(80.0, y, "ingress gateway", Colour::AsExpected));
-        s.push_str(&arrow(250.0, y + 17.0, 290.0, y + 17.0, false));
-        s.push_str(&boxed(290.0, y, "productpage", Colour::AsExpected));
-        s.push_str(&arrow(460.0, y + 17.0, 580.0, y + 17.0, false));
+        canvas.label(0.0, y + 21.0, FONT_PX, "#1f2328", who);
+        canvas.boxed(80.0, y, "ingress gateway", Colour::AsExpected);
+        canvas.arrow((250.0, y + 17.0), (290.0, y + 17.0), false);
+        canvas.boxed(290.0, y, "productpage", Colour::AsExpected);
+        canvas.arrow((460.0, y + 17.0), (580.0, y + 17.0), false);
         let (served, colour) = match observed(report, routing, "served by") {
             Some((w, true)) => (w.to_owned(), Colour::AsExpected),
             Some((w, false)) => (w.to_owned(), Colour::Differs),
@@ -357,47 +382,29 @@ fn journey(report: &RunReport) -> String {
         };
         // Above the box it led to, where a long route name has the row to itself.
         if let Some((route, ok)) = observed(report, routing, "route") {
-            s.push_str(&label(
-                580.0,
-                y - 4.0,
-                11.0,
-                if ok { "#1f2328" } else { "#cf222e" },
-                &format!("route {route}"),
-            ));
+            let fill = if ok { "#1f2328" } else { "#cf222e" };
+            canvas.label(580.0, y - 4.0, 11.0, fill, &format!("route {route}"));
         }
-        s.push_str(&boxed(580.0, y, &served, colour));
+        canvas.boxed(580.0, y, &served, colour);
         if colour == Colour::Differs {
-            s.push_str(&label(
+            let expected = report
+                .checks
+                .iter()
+                .find(|c| c.name == routing)
+                .map_or("(not recorded)", CheckResult::expectation)
+                .replace('`', "");
+            canvas.label(
                 460.0,
                 y + 96.0,
                 FONT_PX,
                 "#cf222e",
-                &format!(
-                    "expected: {}",
-                    report
-                        .checks
-                        .iter()
-                        .find(|c| c.name == routing)
-                        .map_or("(not recorded)", CheckResult::expectation)
-                        .replace('`', "")
-                ),
-            ));
+                &format!("expected: {expected}"),
+            );
         }
-        s.push_str(&arrow(665.0, y + 34.0, 665.0, y + 62.0, true));
-        s.push_str(&label(
-            675.0,
-            y + 60.0,
-            FONT_PX,
-            mirror_colour.text(),
-            &mirrored,
-        ));
+        canvas.arrow((665.0, y + 34.0), (665.0, y + 62.0), true);
+        canvas.label(675.0, y + 60.0, FONT_PX, mirror_colour.text(), &mirrored);
     }
-    let right = right.max(label_right);
-    let width = (right + 12.0).max(900.0).ceil();
-    format!(
-        "<svg id=journey xmlns='http://www.w3.org/2000/svg' width='{width}' height='250' role=img aria-label='request journeys'>\
-         <defs><marker id='arrow' markerWidth='8' markerHeight='8' refX='7' refY='4' orient='auto'><path d='M0,0 L8,4 L0,8 z' fill='#57606a'/></marker></defs>{s}</svg>"
-    )
+    canvas.into_svg()
 }
 
 /// The journey's boxes are at least this wide.

@@ -55,6 +55,7 @@ pub fn options(
         concurrency: e2e::suite::DEFAULT_CONCURRENCY,
         allow_lint_errors: false,
         workloads: Vec::new(),
+        process_groups: Default::default(),
         run_started: std::time::Instant::now(),
     }
 }

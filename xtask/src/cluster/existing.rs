@@ -11,7 +11,7 @@ use crate::cluster::Istioctl;
 use crate::cluster::lifetime::{Provider, with_cluster};
 use crate::interrupt::Interrupt;
 use crate::runner::Runner;
-use crate::{flags, paths, tools, versions};
+use crate::{flags, paths, provision, versions};
 
 impl flags::E2e {
     pub(crate) fn run_existing(
@@ -32,7 +32,11 @@ impl flags::E2e {
             runner.run(sh, &RunnerCommand::NoIstiod(target.clone()).to_args())?;
             let istioctl = Istioctl {
                 sh,
-                bin: tools::ensure(sh, &tools::istioctl_asset(release.version)?, interrupt)?,
+                bin: provision::ensure(
+                    sh,
+                    &provision::istioctl_asset(release.version)?,
+                    interrupt,
+                )?,
                 kubeconfig: self.kubeconfig.as_deref().map(paths::from_invocation),
                 context: self.context.clone(),
                 hub: self.istio_hub.clone(),

@@ -20,7 +20,7 @@ use crate::cluster::{Istioctl, Kind, docker_is_running, keep};
 use crate::interrupt::Interrupt;
 use crate::progress::Stopwatch;
 use crate::runner::Runner;
-use crate::{flags, paths, tools, versions};
+use crate::{flags, paths, provision, versions};
 
 impl flags::E2e {
     pub(super) fn run_kind(
@@ -45,7 +45,7 @@ impl flags::E2e {
         let istioctl = self.istioctl(
             sh,
             interrupt,
-            tools::ensure(sh, &tools::istioctl_asset(release.version)?, interrupt)?,
+            provision::ensure(sh, &provision::istioctl_asset(release.version)?, interrupt)?,
             &kind,
         );
         run_on_kind(
@@ -89,7 +89,7 @@ impl flags::E2e {
                 Ok(self.istioctl(
                     sh,
                     interrupt,
-                    tools::ensure(sh, &tools::istioctl_asset(r.version)?, interrupt)?,
+                    provision::ensure(sh, &provision::istioctl_asset(r.version)?, interrupt)?,
                     &kind,
                 ))
             })
@@ -142,7 +142,7 @@ impl flags::E2e {
         };
         let kind = Kind::new(
             sh,
-            tools::ensure(sh, &tools::kind_asset()?, interrupt)?,
+            provision::ensure(sh, &provision::kind_asset()?, interrupt)?,
             &name,
             root.join("target/kind").join(format!("{name}.kubeconfig")),
             interrupt,

@@ -22,7 +22,7 @@ use crate::cluster::lifetime::with_cluster;
 use crate::interrupt::Interrupt;
 use crate::progress::Stopwatch;
 use crate::runner::Runner;
-use crate::{flags, tools, versions};
+use crate::{flags, provision, versions};
 
 impl flags::E2e {
     /// A run on a kwok cluster: the pinned control plane (built on first use), created for
@@ -43,7 +43,7 @@ impl flags::E2e {
         let reused = self.kwok_reused(&wanted)?;
         let run_id = new_run_id();
         let runner = Runner::build(sh, interrupt)?;
-        let envoy = tools::envoy(sh, interrupt).context("provision envoy")?;
+        let envoy = provision::envoy(sh, interrupt).context("provision envoy")?;
         let bins = kwok::Binaries::ensure(sh, interrupt).context("provision the control plane")?;
         let pilot_discovery = self.real_istiod(sh, interrupt, release)?;
         let chart_values = if pilot_discovery.is_some() {
@@ -187,7 +187,7 @@ impl flags::E2e {
         let path = versions::upgrade_path(spec)?;
         let run_id = new_run_id();
         let runner = Runner::build(sh, interrupt)?;
-        let envoy = tools::envoy(sh, interrupt).context("provision envoy")?;
+        let envoy = provision::envoy(sh, interrupt).context("provision envoy")?;
         let bins = kwok::Binaries::ensure(sh, interrupt).context("provision the control plane")?;
         let (istiods, sources) = walk_istiods(sh, interrupt, &path)?;
         let patience = self.kwok_patience();

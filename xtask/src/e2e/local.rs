@@ -12,7 +12,7 @@ use super::artifacts::artifacts_root;
 use super::walk::{compare_runs, walk, walk_dirs, walk_run};
 use crate::progress::Stopwatch;
 use crate::runner::Runner;
-use crate::{flags, tools, versions};
+use crate::{flags, provision, versions};
 
 impl flags::E2e {
     pub(super) fn run_local(
@@ -35,7 +35,7 @@ impl flags::E2e {
         clock: Stopwatch,
     ) -> anyhow::Result<()> {
         runner.interrupt.check()?;
-        let envoy = tools::envoy(sh, &runner.interrupt).context("provision envoy")?;
+        let envoy = provision::envoy(sh, &runner.interrupt).context("provision envoy")?;
         let mut suite = self.suite_args(clock);
         if let Some(root) = artifacts_root {
             // Every run of a walk keeps its report for the comparison.

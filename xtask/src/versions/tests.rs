@@ -1,6 +1,5 @@
 //! Tests of the version table, the upgrade walk, the labels and `--check-latest`.
 use super::*;
-use crate::cluster::kwok;
 
 #[test]
 fn every_node_image_is_by_digest_and_inside_the_supported_range() {
@@ -151,19 +150,6 @@ fn newer_patches_of_pinned_minors_are_found_and_pre_releases_ignored() {
         newer_patches(&["1.28.4", "1.27.9", "1.30.5"], &tags),
         [("1.28.4".to_owned(), "1.28.10".to_owned())]
     );
-}
-
-#[test]
-fn every_release_build_is_a_pinned_istiod() {
-    for build in RELEASE_COMMITS {
-        assert!(
-            kwok::ISTIO_MODULES
-                .iter()
-                .any(|m| m.version.ends_with(&format!("-{}", build.commit))),
-            "{} names no pinned istio.io/istio module",
-            build.commit
-        );
-    }
 }
 
 fn tags(list: &[(&str, &str)]) -> Vec<Tag> {

@@ -128,9 +128,15 @@ impl State {
             .find(|w| Some(w.name.as_str()) == deployment.as_deref());
         let process = match user {
             Some(command) => {
-                let process =
-                    ProcessWorkload::prepare_at(command, containers, name.clone(), addr, log)
-                        .map_err(|e| e.to_string())?;
+                let process = ProcessWorkload::prepare_at(
+                    command,
+                    containers,
+                    name.clone(),
+                    addr,
+                    log,
+                    &self.opts.process_groups,
+                )
+                .map_err(|e| e.to_string())?;
                 process
                     .start(self.outbound, self.opts.patience)
                     .await

@@ -191,6 +191,19 @@ mod tests {
     use crate::versions::ISTIO_RELEASES;
 
     #[test]
+    fn every_release_build_is_a_pinned_istiod() {
+        for build in crate::versions::RELEASE_COMMITS {
+            assert!(
+                ISTIO_MODULES
+                    .iter()
+                    .any(|m| m.version.ends_with(&format!("-{}", build.commit))),
+                "{} names no pinned istio.io/istio module",
+                build.commit
+            );
+        }
+    }
+
+    #[test]
     fn each_label_says_what_played_the_release() {
         let labels: Vec<String> = ISTIO_RELEASES
             .iter()
