@@ -34,7 +34,7 @@ pub use finish::{KwokProvider, KwokUp, shell_line};
 #[cfg(test)]
 pub use istio_source::ISTIO_MODULES;
 pub use istio_source::{IstioSource, istio_module, istio_source, version_label};
-pub use netns::Holder;
+pub use netns::{Holder, Lifetime};
 pub use prepare::prepare;
 
 /// Where the API server listens, inside the cluster's network namespace.

@@ -341,7 +341,14 @@ impl flags::E2e {
             .with_context(|| format!("create {}", node_dir.display()))?;
         cluster
             .holder
-            .spawn_with(&cluster.log("mirror-e2e"), &runner.bin, &node, &[], None)
+            .spawn_with(
+                &cluster.log("mirror-e2e"),
+                &runner.bin,
+                &node,
+                &[],
+                None,
+                kwok::Lifetime::Run,
+            )
             .context("start the node's data plane")?;
         cluster.wait_for(
             "the node's data plane to start",

@@ -15,7 +15,7 @@ use anyhow::{Context, bail};
 use serde_yaml::Value;
 use xshell::Shell;
 
-use super::KwokCluster;
+use super::{KwokCluster, Lifetime};
 use crate::interrupt::Interrupt;
 
 /// istiod's plaintext xDS port (`--grpcAddr`, the chart's `grpc-xds` 15010), where the
@@ -299,7 +299,19 @@ pub fn start(
     // ./var/run/secrets/istio-dns.
     cluster
         .holder
-        .spawn_with(&running.log, pilot_discovery, &args, &env, Some(&dir))
+        .spawn_with(
+            &running.log,
+            pilot_discovery,
+            &args,
+            &env,
+            Some(&dir),
+            // A reused cluster's istiod is this run's: it must not outlive it.
+            if cluster.created_by_this_run {
+                Lifetime::Cluster
+            } else {
+                Lifetime::Run
+            },
+        )
         .context("start istiod")?;
     let started = Instant::now();
     cluster.wait_for(

@@ -39,6 +39,17 @@ pub struct Holder {
 
 const RECORD: &str = "holder";
 
+/// How long a component started in the cluster lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lifetime {
+    /// As long as the cluster: kept with it, ended with its holder (etcd, the API server,
+    /// the istiod of a cluster the run created).
+    Cluster,
+    /// As long as the run that started it, however the run ends, SIGKILL included: what a
+    /// run starts in a cluster it reused (its istiod), and the run's own node agent.
+    Run,
+}
+
 impl Holder {
     /// Starts a holder for the cluster in `dir` and records it there.
     pub fn start(sh: &Shell, dir: &Path) -> anyhow::Result<Holder> {
@@ -190,13 +201,14 @@ impl Holder {
         }
     }
 
-    /// Starts a component in all three namespaces, its output going to `log`.
+    /// Starts a component of the cluster in all three namespaces, its output going to `log`.
     pub fn spawn(&self, log: &Path, program: &Path, args: &[String]) -> anyhow::Result<()> {
-        self.spawn_with(log, program, args, &[], None)
+        self.spawn_with(log, program, args, &[], None, Lifetime::Cluster)
     }
 
     /// `spawn` with environment variables added to xtask's and, if given, its own working
-    /// directory (a program that writes relative paths, as istiod does, writes there).
+    /// directory (a program that writes relative paths, as istiod does, writes there), living
+    /// as long as `lifetime` says.
     pub fn spawn_with(
         &self,
         log: &Path,
@@ -204,6 +216,7 @@ impl Holder {
         args: &[String],
         env: &[(String, String)],
         cwd: Option<&Path>,
+        lifetime: Lifetime,
     ) -> anyhow::Result<()> {
         let name = program
             .file_name()
@@ -211,10 +224,22 @@ impl Holder {
         let out =
             std::fs::File::create(log).with_context(|| format!("create {}", log.display()))?;
         let err = out.try_clone().context("share the log file")?;
-        let mut command = Command::new("nsenter");
+        let mut command = match lifetime {
+            Lifetime::Cluster => Command::new("nsenter"),
+            // setpriv (util-linux, as nsenter) sets the parent-death signal and execs: nsenter
+            // dies with this process, and the program with nsenter (PR_SET_PDEATHSIG does not
+            // cross nsenter's fork into the PID namespace on its own).
+            Lifetime::Run => {
+                let mut command = Command::new("setpriv");
+                command.args(["--pdeathsig", "KILL", "--", "nsenter"]);
+                command
+            }
+        };
+        command.args(self.enter(true)).arg("--");
+        if lifetime == Lifetime::Run {
+            command.args(["setpriv", "--pdeathsig", "KILL", "--"]);
+        }
         command
-            .args(self.enter(true))
-            .arg("--")
             .arg(program)
             .args(args)
             .stdin(Stdio::null())
@@ -495,6 +520,75 @@ mod tests {
         assert!(
             holder.exited("sleep").is_none(),
             "the cluster's own component was ended"
+        );
+        holder.stop().expect("stop");
+    }
+
+    /// Kills the `nsenter` that started `name` (as the kernel kills it when xtask dies, by
+    /// its parent-death signal) and says whether the program it ran is still alive after
+    /// a bounded wait for it to go.
+    fn survives_its_nsenter(holder: &Holder, name: &str) -> bool {
+        use nix::sys::signal::{Signal, kill};
+        use nix::unistd::Pid;
+        let nsenter = holder.children.lock().expect("lock")[name].id();
+        let program = poll_until(
+            "the program under nsenter",
+            Duration::from_secs(5),
+            None,
+            |_| Ok(child_of(nsenter)),
+        )
+        .expect("forked");
+        kill(
+            Pid::from_raw(i32::try_from(nsenter).expect("pid")),
+            Signal::SIGKILL,
+        )
+        .expect("kill");
+        let gone = poll_until("the program to end", Duration::from_secs(5), None, |seen| {
+            let state = std::fs::read_to_string(format!("/proc/{program}/stat")).ok();
+            *seen = state.clone().unwrap_or_default();
+            // Gone, or a zombie its parent has not reaped.
+            Ok(state
+                .is_none_or(|s| {
+                    s.rsplit_once(')')
+                        .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+                })
+                .then_some(()))
+        });
+        gone.is_err()
+    }
+
+    #[test]
+    fn a_component_of_the_run_dies_with_it_and_one_of_the_cluster_does_not() {
+        let sh = Shell::new().expect("shell");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let holder = Holder::start(&sh, dir.path()).expect("namespaces");
+        let sleep = |name: &str| {
+            let link = dir.path().join(name);
+            std::os::unix::fs::symlink("/bin/sleep", &link).expect("link");
+            link
+        };
+        let (run, cluster) = (sleep("run-bound"), sleep("cluster-bound"));
+        let log = dir.path().join("sleep.log");
+        holder
+            .spawn_with(&log, &run, &["1002".to_owned()], &[], None, Lifetime::Run)
+            .expect("spawn");
+        holder
+            .spawn_with(
+                &log,
+                &cluster,
+                &["1003".to_owned()],
+                &[],
+                None,
+                Lifetime::Cluster,
+            )
+            .expect("spawn");
+        assert!(
+            !survives_its_nsenter(&holder, "run-bound"),
+            "a component of the run outlived the process that started it"
+        );
+        assert!(
+            survives_its_nsenter(&holder, "cluster-bound"),
+            "a component of the cluster died with the run that started it"
         );
         holder.stop().expect("stop");
     }
