@@ -156,6 +156,13 @@ impl Document {
             .unwrap_or("")
     }
 
+    /// Whether the object is of the Gateway API group (`gateway.networking.k8s.io/...`): its
+    /// `Gateway` is not Istio's.
+    pub fn is_gateway_api(&self) -> bool {
+        let api_version = self.value.get("apiVersion").and_then(Value::as_str);
+        crate::gateway_api::is_gateway_api(api_version.unwrap_or(""))
+    }
+
     /// The line of the node at `path`.
     pub fn line_of(&self, path: &YamlPath) -> usize {
         self.positions.line_of(path)
