@@ -317,15 +317,14 @@ pub struct RequestMirror {
 
 impl RequestMirror {
     /// The share mirrored, in percent, as istiod's `createMirrorFilter` computes it
-    /// (conversion.go, byte-identical in Istio 1.27 to 1.31): `percent`, else
-    /// `100 * numerator / denominator` with the denominator defaulting to 100, else 100.
+    /// (conversion.go, byte-identical in Istio 1.27 to 1.31): `fraction` as
+    /// `100 * numerator / denominator` with the denominator defaulting to 100, else
+    /// `percent`, else 100 (the CRD refuses both at once).
     pub fn percentage(&self) -> f64 {
-        if let Some(percent) = self.percent {
-            return f64::from(percent);
-        }
-        match &self.fraction {
-            Some(fraction) => fraction.percentage(),
-            None => 100.0,
+        match (&self.fraction, self.percent) {
+            (Some(fraction), _) => fraction.percentage(),
+            (None, Some(percent)) => f64::from(percent),
+            (None, None) => 100.0,
         }
     }
 

@@ -113,9 +113,12 @@ fn check_backend(
             Severity::Error,
             BACKEND_PORT,
             format!(
-                "Service `{name}` has no port: Istio requires one for a Service backend; {outcome}"
+                "Service `{name}` has no port: Istio requires one for a Service backend (\"port \
+                 is required in backendRef\"); {outcome}"
             ),
         );
+        // istiod's `buildDestination` returns this error alone, whether the Service exists.
+        return;
     }
     if !in_set_namespace(topo, route, reference.namespace.as_deref())
         || topo.service(name).is_some()
