@@ -183,7 +183,17 @@ fn check_parents(topo: &Topology, route: &Typed<HttpRoute>, report: &mut Report<
         }
         let name = &parent.name;
         let path = parents.index(i).key("name");
-        if parent.is_service() && topo.service(name).is_none() {
+        if parent.kind() == "Service" && parent.group.is_none() {
+            report.at(
+                route.document,
+                &parents.index(i).key("kind"),
+                Severity::Error,
+                UNKNOWN_PARENT,
+                "kind Service without `group: \"\"` is a Service of gateway.networking.k8s.io (the \
+                 CRD's default group), which istiod does not know: it ignores this parent \
+                 (\"unsupported parent\") and writes no status. Add `group: \"\"`",
+            );
+        } else if parent.is_service() && topo.service(name).is_none() {
             report.at(
                 route.document,
                 &path,

@@ -208,6 +208,21 @@ fn a_parent_service_the_manifests_lack_is_no_matching_parent() {
 }
 
 #[test]
+fn a_parent_service_without_the_core_group_is_ignored_by_istiod() {
+    let found = lint(
+        &ROUTE.replace("{group: '', kind: Service,", "{kind: Service,"),
+        UNKNOWN_PARENT,
+    );
+    let line = line_of("kind: Service, name: reviews");
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].starts_with(&format!("t.yaml:{line}: error[unknown-parent]: HTTPRoute reviews: spec.parentRefs[0].kind: kind Service without `group: \"\"`")),
+        "{found:?}"
+    );
+    assert!(found[0].contains("unsupported parent"), "{found:?}");
+}
+
+#[test]
 fn a_parent_gateway_the_manifests_lack_gets_no_status_at_all() {
     let to = |name: &str| {
         ROUTE.replace(
