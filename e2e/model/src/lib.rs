@@ -1,7 +1,8 @@
 //! mirror-e2e's model: what the manifests say and what istiod would make of them, with no
 //! I/O beyond reading the files a user names.
 //!
-//! It reads manifests ([`manifest`]) into Istio's types ([`istio`]) and a [`topology`],
+//! It reads manifests ([`manifest`]) into Istio's types ([`istio`]), the Gateway API's
+//! ([`gateway_api`]) and a [`topology`],
 //! reads what the mesh must do ([`expectations`]), admits routing as istiod's webhook does
 //! ([`validation`]), analyzes it offline ([`lint`]), and translates it into the Envoy
 //! configuration istiod would push ([`envoy`]). The runner (the `e2e` crate) starts
@@ -11,6 +12,7 @@
 
 pub mod envoy;
 pub mod expectations;
+pub mod gateway_api;
 pub mod hostname;
 pub mod istio;
 pub mod lint;

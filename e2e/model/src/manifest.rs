@@ -156,6 +156,13 @@ impl Document {
             .unwrap_or("")
     }
 
+    /// Whether the object is of the Gateway API group (`gateway.networking.k8s.io/...`): its
+    /// `Gateway` is not Istio's.
+    pub fn is_gateway_api(&self) -> bool {
+        let api_version = self.value.get("apiVersion").and_then(Value::as_str);
+        crate::gateway_api::is_gateway_api(api_version.unwrap_or(""))
+    }
+
     /// The line of the node at `path`.
     pub fn line_of(&self, path: &YamlPath) -> usize {
         self.positions.line_of(path)
@@ -190,6 +197,9 @@ pub struct ManifestSet {
 impl ManifestSet {
     /// Reads every `.yaml`/`.yml` file under the given files and directories, sorted by path
     /// (in a directory, not `expectations.yaml`: the expectations are no manifest).
+    ///
+    /// A subdirectory that holds its own `expectations.yaml` is a separate manifest set (e.g.
+    /// `manifests/gateway-api/`): loading its parent skips it whole; name it to load it.
     pub fn load(paths: &[PathBuf]) -> Result<ManifestSet, ManifestError> {
         ManifestSet::load_edited(paths, str::to_owned)
     }
@@ -238,6 +248,11 @@ impl ManifestSet {
     }
 }
 
+/// Whether a directory is a manifest set of its own: it has its own expectations file.
+pub fn is_manifest_set(dir: &Path) -> bool {
+    dir.join(EXPECTATIONS_FILE).is_file()
+}
+
 fn yaml_files(path: &Path) -> Result<Vec<PathBuf>, ManifestError> {
     let read_err = |source| ManifestError::Read {
         path: path.to_owned(),
@@ -256,7 +271,10 @@ fn yaml_files(path: &Path) -> Result<Vec<PathBuf>, ManifestError> {
     for entry in entries {
         let p = entry.path();
         if p.is_dir() {
-            out.extend(yaml_files(&p)?);
+            // A nested set (its own expectations) is run on its own, never with its parent's.
+            if !is_manifest_set(&p) {
+                out.extend(yaml_files(&p)?);
+            }
         } else if matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
             && p.file_name().and_then(|n| n.to_str()) != Some(EXPECTATIONS_FILE)
         {
@@ -435,6 +453,33 @@ metadata:
         let err = set.syntax_errors[0].to_string();
         assert!(err.starts_with("bad.yaml:"), "{err}");
         assert!(set.documents.is_empty());
+    }
+
+    #[test]
+    fn a_subdirectory_with_its_own_expectations_is_a_set_its_parent_skips() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let write = |rel: &str, text: &str| {
+            let file = dir.path().join(rel);
+            std::fs::create_dir_all(file.parent().expect("parent")).expect("mkdir");
+            std::fs::write(file, text).expect("write");
+        };
+        write("a.yaml", "kind: Service\nmetadata: {name: a}\n");
+        write(EXPECTATIONS_FILE, "checks: []\n");
+        write("plain/b.yaml", "kind: Service\nmetadata: {name: b}\n");
+        write("nested/c.yaml", "kind: Service\nmetadata: {name: c}\n");
+        write(
+            "nested/deeper/d.yaml",
+            "kind: Service\nmetadata: {name: d}\n",
+        );
+        write(&format!("nested/{EXPECTATIONS_FILE}"), "checks: []\n");
+        let names = |path: PathBuf| -> Vec<String> {
+            let set = ManifestSet::load(&[path]).expect("loads");
+            set.documents.iter().map(|d| d.name().to_owned()).collect()
+        };
+        assert!(is_manifest_set(&dir.path().join("nested")));
+        assert!(!is_manifest_set(&dir.path().join("plain")));
+        assert_eq!(names(dir.path().to_owned()), ["a", "b"]);
+        assert_eq!(names(dir.path().join("nested")), ["c", "d"]);
     }
 
     #[test]

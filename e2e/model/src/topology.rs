@@ -9,6 +9,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Container, Service};
 use serde::de::DeserializeOwned;
 
+use crate::gateway_api::{self, HttpRoute};
 use crate::istio::{DestinationRule, Gateway, VirtualService};
 use crate::manifest::{Document, ManifestSet};
 
@@ -51,8 +52,12 @@ pub struct Topology {
     pub destination_rules: Vec<Typed<DestinationRule>>,
     /// VirtualServices.
     pub virtual_services: Vec<Typed<VirtualService>>,
-    /// Gateways.
+    /// Istio (`networking.istio.io`) Gateways.
     pub gateways: Vec<Typed<Gateway>>,
+    /// Gateway API HTTPRoutes.
+    pub http_routes: Vec<Typed<HttpRoute>>,
+    /// Gateway API (`gateway.networking.k8s.io`) Gateways.
+    pub gateway_api_gateways: Vec<Typed<gateway_api::Gateway>>,
 }
 
 /// What a destination host refers to.
@@ -70,7 +75,8 @@ pub enum HostTarget<'a> {
 }
 
 impl Topology {
-    /// Types every known kind of the set; documents that fail to type are returned as errors
+    /// Types every known kind of the set (a `Gateway` by its group: the Gateway API's or
+    /// Istio's); documents that fail to type are returned as errors
     /// and left out.
     pub fn from_manifests(set: &ManifestSet) -> (Topology, Vec<TypeError>) {
         let mut topo = Topology {
@@ -90,7 +96,11 @@ impl Topology {
                     push_typed(&mut topo.destination_rules, index, doc, &mut errors)
                 }
                 "VirtualService" => push_typed(&mut topo.virtual_services, index, doc, &mut errors),
+                "Gateway" if doc.is_gateway_api() => {
+                    push_typed(&mut topo.gateway_api_gateways, index, doc, &mut errors)
+                }
                 "Gateway" => push_typed(&mut topo.gateways, index, doc, &mut errors),
+                "HTTPRoute" => push_typed(&mut topo.http_routes, index, doc, &mut errors),
                 _ => {}
             }
         }

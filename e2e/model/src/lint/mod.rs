@@ -3,6 +3,7 @@
 //! Each rule reads the [`Topology`] (and the raw documents for positions) and reports
 //! [`Finding`]s that name the file, the line and the YAML path of the field.
 
+mod http_routes;
 mod intent;
 pub mod local_support;
 mod precedence;
@@ -144,6 +145,7 @@ pub fn lint(set: &ManifestSet) -> Vec<Finding> {
         );
     }
     routing::check(&topology, &mut report);
+    http_routes::check(&topology, &mut report);
     workloads::check(&topology, &mut report);
     precedence::check(&topology, &mut report);
     local_support::check(&topology, &mut report);

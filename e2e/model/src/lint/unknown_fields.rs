@@ -11,12 +11,25 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use crate::gateway_api::{self, HttpRoute};
 use crate::istio::{DestinationRule, Gateway, VirtualService};
 use crate::manifest::YamlPath;
 
 /// Unknown field paths of a document of a kind this project types; `None` for other kinds
-/// or when the document does not type at all (reported elsewhere).
+/// or when the document does not type at all (reported elsewhere). A `Gateway` is typed by
+/// its `apiVersion`: the Gateway API's (`gateway.networking.k8s.io`) or Istio's.
 pub fn unknown_fields(kind: &str, value: &Value) -> Option<Vec<YamlPath>> {
+    let api_version = value
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if gateway_api::is_gateway_api(api_version) {
+        return match kind {
+            "HTTPRoute" => round_trip::<HttpRoute>(value),
+            "Gateway" => round_trip::<gateway_api::Gateway>(value),
+            _ => None,
+        };
+    }
     match kind {
         "Namespace" => round_trip::<Namespace>(value),
         "ServiceAccount" => round_trip::<ServiceAccount>(value),
@@ -177,6 +190,45 @@ spec:
                 "spec: {servers: [{port: {number: 80, protcol: HTTP}}]}"
             ),
             ["spec.servers[0].port.protcol"]
+        );
+    }
+
+    #[test]
+    fn misspellings_in_gateway_api_objects_are_found_and_their_gateway_is_not_istios() {
+        let found = unknown(
+            "HTTPRoute",
+            "
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: reviews}
+spec:
+  parentRefs: [{group: '', kind: Service, name: reviews, sectionNme: http}]
+  rules:
+    - matches: [{path: {type: PathPrefix, value: /}, headers: [{name: a, valu: b}]}]
+      filters:
+        - type: RequestMirror
+          requestMirror: {backendRef: {name: mirror, port: 9080}, fraction: {numerator: 1, denominater: 2}}
+      backendRefs: [{name: reviews-v1, port: 9080, wieght: 1, filters: []}]
+",
+        );
+        assert_eq!(
+            found,
+            [
+                "spec.parentRefs[0].sectionNme",
+                "spec.rules[0].matches[0].headers[0].valu",
+                "spec.rules[0].filters[0].requestMirror.fraction.denominater",
+                "spec.rules[0].backendRefs[0].wieght",
+            ]
+        );
+        let gateway = "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nspec: {gatewayClassName: istio, listeners: [{name: http, port: 80, protocol: HTTP, hostnme: a}]}";
+        assert_eq!(unknown("Gateway", gateway), ["spec.listeners[0].hostnme"]);
+        // Istio's Gateway keeps its own schema.
+        assert_eq!(
+            unknown(
+                "Gateway",
+                "apiVersion: networking.istio.io/v1\nspec: {listeners: []}"
+            ),
+            ["spec.listeners"]
         );
     }
 

@@ -67,6 +67,8 @@ impl State {
             destination_rules: typed(istio_objects(&self.client, ns, "DestinationRule").await?),
             virtual_services: typed(istio_objects(&self.client, ns, "VirtualService").await?),
             gateways: typed(istio_objects(&self.client, ns, "Gateway").await?),
+            // The node agent does not follow Gateway API objects yet (issue 26).
+            ..Topology::default()
         };
         Ok(Snapshot {
             pods,
