@@ -101,7 +101,11 @@ pub(super) fn yaml_files(root: &Path, dir: &Path) -> anyhow::Result<Vec<PathBuf>
     for entry in entries {
         let path = dir.join(entry?.file_name());
         if root.join(&path).is_dir() {
-            out.extend(yaml_files(root, &path)?);
+            // A subdirectory with expectations of its own is another manifest set, as
+            // mirror-e2e's `ManifestSet::load` reads it: analyzed when named, not with its parent.
+            if !root.join(&path).join("expectations.yaml").is_file() {
+                out.extend(yaml_files(root, &path)?);
+            }
         } else if matches!(
             path.extension().and_then(|e| e.to_str()),
             Some("yaml" | "yml")

@@ -427,3 +427,27 @@ fn the_cases_are_the_manifests_the_corpus_and_the_tutorial() {
         ]
     );
 }
+
+#[test]
+fn a_nested_manifest_set_is_not_analyzed_with_its_parent() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let manifests = root.path().join("manifests");
+    std::fs::create_dir_all(manifests.join("gateway-api")).expect("dirs");
+    std::fs::create_dir_all(manifests.join("more")).expect("dirs");
+    for file in [
+        "routing.yaml",
+        "gateway-api/routes.yaml",
+        "gateway-api/expectations.yaml",
+        "more/services.yaml",
+    ] {
+        std::fs::write(manifests.join(file), "kind: Service\n").expect("write");
+    }
+    let files = yaml_files(root.path(), std::path::Path::new("manifests")).expect("files");
+    assert_eq!(
+        files,
+        [
+            PathBuf::from("manifests/more/services.yaml"),
+            PathBuf::from("manifests/routing.yaml"),
+        ]
+    );
+}
