@@ -10,7 +10,9 @@ use serde_json::{Value, json};
 
 use super::apply::{Applier, ApplyError, apply_order};
 use super::logs::LogFollower;
-use super::{ClusterError, ClusterOptions, ClusterScoped, Proxies, apply, ready, rollout};
+use super::{
+    ClusterError, ClusterOptions, ClusterScoped, Proxies, apply, ready, rollout, route_status,
+};
 use super::{ClusterMesh, RunPods};
 use crate::manifest::ManifestSet;
 use crate::mirror_log::MirrorRecords;
@@ -354,6 +356,16 @@ async fn await_workloads(
     }
     if opts.proxies == Proxies::Injected {
         ready::sidecars_ready(client, &opts.namespace, opts.patience).await?;
+    }
+    // Before any traffic: istiod took every HTTPRoute, with its references resolved.
+    let routes: Vec<String> = topology
+        .http_routes
+        .iter()
+        .filter_map(|r| r.object.metadata.name.clone())
+        .collect();
+    if !routes.is_empty() {
+        progress.phase("wait for the HTTPRoutes' status");
+        route_status::http_routes_accepted(client, &opts.namespace, &routes, opts.patience).await?;
     }
     if opts.restart_workloads {
         progress.phase("restart workloads");

@@ -17,6 +17,7 @@ mod mesh;
 pub mod node_agent;
 pub mod ready;
 pub mod rollout;
+pub mod route_status;
 #[cfg(test)]
 mod test_api;
 
