@@ -29,7 +29,7 @@ pub fn is_gateway_api(api_version: &str) -> bool {
 /// `gateway.networking.k8s.io` HTTPRoute.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
-pub struct HttpRoute {
+pub struct KubeHttpRoute {
     /// `apiVersion`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_version: Option<String>,
@@ -41,13 +41,13 @@ pub struct HttpRoute {
     pub metadata: ObjectMeta,
     /// The routing.
     #[serde(default)]
-    pub spec: HttpRouteSpec,
+    pub spec: KubeHttpRouteSpec,
 }
 
 /// `HTTPRoute.spec`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
-pub struct HttpRouteSpec {
+pub struct KubeHttpRouteSpec {
     /// What the route attaches to: a Gateway (ingress) or a Service (mesh, GAMMA).
     #[serde(default)]
     pub parent_refs: Vec<ParentReference>,
@@ -312,7 +312,7 @@ pub struct RequestMirror {
     pub percent: Option<i32>,
     /// Share mirrored as a fraction (the CRD allows `percent` or `fraction`, not both).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fraction: Option<Fraction>,
+    pub fraction: Option<MirrorFraction>,
 }
 
 impl RequestMirror {
@@ -335,9 +335,9 @@ impl RequestMirror {
     }
 }
 
-/// `Fraction`: `numerator / denominator`.
+/// The CRD's `Fraction`: `numerator / denominator`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct Fraction {
+pub struct MirrorFraction {
     /// The numerator.
     #[serde(default)]
     pub numerator: i32,
@@ -346,7 +346,7 @@ pub struct Fraction {
     pub denominator: Option<i32>,
 }
 
-impl Fraction {
+impl MirrorFraction {
     /// The denominator, with the CRD's default.
     pub fn denominator(&self) -> i32 {
         self.denominator.unwrap_or(100)
@@ -437,7 +437,7 @@ impl HttpBackendRef {
 /// `gateway.networking.k8s.io` Gateway (not Istio's `networking.istio.io` Gateway).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
-pub struct Gateway {
+pub struct KubeGateway {
     /// `apiVersion`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_version: Option<String>,
@@ -449,19 +449,19 @@ pub struct Gateway {
     pub metadata: ObjectMeta,
     /// The gateway.
     #[serde(default)]
-    pub spec: GatewaySpec,
+    pub spec: KubeGatewaySpec,
 }
 
 /// `Gateway.spec`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
-pub struct GatewaySpec {
+pub struct KubeGatewaySpec {
     /// The GatewayClass; istiod serves `istio` (a Deployment and Service `<name>-istio`).
     #[serde(default)]
     pub gateway_class_name: String,
     /// Listeners.
     #[serde(default)]
-    pub listeners: Vec<Listener>,
+    pub listeners: Vec<KubeListener>,
     /// Addresses (carried).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub addresses: Option<Value>,
@@ -479,7 +479,7 @@ pub struct GatewaySpec {
 /// One `listeners[]` entry.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
-pub struct Listener {
+pub struct KubeListener {
     /// Listener name (a parentRef's `sectionName`).
     #[serde(default)]
     pub name: String,

@@ -9,7 +9,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Container, Service};
 use serde::de::DeserializeOwned;
 
-use crate::gateway_api::{self, HttpRoute};
+use crate::gateway_api::{self, KubeHttpRoute};
 use crate::istio::{DestinationRule, Gateway, VirtualService};
 use crate::manifest::{Document, ManifestSet};
 
@@ -55,9 +55,9 @@ pub struct Topology {
     /// Istio (`networking.istio.io`) Gateways.
     pub gateways: Vec<Typed<Gateway>>,
     /// Gateway API HTTPRoutes.
-    pub http_routes: Vec<Typed<HttpRoute>>,
+    pub http_routes: Vec<Typed<KubeHttpRoute>>,
     /// Gateway API (`gateway.networking.k8s.io`) Gateways.
-    pub gateway_api_gateways: Vec<Typed<gateway_api::Gateway>>,
+    pub gateway_api_gateways: Vec<Typed<gateway_api::KubeGateway>>,
 }
 
 /// What a destination host refers to.

@@ -22,7 +22,7 @@ fn mirror_percentage_follows_istiods_create_mirror_filter() {
 
 #[test]
 fn defaults_are_the_crds() {
-    let route: HttpRoute = serde_yaml::from_str(
+    let route: KubeHttpRoute = serde_yaml::from_str(
         "
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute

@@ -6,7 +6,7 @@
 
 use super::{Report, Severity};
 use crate::gateway_api::{
-    BackendObjectReference, FilterType, HttpRoute, HttpRouteFilter, ISTIO_GATEWAY_CLASS,
+    BackendObjectReference, FilterType, HttpRouteFilter, ISTIO_GATEWAY_CLASS, KubeHttpRoute,
 };
 use crate::manifest::YamlPath;
 use crate::topology::{Topology, Typed};
@@ -79,14 +79,18 @@ enum Role {
 
 /// Whether a reference of the route (its `namespace`, else the route's) is to the set's own
 /// namespace; another namespace is not in the manifests, so not judged.
-fn in_set_namespace(topo: &Topology, route: &Typed<HttpRoute>, namespace: Option<&str>) -> bool {
+fn in_set_namespace(
+    topo: &Topology,
+    route: &Typed<KubeHttpRoute>,
+    namespace: Option<&str>,
+) -> bool {
     let route_ns = route.object.metadata.namespace.as_deref();
     namespace.or(route_ns).unwrap_or(&topo.namespace) == topo.namespace
 }
 
 fn check_backend(
     topo: &Topology,
-    route: &Typed<HttpRoute>,
+    route: &Typed<KubeHttpRoute>,
     path: &YamlPath,
     reference: &BackendObjectReference,
     role: Role,
@@ -152,7 +156,7 @@ fn missing_severity(set_has_none: bool) -> Severity {
 }
 
 fn check_backend_filters(
-    route: &Typed<HttpRoute>,
+    route: &Typed<KubeHttpRoute>,
     path: &YamlPath,
     filters: &[HttpRouteFilter],
     report: &mut Report<'_>,
@@ -175,7 +179,7 @@ fn check_backend_filters(
     }
 }
 
-fn check_parents(topo: &Topology, route: &Typed<HttpRoute>, report: &mut Report<'_>) {
+fn check_parents(topo: &Topology, route: &Typed<KubeHttpRoute>, report: &mut Report<'_>) {
     let parents = YamlPath::parse("spec.parentRefs");
     for (i, parent) in route.object.spec.parent_refs.iter().enumerate() {
         if !in_set_namespace(topo, route, parent.namespace.as_deref()) {
@@ -220,7 +224,7 @@ fn check_parents(topo: &Topology, route: &Typed<HttpRoute>, report: &mut Report<
     }
 }
 
-fn gateway<'t>(topo: &'t Topology, name: &str) -> Option<&'t crate::gateway_api::Gateway> {
+fn gateway<'t>(topo: &'t Topology, name: &str) -> Option<&'t crate::gateway_api::KubeGateway> {
     topo.gateway_api_gateways
         .iter()
         .map(|g| &g.object)

@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::gateway_api::{self, HttpRoute};
+use crate::gateway_api::{self, KubeHttpRoute};
 use crate::istio::{DestinationRule, Gateway, VirtualService};
 use crate::manifest::YamlPath;
 
@@ -25,8 +25,8 @@ pub fn unknown_fields(kind: &str, value: &Value) -> Option<Vec<YamlPath>> {
         .unwrap_or("");
     if gateway_api::is_gateway_api(api_version) {
         return match kind {
-            "HTTPRoute" => round_trip::<HttpRoute>(value),
-            "Gateway" => round_trip::<gateway_api::Gateway>(value),
+            "HTTPRoute" => round_trip::<KubeHttpRoute>(value),
+            "Gateway" => round_trip::<gateway_api::KubeGateway>(value),
             _ => None,
         };
     }
