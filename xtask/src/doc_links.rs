@@ -204,9 +204,18 @@ fn prose(text: &str) -> impl Iterator<Item = (usize, &str)> {
     })
 }
 
-/// `line` without its code spans (`` `...` ``), whose text is never a link or a heading's
-/// markup.
-fn without_code(line: &str) -> String {
+/// What a code span (`` `...` ``) leaves of itself in `line`.
+#[derive(Clone, Copy, PartialEq)]
+enum CodeSpans {
+    /// Its text, without the backticks: a heading's slug keeps it.
+    Text,
+    /// Nothing: a link written inside one is an example, not a link.
+    Nothing,
+}
+
+/// `line` with its code spans reduced to what `keep` says; an unclosed backtick stays as
+/// written.
+fn without_code(line: &str, keep: CodeSpans) -> String {
     let mut out = String::new();
     let mut rest = line;
     while let Some(open) = rest.find('`') {
@@ -215,8 +224,9 @@ fn without_code(line: &str) -> String {
         let after = &rest[open + ticks..];
         match after.find(&"`".repeat(ticks)) {
             Some(close) => {
-                // The span's text stays (a heading's slug keeps it), its backticks go.
-                out.push_str(&after[..close]);
+                if keep == CodeSpans::Text {
+                    out.push_str(&after[..close]);
+                }
                 rest = &after[close + ticks..];
             }
             None => {
@@ -235,7 +245,7 @@ fn without_code(line: &str) -> String {
 pub fn links(text: &str) -> Vec<(usize, String)> {
     let mut found = Vec::new();
     for (n, line) in prose(text) {
-        let line = strip_code_spans(line);
+        let line = without_code(line, CodeSpans::Nothing);
         let mut targets: Vec<String> = Vec::new();
         let mut rest = line.as_str();
         while let Some(at) = rest.find("](") {
@@ -288,26 +298,6 @@ pub fn links(text: &str) -> Vec<(usize, String)> {
     found
 }
 
-/// Code spans removed whole: a link written inside one is an example, not a link.
-fn strip_code_spans(line: &str) -> String {
-    let mut out = String::new();
-    let mut rest = line;
-    while let Some(open) = rest.find('`') {
-        out.push_str(&rest[..open]);
-        let ticks = rest[open..].chars().take_while(|&c| c == '`').count();
-        let after = &rest[open + ticks..];
-        match after.find(&"`".repeat(ticks)) {
-            Some(close) => rest = &after[close + ticks..],
-            None => {
-                out.push_str(&rest[open..]);
-                rest = "";
-            }
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
 /// Whether a link target is a URL (`https:`, `mailto:`), not a path.
 fn has_scheme(target: &str) -> bool {
     target.split_once(':').is_some_and(|(scheme, _)| {
@@ -356,7 +346,7 @@ pub fn anchors(text: &str) -> Vec<String> {
 /// `_` and spaces dropped, spaces made `-`. "Cluster mode without Docker: `--cluster kwok`"
 /// is `cluster-mode-without-docker---cluster-kwok`.
 pub fn slug(heading: &str) -> String {
-    let text = without_code(heading);
+    let text = without_code(heading, CodeSpans::Text);
     // `[text](target)` renders as its text.
     let mut rendered = String::new();
     let mut rest = text.as_str();

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use xshell::Shell;
 
-use super::prepared::Prepared;
+use super::prepared::{self, Prepared};
 use super::{Binaries, KwokCluster};
 use crate::cluster::lifetime::Provider;
 use crate::interrupt::Interrupt;
@@ -177,19 +177,7 @@ fn commands(
             .collect()
     };
     let reuse = prepared.map_or_else(
-        || {
-            [
-                "cargo",
-                "xtask",
-                "e2e",
-                "--cluster",
-                "kwok",
-                "--reuse",
-                name,
-            ]
-            .map(str::to_owned)
-            .into()
-        },
+        || prepared::plain_reuse_command(name),
         |p| p.reuse_command(name),
     );
     vec![

@@ -74,17 +74,7 @@ impl Prepared {
     /// The command line that runs the suite again on the cluster `name` as it is prepared:
     /// only the flags whose defaults differ from the preparation.
     pub fn reuse_command(&self, name: &str) -> Vec<String> {
-        let mut argv: Vec<String> = [
-            "cargo",
-            "xtask",
-            "e2e",
-            "--cluster",
-            "kwok",
-            "--reuse",
-            name,
-        ]
-        .map(str::to_owned)
-        .into();
+        let mut argv = plain_reuse_command(name);
         if self.istiod != IstiodMode::Real {
             argv.extend(["--istiod".to_owned(), self.istiod.name().to_owned()]);
         }
@@ -118,6 +108,22 @@ pub fn check_reuse(
             wanted.describe(),
         ))),
     }
+}
+
+/// The command line that runs the suite again on the cluster `name` with every default
+/// (what a cluster of unrecorded preparation is offered).
+pub fn plain_reuse_command(name: &str) -> Vec<String> {
+    [
+        "cargo",
+        "xtask",
+        "e2e",
+        "--cluster",
+        "kwok",
+        "--reuse",
+        name,
+    ]
+    .map(str::to_owned)
+    .into()
 }
 
 #[cfg(test)]
