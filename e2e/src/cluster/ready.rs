@@ -161,6 +161,38 @@ pub fn rollout_pending(d: &Deployment) -> Option<String> {
     }
 }
 
+/// Waits, within `patience`, until the object `name` of `namespace` that `api` reaches meets
+/// `condition`, and returns it as last seen. A wait that runs out is `what` timing out, with
+/// the object as `describe` tells it from a last read (gone, or the read's error included).
+pub async fn await_named<K, C>(
+    api: &Api<K>,
+    (namespace, name): (&str, &str),
+    condition: C,
+    patience: Duration,
+    what: &'static str,
+    describe: impl FnOnce(Result<Option<K>, kube::Error>) -> String,
+) -> Result<Option<K>, ReadyError>
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+    C: Condition<K>,
+{
+    match tokio::time::timeout(patience, await_condition(api.clone(), name, condition)).await {
+        Ok(Ok(object)) => Ok(object),
+        Ok(Err(source)) => Err(ReadyError::Watch {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            source,
+        }),
+        Err(_) => Err(ReadyError::TimedOut {
+            what,
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            waited: patience,
+            last_seen: describe(api.get_opt(name).await),
+        }),
+    }
+}
+
 /// Waits until a Deployment has rolled out completely (see [`is_rolled_out`]); fails at once
 /// when its rollout has failed (see [`rollout_failed`]).
 pub async fn deployment_complete(
@@ -170,32 +202,22 @@ pub async fn deployment_complete(
     patience: Duration,
 ) -> Result<(), ReadyError> {
     let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
-    let waited = tokio::time::timeout(
+    let d = await_named(
+        &api,
+        (namespace, name),
+        is_rolled_out_or_failed(),
         patience,
-        await_condition(api.clone(), name, is_rolled_out_or_failed()),
+        "Deployment to complete",
+        |seen| describe_deployment(seen.ok().flatten().as_ref()),
     )
-    .await;
-    match waited {
-        Ok(Ok(d)) => match d.as_ref().and_then(rollout_failed) {
-            Some(message) => Err(ReadyError::ProgressDeadlineExceeded {
-                namespace: namespace.to_owned(),
-                name: name.to_owned(),
-                last_seen: format!("{message}; {}", describe_deployment(d.as_ref())),
-            }),
-            None => Ok(()),
-        },
-        Ok(Err(source)) => Err(ReadyError::Watch {
+    .await?;
+    match d.as_ref().and_then(rollout_failed) {
+        Some(message) => Err(ReadyError::ProgressDeadlineExceeded {
             namespace: namespace.to_owned(),
             name: name.to_owned(),
-            source,
+            last_seen: format!("{message}; {}", describe_deployment(d.as_ref())),
         }),
-        Err(_) => Err(ReadyError::TimedOut {
-            what: "Deployment to complete",
-            namespace: namespace.to_owned(),
-            name: name.to_owned(),
-            waited: patience,
-            last_seen: describe_deployment(api.get_opt(name).await.ok().flatten().as_ref()),
-        }),
+        None => Ok(()),
     }
 }
 
@@ -208,44 +230,34 @@ pub async fn crd_established(
     patience: Duration,
 ) -> Result<(), ReadyError> {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let waited = tokio::time::timeout(
+    await_named(
+        &api,
+        ("", name),
+        conditions::is_crd_established(),
         patience,
-        await_condition(api.clone(), name, conditions::is_crd_established()),
+        "CustomResourceDefinition to be Established",
+        |seen| match seen {
+            Ok(Some(crd)) => crd
+                .status
+                .and_then(|s| s.conditions)
+                .unwrap_or_default()
+                .iter()
+                .map(|c| {
+                    format!(
+                        "{}={} ({})",
+                        c.type_,
+                        c.status,
+                        c.reason.as_deref().unwrap_or("")
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+            Ok(None) => "no such CustomResourceDefinition".into(),
+            Err(e) => e.to_string(),
+        },
     )
-    .await;
-    match waited {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(source)) => Err(ReadyError::Watch {
-            namespace: String::new(),
-            name: name.to_owned(),
-            source,
-        }),
-        Err(_) => Err(ReadyError::TimedOut {
-            what: "CustomResourceDefinition to be Established",
-            namespace: String::new(),
-            name: name.to_owned(),
-            waited: patience,
-            last_seen: match api.get_opt(name).await {
-                Ok(Some(crd)) => crd
-                    .status
-                    .and_then(|s| s.conditions)
-                    .unwrap_or_default()
-                    .iter()
-                    .map(|c| {
-                        format!(
-                            "{}={} ({})",
-                            c.type_,
-                            c.status,
-                            c.reason.as_deref().unwrap_or("")
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                Ok(None) => "no such CustomResourceDefinition".into(),
-                Err(e) => e.to_string(),
-            },
-        }),
-    }
+    .await
+    .map(drop)
 }
 
 /// Waits until every pod of the namespace has a ready sidecar.
@@ -269,30 +281,15 @@ pub async fn sidecars_ready(
         .filter(|p| p.metadata.deletion_timestamp.is_none())
     {
         let name = pod.metadata.name.clone().unwrap_or_default();
-        let waited = tokio::time::timeout(
+        await_named(
+            &api,
+            (namespace, &name),
+            is_sidecar_ready(),
             patience,
-            await_condition(api.clone(), &name, is_sidecar_ready()),
+            "the pod's istio-proxy sidecar to be ready",
+            |seen| describe_pod(seen.ok().flatten().as_ref()),
         )
-        .await;
-        match waited {
-            Ok(Ok(_)) => {}
-            Ok(Err(source)) => {
-                return Err(ReadyError::Watch {
-                    namespace: namespace.to_owned(),
-                    name,
-                    source,
-                });
-            }
-            Err(_) => {
-                return Err(ReadyError::TimedOut {
-                    what: "the pod's istio-proxy sidecar to be ready",
-                    namespace: namespace.to_owned(),
-                    last_seen: describe_pod(api.get_opt(&name).await.ok().flatten().as_ref()),
-                    name,
-                    waited: patience,
-                });
-            }
-        }
+        .await?;
     }
     Ok(())
 }

@@ -11,11 +11,11 @@
 use std::time::Duration;
 
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
-use kube::runtime::wait::{Condition, await_condition};
+use kube::runtime::wait::Condition;
 use kube::{Api, Client};
 use serde_json::Value;
 
-use super::ready::ReadyError;
+use super::ready::{ReadyError, await_named};
 
 /// The controller name istiod writes its route status under.
 pub const ISTIO_CONTROLLER: &str = "istio.io/gateway-controller";
@@ -119,35 +119,20 @@ pub async fn http_routes_accepted(
     let deadline = tokio::time::Instant::now() + patience;
     for name in names {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let waited = tokio::time::timeout(
+        await_named(
+            &api,
+            (namespace, name),
+            is_route_accepted(),
             left,
-            await_condition(api.clone(), name, is_route_accepted()),
+            "HTTPRoute to be Accepted with its references resolved",
+            |seen| match seen {
+                Ok(Some(route)) => route_status_problem(&route)
+                    .unwrap_or_else(|| "accepted, as the wait ran out".to_owned()),
+                Ok(None) => "no such HTTPRoute".to_owned(),
+                Err(e) => e.to_string(),
+            },
         )
-        .await;
-        match waited {
-            Ok(Ok(_)) => {}
-            Ok(Err(source)) => {
-                return Err(ReadyError::Watch {
-                    namespace: namespace.to_owned(),
-                    name: name.clone(),
-                    source,
-                });
-            }
-            Err(_) => {
-                return Err(ReadyError::TimedOut {
-                    what: "HTTPRoute to be Accepted with its references resolved",
-                    namespace: namespace.to_owned(),
-                    name: name.clone(),
-                    waited: patience,
-                    last_seen: match api.get_opt(name).await {
-                        Ok(Some(route)) => route_status_problem(&route)
-                            .unwrap_or_else(|| "accepted, as the wait ran out".to_owned()),
-                        Ok(None) => "no such HTTPRoute".to_owned(),
-                        Err(e) => e.to_string(),
-                    },
-                });
-            }
-        }
+        .await?;
     }
     Ok(())
 }
